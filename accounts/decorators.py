@@ -1,0 +1,53 @@
+"""Tenant scoping in one place: the organization always comes from the logged-in user."""
+
+from collections.abc import Callable
+from functools import wraps
+
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpResponse
+from django.shortcuts import render
+
+from accounts.models import Membership
+
+
+def _membership(request) -> Membership | None:
+    return Membership.objects.select_related("organization").filter(user=request.user).first()
+
+
+def org_admin_required(view: Callable) -> Callable:
+    """Anonymous → login; not an admin of an organization → 403; inactive org → closed page.
+
+    Sets `request.org` and `request.membership`; views must look objects up through
+    `request.org` so another organization's ids answer 404.
+    """
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs) -> HttpResponse:
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        membership = _membership(request)
+        if membership is None or not membership.is_admin:
+            return render(request, "403.html", status=403)
+        if not membership.organization.is_active:
+            return render(
+                request, "accounts/org_closed.html", {"org": membership.organization}, status=403
+            )
+        request.membership = membership
+        request.org = membership.organization
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def member_required(view: Callable) -> Callable:
+    """Logged-in user; sets `request.membership` (None when not in an organization)."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs) -> HttpResponse:
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        request.membership = _membership(request)
+        request.org = request.membership.organization if request.membership else None
+        return view(request, *args, **kwargs)
+
+    return wrapper

@@ -1,0 +1,191 @@
+"""Users, organizations (enterprise accounts) and memberships."""
+
+from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.contrib.auth.models import PermissionsMixin
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from asksage_admin.lib.amounts import MAX_TOKENS
+
+
+class UserManager(BaseUserManager):
+    use_in_migrations = True
+
+    def get_by_natural_key(self, username):
+        return self.get(email__iexact=username)
+
+    def create_user(self, email, password=None, **extra):
+        if not email:
+            raise ValueError("An email address is required.")
+        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, email, password=None, **extra):
+        extra.setdefault("is_staff", True)
+        extra.setdefault("is_superuser", True)
+        extra.setdefault("terms_accepted_at", timezone.now())
+        return self.create_user(email, password, **extra)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """A person. Logs in by email; never deleted, only disabled (unpaid or banned)."""
+
+    email = models.EmailField(max_length=254)
+    name = models.CharField(max_length=150)
+    terms_accepted_at = models.DateTimeField(null=True, blank=True)
+    is_paid = models.BooleanField(
+        "paid", default=True, help_text="Unpaid users can log in but have no paid features."
+    )
+    is_banned = models.BooleanField(
+        "banned", default=False, help_text="Banned users cannot log in at all."
+    )
+    is_staff = models.BooleanField(
+        "sales staff", default=False, help_text="Can use the sales admin at /staff/."
+    )
+    is_active = models.BooleanField(default=True)
+    date_joined = models.DateTimeField(default=timezone.now)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS = ["name"]
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(Lower("email"), name="user_email_ci_unique"),
+        ]
+        indexes = [models.Index(fields=["name"], name="user_name_idx")]
+
+    def __str__(self) -> str:
+        return self.email
+
+    def save(self, *args, **kwargs):
+        self.email = self.email.strip().lower()
+        super().save(*args, **kwargs)
+
+    def get_full_name(self) -> str:
+        return self.name or self.email
+
+    def get_short_name(self) -> str:
+        return self.name.split(" ")[0] if self.name else self.email
+
+
+def platform_min_inference() -> int:
+    return settings.PLATFORM_MIN_INFERENCE_TOKENS
+
+
+def platform_min_embedding() -> int:
+    return settings.PLATFORM_MIN_EMBEDDING_TOKENS
+
+
+class Organization(models.Model):
+    """An enterprise account: buys monthly token pools and hands them to its members."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        ACTIVE = "active", "Active"
+        SUSPENDED = "suspended", "Suspended"
+
+    name = models.CharField(max_length=200, unique=True)
+    slug = models.SlugField(max_length=200, unique=True)
+    billing_address = models.TextField()
+    status = models.CharField(max_length=10, choices=Status, default=Status.PENDING)
+    created_at = models.DateTimeField(default=timezone.now)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    suspended_at = models.DateTimeField(null=True, blank=True)
+    admin_notes = models.TextField(blank=True)
+    min_inference_tokens = models.BigIntegerField(
+        default=platform_min_inference,
+        help_text="Floor for every member's Max Inference Tokens (never below the platform's).",
+    )
+    min_embedding_tokens = models.BigIntegerField(
+        default=platform_min_embedding,
+        help_text="Floor for every member's Max Embedding Tokens.",
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=["pending", "active", "suspended"]),
+                name="org_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(
+                    min_inference_tokens__gte=0, min_inference_tokens__lte=MAX_TOKENS
+                )
+                & models.Q(min_embedding_tokens__gte=0, min_embedding_tokens__lte=MAX_TOKENS),
+                name="org_floors_in_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == self.Status.ACTIVE
+
+    def floor(self, kind: str) -> int:
+        return self.min_inference_tokens if kind == "inference" else self.min_embedding_tokens
+
+
+class Membership(models.Model):
+    """A user's place in one organization, with their monthly token allocation."""
+
+    class Role(models.TextChoices):
+        ADMIN = "admin", "Admin"
+        MEMBER = "member", "Member"
+
+    user = models.OneToOneField(User, on_delete=models.PROTECT, related_name="membership")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="memberships"
+    )
+    role = models.CharField(max_length=10, choices=Role, default=Role.MEMBER)
+    max_inference_tokens = models.BigIntegerField(
+        default=0, help_text="Monthly limit of inference tokens (prompts and completions)."
+    )
+    max_embedding_tokens = models.BigIntegerField(
+        default=0,
+        help_text="Monthly limit of embedding tokens (training datasets, ingested documents).",
+    )
+    joined_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(role__in=["admin", "member"]), name="membership_role_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(
+                    max_inference_tokens__gte=0, max_inference_tokens__lte=MAX_TOKENS
+                ),
+                name="membership_max_inference_in_range",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(
+                    max_embedding_tokens__gte=0, max_embedding_tokens__lte=MAX_TOKENS
+                ),
+                name="membership_max_embedding_in_range",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["organization", "role"], name="membership_org_role_idx"),
+            models.Index(
+                fields=["organization", "max_inference_tokens"], name="membership_org_maxinf_idx"
+            ),
+            models.Index(
+                fields=["organization", "max_embedding_tokens"], name="membership_org_maxemb_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.organization} ({self.role})"
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == self.Role.ADMIN

@@ -1,0 +1,13 @@
+from django.contrib import admin
+from django.urls import include, path
+
+admin.site.site_header = "Enterprise Accounts — Sales Admin"
+admin.site.site_title = "Sales Admin"
+admin.site.index_title = "Provision and manage enterprise accounts"
+
+urlpatterns = [
+    path("staff/", admin.site.urls),
+    path("panel/", include("tokens.urls")),
+    path("panel/", include("analytics.urls")),
+    path("", include("accounts.urls")),
+]

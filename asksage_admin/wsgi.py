@@ -1,0 +1,8 @@
+"""WSGI entry point: `gunicorn asksage_admin.wsgi`."""
+
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "asksage_admin.settings")
+application = get_wsgi_application()

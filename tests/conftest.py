@@ -1,0 +1,77 @@
+"""The cast: alice (admin of org A), bob (member of org A), carol (admin of org B), sam (sales)."""
+
+import os
+
+import pytest
+
+from tests.factories import (
+    PASSWORD,
+    MembershipFactory,
+    OrganizationFactory,
+    PurchaseFactory,
+    UserFactory,
+)
+
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture
+def org_a(db):
+    org = OrganizationFactory(name="Acme Agency", slug="acme-agency")
+    PurchaseFactory(organization=org, kind="inference", tokens_per_month=4_000_000)
+    PurchaseFactory(organization=org, kind="embedding", tokens_per_month=2_000_000)
+    return org
+
+
+@pytest.fixture
+def org_b(db):
+    org = OrganizationFactory(name="Bureau of Birds", slug="bureau-of-birds")
+    PurchaseFactory(organization=org, kind="inference", tokens_per_month=2_000_000)
+    return org
+
+
+@pytest.fixture
+def alice(org_a):
+    return MembershipFactory(
+        user__email="alice@example.com", user__name="Alice Admin", organization=org_a, role="admin"
+    ).user
+
+
+@pytest.fixture
+def bob(org_a):
+    return MembershipFactory(
+        user__email="bob@example.com", user__name="Bob Member", organization=org_a
+    ).user
+
+
+@pytest.fixture
+def carol(org_b):
+    return MembershipFactory(
+        user__email="carol@example.com",
+        user__name="Carol Outsider",
+        organization=org_b,
+        role="admin",
+    ).user
+
+
+@pytest.fixture
+def dave(org_b):
+    return MembershipFactory(
+        user__email="dave@example.com", user__name="Dave Birdwatcher", organization=org_b
+    ).user
+
+
+@pytest.fixture
+def sam(db):
+    return UserFactory(email="sam@example.com", name="Sam Sales", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def password():
+    return PASSWORD
+
+
+@pytest.fixture
+def alice_client(client, alice):
+    client.force_login(alice)
+    return client

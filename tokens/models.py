@@ -1,0 +1,202 @@
+"""Token purchases (monthly pools), usage per month, usage events and pending edits."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models.functions import Mod
+from django.db.models.lookups import Exact
+from django.utils import timezone
+
+from accounts.models import Organization
+from asksage_admin.lib.amounts import MAX_TOKENS
+
+BLOCK = 2_000_000
+
+
+class TokenKind(models.TextChoices):
+    INFERENCE = "inference", "Inference"
+    EMBEDDING = "embedding", "Embedding"
+
+
+# The editable allocation columns of a membership, and the kind each one limits.
+MAX_COLUMNS = {
+    "max_inference_tokens": TokenKind.INFERENCE,
+    "max_embedding_tokens": TokenKind.EMBEDDING,
+}
+COLUMN_LABELS = {
+    "max_inference_tokens": "Max Inference Tokens",
+    "max_embedding_tokens": "Max Embedding Tokens",
+}
+KIND_HELP = {
+    TokenKind.INFERENCE: (
+        "Inference tokens: prompts sent to models and the completions they return."
+    ),
+    TokenKind.EMBEDDING: (
+        "Embedding tokens (formerly “train tokens”): used to build training datasets "
+        "and ingest documents."
+    ),
+}
+
+
+def column_for_kind(kind: str) -> str:
+    return f"max_{kind}_tokens"
+
+
+class Purchase(models.Model):
+    """A confirmed payment for a monthly pool of one kind, from start month to end month."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="purchases"
+    )
+    kind = models.CharField(max_length=10, choices=TokenKind)
+    tokens_per_month = models.BigIntegerField(help_text="In blocks of 2,000,000 tokens.")
+    start_month = models.DateField(help_text="First day of the first month it covers.")
+    end_month = models.DateField(
+        null=True, blank=True, help_text="First day of the last month it covers; empty: ongoing."
+    )
+    payment_reference = models.CharField(max_length=100, blank=True)
+    note = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(kind__in=["inference", "embedding"]), name="purchase_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(tokens_per_month__gt=0, tokens_per_month__lte=MAX_TOKENS),
+                name="purchase_tokens_positive",
+            ),
+            models.CheckConstraint(
+                condition=Exact(Mod("tokens_per_month", BLOCK), 0),
+                name="purchase_tokens_in_2m_blocks",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(end_month__isnull=True)
+                | models.Q(end_month__gte=models.F("start_month")),
+                name="purchase_end_after_start",
+            ),
+        ]
+        indexes = [models.Index(fields=["organization", "kind", "start_month"])]
+
+    def __str__(self) -> str:
+        return f"{self.tokens_per_month:,} {self.kind}/month from {self.start_month:%Y-%m}"
+
+
+class MonthlyUsage(models.Model):
+    """Tokens one user consumed of one kind in one UTC month: a new month starts at zero."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="monthly_usage"
+    )
+    kind = models.CharField(max_length=10, choices=TokenKind)
+    month = models.DateField()
+    used = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "kind", "month"], name="usage_one_row_per_month"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(used__gte=0, used__lte=MAX_TOKENS), name="usage_used_in_range"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(kind__in=["inference", "embedding"]), name="usage_kind_valid"
+            ),
+        ]
+        indexes = [models.Index(fields=["organization", "kind", "month"])]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.kind} {self.month:%Y-%m}: {self.used:,}"
+
+
+class UsageEvent(models.Model):
+    """One recorded consumption reported by the gateway."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=10, choices=TokenKind)
+    tokens = models.BigIntegerField()
+    model = models.CharField(max_length=100)
+    created_at = models.DateTimeField(default=timezone.now)
+    idempotency_key = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(tokens__gt=0, tokens__lte=MAX_TOKENS),
+                name="event_tokens_positive",
+            ),
+            models.UniqueConstraint(
+                fields=["organization", "idempotency_key"],
+                condition=~models.Q(idempotency_key=""),
+                name="event_idempotency_unique",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["organization", "created_at"]),
+            models.Index(fields=["user", "created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tokens:,} {self.kind} tokens on {self.model}"
+
+
+class PendingEdit(models.Model):
+    """An admin's unsaved change to one allocation cell, kept on the server until saved.
+
+    `old_value` is the value the admin edited from: saving refuses the cell if someone else
+    changed it since.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    admin = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="pending_edits"
+    )
+    target = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    column = models.CharField(max_length=30, choices=list(COLUMN_LABELS.items()))
+    old_value = models.BigIntegerField()
+    new_value = models.BigIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["admin", "column", "target"], name="pending_edit_one_per_cell"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(new_value__gte=0, new_value__lte=MAX_TOKENS)
+                & models.Q(old_value__gte=0, old_value__lte=MAX_TOKENS),
+                name="pending_edit_values_in_range",
+            ),
+        ]
+        indexes = [models.Index(fields=["admin", "organization", "column"])]
+
+    def __str__(self) -> str:
+        return f"{self.column} of user {self.target_id}: {self.old_value:,} → {self.new_value:,}"
+
+
+class AllocationBatch(models.Model):
+    """A saved set of allocation changes to one column; its audit rows carry its id."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+"
+    )
+    column = models.CharField(max_length=30)
+    source = models.CharField(max_length=30, default="table")  # table, undo, distribution…
+    changes = models.JSONField(default=list)  # [{"user": id, "old": n, "new": n}, …]
+    undoes = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="undone_by"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"batch {self.id} ({self.column}, {len(self.changes)} changes)"
