@@ -163,6 +163,7 @@ class PendingEdit(models.Model):
     column = models.CharField(max_length=30, choices=list(COLUMN_LABELS.items()))
     old_value = models.BigIntegerField()
     new_value = models.BigIntegerField()
+    error = models.CharField(max_length=300, blank=True, help_text="Why the last save refused it.")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

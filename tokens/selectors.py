@@ -3,11 +3,33 @@
 import datetime as dt
 from dataclasses import dataclass
 
-from django.db.models import Q, Sum
+from django.db.models import (
+    BigIntegerField,
+    Case,
+    Count,
+    F,
+    FilteredRelation,
+    Max,
+    OuterRef,
+    Q,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce
 
-from accounts.models import Membership, Organization
-from asksage_admin.lib.months import current_month
-from tokens.models import MAX_COLUMNS, MonthlyUsage, Purchase, TokenKind, column_for_kind
+from accounts.models import Membership, Organization, User
+from asksage_admin.lib.months import current_month, previous_month
+from tokens.models import (
+    COLUMN_LABELS,
+    MAX_COLUMNS,
+    MonthlyUsage,
+    PendingEdit,
+    Purchase,
+    TokenKind,
+    column_for_kind,
+)
 
 
 def active_purchases(org: Organization, month: dt.date):
@@ -90,3 +112,101 @@ def pool_statuses(
         )
         for kind in TokenKind.values
     ]
+
+
+def user_table_rows(org: Organization):
+    """The organization's users with this and last month's usage and their lifetime total.
+
+    Month columns are LEFT JOINs on MonthlyUsage's unique (user, kind, month) index, so a
+    page costs one query whatever the sort, and sorting stays a single indexed plan.
+    """
+    cur, prev = current_month(), previous_month()
+
+    def usage(kind: str, month: dt.date) -> FilteredRelation:
+        return FilteredRelation(
+            "monthly_usage",
+            condition=Q(monthly_usage__kind=kind, monthly_usage__month=month),
+        )
+
+    total = (
+        MonthlyUsage.objects.filter(user=OuterRef("pk"))
+        .order_by()
+        .values("user")
+        .annotate(total=Sum("used"))
+        .values("total")
+    )
+    return (
+        User.objects.filter(membership__organization=org)
+        .select_related("membership")
+        .annotate(
+            u_inf=usage("inference", cur),
+            u_inf_prev=usage("inference", prev),
+            u_emb=usage("embedding", cur),
+        )
+        .annotate(
+            inf_used=Coalesce(F("u_inf__used"), Value(0)),
+            inf_prev=Coalesce(F("u_inf_prev__used"), Value(0)),
+            emb_used=Coalesce(F("u_emb__used"), Value(0)),
+            total_used=Coalesce(Subquery(total), Value(0)),
+        )
+    )
+
+
+def pending_edits_for(admin, org: Organization, user_ids: list[int]) -> dict:
+    """The admin's pending edits on the given rows, keyed by (user id, column)."""
+    edits = PendingEdit.objects.filter(admin=admin, organization=org, target_id__in=user_ids)
+    return {(e.target_id, e.column): e for e in edits}
+
+
+@dataclass(frozen=True)
+class PendingColumn:
+    column: str
+    label: str
+    count: int
+    errors: int
+    signature: str
+
+
+def batch_signature(count: int, last_id: int | None, last_change) -> str:
+    """A fingerprint of a pending batch: a save posts the one its button was shown with.
+
+    Any edit, addition or removal changes it, so a replayed or stale Save (a double click,
+    an old tab) cannot save a different set than the admin saw.
+    """
+    stamp = last_change.isoformat() if last_change else "-"
+    return f"{count}.{last_id or 0}.{stamp}"
+
+
+def pending_summary(admin, org: Organization) -> tuple[list[PendingColumn], dict[str, int]]:
+    """Per column: how many pending edits (and failed ones); per kind: what saving would add.
+
+    One query whatever the number of pending edits.
+    """
+    current = Case(
+        *[When(column=column, then=F(f"target__membership__{column}")) for column in MAX_COLUMNS],
+        output_field=BigIntegerField(),
+    )
+    rows = (
+        PendingEdit.objects.filter(admin=admin, organization=org)
+        .values("column")
+        .annotate(
+            count=Count("id"),
+            errors=Count("id", filter=~Q(error="")),
+            delta=Sum(F("new_value") - Coalesce(current, F("old_value"))),
+            last_id=Max("id"),
+            last_change=Max("created_at"),
+        )
+        .order_by("column")
+    )
+    by_column = {row["column"]: row for row in rows}
+    columns, delta = [], {}
+    for column, kind in MAX_COLUMNS.items():
+        row = by_column.get(column)
+        if not row:
+            continue
+        delta[kind] = row["delta"] or 0
+        signature = batch_signature(row["count"], row["last_id"], row["last_change"])
+        columns.append(
+            PendingColumn(column, COLUMN_LABELS[column], row["count"], row["errors"], signature)
+        )
+    return columns, delta

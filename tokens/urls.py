@@ -8,6 +8,13 @@ app_name = "tokens"
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="tokens:users"), name="panel"),
     path("users/", views.user_table, name="users"),
+    path("users/bulk/", views.bulk_edit, name="bulk"),
+    path("users/<int:user_id>/cells/<str:column>/", views.max_cell, name="cell"),
+    path("users/<int:user_id>/cells/<str:column>/edit/", views.max_cell_edit, name="cell_edit"),
+    path("users/<int:user_id>/flags/<str:flag>/", views.user_flag, name="user_flag"),
+    path("users/batches/<uuid:batch_id>/undo/", views.batch_undo, name="batch_undo"),
+    path("users/batches/<str:column>/save/", views.batch_save, name="batch_save"),
+    path("users/batches/<str:column>/discard/", views.batch_discard, name="batch_discard"),
     path("distribution/", views.distribution, name="distribution"),
     path("requests/", views.requests, name="requests"),
 ]

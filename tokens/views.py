@@ -1,15 +1,313 @@
-"""Management pages of the Admin Panel."""
+"""Management pages of the Admin Panel: User Management, Token Distribution, Token Requests."""
 
-from django.http import HttpResponse
-from django.shortcuts import render
+import uuid
 
+from django.contrib import messages
+from django.http import HttpResponse, HttpResponseBadRequest
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import trigger_client_event
+from django_tables2 import RequestConfig
+
+from accounts import services as account_services
 from accounts.decorators import org_admin_required
 from accounts.http import PanelRequest
+from accounts.models import Membership
+from asksage_admin.lib.errors import DomainError
+from tokens import selectors, services
+from tokens.filters import UserTableFilter
+from tokens.models import COLUMN_LABELS, MAX_COLUMNS, AllocationBatch
+from tokens.tables import UserTable, max_cell_context
+
+PAGE = "tokens/users.html"
 
 
+def client_ip(request) -> str | None:
+    return request.META.get("REMOTE_ADDR")
+
+
+def _membership(request: PanelRequest, user_id: int) -> Membership:
+    """The org's member with this user id, or 404: another organization's ids never resolve."""
+    return get_object_or_404(
+        Membership.objects.select_related("user", "organization"),
+        organization=request.org,
+        user_id=user_id,
+    )
+
+
+def _workspace(request: PanelRequest, **extra) -> dict:
+    """Pool summary and save bar: what every allocation response refreshes."""
+    pending_columns, delta = selectors.pending_summary(request.user, request.org)
+    context = {
+        "pools": selectors.pool_statuses(request.org, pending_delta=delta),
+        "pending_columns": pending_columns,
+        "column_labels": COLUMN_LABELS,
+    }
+    context.update(extra)
+    return context
+
+
+def _table(request: PanelRequest) -> tuple[UserTable, UserTableFilter]:
+    filterset = UserTableFilter(request.GET, queryset=selectors.user_table_rows(request.org))
+    rows = filterset.qs if filterset.is_valid() else filterset.queryset.none()
+    table = UserTable(rows, request=request, order_by=("name",))
+    RequestConfig(request, paginate={"per_page": 50}).configure(table)
+    page_rows = list(table.page.object_list.data) if table.page else []
+    table.pending = selectors.pending_edits_for(
+        request.user, request.org, [row.pk for row in page_rows]
+    )
+    return table, filterset
+
+
+@require_GET
 @org_admin_required
 def user_table(request: PanelRequest) -> HttpResponse:
-    return render(request, "tokens/users.html", {"active": "users"})
+    """The user table; sorting, filtering and paging swap only `#user-table` under htmx."""
+    table, filterset = _table(request)
+    context = _workspace(
+        request, table=table, filter=filterset, active="users", total=table.paginator.count
+    )
+    if request.htmx and not request.htmx.history_restore_request:
+        return render(request, f"{PAGE}#user-table", context)
+    last = request.session.pop("last_batch", None)
+    if last:
+        context["last_batch"] = AllocationBatch.objects.filter(
+            organization=request.org, pk=last
+        ).first()
+    return render(request, PAGE, context)
+
+
+def _cell_response(
+    request, membership, column, *, editing=False, error=None, value=None, status=200
+):
+    context = max_cell_context(
+        membership.user,
+        column,
+        selectors.pending_edits_for(request.user, request.org, [membership.user_id]).get(
+            (membership.user_id, column)
+        ),
+    )
+    context.update(editing=editing, error=error, typed=value, request=request)
+    if editing:
+        return render(request, f"{PAGE}#max-editor", context, status=status)
+    html = render_to_string(f"{PAGE}#max-cell", context, request=request)
+    html += render_to_string(f"{PAGE}#workspace-oob", _workspace(request), request=request)
+    return HttpResponse(html, status=status)
+
+
+def _column_or_400(column: str) -> HttpResponse | None:
+    if column not in MAX_COLUMNS:
+        return HttpResponseBadRequest(f"“{column[:40]}” is not an editable column.")
+    return None
+
+
+@require_http_methods(["GET", "POST"])
+@org_admin_required
+def max_cell(request: PanelRequest, user_id: int, column: str) -> HttpResponse:
+    """GET: the cell as it stands (Escape). POST: confirm a typed value into a pending edit."""
+    if bad := _column_or_400(column):
+        return bad
+    membership = _membership(request, user_id)
+    if request.method == "GET":
+        return _cell_response(request, membership, column)
+    raw = request.POST.get("value", "")
+    seen = request.POST.get("seen", "")
+    try:
+        edit = services.pending_edit_set(
+            admin=request.user,
+            org=request.org,
+            membership=membership,
+            column=column,
+            raw_value=raw,
+            seen_value=int(seen) if seen.isdigit() else None,
+        )
+    except DomainError as exc:
+        # 422 is swapped by our htmx config: the error shows at the cell, still editing.
+        return _cell_response(
+            request,
+            membership,
+            column,
+            editing=True,
+            error=" ".join(exc.messages),
+            value=raw,
+            status=422,
+        )
+    response = _cell_response(request, membership, column)
+    label = COLUMN_LABELS[column]
+    who = membership.user.get_full_name()
+    if edit:
+        text = f"{label} for {who}: {edit.new_value:,} pending (was {edit.old_value:,})."
+    else:
+        text = f"{label} for {who} is unchanged."
+    return trigger_client_event(response, "announce", {"text": text})
+
+
+@require_GET
+@org_admin_required
+def max_cell_edit(request: PanelRequest, user_id: int, column: str) -> HttpResponse:
+    if bad := _column_or_400(column):
+        return bad
+    return _cell_response(request, _membership(request, user_id), column, editing=True)
+
+
+@require_POST
+@org_admin_required
+def batch_save(request: PanelRequest, column: str) -> HttpResponse:
+    if bad := _column_or_400(column):
+        return bad
+    try:
+        result = services.allocation_batch_save(
+            admin=request.user,
+            org=request.org,
+            column=column,
+            signature=request.POST.get("signature"),
+            ip=client_ip(request),
+        )
+    except services.BatchRejected as exc:
+        return _after_batch(request, error=exc.messages[0])
+    except DomainError as exc:
+        return _after_batch(request, error=" ".join(exc.messages))
+    return _after_batch(request, batch=result.batch, changes=result.changes)
+
+
+@require_POST
+@org_admin_required
+def batch_discard(request: PanelRequest, column: str) -> HttpResponse:
+    if bad := _column_or_400(column):
+        return bad
+    count = services.pending_batch_discard(admin=request.user, org=request.org, column=column)
+    return _after_batch(
+        request,
+        info=f"Discarded {count} pending change{'s' * (count != 1)} to {COLUMN_LABELS[column]}.",
+    )
+
+
+@require_POST
+@org_admin_required
+def batch_undo(request: PanelRequest, batch_id: uuid.UUID) -> HttpResponse:
+    try:
+        result = services.allocation_batch_undo(
+            admin=request.user, org=request.org, batch_id=batch_id, ip=client_ip(request)
+        )
+    except DomainError as exc:
+        return _after_batch(request, error=" ".join(exc.messages))
+    n = len(result.changes)
+    return _after_batch(
+        request,
+        info=f"Undone: {n} cell{'s' * (n != 1)} of {COLUMN_LABELS[result.batch.column]} restored.",
+    )
+
+
+@require_POST
+@org_admin_required
+def bulk_edit(request: PanelRequest) -> HttpResponse:
+    """Selected rows (or every row matching the current filters) → pending edits."""
+    column = request.POST.get("column", "")
+    if request.POST.get("all_matching"):
+        from django.http import QueryDict
+
+        filterset = UserTableFilter(
+            QueryDict(request.POST.get("query", "")),
+            queryset=selectors.user_table_rows(request.org),
+        )
+        if not filterset.is_valid():
+            return _after_batch(request, error="The filters of that selection are not valid.")
+        user_ids = filterset.qs.values("pk")
+    else:
+        ids = request.POST.getlist("users")
+        if not ids or not all(i.isdigit() for i in ids):
+            return _after_batch(request, error="Select at least one user first.")
+        user_ids = [int(i) for i in ids]
+    memberships = Membership.objects.filter(organization=request.org, user_id__in=user_ids)
+    try:
+        count = services.pending_bulk_create(
+            admin=request.user,
+            org=request.org,
+            memberships=memberships,
+            column=column,
+            mode=request.POST.get("mode", ""),
+            raw_amount=request.POST.get("amount", ""),
+        )
+    except DomainError as exc:
+        return _after_batch(request, error=" ".join(exc.messages))
+    label = COLUMN_LABELS[column]
+    return _after_batch(
+        request, info=f"{count} pending change{'s' * (count != 1)} to {label}: review and save."
+    )
+
+
+def _after_batch(
+    request: PanelRequest, *, batch=None, changes=(), error=None, info=None
+) -> HttpResponse:
+    """Answer a batch action: the save bar (and pool summary) under htmx, else redirect."""
+    if not request.htmx:
+        if error:
+            messages.error(request, error)
+        elif info:
+            messages.success(request, info)
+        elif batch:
+            messages.success(request, _saved_text(batch, changes))
+            request.session["last_batch"] = str(batch.id)
+        return redirect(request.POST.get("next") or "tokens:users")
+    context = _workspace(
+        request,
+        last_batch=batch,
+        changes=changes,
+        batch_error=error,
+        batch_info=info,
+        saved_text=_saved_text(batch, changes) if batch else "",
+    )
+    response = render(request, f"{PAGE}#save-bar-oob", context)
+    text = error or info or context["saved_text"]
+    return trigger_client_event(
+        trigger_client_event(response, "tableChanged", {}), "announce", {"text": text}
+    )
+
+
+def _saved_text(batch, changes) -> str:
+    n = len(changes)
+    label = COLUMN_LABELS[batch.column]
+    listed = ", ".join(f"{c.user.get_full_name()} {c.old:,} → {c.new:,}" for c in changes[:3])
+    more = f" and {n - 3} more" if n > 3 else ""
+    return f"Saved {n} change{'s' * (n != 1)} to {label}: {listed}{more}."
+
+
+@require_POST
+@org_admin_required
+def user_flag(request: PanelRequest, user_id: int, flag: str) -> HttpResponse:
+    """Toggle Paid or Banned; banning asks to confirm (hx-confirm, or a page without JS)."""
+    if flag not in {"paid", "banned"}:
+        return HttpResponseBadRequest(f"“{flag[:40]}” cannot be toggled.")
+    membership = _membership(request, user_id)
+    value = request.POST.get("value") in {"on", "true", "1", "yes"}
+    if flag == "banned" and value and not request.htmx and not request.POST.get("confirmed"):
+        return render(request, "tokens/confirm_ban.html", {"u": membership.user, "active": "users"})
+    try:
+        user = account_services.user_set_flag(
+            actor=request.user,
+            org=request.org,
+            user=membership.user,
+            flag=f"is_{flag}",
+            value=value,
+            ip=client_ip(request),
+        )
+    except DomainError as exc:
+        if not request.htmx:
+            messages.error(request, " ".join(exc.messages))
+            return redirect("tokens:users")
+        response = render(request, f"{PAGE}#{flag}-cell", {"u": membership.user})
+        return trigger_client_event(response, "announce", {"text": " ".join(exc.messages)})
+    state = {
+        "paid": "paid" if user.is_paid else "not paid",
+        "banned": "banned" if user.is_banned else "not banned",
+    }[flag]
+    text = f"{user.get_full_name()} is now {state}."
+    if not request.htmx:
+        messages.success(request, text)
+        return redirect(request.POST.get("next") or "tokens:users")
+    response = render(request, f"{PAGE}#{flag}-cell", {"u": user})
+    return trigger_client_event(response, "announce", {"text": text})
 
 
 @org_admin_required

@@ -1,0 +1,148 @@
+"""The User Management table: columns, search, filters, sort, paging, tenant isolation."""
+
+import pytest
+from django.urls import reverse
+
+from tests.factories import MembershipFactory, PurchaseFactory
+
+URL = reverse("tokens:users")
+
+
+def table_of(response) -> str:
+    """The user table's markup alone (the sidebar also names the viewer)."""
+    html = response.content.decode()
+    return html[html.index('id="users-grid"') : html.index("</table>")]
+
+
+def test_it_lists_the_organizations_users_with_their_limits(alice_client, alice, bob, bob_usage):
+    response = alice_client.get(URL)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "bob@example.com" in html and "alice@example.com" in html
+    assert "180,000" in html  # Bob's inference used this month
+    assert "Max Inference Tokens" in html and "Max Embedding Tokens" in html
+
+
+def test_it_hides_other_organizations_users(alice_client, alice, carol, dave):
+    html = alice_client.get(URL).content.decode()
+    assert "carol@example.com" not in html
+    assert "dave@example.com" not in html
+
+
+def test_pool_summary_shows_purchased_allocated_available(alice_client, alice, bob):
+    html = alice_client.get(URL).content.decode()
+    # Org A: 4M inference purchased, alice and bob at 200K each.
+    assert "4,000,000" in html and "400,000" in html and "3,600,000" in html
+
+
+def test_search_finds_by_name_or_email(alice_client, alice, bob):
+    html = table_of(alice_client.get(URL, {"q": "Bob Mem"}))
+    assert "bob@example.com" in html and "alice@example.com" not in html
+    html = table_of(alice_client.get(URL, {"q": "ALICE@"}))
+    assert "alice@example.com" in html and "bob@example.com" not in html
+
+
+@pytest.mark.parametrize(
+    ("params", "shown", "hidden"),
+    [
+        ({"role": "admin"}, "alice@", "bob@"),
+        ({"banned": "yes"}, "bob@", "alice@"),
+        ({"paid": "no"}, "bob@", "alice@"),
+        ({"near_limit": "on"}, "bob@", "alice@"),
+    ],
+)
+def test_filters_narrow_the_table(alice_client, alice, bob, bob_usage, params, shown, hidden):
+    bob.is_banned = True
+    bob.is_paid = False
+    bob.save()
+    html = table_of(alice_client.get(URL, params))
+    assert shown in html and hidden not in html
+
+
+def test_an_unknown_filter_value_shows_an_error_and_no_rows(alice_client, alice, bob):
+    response = alice_client.get(URL, {"role": "superuser"})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "not understood" in html
+    assert "bob@example.com" not in html
+
+
+def test_sorting_by_max_inference_tokens_orders_rows(alice_client, alice, bob, org_a):
+    m = bob.membership
+    m.max_inference_tokens = 900_000
+    m.save()
+    html = table_of(alice_client.get(URL, {"sort": "-max_inference_tokens"}))
+    assert html.index("bob@example.com") < html.index("alice@example.com")
+    html = table_of(alice_client.get(URL, {"sort": "max_inference_tokens"}))
+    assert html.index("alice@example.com") < html.index("bob@example.com")
+
+
+@pytest.mark.parametrize(
+    "sort",
+    [
+        "name",
+        "role",
+        "is_paid",
+        "is_banned",
+        "max_inference_tokens",
+        "inf_used",
+        "inf_prev",
+        "max_embedding_tokens",
+        "emb_used",
+        "total_used",
+        "last_login",
+        "-total_used",
+        "bogus",
+    ],
+)
+def test_every_column_sorts_without_error(alice_client, alice, bob, bob_usage, sort):
+    assert alice_client.get(URL, {"sort": sort}).status_code == 200
+
+
+def test_htmx_requests_get_only_the_table(alice_client, alice, bob):
+    response = alice_client.get(URL, {"q": "bob"}, headers={"HX-Request": "true"})
+    html = response.content.decode()
+    assert 'id="user-table"' in html
+    assert "<html" not in html and 'id="pool-summary"' not in html
+
+
+def test_pages_hold_fifty_rows(alice_client, alice, many_members, org_a):
+    PurchaseFactory(organization=org_a, tokens_per_month=20_000_000)
+    many_members(60)
+    html = alice_client.get(URL).content.decode()
+    assert html.count('name="users"') == 50
+    assert "Page 1 of 2" in html
+    html = alice_client.get(URL, {"page": 2}).content.decode()
+    assert html.count('name="users"') == 11
+
+
+def test_a_page_out_of_range_or_malformed_does_not_fail(alice_client, alice):
+    assert alice_client.get(URL, {"page": "999"}).status_code in (200, 404)
+    assert alice_client.get(URL, {"page": "abc"}).status_code in (200, 404)
+
+
+@pytest.mark.parametrize("size", [10, 500])
+def test_page_query_count_is_constant(
+    alice_client, alice, org_a, size, django_assert_max_num_queries
+):
+    PurchaseFactory(organization=org_a, tokens_per_month=200_000_000)
+    MembershipFactory.create_batch(size, organization=org_a)
+    with django_assert_max_num_queries(12):
+        response = alice_client.get(URL)
+    assert response.status_code == 200
+
+
+def test_anonymous_is_sent_to_login(client, alice):
+    response = client.get(URL)
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_a_member_is_refused(client, bob):
+    client.force_login(bob)
+    assert client.get(URL).status_code == 403
+
+
+def test_carol_sees_only_her_own_organization(client, carol, alice, bob):
+    client.force_login(carol)
+    html = table_of(client.get(URL))
+    assert "carol@example.com" in html and "alice@example.com" not in html

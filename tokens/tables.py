@@ -1,0 +1,126 @@
+"""The User Management table."""
+
+import django_tables2 as tables
+from django.template.loader import render_to_string
+from django.utils.html import format_html
+
+from asksage_admin.lib.amounts import format_tokens
+from tokens.models import COLUMN_LABELS, KIND_HELP, MAX_COLUMNS
+
+CELLS = "tokens/users.html#{}"
+
+
+class PartialColumn(tables.Column):
+    """Renders one of the page's partials with the row; the htmx endpoints render the same."""
+
+    def __init__(self, partial: str, **kwargs):
+        self.partial = partial
+        super().__init__(**kwargs)
+
+    def render(self, record, table):
+        return render_to_string(CELLS.format(self.partial), table.cell_context(record, self))
+
+
+class MaxColumn(tables.Column):
+    """An editable allocation: display, pending or error state (`#max-cell`)."""
+
+    def __init__(self, column: str, **kwargs):
+        self.max_column = column
+        kind = MAX_COLUMNS[column]
+        super().__init__(
+            accessor=f"membership__{column}",
+            order_by=(f"membership__{column}", "id"),
+            verbose_name=COLUMN_LABELS[column],
+            attrs={
+                "th": {"title": KIND_HELP[kind], "class": "num col-max"},
+                "td": {"class": "num col-max", "data-column": column},
+            },
+            **kwargs,
+        )
+
+    def render(self, record, table):
+        edit = table.pending.get((record.pk, self.max_column))
+        return render_to_string(
+            CELLS.format("max-cell"),
+            max_cell_context(record, self.max_column, edit),
+        )
+
+
+def max_cell_context(user, column: str, edit) -> dict:
+    return {
+        "u": user,
+        "column": column,
+        "label": COLUMN_LABELS[column],
+        "stored": getattr(user.membership, column),
+        "edit": edit,
+    }
+
+
+class UsageColumn(tables.Column):
+    """Tokens used, with a small bar against the max when `of` names the max column."""
+
+    def __init__(self, of: str | None = None, **kwargs):
+        self.of = of
+        kwargs.setdefault("attrs", {"th": {"class": "num"}, "td": {"class": "num"}})
+        super().__init__(**kwargs)
+
+    def render(self, value, record):
+        if not self.of:
+            return format_tokens(value)
+        limit = getattr(record.membership, self.of) or 0
+        percent = min(round(100 * value / limit), 100) if limit else (100 if value else 0)
+        level = "high" if percent >= 95 else "warn" if percent >= 80 else "ok"
+        return format_html(
+            '<span class="usage">{}<span class="bar bar-{}" role="img" aria-label="{}% of max">'
+            '<span class="bar-fill w{}"></span></span></span>',
+            format_tokens(value),
+            level,
+            percent,
+            percent // 5 * 5,
+        )
+
+
+class UserTable(tables.Table):
+    select = PartialColumn(
+        "select-cell",
+        verbose_name="",
+        empty_values=(),
+        orderable=False,
+        attrs={"th": {"class": "col-select"}, "td": {"class": "col-select"}},
+    )
+    name = PartialColumn("name-cell", verbose_name="User", order_by=("name", "email", "id"))
+    role = tables.Column(
+        accessor="membership__role", verbose_name="Role", order_by=("membership__role", "id")
+    )
+    is_paid = PartialColumn("paid-cell", verbose_name="Paid", order_by=("is_paid", "id"))
+    is_banned = PartialColumn("banned-cell", verbose_name="Banned", order_by=("is_banned", "id"))
+    max_inference_tokens = MaxColumn("max_inference_tokens")
+    inf_used = UsageColumn(
+        of="max_inference_tokens", verbose_name="Inference used", order_by=("inf_used", "id")
+    )
+    inf_prev = UsageColumn(verbose_name="Inference last month", order_by=("inf_prev", "id"))
+    max_embedding_tokens = MaxColumn("max_embedding_tokens")
+    emb_used = UsageColumn(
+        of="max_embedding_tokens", verbose_name="Embedding used", order_by=("emb_used", "id")
+    )
+    total_used = UsageColumn(verbose_name="Total usage", order_by=("total_used", "id"))
+    last_login = tables.DateTimeColumn(
+        verbose_name="Last login", format="Y-m-d H:i", order_by=("last_login", "id")
+    )
+
+    class Meta:
+        template_name = "tokens/users.html#table"
+        attrs = {"class": "data-table user-table", "id": "users-grid"}
+        row_attrs = {"data-user": lambda record: record.pk}
+        order_by_field = "sort"
+        per_page = 50
+        empty_text = "No users match these filters."
+
+    def __init__(self, *args, pending=None, request=None, selected=(), **kwargs):
+        self.pending = pending or {}
+        self.request = request
+        self.selected = set(selected)
+        super().__init__(*args, **kwargs)
+
+    def cell_context(self, record, column) -> dict:
+        return {"u": record, "request": self.request, "selected": record.pk in self.selected}
