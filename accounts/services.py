@@ -1,21 +1,32 @@
-"""Writes about users, organizations and memberships. Each one audits in its transaction."""
+"""Writes about users, organizations and memberships. Each one audits in its transaction.
+
+Rules are checked by `*_errors` helpers that forms call in `clean()` (so refusals show on the
+form) and that the write functions call again inside their transaction (so a concurrent change
+cannot slip past them).
+"""
 
 import datetime as dt
 import re
+from collections.abc import Iterable
 
 from django.contrib.sessions.models import Session
-from django.db import transaction
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
 
 from accounts.models import Membership, Organization, User
 from analytics.services import audit_record
+from asksage_admin.lib.amounts import MAX_TOKENS
 from asksage_admin.lib.errors import DomainError
 from asksage_admin.lib.months import current_month, month_start
-from tokens.models import BLOCK, Purchase, TokenKind
+from tokens.models import BLOCK, PendingEdit, Purchase, TokenKind
 from tokens.selectors import allocated, pools
 
 _EMAIL_SPLIT = re.compile(r"[\s,;]+")
+_AUDIT_VALUE_MAX = 100  # AuditLog.old_value / new_value
 
 
 def parse_email_list(text: str) -> list[str]:
@@ -25,6 +36,19 @@ def parse_email_list(text: str) -> list[str]:
         if item.strip():
             seen.setdefault(item.strip().lower(), None)
     return list(seen)
+
+
+def _clip(value: object) -> str:
+    text = "" if value is None else str(value)
+    return text if len(text) <= _AUDIT_VALUE_MAX else text[: _AUDIT_VALUE_MAX - 1] + "…"
+
+
+def _org_of(user: User) -> Organization | None:
+    membership = Membership.objects.filter(user=user).select_related("organization").first()
+    return membership.organization if membership else None
+
+
+# --- Users -------------------------------------------------------------------------------
 
 
 def user_register(*, email: str, name: str, password: str, accepted_terms: bool) -> User:
@@ -40,59 +64,200 @@ def user_register(*, email: str, name: str, password: str, accepted_terms: bool)
     return user
 
 
+def user_email_errors(email: str, *, exclude: User | None = None) -> list[str]:
+    email = email.strip().lower()
+    try:
+        validate_email(email)
+    except ValidationError:
+        return [f"“{email}” is not a valid email address."]
+    others = User.objects.filter(email__iexact=email)
+    if exclude is not None:
+        others = others.exclude(pk=exclude.pk)
+    if others.exists():
+        return [f"A user with the email {email} already exists."]
+    return []
+
+
+@transaction.atomic
+def user_create(*, actor: User, email: str, name: str, password: str | None) -> User:
+    """A user created by sales staff. They have not accepted the terms yet (registration does)."""
+    errors: dict[str, list[str]] = {}
+    if email_errors := user_email_errors(email):
+        errors["email"] = email_errors
+    if not name.strip():
+        errors["name"] = ["Enter the user's name."]
+    if errors:
+        raise DomainError(errors=errors)
+    user = User.objects.create_user(email=email.strip(), password=password, name=name.strip())
+    audit_record(action="user.created", actor=actor, target_user=user)
+    return user
+
+
+# Fields of a user that sales staff edit directly; `is_paid` / `is_banned` go through
+# `user_set_flag`, the password through `user_set_password`.
+USER_STAFF_FIELDS = ("email", "name", "is_staff", "is_superuser")
+_PRIVILEGE_FIELDS = {"is_staff", "is_superuser"}
+
+
+@transaction.atomic
+def user_update(*, actor: User, user: User, changes: dict[str, object]) -> User:
+    unknown = set(changes) - set(USER_STAFF_FIELDS)
+    if unknown:
+        raise DomainError(f"{', '.join(sorted(unknown))} cannot be changed here.")
+    user = User.objects.select_for_update().get(pk=user.pk)
+    changes = {f: v for f, v in changes.items() if getattr(user, f) != v}
+    errors: dict[str, list[str]] = {}
+    if "email" in changes:
+        changes["email"] = str(changes["email"]).strip().lower()
+        if email_errors := user_email_errors(changes["email"], exclude=user):
+            errors["email"] = email_errors
+    if "name" in changes:
+        changes["name"] = str(changes["name"]).strip()
+        if not changes["name"]:
+            errors["name"] = ["Enter the user's name."]
+    if _PRIVILEGE_FIELDS & set(changes) and not actor.is_superuser:
+        errors["__all__"] = ["Only a superuser can grant or remove staff access."]
+    if errors:
+        raise DomainError(errors=errors)
+    org = _org_of(user)
+    for field, value in changes.items():
+        audit_record(
+            action="user.updated",
+            organization=org,
+            actor=actor,
+            target_user=user,
+            column=field,
+            old=_clip(getattr(user, field)),
+            new=_clip(value),
+        )
+        setattr(user, field, value)
+    if changes:
+        user.save(update_fields=list(changes))
+    return user
+
+
+@transaction.atomic
+def user_set_password(*, actor: User, user: User, password: str | None) -> User:
+    """Set a user's password, or disable password login when `password` is None."""
+    user = User.objects.select_for_update().get(pk=user.pk)
+    if password is None:
+        user.set_unusable_password()
+    else:
+        user.set_password(password)
+    user.save(update_fields=["password"])
+    audit_record(
+        action="user.password",
+        organization=_org_of(user),
+        actor=actor,
+        target_user=user,
+        column="password",
+        new="disabled" if password is None else "set",
+    )
+    return user
+
+
+# --- Organizations ------------------------------------------------------------------------
+
+
+def _nearest_blocks(amount: int) -> str:
+    lower, upper = amount // BLOCK * BLOCK, (amount // BLOCK + 1) * BLOCK
+    options = [f"{upper:,}"] if lower == 0 else [f"{lower:,}", f"{upper:,}"]
+    return " or ".join(options)
+
+
+def _amount_errors(amount: int, *, optional: bool) -> list[str]:
+    if amount < 0:
+        return [f"{amount:,} is negative: amounts cannot be negative."]
+    if amount > MAX_TOKENS:
+        return [f"{amount:,} is above the maximum of {MAX_TOKENS:,} tokens."]
+    if amount == 0 and not optional:
+        return ["The purchase needs at least 2,000,000 tokens per month."]
+    if amount % BLOCK:
+        return [
+            f"{amount:,} is not a multiple of 2,000,000 tokens: tokens are sold in blocks of "
+            f"2,000,000 (for example {_nearest_blocks(amount)})."
+        ]
+    return []
+
+
 def _validate_provisioning(
     *,
     name: str,
+    billing_address: str,
     user_emails: list[str],
     admin_emails: list[str],
     inference_tokens: int,
     embedding_tokens: int,
-    floor: int,
+    floors: dict[str, int],
 ) -> tuple[list[User], dict[str, list[str]]]:
     errors: dict[str, list[str]] = {}
 
     def err(field: str, message: str) -> None:
         errors.setdefault(field, []).append(message)
 
-    if Organization.objects.filter(name__iexact=name.strip()).exists():
-        err("name", f"An organization named “{name.strip()}” already exists.")
+    if not name:
+        err("name", "Enter the organization's name.")
+    elif Organization.objects.filter(name__iexact=name).exists():
+        err("name", f"An organization named “{name}” already exists.")
+    if not billing_address:
+        err("billing_address", "Enter the billing address.")
+
     everyone = list(dict.fromkeys(user_emails + admin_emails))
+
+    def field_of(email: str) -> str:
+        only_admin = email in admin_emails and email not in user_emails
+        return "admin_emails" if only_admin else "user_emails"
+
     if len(everyone) < 2:
-        err("user_emails", "An enterprise account needs at least 2 users.")
+        given = f" ({', '.join(everyone)})" if everyone else ""
+        err(
+            "user_emails",
+            f"An enterprise account needs at least 2 users; {len(everyone)} given{given}.",
+        )
     if not admin_emails:
-        err("admin_emails", "Name at least 1 admin.")
-    found = {u.email: u for u in User.objects.filter(email__in=everyone)}
+        err("admin_emails", "Name at least 1 admin (admins are users too; there is no maximum).")
+
+    valid = []
+    for email in everyone:
+        try:
+            validate_email(email)
+        except ValidationError:
+            err(field_of(email), f"“{email}” is not a valid email address.")
+        else:
+            valid.append(email)
+    # Lock the users: two accounts provisioned at once must not both take the same person.
+    found = {u.email: u for u in User.objects.select_for_update().filter(email__in=valid)}
     member_of = dict(
-        Membership.objects.filter(user__email__in=everyone).values_list(
+        Membership.objects.filter(user__email__in=valid).values_list(
             "user__email", "organization__name"
         )
     )
-    for email in everyone:
-        field = (
-            "admin_emails" if email in admin_emails and email not in user_emails else "user_emails"
-        )
+    for email in valid:
         user = found.get(email)
         if user is None:
-            err(field, f"{email} has not registered yet: every user must register first.")
+            err(field_of(email), f"{email} has not registered yet: every user must register first.")
         elif user.terms_accepted_at is None:
-            err(field, f"{email} has not accepted the terms and conditions.")
+            err(field_of(email), f"{email} has not accepted the terms and conditions.")
         elif email in member_of:
-            err(field, f"{email} already belongs to the organization “{member_of[email]}”.")
-    for field, amount in (
-        ("inference_tokens", inference_tokens),
-        ("embedding_tokens", embedding_tokens),
+            err(
+                field_of(email),
+                f"{email} already belongs to the organization “{member_of[email]}”.",
+            )
+
+    for kind, field, amount in (
+        (TokenKind.INFERENCE, "inference_tokens", inference_tokens),
+        (TokenKind.EMBEDDING, "embedding_tokens", embedding_tokens),
     ):
-        if amount < 0 or amount % BLOCK:
-            err(field, f"{amount:,} is not a multiple of 2,000,000 tokens.")
-    if inference_tokens <= 0:
-        err("inference_tokens", "The initial purchase needs inference tokens.")
-    needed = floor * len(everyone)
-    if inference_tokens >= 0 and inference_tokens < needed and len(everyone) >= 2:
-        err(
-            "inference_tokens",
-            f"{len(everyone)} users need at least {needed:,} inference tokens "
-            f"({floor:,} each); {inference_tokens:,} purchased.",
-        )
+        amount_errors = _amount_errors(amount, optional=kind == TokenKind.EMBEDDING)
+        for message in amount_errors:
+            err(field, message)
+        needed = floors[kind] * len(everyone)
+        if not amount_errors and amount < needed and len(everyone) >= 2:
+            err(
+                field,
+                f"{len(everyone)} users need at least {needed:,} {kind} tokens "
+                f"({floors[kind]:,} each); {amount:,} purchased.",
+            )
     return [found[e] for e in everyone if e in found], errors
 
 
@@ -120,25 +285,38 @@ def organization_provision(
 ) -> Organization:
     """Create an enterprise account with its members, admins and initial purchase.
 
-    Every member starts at the organization's floor; the inference pool must cover it.
+    Every member starts at the organization's floors; the purchased pools must cover them.
+    Raises DomainError keyed by field: name, billing_address, user_emails, admin_emails,
+    inference_tokens, embedding_tokens.
     """
-    org_defaults = Organization()
+    name, billing_address = name.strip(), billing_address.strip()
+    user_emails = parse_email_list(",".join(user_emails))
+    admin_emails = parse_email_list(",".join(admin_emails))
+    defaults = Organization()
+    floors = {
+        TokenKind.INFERENCE: defaults.min_inference_tokens,
+        TokenKind.EMBEDDING: defaults.min_embedding_tokens,
+    }
     users, errors = _validate_provisioning(
         name=name,
+        billing_address=billing_address,
         user_emails=user_emails,
         admin_emails=admin_emails,
         inference_tokens=inference_tokens,
         embedding_tokens=embedding_tokens,
-        floor=org_defaults.min_inference_tokens,
+        floors=floors,
     )
-    if not billing_address.strip():
-        errors.setdefault("billing_address", []).append("Enter the billing address.")
     if errors:
         raise DomainError(errors=errors)
-    now = timezone.now()
-    org = Organization.objects.create(
-        name=name.strip(), slug=_unique_slug(name), billing_address=billing_address.strip()
-    )
+    try:
+        with transaction.atomic():
+            org = Organization.objects.create(
+                name=name, slug=_unique_slug(name), billing_address=billing_address
+            )
+    except IntegrityError as exc:  # the same name provisioned concurrently
+        raise DomainError(
+            errors={"name": [f"An organization named “{name}” already exists."]}
+        ) from exc
     audit_record(action="org.created", organization=org, actor=actor, name=org.name)
     start = month_start(start_month or current_month())
     for kind, amount in (
@@ -154,16 +332,14 @@ def organization_provision(
                 start_month=start,
                 payment_reference=payment_reference,
             )
-    emb_floor = (
-        org.min_embedding_tokens if embedding_tokens >= org.min_embedding_tokens * len(users) else 0
-    )
+    now = timezone.now()
     Membership.objects.bulk_create(
         Membership(
             user=u,
             organization=org,
             role=Membership.Role.ADMIN if u.email in admin_emails else Membership.Role.MEMBER,
             max_inference_tokens=org.min_inference_tokens,
-            max_embedding_tokens=emb_floor,
+            max_embedding_tokens=org.min_embedding_tokens,
             joined_at=now,
         )
         for u in users
@@ -177,7 +353,7 @@ def organization_provision(
             role="admin" if u.email in admin_emails else "member",
         )
     if activate:
-        organization_activate(actor=actor, org=org)
+        org = organization_activate(actor=actor, org=org)
     return org
 
 
@@ -225,6 +401,68 @@ def organization_suspend(*, actor: User, org: Organization, reason: str = "") ->
     return org
 
 
+def organization_update_errors(*, org: Organization, name: str, billing_address: str) -> dict:
+    errors: dict[str, list[str]] = {}
+    name = name.strip()
+    if not name:
+        errors["name"] = ["Enter the organization's name."]
+    elif Organization.objects.filter(name__iexact=name).exclude(pk=org.pk).exists():
+        errors["name"] = [f"An organization named “{name}” already exists."]
+    if not billing_address.strip():
+        errors["billing_address"] = ["Enter the billing address."]
+    return errors
+
+
+@transaction.atomic
+def organization_update(
+    *, actor: User, org: Organization, name: str, billing_address: str, admin_notes: str
+) -> Organization:
+    """Change the organization's details. Status changes go through activate / suspend."""
+    org = _locked_org(org)
+    errors = organization_update_errors(org=org, name=name, billing_address=billing_address)
+    if errors:
+        raise DomainError(errors=errors)
+    changed = []
+    for field, value in (
+        ("name", name.strip()),
+        ("billing_address", billing_address.strip()),
+        ("admin_notes", admin_notes.strip()),
+    ):
+        old = getattr(org, field)
+        if old != value:
+            audit_record(
+                action="org.updated",
+                organization=org,
+                actor=actor,
+                column=field,
+                old=_clip(old),
+                new=_clip(value),
+            )
+            setattr(org, field, value)
+            changed.append(field)
+    if changed:
+        org.save(update_fields=changed)
+    return org
+
+
+# --- Purchases ----------------------------------------------------------------------------
+
+
+def purchase_errors(
+    *, kind: str, tokens_per_month: int, start_month: dt.date, end_month: dt.date | None = None
+) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    if kind not in TokenKind.values:
+        errors["kind"] = [f"Unknown token kind “{kind}”."]
+    if amount_errors := _amount_errors(tokens_per_month, optional=False):
+        errors["tokens_per_month"] = amount_errors
+    if end_month and month_start(end_month) < month_start(start_month):
+        errors["end_month"] = [
+            f"The end month {end_month:%Y-%m} is before the start month {start_month:%Y-%m}."
+        ]
+    return errors
+
+
 @transaction.atomic
 def purchase_record(
     *,
@@ -237,27 +475,22 @@ def purchase_record(
     payment_reference: str = "",
     note: str = "",
 ) -> Purchase:
-    errors: dict[str, list[str]] = {}
-    if kind not in TokenKind.values:
-        errors["kind"] = [f"Unknown token kind “{kind}”."]
-    if tokens_per_month <= 0 or tokens_per_month % BLOCK:
-        errors["tokens_per_month"] = [
-            f"{tokens_per_month:,} is not a positive multiple of 2,000,000 tokens."
-        ]
-    start = month_start(start_month)
-    end = month_start(end_month) if end_month else None
-    if end and end < start:
-        errors["end_month"] = ["The end month cannot be before the start month."]
+    """Record a confirmed payment for a monthly pool. Purchases are never edited afterwards."""
+    errors = purchase_errors(
+        kind=kind, tokens_per_month=tokens_per_month, start_month=start_month, end_month=end_month
+    )
     if errors:
         raise DomainError(errors=errors)
+    start = month_start(start_month)
+    end = month_start(end_month) if end_month else None
     purchase = Purchase.objects.create(
         organization=org,
         kind=kind,
         tokens_per_month=tokens_per_month,
         start_month=start,
         end_month=end,
-        payment_reference=payment_reference,
-        note=note,
+        payment_reference=payment_reference.strip(),
+        note=note.strip(),
         created_by=actor if actor is not None and actor.is_authenticated else None,
     )
     audit_record(
@@ -268,8 +501,102 @@ def purchase_record(
         kind=kind,
         start_month=start.isoformat(),
         end_month=end.isoformat() if end else None,
+        payment_reference=purchase.payment_reference,
     )
     return purchase
+
+
+# --- Memberships --------------------------------------------------------------------------
+
+
+def membership_user_errors(user: User) -> list[str]:
+    """Why this registered user cannot join an organization, if they cannot."""
+    if user.terms_accepted_at is None:
+        return [f"{user.email} has not accepted the terms and conditions."]
+    existing = Membership.objects.filter(user=user).select_related("organization").first()
+    if existing:
+        return [f"{user.email} already belongs to “{existing.organization.name}”."]
+    return []
+
+
+def _pool_errors(org: Organization, users: list[User]) -> list[str]:
+    """New members start at the organization's floors, taken from the unallocated pool."""
+    if not users:
+        return []
+    pool, alloc = pools(org), allocated(org)
+    emails = ", ".join(u.email for u in users)
+    errors = []
+    for kind in TokenKind.values:
+        need, free = org.floor(kind) * len(users), max(pool[kind] - alloc[kind], 0)
+        if need > free:
+            errors.append(
+                f"Adding {emails} needs {need:,} {kind} tokens ({org.floor(kind):,} each) "
+                f"but only {free:,} are unallocated."
+            )
+    return errors
+
+
+def membership_batch_errors(
+    *,
+    org: Organization,
+    add: Iterable[tuple[User, str]] = (),
+    set_roles: Iterable[tuple[Membership, str]] = (),
+    remove: Iterable[Membership] = (),
+) -> list[str]:
+    """Check a set of membership changes against the account's rules, as a whole.
+
+    The account keeps at least 2 users and at least 1 admin after the changes; added users are
+    free to join and fit in the unallocated pool (removals do not free tokens for them: they
+    are applied last).
+    """
+    add, set_roles, remove = list(add), list(set_roles), list(remove)
+    errors = []
+    seen: set[int] = set()
+    for user, role in add:
+        if role not in Membership.Role.values:
+            errors.append(f"Unknown role “{role}” for {user.email}.")
+        if user.pk in seen:
+            errors.append(f"{user.email} is listed twice.")
+        seen.add(user.pk)
+        errors += membership_user_errors(user)
+    current = {
+        m.pk: m
+        for m in Membership.objects.filter(organization=org).select_related("user").order_by("pk")
+    }
+    roles = {pk: m.role for pk, m in current.items()}
+    for membership, role in set_roles:
+        if membership.pk not in current:
+            errors.append(f"{membership.user.email} is not a member of {org.name}.")
+        elif role not in Membership.Role.values:
+            errors.append(f"Unknown role “{role}” for {membership.user.email}.")
+        else:
+            roles[membership.pk] = role
+    removed = []
+    for membership in remove:
+        if membership.pk not in current:
+            errors.append(f"{membership.user.email} is not a member of {org.name}.")
+        elif roles.pop(membership.pk, None) is not None:
+            removed.append(current[membership.pk].user.email)
+    members = len(roles) + len(add)
+    if members < 2 and removed:
+        errors.append(
+            f"Removing {', '.join(removed)} would leave {members} user"
+            f"{'' if members == 1 else 's'}: an enterprise account needs at least 2 users."
+        )
+    admins = list(roles.values()).count(Membership.Role.ADMIN) + sum(
+        role == Membership.Role.ADMIN for _, role in add
+    )
+    lost = [
+        m.user.email
+        for pk, m in current.items()
+        if m.role == Membership.Role.ADMIN and roles.get(pk) != Membership.Role.ADMIN
+    ]
+    if admins < 1 and lost:
+        errors.append(
+            f"{', '.join(lost)} cannot stop being an admin: an organization needs at least 1 admin."
+        )
+    errors += _pool_errors(org, [u for u, _ in add])
+    return errors
 
 
 @transaction.atomic
@@ -278,26 +605,9 @@ def membership_add(
 ) -> Membership:
     """Add a registered user with the org's default allocation, if the unallocated pool allows."""
     org = _locked_org(org)
-    if user.terms_accepted_at is None:
-        raise DomainError(
-            errors={"user": [f"{user.email} has not accepted the terms and conditions."]}
-        )
-    existing = Membership.objects.filter(user=user).select_related("organization").first()
-    if existing:
-        raise DomainError(
-            errors={"user": [f"{user.email} already belongs to “{existing.organization.name}”."]}
-        )
-    pool, alloc = pools(org), allocated(org)
-    errors = {}
-    for kind in TokenKind.values:
-        need, free = org.floor(kind), max(pool[kind] - alloc[kind], 0)
-        if need > free:
-            errors.setdefault("user", []).append(
-                f"Adding {user.email} needs {need:,} {kind} tokens "
-                f"but only {free:,} are unallocated."
-            )
+    errors = membership_batch_errors(org=org, add=[(user, role)])
     if errors:
-        raise DomainError(errors=errors)
+        raise DomainError(errors={"user": errors})
     membership = Membership.objects.create(
         user=user,
         organization=org,
@@ -314,17 +624,12 @@ def membership_add(
 @transaction.atomic
 def membership_set_role(*, actor: User, membership: Membership, role: str) -> Membership:
     org = _locked_org(membership.organization)
-    membership = Membership.objects.select_for_update().get(pk=membership.pk)
-    if role not in Membership.Role.values:
-        raise DomainError(errors={"role": [f"Unknown role “{role}”."]})
+    membership = Membership.objects.select_for_update().select_related("user").get(pk=membership.pk)
     if membership.role == role:
         return membership
-    if membership.role == Membership.Role.ADMIN and not (
-        Membership.objects.filter(organization=org, role=Membership.Role.ADMIN)
-        .exclude(pk=membership.pk)
-        .exists()
-    ):
-        raise DomainError(errors={"role": ["An organization needs at least 1 admin."]})
+    errors = membership_batch_errors(org=org, set_roles=[(membership, role)])
+    if errors:
+        raise DomainError(errors={"role": errors})
     old, membership.role = membership.role, role
     membership.save(update_fields=["role"])
     audit_record(
@@ -343,14 +648,43 @@ def membership_set_role(*, actor: User, membership: Membership, role: str) -> Me
 def membership_remove(*, actor: User, membership: Membership) -> None:
     """The user leaves the organization; their user record and history stay."""
     org = _locked_org(membership.organization)
-    members = Membership.objects.filter(organization=org)
-    if members.count() <= 2:
-        raise DomainError("An enterprise account needs at least 2 users.")
-    if membership.is_admin and members.filter(role=Membership.Role.ADMIN).count() <= 1:
-        raise DomainError("An organization needs at least 1 admin.")
+    membership = Membership.objects.select_for_update().select_related("user").get(pk=membership.pk)
+    errors = membership_batch_errors(org=org, remove=[membership])
+    if errors:
+        raise DomainError(errors={"__all__": errors})
     user = membership.user
+    # Unsaved allocation edits by or about the leaver would otherwise linger in the panel.
+    PendingEdit.objects.filter(organization=org).filter(Q(target=user) | Q(admin=user)).delete()
     membership.delete()
     audit_record(action="membership.removed", organization=org, actor=actor, target_user=user)
+
+
+@transaction.atomic
+def membership_batch_save(
+    *,
+    actor: User,
+    org: Organization,
+    add: Iterable[tuple[User, str]] = (),
+    set_roles: Iterable[tuple[Membership, str]] = (),
+    remove: Iterable[Membership] = (),
+) -> list[Membership]:
+    """Apply several membership changes at once (the staff admin's inline); all or nothing.
+
+    Returns the new memberships.
+    """
+    add, set_roles, remove = list(add), list(set_roles), list(remove)
+    org = _locked_org(org)
+    errors = membership_batch_errors(org=org, add=add, set_roles=set_roles, remove=remove)
+    if errors:
+        raise DomainError(errors={"__all__": errors})
+    created = [membership_add(actor=actor, org=org, user=u, role=role) for u, role in add]
+    # Additions first, promotions before demotions, removals last: every step then keeps the
+    # account valid on its own, as each service call re-checks.
+    for membership, role in sorted(set_roles, key=lambda pair: pair[1] != Membership.Role.ADMIN):
+        membership_set_role(actor=actor, membership=membership, role=role)
+    for membership in remove:
+        membership_remove(actor=actor, membership=membership)
+    return created
 
 
 def _end_sessions(user: User) -> None:

@@ -1,0 +1,515 @@
+"""The sales admin at /staff/: provisioning and running enterprise accounts.
+
+Every write goes through `accounts.services`, validated and audited there; these classes only
+collect input and show refusals. Nothing is deleted from here: records are retained.
+"""
+
+import copy
+import functools
+
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.auth import admin as auth_admin
+from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied
+from django.db.models import BigIntegerField, Count, OuterRef, Q, Subquery, Sum
+from django.db.models.functions import Coalesce
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.utils.decorators import method_decorator
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+from django.views.decorators.debug import sensitive_post_parameters
+
+from accounts import services
+from accounts.admin_forms import (
+    MembershipInlineForm,
+    MembershipInlineFormSet,
+    OrganizationChangeForm,
+    ProvisionForm,
+    PurchaseInlineForm,
+    StaffPasswordChangeForm,
+    StaffUserChangeForm,
+    StaffUserCreationForm,
+    add_domain_errors,
+)
+from accounts.models import Membership, Organization, User
+from asksage_admin.lib.errors import DomainError
+from asksage_admin.lib.months import current_month
+from tokens.models import Purchase, TokenKind
+from tokens.selectors import pool_statuses
+
+# Access is by `is_staff` (sales staff), not by groups and per-model permissions.
+admin.site.unregister(Group)
+
+
+class SalesStaffPermissions:
+    """Sales staff (`is_staff`) run the whole sales admin: Django's per-model permissions are
+    not used. Nothing can be deleted (users are disabled, purchases are payment records)."""
+
+    def _is_sales(self, request: HttpRequest) -> bool:
+        return request.user.is_active and request.user.is_staff
+
+    def has_module_permission(self, request):
+        return self._is_sales(request)
+
+    def has_view_permission(self, request, obj=None):
+        return self._is_sales(request)
+
+    def has_add_permission(self, request, obj=None):
+        return self._is_sales(request)
+
+    def has_change_permission(self, request, obj=None):
+        return self._is_sales(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class ReadOnlyAdmin(SalesStaffPermissions, admin.ModelAdmin):
+    """A list to look at: rows are written by services elsewhere, never here."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class ServiceErrorsAsMessages:
+    """Shows a service's late refusal as a message instead of an error page."""
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except DomainError as exc:
+            # The forms passed but a service, re-checking inside its transaction, refused
+            # (someone changed the account meanwhile). The whole save was rolled back.
+            for message in exc.messages:
+                self.message_user(request, message, messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+
+# --- Organizations ------------------------------------------------------------------------
+
+
+def _pool_this_month(kind: str) -> Coalesce:
+    month = current_month()
+    totals = (
+        Purchase.objects.filter(organization=OuterRef("pk"), kind=kind, start_month__lte=month)
+        .filter(Q(end_month__isnull=True) | Q(end_month__gte=month))
+        .order_by()
+        .values("organization")
+        .annotate(total=Sum("tokens_per_month"))
+        .values("total")
+    )
+    return Coalesce(Subquery(totals), 0, output_field=BigIntegerField())
+
+
+def _member_count() -> Coalesce:
+    counts = (
+        Membership.objects.filter(organization=OuterRef("pk"))
+        .order_by()
+        .values("organization")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Coalesce(Subquery(counts), 0)
+
+
+class PurchaseHistoryInline(SalesStaffPermissions, admin.TabularInline):
+    """Recorded purchases are payment records: shown, never edited or deleted."""
+
+    model = Purchase
+    fields = [
+        "kind",
+        "tokens",
+        "start",
+        "end",
+        "payment_reference",
+        "note",
+        "created_at",
+        "created_by",
+    ]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name = "purchase"
+    verbose_name_plural = "purchases (confirmed payments)"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("created_by").order_by("-start_month")
+
+    @admin.display(description="tokens per month")
+    def tokens(self, purchase: Purchase) -> str:
+        return f"{purchase.tokens_per_month:,}"
+
+    @admin.display(description="start month")
+    def start(self, purchase: Purchase) -> str:
+        return f"{purchase.start_month:%Y-%m}"
+
+    @admin.display(description="end month")
+    def end(self, purchase: Purchase) -> str:
+        return f"{purchase.end_month:%Y-%m}" if purchase.end_month else "ongoing"
+
+
+class PurchaseInline(SalesStaffPermissions, admin.TabularInline):
+    """Adds purchases (rows only, no existing ones: those are in the history above)."""
+
+    model = Purchase
+    form = PurchaseInlineForm
+    extra = 0
+    can_delete = False
+    verbose_name = "purchase"
+    verbose_name_plural = "record a purchase (in blocks of 2,000,000 tokens per month)"
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).none()
+
+
+class MembershipInline(SalesStaffPermissions, admin.TabularInline):
+    model = Membership
+    form = MembershipInlineForm
+    formset = MembershipInlineFormSet
+    fields = ["email", "role", "max_inference", "max_embedding", "joined_at"]
+    readonly_fields = ["max_inference", "max_embedding", "joined_at"]
+    extra = 0
+    verbose_name = "member"
+
+    @admin.display(description="Max Inference Tokens")
+    def max_inference(self, membership: Membership) -> str:
+        return f"{membership.max_inference_tokens:,}" if membership.pk else "—"
+
+    @admin.display(description="Max Embedding Tokens")
+    def max_embedding(self, membership: Membership) -> str:
+        return f"{membership.max_embedding_tokens:,}" if membership.pk else "—"
+
+    def has_delete_permission(self, request, obj=None):
+        # Removing a member only ends the membership; the user and their history stay.
+        return self._is_sales(request)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("user").order_by("role", "user__email")
+
+
+@admin.register(Organization)
+class OrganizationAdmin(ServiceErrorsAsMessages, SalesStaffPermissions, admin.ModelAdmin):
+    form = OrganizationChangeForm
+    list_display = [
+        "name",
+        "status",
+        "member_count",
+        "inference_pool",
+        "created_at",
+        "activated_at",
+    ]
+    list_filter = ["status"]
+    search_fields = ["name", "slug", "memberships__user__email"]
+    actions = ["activate_selected", "suspend_selected"]
+    fieldsets = [
+        (None, {"fields": ["name", "slug", "billing_address", "admin_notes"]}),
+        (
+            "Status",
+            {
+                "fields": ["status", "created_at", "activated_at", "suspended_at"],
+                "description": "Status changes only through the list's actions "
+                "(Activate / Suspend selected), so that each one is audited.",
+            },
+        ),
+        (
+            "Tokens this month",
+            {"fields": ["pools", "inference_floor", "embedding_floor"]},
+        ),
+    ]
+    readonly_fields = [
+        "slug",
+        "status",
+        "created_at",
+        "activated_at",
+        "suspended_at",
+        "pools",
+        "inference_floor",
+        "embedding_floor",
+    ]
+    inlines = [MembershipInline, PurchaseHistoryInline, PurchaseInline]
+    ordering = ["name"]
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                member_count=_member_count(), inference_pool=_pool_this_month(TokenKind.INFERENCE)
+            )
+        )
+
+    @admin.display(description="members", ordering="member_count")
+    def member_count(self, org: Organization) -> int:
+        return org.member_count
+
+    @admin.display(description="inference pool this month", ordering="inference_pool")
+    def inference_pool(self, org: Organization) -> str:
+        return f"{org.inference_pool:,}"
+
+    @admin.display(description="pools (purchased · allocated · unallocated)")
+    def pools(self, org: Organization) -> str:
+        return format_html(
+            "{}",
+            format_html_join(
+                mark_safe("<br>"),
+                "{}: {} purchased · {} allocated · {} unallocated",
+                (
+                    (p.label, f"{p.purchased:,}", f"{p.allocated:,}", f"{p.available:,}")
+                    for p in pool_statuses(org)
+                ),
+            ),
+        )
+
+    @admin.display(description="minimum inference tokens per member")
+    def inference_floor(self, org: Organization) -> str:
+        return f"{org.min_inference_tokens:,}"
+
+    @admin.display(description="minimum embedding tokens per member")
+    def embedding_floor(self, org: Organization) -> str:
+        return f"{org.min_embedding_tokens:,}"
+
+    # Provisioning replaces the add form: one page creates the account, its people and its
+    # first purchase through `services.organization_provision`.
+    def add_view(self, request, form_url="", extra_context=None) -> HttpResponse:
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = ProvisionForm(request.POST if request.method == "POST" else None)
+        if form.is_valid():
+            try:
+                org = services.organization_provision(actor=request.user, **form.cleaned_data)
+            except DomainError as exc:
+                add_domain_errors(form, exc)
+            else:
+                self.log_addition(request, org, [{"added": {}}])
+                members = org.memberships.count()
+                state = (
+                    "It is active."
+                    if org.is_active
+                    else "It is pending: activate it once the payment is confirmed."
+                )
+                self.message_user(
+                    request,
+                    f"{org.name} was provisioned with {members} users. {state}",
+                    messages.SUCCESS,
+                )
+                return redirect("admin:accounts_organization_change", org.pk)
+        fieldsets = [(title, {"fields": fields}) for title, fields in form.fieldsets]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Provision an enterprise account",
+            "opts": self.opts,
+            "adminform": helpers.AdminForm(form, fieldsets, {}),
+            "form": form,
+            "media": self.media + form.media,
+            **(extra_context or {}),
+        }
+        return TemplateResponse(request, "admin/accounts/organization/provision.html", context)
+
+    def save_model(self, request, obj, form, change):
+        services.organization_update(
+            actor=request.user,
+            org=obj,
+            name=form.cleaned_data["name"],
+            billing_address=form.cleaned_data["billing_address"],
+            admin_notes=form.cleaned_data["admin_notes"],
+        )
+
+    def save_formset(self, request, form, formset, change):
+        org = form.instance
+        if issubclass(formset.form, PurchaseInlineForm):
+            formset.new_objects = [
+                services.purchase_record(
+                    actor=request.user,
+                    org=org,
+                    **{name: f.cleaned_data[name] for name in PurchaseInlineForm.Meta.fields},
+                )
+                for f in formset.extra_forms
+                if f.has_changed()
+            ]
+            formset.changed_objects, formset.deleted_objects = [], []
+        elif formset.model is Membership:
+            add, set_roles, remove = formset.changes()
+            formset.new_objects = services.membership_batch_save(
+                actor=request.user, org=org, add=add, set_roles=set_roles, remove=remove
+            )
+            formset.changed_objects = [(m, ["role"]) for m, _ in set_roles]
+            formset.deleted_objects = remove
+        else:  # the purchase history is view-only: nothing to save
+            formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+
+    def _change_status(self, request, queryset, change, done_label: str) -> None:
+        done = 0
+        for org in queryset:
+            try:
+                change(actor=request.user, org=org)
+            except DomainError as exc:
+                self.message_user(request, " ".join(exc.messages), messages.ERROR)
+            else:
+                done += 1
+        if done:
+            noun = "organization" if done == 1 else "organizations"
+            self.message_user(request, f"{done} {noun} {done_label}.", messages.SUCCESS)
+
+    @admin.action(description="Activate selected (requires a recorded purchase)")
+    def activate_selected(self, request, queryset):
+        self._change_status(request, queryset, services.organization_activate, "active")
+
+    @admin.action(description="Suspend selected")
+    def suspend_selected(self, request, queryset):
+        self._change_status(request, queryset, services.organization_suspend, "suspended")
+
+
+# --- Users --------------------------------------------------------------------------------
+
+
+class TermsAcceptedFilter(admin.SimpleListFilter):
+    title = "terms accepted"
+    parameter_name = "terms"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Accepted"), ("no", "Not accepted")]
+
+    def queryset(self, request, queryset):
+        if self.value() in {"yes", "no"}:
+            return queryset.filter(terms_accepted_at__isnull=self.value() == "no")
+        return queryset
+
+
+class InOrganizationFilter(admin.SimpleListFilter):
+    title = "organization membership"
+    parameter_name = "member"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "In an organization"), ("no", "In no organization")]
+
+    def queryset(self, request, queryset):
+        if self.value() in {"yes", "no"}:
+            return queryset.filter(membership__isnull=self.value() == "no")
+        return queryset
+
+
+@admin.register(User)
+class UserAdmin(ServiceErrorsAsMessages, SalesStaffPermissions, auth_admin.UserAdmin):
+    form = StaffUserChangeForm
+    add_form = StaffUserCreationForm
+    add_form_template = "admin/accounts/user/add_form.html"
+    list_display = [
+        "email",
+        "name",
+        "organization",
+        "is_paid",
+        "is_banned",
+        "is_staff",
+        "terms_accepted_at",
+        "last_login",
+    ]
+    list_filter = [
+        "is_paid",
+        "is_banned",
+        "is_staff",
+        TermsAcceptedFilter,
+        InOrganizationFilter,
+        "membership__organization",
+    ]
+    list_select_related = ["membership__organization"]
+    search_fields = ["email", "name"]
+    ordering = ["email"]
+    filter_horizontal = []
+    fieldsets = [
+        (None, {"fields": ["email", "name", "password"]}),
+        (
+            "Access",
+            {
+                "fields": ["is_paid", "is_banned", "is_staff", "is_superuser"],
+                "description": "Paid and banned changes are audited. Users are never deleted: "
+                "untick paid or tick banned to disable them.",
+            },
+        ),
+        ("Organization", {"fields": ["organization", "role"]}),
+        ("Dates", {"fields": ["terms_accepted_at", "date_joined", "last_login"]}),
+    ]
+    add_fieldsets = [
+        (None, {"classes": ["wide"], "fields": ["email", "name", "password1", "password2"]}),
+    ]
+    readonly_fields = ["organization", "role", "terms_accepted_at", "date_joined", "last_login"]
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and not request.user.is_superuser:
+            fields += ["is_staff", "is_superuser"]
+        return fields
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        # modelform_factory built this class for this request alone: safe to attach the actor.
+        form.actor = request.user
+        return form
+
+    @admin.display(description="organization", ordering="membership__organization__name")
+    def organization(self, user: User) -> Organization | None:
+        membership = self._membership(user)
+        return membership.organization if membership else None
+
+    @admin.display(description="role")
+    def role(self, user: User) -> str:
+        membership = self._membership(user)
+        return membership.get_role_display() if membership else "—"
+
+    @staticmethod
+    def _membership(user: User) -> Membership | None:
+        try:
+            return user.membership
+        except Membership.DoesNotExist:
+            return None
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            user = services.user_create(
+                actor=request.user,
+                email=form.cleaned_data["email"],
+                name=form.cleaned_data["name"],
+                password=form.cleaned_data.get("password1") or None,
+            )
+            # The admin redirects and logs with `obj`: give it the row the service created.
+            obj.pk, obj.password, obj._state.adding = user.pk, user.password, False
+            return
+        org = self.organization(obj)
+        for flag in ("is_paid", "is_banned"):
+            if flag in form.changed_data:
+                services.user_set_flag(
+                    actor=request.user,
+                    org=org,
+                    user=obj,
+                    flag=flag,
+                    value=form.cleaned_data[flag],
+                )
+        changes = {
+            f: form.cleaned_data[f] for f in form.changed_data if f in services.USER_STAFF_FIELDS
+        }
+        if changes:
+            services.user_update(actor=request.user, user=obj, changes=changes)
+
+    @method_decorator(sensitive_post_parameters())
+    def user_change_password(self, request, id, form_url=""):
+        # The password form saves through a service that records who acted. Bind the actor
+        # to a copy of this admin for this request: the admin instance is shared by threads.
+        for_request = copy.copy(self)
+        for_request.change_password_form = functools.partial(
+            StaffPasswordChangeForm, actor=request.user
+        )
+        return super(UserAdmin, for_request).user_change_password(request, id, form_url)

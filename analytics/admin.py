@@ -1,0 +1,28 @@
+"""The audit log in the sales admin: append-only, so it can be read and filtered, never edited."""
+
+from django.contrib import admin
+
+from accounts.admin import ReadOnlyAdmin
+from analytics.models import AuditLog
+
+
+@admin.register(AuditLog)
+class AuditLogAdmin(ReadOnlyAdmin):
+    list_display = [
+        "created_at",
+        "action",
+        "organization",
+        "actor_name",
+        "target_user",
+        "column",
+        "old_value",
+        "new_value",
+    ]
+    list_filter = ["action", "organization"]
+    search_fields = ["action", "actor__email", "actor_label", "target_user__email"]
+    list_select_related = ["organization", "actor", "target_user"]
+    date_hierarchy = "created_at"
+
+    @admin.display(description="actor", ordering="actor__email")
+    def actor_name(self, entry: AuditLog) -> str:
+        return entry.actor_label or (entry.actor.email if entry.actor else "system")
