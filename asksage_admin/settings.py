@@ -5,6 +5,7 @@ DATABASE_URL=postgres://..., and `manage.py check --deploy` reports nothing.
 """
 
 import os
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -95,6 +96,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # select_for_update-style critical sections serialize on SQLite too.
     DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # A file, not memory, for the test database: the browser tests' live server answers
+    # concurrent requests from several threads, each needing its own connection.
+    # One file per test process, so parallel runs never share it.
+    DATABASES["default"]["TEST"] = {
+        "NAME": os.path.join(tempfile.gettempdir(), f"asksage-test-{os.getpid()}.sqlite3")
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"

@@ -18,7 +18,9 @@ class PartialColumn(tables.Column):
         super().__init__(**kwargs)
 
     def render(self, record, table):
-        return render_to_string(CELLS.format(self.partial), table.cell_context(record, self))
+        return render_to_string(
+            CELLS.format(self.partial), table.cell_context(record, self), request=table.request
+        )
 
 
 class MaxColumn(tables.Column):
@@ -43,6 +45,7 @@ class MaxColumn(tables.Column):
         return render_to_string(
             CELLS.format("max-cell"),
             max_cell_context(record, self.max_column, edit),
+            request=table.request,
         )
 
 

@@ -1,14 +1,16 @@
 """Management pages of the Admin Panel: User Management, Token Distribution, Token Requests."""
 
 import uuid
+from urllib.parse import urlsplit
 
 from django.contrib import messages
-from django.http import HttpResponse, HttpResponseBadRequest
+from django.core.paginator import EmptyPage, PageNotAnInteger
+from django.http import HttpResponse, HttpResponseBadRequest, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
-from django_tables2 import RequestConfig
 
 from accounts import services as account_services
 from accounts.decorators import org_admin_required
@@ -48,26 +50,54 @@ def _workspace(request: PanelRequest, **extra) -> dict:
     return context
 
 
-def _table(request: PanelRequest) -> tuple[UserTable, UserTableFilter]:
-    filterset = UserTableFilter(request.GET, queryset=selectors.user_table_rows(request.org))
+def _table_context(request: PanelRequest, params: QueryDict) -> dict:
+    """The table for a query string: from the GET itself, or after a POST from the page's URL.
+
+    Every sort, filter, search and page lives in `params`, so a view can be bookmarked.
+    """
+    filterset = UserTableFilter(params, queryset=selectors.user_table_rows(request.org))
     rows = filterset.qs if filterset.is_valid() else filterset.queryset.none()
-    table = UserTable(rows, request=request, order_by=("name",))
-    RequestConfig(request, paginate={"per_page": 50}).configure(table)
-    page_rows = list(table.page.object_list.data) if table.page else []
+    table = UserTable(rows, request=request, order_by=params.get("sort") or ("name",))
+    table.query = params  # django-tables2 renders the table with a context of its own
+    try:
+        table.paginate(page=params.get("page", 1), per_page=50)
+    except PageNotAnInteger:
+        table.paginate(page=1, per_page=50)
+    except EmptyPage:
+        table.paginate(page=table.paginator.num_pages, per_page=50)
+    page_rows = list(table.page.object_list.data)
     table.pending = selectors.pending_edits_for(
         request.user, request.org, [row.pk for row in page_rows]
     )
-    return table, filterset
+    query = params.urlencode()
+    return {
+        "table": table,
+        "filter": filterset,
+        "total": table.paginator.count,
+        "table_query": params,
+        "table_url": reverse("tokens:users") + (f"?{query}" if query else ""),
+    }
+
+
+def _page_params(request: PanelRequest) -> QueryDict:
+    """The query string of the page an htmx POST came from (HX-Current-URL)."""
+    current = (request.htmx.current_url_abs_path if request.htmx else None) or ""
+    return QueryDict(urlsplit(current).query)
+
+
+def _back_to_table(request: PanelRequest) -> HttpResponse:
+    """Redirect to the table view the form came from; only ever to the user table."""
+    target = request.POST.get("next", "")
+    if not target.startswith(reverse("tokens:users")) or "//" in target or "\\" in target:
+        target = reverse("tokens:users")
+    return redirect(target)
 
 
 @require_GET
 @org_admin_required
 def user_table(request: PanelRequest) -> HttpResponse:
     """The user table; sorting, filtering and paging swap only `#user-table` under htmx."""
-    table, filterset = _table(request)
-    context = _workspace(
-        request, table=table, filter=filterset, active="users", total=table.paginator.count
-    )
+    context = _workspace(request, active="users", **_table_context(request, request.GET))
     if request.htmx and not request.htmx.history_restore_request:
         return render(request, f"{PAGE}#user-table", context)
     last = request.session.pop("last_batch", None)
@@ -205,8 +235,6 @@ def bulk_edit(request: PanelRequest) -> HttpResponse:
     """Selected rows (or every row matching the current filters) → pending edits."""
     column = request.POST.get("column", "")
     if request.POST.get("all_matching"):
-        from django.http import QueryDict
-
         filterset = UserTableFilter(
             QueryDict(request.POST.get("query", "")),
             queryset=selectors.user_table_rows(request.org),
@@ -249,7 +277,7 @@ def _after_batch(
         elif batch:
             messages.success(request, _saved_text(batch, changes))
             request.session["last_batch"] = str(batch.id)
-        return redirect(request.POST.get("next") or "tokens:users")
+        return _back_to_table(request)
     context = _workspace(
         request,
         last_batch=batch,
@@ -257,12 +285,13 @@ def _after_batch(
         batch_error=error,
         batch_info=info,
         saved_text=_saved_text(batch, changes) if batch else "",
+        **_table_context(request, _page_params(request)),
     )
-    response = render(request, f"{PAGE}#save-bar-oob", context)
+    # One answer refreshes the save bar, the pool summary and the table (out of band), so
+    # the cells can never lag behind the batch that was just saved or undone.
+    response = render(request, f"{PAGE}#batch-response", context)
     text = error or info or context["saved_text"]
-    return trigger_client_event(
-        trigger_client_event(response, "tableChanged", {}), "announce", {"text": text}
-    )
+    return trigger_client_event(response, "announce", {"text": text})
 
 
 def _saved_text(batch, changes) -> str:
@@ -305,7 +334,7 @@ def user_flag(request: PanelRequest, user_id: int, flag: str) -> HttpResponse:
     text = f"{user.get_full_name()} is now {state}."
     if not request.htmx:
         messages.success(request, text)
-        return redirect(request.POST.get("next") or "tokens:users")
+        return _back_to_table(request)
     response = render(request, f"{PAGE}#{flag}-cell", {"u": user})
     return trigger_client_event(response, "announce", {"text": text})
 

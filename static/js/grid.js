@@ -20,55 +20,67 @@
   }
   document.body.addEventListener("announce", (event) => announce(event.detail.text));
 
-  // Editing: focus the new input with its text selected; Enter submits (native form),
-  // Escape cancels, leaving the input (click outside, Tab) confirms.
+  // Editing. All handlers are delegated from the document, so an editor works the instant
+  // it is in the page: Enter (the form's submit) and leaving the input confirm, Escape cancels.
   let restoreFocusTo = null;
-  function openEditor(form) {
-    const input = form.querySelector("input[name=value]");
-    input.focus();
-    input.select();
-    input.addEventListener("keydown", (event) => {
-      if (event.key === "Escape") {
-        event.preventDefault();
-        event.stopPropagation();
-        form.dataset.done = "cancel";
-        restoreFocusTo = form.closest("[data-cell]").id;
-        htmx.ajax("GET", form.dataset.cancelUrl, { target: form.closest("[data-cell]"), swap: "outerHTML" });
-      } else if (event.key === "Enter") {
-        restoreFocusTo = form.closest("[data-cell]").id;
-      } else if (event.key === "Tab") {
-        restoreFocusTo = null;
-      }
+  function commit(form, how) {
+    if (form.dataset.done) return;
+    form.dataset.done = how;
+    const cell = form.closest("[data-cell]");
+    restoreFocusTo = how === "blur" ? null : cell.id;
+    htmx.ajax("POST", form.dataset.url, {
+      source: form,
+      target: cell,
+      swap: "outerHTML",
+      values: { value: form.elements.value.value, seen: form.elements.seen.value },
     });
-    input.addEventListener("blur", () => {
-      if (form.dataset.done) return;
-      window.setTimeout(() => {
-        if (!form.isConnected || form.dataset.done) return;
-        form.dataset.done = "blur";
-        htmx.trigger(form, "submit");
-      }, 0);
-    });
-    form.addEventListener("submit", () => { form.dataset.done = form.dataset.done || "submit"; });
-    form.addEventListener("htmx:beforeRequest", () => { form.dataset.done = form.dataset.done || "submit"; });
   }
+  document.addEventListener("submit", (event) => {
+    const form = event.target.closest && event.target.closest("[data-cell-editor]");
+    if (!form) return;
+    event.preventDefault();
+    commit(form, "enter");
+  }, true);
+  document.addEventListener("keydown", (event) => {
+    if (event.key !== "Escape") return;
+    const form = event.target.closest && event.target.closest("[data-cell-editor]");
+    if (!form || form.dataset.done) return;
+    event.preventDefault();
+    event.stopPropagation();
+    form.dataset.done = "cancel";
+    const cell = form.closest("[data-cell]");
+    restoreFocusTo = cell.id;
+    htmx.ajax("GET", form.dataset.cancelUrl, { source: form, target: cell, swap: "outerHTML" });
+  }, true);
+  document.addEventListener("focusout", (event) => {
+    const form = event.target.closest && event.target.closest("[data-cell-editor]");
+    if (!form) return;
+    window.setTimeout(() => {
+      if (form.isConnected && !form.contains(document.activeElement)) commit(form, "blur");
+    }, 0);
+  });
 
-  document.body.addEventListener("htmx:afterSettle", (event) => {
+  document.body.addEventListener("htmx:afterSwap", (event) => {
     const target = event.detail.elt;
     if (!(target instanceof Element)) return;
-    const form = target.matches("[data-cell-editor]") ? target : target.querySelector && target.querySelector("[data-cell-editor]");
-    if (form && target.closest("[data-cell]")) { openEditor(form); return; }
+    const form = target.matches("[data-cell-editor]") ? target : target.querySelector("[data-cell-editor]");
+    if (form) {
+      const input = form.elements.value;
+      input.focus();
+      input.select();
+      return;
+    }
     if (restoreFocusTo) {
       const cell = document.getElementById(restoreFocusTo);
       restoreFocusTo = null;
       const button = cell && cell.querySelector(".cell-value");
-      if (button) button.focus();
+      // Never pull focus away from where the person has moved on to (another editor).
+      const active = document.activeElement;
+      const idle = !active || active === document.body || (cell && cell.contains(active));
+      if (button && idle) button.focus();
     }
-    updateSelectedCount();
   });
-  // The editor a 422 brings back must be re-armed too.
-  document.body.addEventListener("htmx:beforeSwap", (event) => {
-    if (event.detail.xhr.status === 422) event.detail.shouldSwap = true;
-  });
+  document.body.addEventListener("htmx:afterSettle", updateSelectedCount);
 
   // Keyboard moves between editable cells: arrows by row and column.
   function editableCells() { return Array.from(document.querySelectorAll("#users-grid .cell-value")); }

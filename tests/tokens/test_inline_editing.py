@@ -424,3 +424,23 @@ def test_flags_of_another_organizations_user_are_not_found(alice_client, alice, 
 def test_an_unknown_flag_is_refused(alice_client, alice, bob):
     url = reverse("tokens:user_flag", args=[bob.pk, "staff"])
     assert alice_client.post(url, {"value": "on"}, headers=HX).status_code == 400
+
+
+def test_a_batch_answer_refreshes_the_table_of_the_page_it_came_from(alice_client, alice, bob):
+    edit(alice_client, bob, "300k")
+    headers = {**HX, "HX-Current-URL": "http://testserver/panel/users/?q=bob&sort=-name"}
+    html = alice_client.post(save_url(), headers=headers).content.decode()
+    table = html[html.index('id="user-table"') :]
+    assert 'hx-swap-oob="true"' in html[html.index('id="user-table"') - 60 :][:120]
+    assert "bob@example.com" in table and "alice@example.com" not in table
+    assert "300,000" in table
+    assert 'value="q=bob&amp;sort=-name"' in table  # the bulk form keeps the view's filters
+
+
+def test_a_redirect_after_a_plain_post_stays_on_the_user_table(alice_client, alice, bob):
+    edit(alice_client, bob, "300k")
+    response = alice_client.post(save_url(), {"next": "https://evil.example/"})
+    assert response["Location"] == reverse("tokens:users")
+    edit(alice_client, bob, "350k")
+    response = alice_client.post(save_url(), {"next": "/panel/users/?sort=-name"})
+    assert response["Location"] == "/panel/users/?sort=-name"
