@@ -126,6 +126,9 @@ class UsageEvent(models.Model):
     model = models.CharField(max_length=100)
     created_at = models.DateTimeField(default=timezone.now)
     idempotency_key = models.CharField(max_length=200, blank=True)
+    request_hash = models.CharField(
+        max_length=64, blank=True, help_text="Hash of the request body, to spot a reused key."
+    )
 
     class Meta:
         constraints = [
@@ -201,3 +204,61 @@ class AllocationBatch(models.Model):
 
     def __str__(self) -> str:
         return f"batch {self.id} ({self.column}, {len(self.changes)} changes)"
+
+
+class DailyUsage(models.Model):
+    """Tokens per user, kind, model and UTC day: the statistics read this, never raw events.
+
+    Maintained in the same transaction that records a usage event.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=10, choices=TokenKind)
+    model = models.CharField(max_length=100)
+    day = models.DateField()
+    tokens = models.BigIntegerField(default=0)
+    events = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "kind", "model", "day"], name="daily_usage_one_row"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(tokens__gte=0, events__gte=0), name="daily_usage_non_negative"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["organization", "day"]),
+            models.Index(fields=["organization", "kind", "day"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.kind} {self.model} {self.day}: {self.tokens:,}"
+
+
+class ApiKey(models.Model):
+    """An organization's key for the usage API. Only a hash of the secret is stored."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="api_keys"
+    )
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, help_text="Shown to recognise the key.")
+    key_hash = models.CharField(max_length=128, unique=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        indexes = [models.Index(fields=["organization", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
