@@ -82,6 +82,15 @@
   });
   document.body.addEventListener("htmx:afterSettle", updateSelectedCount);
 
+  // Enter on a focused cell opens its editor (htmx runs without eval, so no trigger filter).
+  document.addEventListener("keydown", (event) => {
+    if (event.key !== "Enter") return;
+    const button = event.target.closest && event.target.closest(".cell-value");
+    if (!button) return;
+    event.preventDefault();
+    htmx.trigger(button, "edit");
+  });
+
   // Keyboard moves between editable cells: arrows by row and column.
   function editableCells() { return Array.from(document.querySelectorAll("#users-grid .cell-value")); }
   document.addEventListener("keydown", (event) => {
