@@ -1,6 +1,7 @@
 """What the app shell needs on every page: the viewer's organization and role."""
 
 from accounts.models import Membership
+from tokens.selectors import pending_request_count
 
 
 def shell(request) -> dict:
@@ -10,9 +11,15 @@ def shell(request) -> dict:
     membership = getattr(request, "membership", None)
     if membership is None:
         membership = Membership.objects.select_related("organization").filter(user=user).first()
-    is_admin = bool(membership and membership.is_admin)
+    can_view = bool(membership and membership.can_view_panel)
+    panel_nav = can_view and request.path.startswith("/panel/")
     return {
         "shell_membership": membership,
-        "shell_is_org_admin": is_admin,
-        "panel_nav": is_admin and request.path.startswith("/panel/"),
+        "shell_is_org_admin": can_view,  # the Admin Panel link: admins and auditors
+        "shell_can_edit": bool(membership and membership.is_admin),
+        "panel_nav": panel_nav,
+        # The sidebar's Token Requests badge: one COUNT, only where the panel nav shows.
+        "shell_pending_requests": (
+            pending_request_count(membership.organization) if panel_nav else 0
+        ),
     }

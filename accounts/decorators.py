@@ -14,11 +14,16 @@ def _membership(request) -> Membership | None:
     return Membership.objects.select_related("organization").filter(user=request.user).first()
 
 
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
 def org_admin_required(view: Callable) -> Callable:
     """Anonymous → login; not an admin of an organization → 403; inactive org → closed page.
 
-    Sets `request.org` and `request.membership`; views must look objects up through
-    `request.org` so another organization's ids answer 404.
+    Read-only auditors pass for safe methods only: every write path (POST, …) answers them
+    403, whatever the view, so a new view cannot forget the rule.
+    Sets `request.org`, `request.membership` and `request.can_edit`; views must look objects
+    up through `request.org` so another organization's ids answer 404.
     """
 
     @wraps(view)
@@ -26,14 +31,19 @@ def org_admin_required(view: Callable) -> Callable:
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
         membership = _membership(request)
-        if membership is None or not membership.is_admin:
+        if membership is None or not membership.can_view_panel:
             return render(request, "403.html", status=403)
+        if not membership.is_admin and request.method not in SAFE_METHODS:
+            return render(
+                request, "403.html", {"reason": "Auditors have read-only access."}, status=403
+            )
         if not membership.organization.is_active:
             return render(
                 request, "accounts/org_closed.html", {"org": membership.organization}, status=403
             )
         request.membership = membership
         request.org = membership.organization
+        request.can_edit = membership.is_admin
         return view(request, *args, **kwargs)
 
     return wrapper

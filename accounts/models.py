@@ -139,6 +139,7 @@ class Membership(models.Model):
 
     class Role(models.TextChoices):
         ADMIN = "admin", "Admin"
+        AUDITOR = "auditor", "Auditor (read-only)"
         MEMBER = "member", "Member"
 
     user = models.OneToOneField(User, on_delete=models.PROTECT, related_name="membership")
@@ -158,7 +159,8 @@ class Membership(models.Model):
     class Meta:
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(role__in=["admin", "member"]), name="membership_role_valid"
+                condition=models.Q(role__in=["admin", "auditor", "member"]),
+                name="membership_role_valid",
             ),
             models.CheckConstraint(
                 condition=models.Q(
@@ -189,3 +191,8 @@ class Membership(models.Model):
     @property
     def is_admin(self) -> bool:
         return self.role == self.Role.ADMIN
+
+    @property
+    def can_view_panel(self) -> bool:
+        """Admins and read-only auditors see the Admin Panel; only admins change anything."""
+        return self.role in {self.Role.ADMIN, self.Role.AUDITOR}

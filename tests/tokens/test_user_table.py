@@ -146,3 +146,36 @@ def test_carol_sees_only_her_own_organization(client, carol, alice, bob):
     client.force_login(carol)
     html = table_of(client.get(URL))
     assert "carol@example.com" in html and "alice@example.com" not in html
+
+
+@pytest.fixture
+def auditor(org_a):
+    return MembershipFactory(
+        organization=org_a, role="auditor", user__email="audrey@example.com", user__name="Audrey"
+    ).user
+
+
+def test_an_auditor_sees_the_table_without_edit_controls(client, auditor, alice, bob):
+    client.force_login(auditor)
+    response = client.get(URL)
+    assert response.status_code == 200
+    html = table_of(response)
+    assert "bob@example.com" in html
+    assert "cells/max_inference_tokens/edit" not in html  # no editors
+    assert 'name="users"' not in html  # no bulk selection
+    assert "disabled" in html  # toggles shown, disabled
+
+
+def test_an_auditor_cannot_write_anything(client, auditor, bob):
+    client.force_login(auditor)
+    posts = [
+        reverse("tokens:cell", args=[bob.pk, "max_inference_tokens"]),
+        reverse("tokens:user_flag", args=[bob.pk, "banned"]),
+        reverse("tokens:batch_save", args=["max_inference_tokens"]),
+        reverse("tokens:bulk"),
+    ]
+    for url in posts:
+        assert client.post(url, {"value": "on"}).status_code == 403, url
+    bob.refresh_from_db()
+    assert not bob.is_banned
+    assert bob.membership.max_inference_tokens == 200_000
