@@ -18,8 +18,13 @@ def shell(request) -> dict:
         "shell_is_org_admin": can_view,  # the Admin Panel link: admins and auditors
         "shell_can_edit": bool(membership and membership.is_admin),
         "panel_nav": panel_nav,
-        # The sidebar's Token Requests badge: one COUNT, only where the panel nav shows.
-        "shell_pending_requests": (
-            pending_request_count(membership.organization) if panel_nav else 0
-        ),
+        "shell_pending_requests": _pending_badge(request, membership) if panel_nav else 0,
     }
+
+
+def _pending_badge(request, membership) -> int:
+    """The sidebar's Token Requests badge: one COUNT per request, however many templates
+    (table cells render with a RequestContext too) ask for it."""
+    if not hasattr(request, "_shell_pending_requests"):
+        request._shell_pending_requests = pending_request_count(membership.organization)
+    return request._shell_pending_requests

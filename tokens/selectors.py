@@ -24,10 +24,14 @@ from asksage_admin.lib.months import current_month, previous_month
 from tokens.models import (
     COLUMN_LABELS,
     MAX_COLUMNS,
+    AllocationPolicy,
+    MemberOverride,
     MonthlyUsage,
     PendingEdit,
     Purchase,
+    PurchaseRequest,
     TokenKind,
+    TokenRequest,
     column_for_kind,
 )
 
@@ -210,3 +214,70 @@ def pending_summary(admin, org: Organization) -> tuple[list[PendingColumn], dict
             PendingColumn(column, COLUMN_LABELS[column], row["count"], row["errors"], signature)
         )
     return columns, delta
+
+
+# --- Policies, requests, distribution -----------------------------------------------------
+
+
+def policy_for(org: Organization):
+    """The organization's allocation policy; an unsaved Manual one when it never chose one."""
+
+    policy = AllocationPolicy.objects.filter(organization=org).first()
+    if policy is None:
+        policy = AllocationPolicy(
+            organization=org,
+            floor_inference=org.min_inference_tokens,
+            floor_embedding=org.min_embedding_tokens,
+            alert_thresholds=[80, 95],
+        )
+    return policy
+
+
+def pending_request_count(org: Organization) -> int:
+
+    return TokenRequest.objects.filter(organization=org, status="pending").count()
+
+
+REQUEST_TABS = {
+    "pending": "Pending",
+    "approved": "Approved",
+    "denied": "Denied",
+    "all": "All",
+}
+
+
+def token_requests(org: Organization, tab: str):
+    """One tab of the requests page: pending oldest first, decisions newest first."""
+
+    rows = TokenRequest.objects.filter(organization=org).select_related("user", "decided_by")
+    if tab == "pending":
+        return rows.filter(status="pending").order_by("created_at", "pk")
+    if tab in {"approved", "denied"}:
+        return rows.filter(status=tab).order_by("-decided_at", "-pk")
+    return rows.order_by("-created_at", "-pk")
+
+
+def member_requests(user: User, limit: int = 20):
+
+    return TokenRequest.objects.filter(user=user).order_by("-created_at", "-pk")[:limit]
+
+
+def member_overrides(org: Organization):
+
+    return (
+        MemberOverride.objects.filter(organization=org)
+        .select_related("user")
+        .filter(
+            Q(pinned=True)
+            | Q(floor_inference__isnull=False)
+            | Q(ceiling_inference__isnull=False)
+            | Q(floor_embedding__isnull=False)
+            | Q(ceiling_embedding__isnull=False)
+        )
+        .order_by("user__name", "user_id")
+    )
+
+
+def open_purchase_requests(org: Organization):
+
+    return PurchaseRequest.objects.filter(organization=org).order_by("-created_at")[:10]

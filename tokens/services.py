@@ -7,17 +7,27 @@ serialized and cannot both pass the pool check.
 import uuid
 from dataclasses import dataclass, field
 
+from django.conf import settings
+from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import Membership, Organization, User
 from analytics.models import AuditLog
-from analytics.services import audit_bulk
-from asksage_admin.lib.amounts import AmountError, parse_tokens
+from analytics.services import audit_bulk, audit_record
+from asksage_admin.lib.amounts import MAX_TOKENS, AmountError, parse_tokens
 from asksage_admin.lib.errors import DomainError
-from tokens.models import COLUMN_LABELS, MAX_COLUMNS, AllocationBatch, PendingEdit
-from tokens.selectors import allocated, batch_signature, pools
+from tokens.models import (
+    COLUMN_LABELS,
+    MAX_COLUMNS,
+    AllocationBatch,
+    PendingEdit,
+    TokenKind,
+    TokenRequest,
+    column_for_kind,
+)
+from tokens.selectors import allocated, batch_signature, policy_for, pools, used_this_month
 
 
 def check_column(column: str) -> str:
@@ -359,3 +369,331 @@ def pending_bulk_create(
     PendingEdit.objects.bulk_update(to_update, ["new_value", "error", "created_at", "old_value"])
     PendingEdit.objects.bulk_create(to_create, batch_size=2000)
     return len(rows)
+
+
+# --- Emails ------------------------------------------------------------------------------
+
+
+def _email_later(*, to: list[str], subject: str, body: str) -> None:
+    """Send a plain email once the transaction commits (nothing is sent for a rollback)."""
+    to = [address for address in to if address]
+    if not to:
+        return
+    transaction.on_commit(
+        lambda: send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, to, fail_silently=True)
+    )
+
+
+def _admin_emails(org: Organization) -> list[str]:
+    return list(
+        Membership.objects.filter(organization=org, role=Membership.Role.ADMIN)
+        .order_by("user__email")
+        .values_list("user__email", flat=True)
+    )
+
+
+def _home_url() -> str:
+    return settings.SITE_URL.rstrip("/") + "/" if getattr(settings, "SITE_URL", "") else "/"
+
+
+# --- Token requests ----------------------------------------------------------------------
+
+REASON_MAX = 500
+
+
+def _parse_amount(raw: object, field: str = "amount") -> int:
+    try:
+        value = parse_tokens(raw)
+    except AmountError as exc:
+        raise DomainError(errors={field: [str(exc)]}) from exc
+    if value == 0:
+        raise DomainError(errors={field: ["Enter an amount above zero."]})
+    return value
+
+
+def _check_kind(kind: str) -> str:
+    if kind not in TokenKind.values:
+        raise DomainError(errors={"kind": [f"Choose inference or embedding, not “{kind[:20]}”."]})
+    return kind
+
+
+def unallocated(org: Organization, kind: str) -> int:
+    return max(pools(org)[kind] - allocated(org)[kind], 0)
+
+
+@transaction.atomic
+def token_request_create(
+    *, user: User, kind: str, raw_amount: object, reason: str, ip=None
+) -> TokenRequest:
+    """A member asks for more tokens of a kind. The auto-approval rule may grant it at once."""
+    errors: dict[str, list[str]] = {}
+    try:
+        _check_kind(kind)
+    except DomainError as exc:
+        errors.update(exc.errors)
+    try:
+        amount = _parse_amount(raw_amount)
+    except DomainError as exc:
+        errors.update(exc.errors)
+    reason = (reason or "").strip()
+    if not reason:
+        errors["reason"] = ["Say why you need the tokens."]
+    elif len(reason) > REASON_MAX:
+        errors["reason"] = [f"Keep the reason to {REASON_MAX} characters ({len(reason)} given)."]
+    membership = Membership.objects.filter(user=user).select_related("organization").first()
+    if membership is None:
+        raise DomainError("You are not part of an organization, so there is no one to ask.")
+    if errors:
+        raise DomainError(errors=errors)
+    org = _locked_org(membership.organization)
+    if not org.is_active:
+        raise DomainError(f"{org.name} is {org.get_status_display().lower()}: requests are paused.")
+    membership = Membership.objects.select_for_update().get(pk=membership.pk)
+    if TokenRequest.objects.filter(user=user, kind=kind, status="pending").exists():
+        raise DomainError(
+            errors={
+                "kind": [
+                    f"You already have a pending {kind} request: wait for the decision "
+                    "before asking again."
+                ]
+            }
+        )
+    token_request = TokenRequest.objects.create(
+        organization=org,
+        user=user,
+        kind=kind,
+        amount=amount,
+        reason=reason,
+        current_max=getattr(membership, column_for_kind(kind)),
+    )
+    audit_record(
+        action="token_request.created",
+        organization=org,
+        actor=user,
+        target_user=user,
+        column=column_for_kind(kind),
+        new=amount,
+        request=token_request.pk,
+        kind=kind,
+        ip=ip,
+    )
+    policy = policy_for(org)
+    if _auto_approvable(org, policy, token_request):
+        _approve_locked(
+            org=org,
+            token_request=token_request,
+            membership=membership,
+            amount=amount,
+            actor=None,
+            actor_label="policy",
+            note="Approved automatically by the organization's auto-approval rule.",
+            ip=ip,
+        )
+    else:
+        _email_later(
+            to=_admin_emails(org),
+            subject=f"Token request from {user.get_full_name()}: {amount:,} {kind} tokens",
+            body=(
+                f"{user.get_full_name()} ({user.email}) asks for {amount:,} more {kind} "
+                f"tokens (their max is {token_request.current_max:,}).\n\n"
+                f"Reason: {reason}\n\nDecide in the Admin Panel under Token Requests."
+            ),
+        )
+    return token_request
+
+
+def _auto_approvable(org: Organization, policy, token_request: TokenRequest) -> bool:
+    if not policy.auto_approve_enabled or token_request.amount > policy.auto_approve_max:
+        return False
+    pool = pools(org)[token_request.kind]
+    if not pool:
+        return False
+    used = used_this_month(org)[token_request.kind]
+    if used * 100 >= policy.auto_approve_below_percent * pool:
+        return False
+    return token_request.amount <= unallocated(org, token_request.kind)
+
+
+def _approve_locked(
+    *,
+    org: Organization,
+    token_request: TokenRequest,
+    membership: Membership,
+    amount: int,
+    actor: User | None,
+    actor_label: str,
+    note: str,
+    ip=None,
+) -> TokenRequest:
+    """Grant `amount`: raise the user's max through a validated, audited allocation batch."""
+    kind = token_request.kind
+    column = column_for_kind(kind)
+    free = unallocated(org, kind)
+    if amount > free:
+        raise DomainError(
+            errors={
+                "amount": [
+                    f"Only {free:,} {kind} tokens are unallocated, so {amount:,} cannot be "
+                    "granted. Approve a smaller amount, free tokens elsewhere or buy more."
+                ]
+            }
+        )
+    current = getattr(membership, column)
+    if current + amount > MAX_TOKENS:
+        raise DomainError(errors={"amount": [f"The max cannot exceed {MAX_TOKENS:,} tokens."]})
+    result = _apply_changes(
+        actor=actor,
+        actor_label=actor_label,
+        org=org,
+        column=column,
+        targets=[(token_request.user, membership, current, current + amount)],
+        source="request",
+        ip=ip,
+    )
+    if not result.ok:
+        raise DomainError(errors={"amount": list(result.errors.values())})
+    token_request.status = TokenRequest.Status.APPROVED
+    token_request.granted = amount
+    token_request.note = note
+    token_request.decided_by = actor if actor is not None and actor.is_authenticated else None
+    token_request.decided_by_label = actor_label
+    token_request.decided_at = timezone.now()
+    token_request.save()
+    audit_record(
+        action="token_request.approved",
+        organization=org,
+        actor=actor,
+        actor_label=actor_label,
+        target_user=token_request.user,
+        column=column,
+        old=current,
+        new=current + amount,
+        batch_id=result.batch.id if result.batch else None,
+        request=token_request.pk,
+        requested=token_request.amount,
+        granted=amount,
+        note=note,
+        ip=ip,
+    )
+    smaller = f" (you asked for {token_request.amount:,})" if amount < token_request.amount else ""
+    _email_later(
+        to=[token_request.user.email],
+        subject=f"Your request for {kind} tokens was approved",
+        body=(
+            f"Hello {token_request.user.get_short_name()},\n\n"
+            f"Your request was approved: {amount:,} {kind} tokens were added{smaller}. "
+            f"Your monthly max is now {current + amount:,}.\n"
+            + (f"\nNote from {actor.get_full_name()}: {note}\n" if actor and note else "")
+            + f"\nSee your limits at {_home_url()}\n"
+        ),
+    )
+    return token_request
+
+
+def _locked_request(org: Organization, request_id: int) -> TokenRequest:
+    token_request = (
+        TokenRequest.objects.select_for_update()
+        .select_related("user")
+        .filter(organization=org, pk=request_id)
+        .first()
+    )
+    if token_request is None:
+        raise DomainError("That token request does not exist.")
+    if token_request.status != TokenRequest.Status.PENDING:
+        who = (
+            token_request.decided_by.get_full_name()
+            if token_request.decided_by
+            else token_request.decided_by_label or "someone"
+        )
+        raise DomainError(
+            f"This request was already {token_request.status} by {who}: nothing was changed."
+        )
+    return token_request
+
+
+@transaction.atomic
+def token_request_approve(
+    *,
+    admin: User,
+    org: Organization,
+    request_id: int,
+    raw_amount: object = None,
+    note: str = "",
+    ip=None,
+) -> TokenRequest:
+    """Approve the requested amount or a smaller one. Exactly one of two racing admins wins:
+    the organization row is locked before the request's status is read."""
+    org = _locked_org(org)
+    token_request = _locked_request(org, request_id)
+    amount = token_request.amount
+    if raw_amount not in (None, ""):
+        amount = _parse_amount(raw_amount)
+        if amount > token_request.amount:
+            raise DomainError(
+                errors={
+                    "amount": [
+                        f"Approve at most the {token_request.amount:,} tokens requested "
+                        f"({amount:,} given)."
+                    ]
+                }
+            )
+    note = (note or "").strip()
+    if len(note) > REASON_MAX:
+        raise DomainError(errors={"note": [f"Keep the note to {REASON_MAX} characters."]})
+    membership = (
+        Membership.objects.select_for_update()
+        .filter(organization=org, user=token_request.user)
+        .first()
+    )
+    if membership is None:
+        raise DomainError(f"{token_request.user.email} is no longer in {org.name}.")
+    return _approve_locked(
+        org=org,
+        token_request=token_request,
+        membership=membership,
+        amount=amount,
+        actor=admin,
+        actor_label="",
+        note=note,
+        ip=ip,
+    )
+
+
+@transaction.atomic
+def token_request_deny(
+    *, admin: User, org: Organization, request_id: int, note: str, ip=None
+) -> TokenRequest:
+    note = (note or "").strip()
+    if not note:
+        raise DomainError(errors={"note": ["Say why the request is denied: the member sees it."]})
+    if len(note) > REASON_MAX:
+        raise DomainError(errors={"note": [f"Keep the note to {REASON_MAX} characters."]})
+    org = _locked_org(org)
+    token_request = _locked_request(org, request_id)
+    token_request.status = TokenRequest.Status.DENIED
+    token_request.note = note
+    token_request.decided_by = admin
+    token_request.decided_at = timezone.now()
+    token_request.save()
+    audit_record(
+        action="token_request.denied",
+        organization=org,
+        actor=admin,
+        target_user=token_request.user,
+        column=column_for_kind(token_request.kind),
+        request=token_request.pk,
+        requested=token_request.amount,
+        note=note,
+        ip=ip,
+    )
+    _email_later(
+        to=[token_request.user.email],
+        subject=f"Your request for {token_request.kind} tokens was denied",
+        body=(
+            f"Hello {token_request.user.get_short_name()},\n\n"
+            f"Your request for {token_request.amount:,} {token_request.kind} tokens was "
+            f"denied by {admin.get_full_name()}.\n\nNote: {note}\n\n"
+            f"Your limits are unchanged. See them at {_home_url()}\n"
+        ),
+    )
+    return token_request

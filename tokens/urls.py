@@ -17,4 +17,6 @@ urlpatterns = [
     path("users/batches/<str:column>/discard/", views.batch_discard, name="batch_discard"),
     path("distribution/", views.distribution, name="distribution"),
     path("requests/", views.requests, name="requests"),
+    path("requests/<int:request_id>/approve/", views.request_approve, name="request_approve"),
+    path("requests/<int:request_id>/deny/", views.request_deny, name="request_deny"),
 ]

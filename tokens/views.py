@@ -19,7 +19,7 @@ from accounts.models import Membership
 from asksage_admin.lib.errors import DomainError
 from tokens import selectors, services
 from tokens.filters import UserTableFilter
-from tokens.models import COLUMN_LABELS, MAX_COLUMNS, AllocationBatch
+from tokens.models import COLUMN_LABELS, MAX_COLUMNS, AllocationBatch, TokenRequest
 from tokens.tables import UserTable, max_cell_context
 
 PAGE = "tokens/users.html"
@@ -344,6 +344,90 @@ def distribution(request: PanelRequest) -> HttpResponse:
     return render(request, "tokens/distribution.html", {"active": "distribution"})
 
 
+# --- Token Requests ----------------------------------------------------------------------
+
+REQUESTS_PAGE = "tokens/requests.html"
+
+
+def _requests_tab(request: PanelRequest) -> str:
+    tab = request.GET.get("tab") or request.POST.get("tab") or "pending"
+    return tab if tab in selectors.REQUEST_TABS else "pending"
+
+
+def _requests_context(request: PanelRequest, tab: str, **extra) -> dict:
+    context = {
+        "active": "requests",
+        "tab": tab,
+        "tabs": selectors.REQUEST_TABS,
+        "tab_label": selectors.REQUEST_TABS[tab],
+        "rows": list(selectors.token_requests(request.org, tab)[:200]),
+        "pools": selectors.pool_statuses(request.org),
+        "pending_count": selectors.pending_request_count(request.org),
+    }
+    context.update(extra)
+    return context
+
+
+@require_GET
 @org_admin_required
 def requests(request: PanelRequest) -> HttpResponse:
-    return render(request, "tokens/requests.html", {"active": "requests"})
+    tab = _requests_tab(request)
+    context = _requests_context(request, tab)
+    if request.htmx and not request.htmx.history_restore_request:
+        return render(request, f"{REQUESTS_PAGE}#requests-region", context)
+    return render(request, REQUESTS_PAGE, context)
+
+
+def _after_decision(request: PanelRequest, *, ok: str = "", error: str = "", row_id=None):
+    tab = _requests_tab(request)
+    if not request.htmx:
+        if error:
+            messages.error(request, error)
+        else:
+            messages.success(request, ok)
+        return redirect(f"{reverse('tokens:requests')}?tab={tab}")
+    context = _requests_context(
+        request, tab, decision_ok=ok, decision_error=error, error_row=row_id
+    )
+    response = render(request, f"{REQUESTS_PAGE}#requests-region", context)
+    return trigger_client_event(response, "announce", {"text": error or ok})
+
+
+@require_POST
+@org_admin_required
+def request_approve(request: PanelRequest, request_id: int) -> HttpResponse:
+    get_object_or_404(TokenRequest, organization=request.org, pk=request_id)
+    try:
+        decided = services.token_request_approve(
+            admin=request.user,
+            org=request.org,
+            request_id=request_id,
+            raw_amount=request.POST.get("amount", "").strip() or None,
+            note=request.POST.get("note", ""),
+            ip=client_ip(request),
+        )
+    except DomainError as exc:
+        return _after_decision(request, error=" ".join(exc.messages), row_id=request_id)
+    return _after_decision(
+        request,
+        ok=f"Approved {decided.granted:,} {decided.kind} tokens for {decided.user.email}.",
+    )
+
+
+@require_POST
+@org_admin_required
+def request_deny(request: PanelRequest, request_id: int) -> HttpResponse:
+    get_object_or_404(TokenRequest, organization=request.org, pk=request_id)
+    try:
+        decided = services.token_request_deny(
+            admin=request.user,
+            org=request.org,
+            request_id=request_id,
+            note=request.POST.get("note", ""),
+            ip=client_ip(request),
+        )
+    except DomainError as exc:
+        return _after_decision(request, error=" ".join(exc.messages), row_id=request_id)
+    return _after_decision(
+        request, ok=f"Denied {decided.user.email}'s request for {decided.amount:,} tokens."
+    )
