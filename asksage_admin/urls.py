@@ -7,6 +7,7 @@ admin.site.index_title = "Provision and manage enterprise accounts"
 
 urlpatterns = [
     path("staff/", admin.site.urls),
+    path("api/v1/", include("tokens.api_urls")),
     path("panel/", include("tokens.urls")),
     path("panel/", include("analytics.urls")),
     path("", include("accounts.urls")),

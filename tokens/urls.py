@@ -19,4 +19,6 @@ urlpatterns = [
     path("requests/", views.requests, name="requests"),
     path("requests/<int:request_id>/approve/", views.request_approve, name="request_approve"),
     path("requests/<int:request_id>/deny/", views.request_deny, name="request_deny"),
+    path("api-keys/", views.api_keys, name="api_keys"),
+    path("api-keys/<int:key_id>/revoke/", views.api_key_revoke, name="api_key_revoke"),
 ]

@@ -5,7 +5,7 @@ from urllib.parse import urlsplit
 
 from django.contrib import messages
 from django.core.paginator import EmptyPage, PageNotAnInteger
-from django.http import HttpResponse, HttpResponseBadRequest, QueryDict
+from django.http import Http404, HttpResponse, HttpResponseBadRequest, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -17,9 +17,9 @@ from accounts.decorators import org_admin_required
 from accounts.http import PanelRequest
 from accounts.models import Membership
 from asksage_admin.lib.errors import DomainError
-from tokens import selectors, services
+from tokens import selectors, services, usage
 from tokens.filters import UserTableFilter
-from tokens.models import COLUMN_LABELS, MAX_COLUMNS, AllocationBatch, TokenRequest
+from tokens.models import COLUMN_LABELS, MAX_COLUMNS, AllocationBatch, ApiKey, TokenRequest
 from tokens.tables import UserTable, max_cell_context
 
 PAGE = "tokens/users.html"
@@ -431,3 +431,54 @@ def request_deny(request: PanelRequest, request_id: int) -> HttpResponse:
     return _after_decision(
         request, ok=f"Denied {decided.user.email}'s request for {decided.amount:,} tokens."
     )
+
+
+# --- API Keys ----------------------------------------------------------------------------
+
+API_KEYS_PAGE = "tokens/api_keys.html"
+
+
+def _api_keys_response(request: PanelRequest, status: int = 200, **extra) -> HttpResponse:
+    context = {"active": "api_keys", "keys": usage.api_keys_for(request.org), **extra}
+    partial = request.htmx and not request.htmx.history_restore_request
+    response = render(
+        request, f"{API_KEYS_PAGE}#api-keys" if partial else API_KEYS_PAGE, context, status=status
+    )
+    response["Cache-Control"] = "no-store"  # a new key's secret is on this page, once
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+@org_admin_required
+def api_keys(request: PanelRequest) -> HttpResponse:
+    """The organization's usage API keys; a created key's secret is shown in this answer only."""
+    if request.method == "GET":
+        return _api_keys_response(request)
+    name = request.POST.get("name", "")
+    try:
+        key, secret = usage.api_key_create(
+            actor=request.user, org=request.org, name=name, ip=client_ip(request)
+        )
+    except DomainError as exc:
+        # htmx 2 does not swap 4xx answers: the form shows its error with a 200 there.
+        status = 200 if request.htmx else 400
+        return _api_keys_response(request, status, errors=exc.messages, name=name[:100])
+    return _api_keys_response(request, created=key, secret=secret)
+
+
+@require_POST
+@org_admin_required
+def api_key_revoke(request: PanelRequest, key_id: int) -> HttpResponse:
+    try:
+        key = usage.api_key_revoke(
+            actor=request.user, org=request.org, key_id=key_id, ip=client_ip(request)
+        )
+        ok, text = True, f"Revoked “{key.name}” ({key.prefix}…): it is refused from now on."
+    except ApiKey.DoesNotExist as exc:
+        raise Http404("No such API key.") from exc
+    except DomainError as exc:
+        ok, text = False, " ".join(exc.messages)
+    if request.htmx:
+        return _api_keys_response(request, notice=text, notice_ok=ok)
+    (messages.success if ok else messages.error)(request, text)
+    return redirect("tokens:api_keys")

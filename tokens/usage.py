@@ -1,0 +1,494 @@
+"""The usage API's writes and reads: org API keys, recording usage against limits, balances.
+
+Recording one usage is one short transaction:
+
+1. lock the user's membership row (so an admin lowering the max waits for us, and we wait
+   for them: no usage is accepted over a max after the save that lowered it commits);
+2. insert the usage event (its unique (organization, idempotency key) index makes a retry
+   fail here, before anything is counted);
+3. add the tokens with one conditional UPDATE: `used = used + n WHERE … AND used + n <= max`,
+   creating the month's row with INSERT … ON CONFLICT DO NOTHING when it is the first usage;
+4. add the tokens to the day's rollup with an upsert.
+
+The usage events are the audit of usage: no AuditLog row per event (it would double the
+write cost of the hot path). Key creation and revocation are audited.
+"""
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from accounts.models import Membership, Organization, User
+from analytics.services import audit_record
+from asksage_admin.lib.errors import DomainError
+from asksage_admin.lib.months import month_start
+from tokens.models import ApiKey, DailyUsage, MonthlyUsage, TokenKind, UsageEvent, column_for_kind
+
+logger = logging.getLogger(__name__)
+
+KEY_PREFIX = "ask_"
+PREFIX_LENGTH = 12  # "ask_" and 8 characters of the secret: enough to tell keys apart
+# Writing last_used_at on every call would add a write to each request; a minute is precise
+# enough for an admin deciding whether a key is still in use.
+LAST_USED_RESOLUTION = dt.timedelta(seconds=60)
+
+
+# ---------------------------------------------------------------- errors
+
+
+class UsageError(DomainError):
+    """A refused API call: an HTTP status, a stable code and a sentence for people."""
+
+    def __init__(self, status: int, code: str, detail: str, **extra):
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.extra = extra
+        super().__init__(detail)
+
+    def as_dict(self) -> dict:
+        return {"error": self.code, "detail": self.detail, **self.extra}
+
+
+def _user_not_found() -> UsageError:
+    # The same answer for an unknown email and another organization's user: emails of other
+    # organizations cannot be probed with a key.
+    return UsageError(404, "user_not_found", "No user with this email in your organization.")
+
+
+# ---------------------------------------------------------------- API keys
+
+
+def api_key_hash(raw_key: str) -> str:
+    """HMAC-SHA256 of the key with a server secret.
+
+    A slow password hash (PBKDF2, Argon2) protects low-entropy secrets that people choose.
+    These keys are 256 random bits: nobody can enumerate them, however fast the hash, so a
+    fast hash costs nothing in safety and keeps authentication to one indexed lookup per
+    request. Keying it with the server secret means a leaked database alone does not even
+    let an attacker test guesses offline.
+    """
+    secret = getattr(settings, "API_KEY_HASH_SECRET", settings.SECRET_KEY)
+    return hmac.new(secret.encode(), raw_key.encode(), hashlib.sha256).hexdigest()
+
+
+def _clean_name(name: str) -> str:
+    name = " ".join((name or "").split())
+    if not name:
+        raise DomainError(errors={"name": ["Give the key a name, such as “Gateway production”."]})
+    if len(name) > 100:
+        raise DomainError(errors={"name": ["Names are at most 100 characters."]})
+    return name
+
+
+@transaction.atomic
+def api_key_create(
+    *, actor: User, org: Organization, name: str, ip: str | None = None
+) -> tuple[ApiKey, str]:
+    """Create a key; returns it with the secret, which is never stored and never shown again."""
+    name = _clean_name(name)
+    # Lock the organization row: two admins creating the same name at once get one key.
+    Organization.objects.select_for_update().filter(pk=org.pk).first()
+    if ApiKey.objects.filter(organization=org, name=name, revoked_at__isnull=True).exists():
+        raise DomainError(errors={"name": [f"An active key is already named “{name}”."]})
+    raw_key = KEY_PREFIX + secrets.token_urlsafe(32)
+    key = ApiKey.objects.create(
+        organization=org,
+        name=name,
+        prefix=raw_key[:PREFIX_LENGTH],
+        key_hash=api_key_hash(raw_key),
+        created_by=actor,
+    )
+    audit_record(
+        action="api_key.created",
+        organization=org,
+        actor=actor,
+        ip=ip,
+        key_id=key.pk,
+        name=key.name,
+        prefix=key.prefix,
+    )
+    return key, raw_key
+
+
+@transaction.atomic
+def api_key_revoke(*, actor: User, org: Organization, key_id: int, ip: str | None = None) -> ApiKey:
+    """Revoke one of the organization's keys; another organization's ids raise DoesNotExist."""
+    key = ApiKey.objects.select_for_update().get(organization=org, pk=key_id)
+    if key.revoked_at is not None:
+        raise DomainError(f"The key “{key.name}” is already revoked.")
+    key.revoked_at = timezone.now()
+    key.revoked_by = actor
+    key.save(update_fields=["revoked_at", "revoked_by"])
+    audit_record(
+        action="api_key.revoked",
+        organization=org,
+        actor=actor,
+        ip=ip,
+        key_id=key.pk,
+        name=key.name,
+        prefix=key.prefix,
+    )
+    return key
+
+
+def api_key_authenticate(raw_key: str) -> ApiKey:
+    """The active key with this secret, with its organization; else UsageError (401/403)."""
+    if not raw_key.startswith(KEY_PREFIX) or len(raw_key) > 100:
+        raise UsageError(401, "invalid_key", "The API key is not valid.")
+    presented = api_key_hash(raw_key)
+    key = ApiKey.objects.select_related("organization").filter(key_hash=presented).first()
+    # The lookup is by hash, so its timing says nothing about the secret; compare anyway.
+    if key is None or not hmac.compare_digest(key.key_hash, presented):
+        raise UsageError(401, "invalid_key", "The API key is not valid.")
+    if key.revoked_at is not None:
+        raise UsageError(401, "key_revoked", "This API key was revoked.")
+    org = key.organization
+    if not org.is_active:
+        raise UsageError(
+            403,
+            "organization_inactive",
+            f"The organization is {org.get_status_display().lower()}: its API keys are refused.",
+        )
+    now = timezone.now()
+    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        key.last_used_at = now
+    return key
+
+
+def api_keys_for(org: Organization):
+    """The organization's keys for the panel: active first, newest first."""
+    return (
+        ApiKey.objects.filter(organization=org)
+        .select_related("created_by", "revoked_by")
+        .order_by("revoked_at", "-created_at")
+    )
+
+
+# ---------------------------------------------------------------- usage
+
+
+@dataclass(frozen=True)
+class UsageRequest:
+    """A validated usage report: see `parse_usage`."""
+
+    email: str
+    kind: str
+    tokens: int
+    model: str
+
+    @property
+    def fingerprint(self) -> str:
+        """Hash of what the request asks, to tell a retry from a reused idempotency key."""
+        body = json.dumps(
+            [self.email, self.kind, self.tokens, self.model], separators=(",", ":")
+        ).encode()
+        return hashlib.sha256(body).hexdigest()
+
+
+@dataclass
+class Balance:
+    kind: str
+    max: int
+    used: int
+
+    @property
+    def remaining(self) -> int:
+        return max(self.max - self.used, 0)
+
+    def as_dict(self) -> dict:
+        return {"max": self.max, "used": self.used, "remaining": self.remaining}
+
+
+@dataclass
+class UsageResult:
+    event_id: int
+    request: UsageRequest
+    month: dt.date
+    balance: Balance
+    replayed: bool = False
+    user: User | None = field(default=None, repr=False)
+
+    def as_dict(self) -> dict:
+        return {
+            "event_id": self.event_id,
+            "user": self.request.email,
+            "kind": self.request.kind,
+            "tokens": self.request.tokens,
+            "model": self.request.model,
+            "month": f"{self.month:%Y-%m}",
+            **self.balance.as_dict(),
+            "replayed": self.replayed,
+        }
+
+
+_MAX_TOKENS = 2**53 - 1
+_FIELDS = ("user", "kind", "tokens", "model")
+
+
+def parse_usage(data: object) -> UsageRequest:
+    """Validate a decoded JSON body; UsageError(400) says which field is wrong and why."""
+
+    def bad(detail: str) -> UsageError:
+        return UsageError(400, "invalid_request", detail)
+
+    if not isinstance(data, dict):
+        raise bad('The body must be a JSON object: {"user", "kind", "tokens", "model"}.')
+    missing = [name for name in _FIELDS if name not in data]
+    if missing:
+        raise bad(f"Missing field{'s' * (len(missing) > 1)}: {', '.join(missing)}.")
+    email, kind, tokens, model = (data[name] for name in _FIELDS)
+    if not isinstance(email, str) or "@" not in email or len(email) > 254:
+        raise bad("“user” must be the user's email address.")
+    if kind not in TokenKind.values:
+        raise UsageError(400, "unknown_kind", "“kind” must be “inference” or “embedding”.")
+    # bool is an int in Python; JSON true is not a number of tokens.
+    if isinstance(tokens, bool) or not isinstance(tokens, int):
+        raise bad("“tokens” must be a whole number.")
+    if tokens <= 0:
+        raise bad("“tokens” must be at least 1.")
+    if tokens > _MAX_TOKENS:
+        raise bad(f"“tokens” cannot exceed {_MAX_TOKENS:,}.")
+    if not isinstance(model, str) or not model.strip() or len(model.strip()) > 100:
+        raise bad("“model” must be the model's name (1 to 100 characters).")
+    return UsageRequest(email=email.strip().lower(), kind=kind, tokens=tokens, model=model.strip())
+
+
+def _membership_for(org: Organization, email: str, *, lock: bool = False) -> Membership:
+    rows = Membership.objects.select_related("user")
+    if lock:
+        # NO KEY UPDATE: conflicts with an admin's UPDATE of the max, not with foreign keys.
+        rows = rows.select_for_update(no_key=True, of=("self",))
+    # lower(email) is the users' unique functional index.
+    membership = (
+        rows.alias(email_lower=Lower("user__email"))
+        .filter(organization=org, email_lower=email)
+        .first()
+    )
+    if membership is None:
+        raise _user_not_found()
+    return membership
+
+
+def _check_user_may_use(user: User) -> None:
+    if user.is_banned:
+        raise UsageError(403, "user_banned", "This user is banned: their usage is refused.")
+    if not user.is_active:
+        raise UsageError(403, "user_inactive", "This user's account is disabled.")
+    if not user.is_paid:
+        raise UsageError(403, "user_not_paid", "This user is paid off: they have no paid features.")
+
+
+def _table(model) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def _add_within_max(
+    *, user_id: int, kind: str, month: dt.date, tokens: int, limit: int
+) -> int | None:
+    """The one conditional UPDATE; the new total, or None (no row yet, or over the max)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {_table(MonthlyUsage)} SET used = used + %s "
+            "WHERE user_id = %s AND kind = %s AND month = %s AND used + %s <= %s "
+            "RETURNING used",
+            [tokens, user_id, kind, connection.ops.adapt_datefield_value(month), tokens, limit],
+        )
+        row = cursor.fetchone()
+    return None if row is None else row[0]
+
+
+def _add_to_day(*, org_id: int, user_id: int, kind: str, model: str, day: dt.date, tokens: int):
+    with connection.cursor() as cursor:
+        table = _table(DailyUsage)
+        cursor.execute(
+            f"INSERT INTO {table} (organization_id, user_id, kind, model, day, tokens, events) "
+            "VALUES (%s, %s, %s, %s, %s, %s, 1) "
+            "ON CONFLICT (user_id, kind, model, day) DO UPDATE "
+            f"SET tokens = {table}.tokens + excluded.tokens, events = {table}.events + 1",
+            [org_id, user_id, kind, model, connection.ops.adapt_datefield_value(day), tokens],
+        )
+
+
+def _month_used(*, user_id: int, kind: str, month: dt.date) -> int | None:
+    row = MonthlyUsage.objects.filter(user_id=user_id, kind=kind, month=month).values_list(
+        "used", flat=True
+    )
+    return next(iter(row), None)
+
+
+def _replay(*, org: Organization, usage: UsageRequest, idempotency_key: str) -> UsageResult | None:
+    """The recorded answer for a retried key; 409 when the key came with another body."""
+    event = (
+        UsageEvent.objects.filter(organization=org, idempotency_key=idempotency_key)
+        .only("id", "user_id", "kind", "created_at", "request_hash")
+        .first()
+    )
+    if event is None:
+        return None
+    if event.request_hash != usage.fingerprint:
+        raise UsageError(
+            409,
+            "idempotency_key_reused",
+            "This Idempotency-Key was already used with a different request body.",
+        )
+    membership = _membership_for(org, usage.email)
+    month = month_start(event.created_at)
+    used = _month_used(user_id=event.user_id, kind=event.kind, month=month) or 0
+    limit = getattr(membership, column_for_kind(usage.kind))
+    return UsageResult(
+        event_id=event.pk,
+        request=usage,
+        month=month,
+        balance=Balance(usage.kind, limit, used),
+        replayed=True,
+        user=membership.user,
+    )
+
+
+@transaction.atomic
+def _record(
+    *, org: Organization, usage: UsageRequest, idempotency_key: str, now: dt.datetime
+) -> UsageResult:
+    membership = _membership_for(org, usage.email, lock=True)
+    user = membership.user
+    try:
+        _check_user_may_use(user)
+    except UsageError:
+        if idempotency_key:  # a retry of a usage recorded before the user was banned
+            replay = _replay(org=org, usage=usage, idempotency_key=idempotency_key)
+            if replay is not None:
+                return replay
+        raise
+    limit = getattr(membership, column_for_kind(usage.kind))
+    month, day = month_start(now), now.astimezone(dt.UTC).date()
+    event = UsageEvent.objects.create(
+        organization=org,
+        user=user,
+        kind=usage.kind,
+        tokens=usage.tokens,
+        model=usage.model,
+        created_at=now,
+        idempotency_key=idempotency_key,
+        request_hash=usage.fingerprint if idempotency_key else "",
+    )
+    args = {"user_id": user.pk, "kind": usage.kind, "month": month, "tokens": usage.tokens}
+    used = _add_within_max(**args, limit=limit)
+    if used is None:
+        current = _month_used(user_id=user.pk, kind=usage.kind, month=month)
+        if current is None:
+            # First usage of the month: create the row; a concurrent creator is not an error.
+            MonthlyUsage.objects.bulk_create(
+                [MonthlyUsage(organization=org, user=user, kind=usage.kind, month=month)],
+                ignore_conflicts=True,
+            )
+            used = _add_within_max(**args, limit=limit)
+            current = 0
+        if used is None:
+            # Raising rolls back the event: a refused usage leaves no trace.
+            balance = Balance(usage.kind, limit, current)
+            raise UsageError(
+                402,
+                "over_limit",
+                f"{usage.tokens:,} {usage.kind} tokens would exceed the user's monthly max: "
+                f"{balance.remaining:,} remaining.",
+                requested=usage.tokens,
+                **balance.as_dict(),
+            )
+    _add_to_day(
+        org_id=org.pk,
+        user_id=user.pk,
+        kind=usage.kind,
+        model=usage.model,
+        day=day,
+        tokens=usage.tokens,
+    )
+    return UsageResult(
+        event_id=event.pk,
+        request=usage,
+        month=month,
+        balance=Balance(usage.kind, limit, used),
+        user=user,
+    )
+
+
+def usage_record(
+    *, org: Organization, usage: UsageRequest, idempotency_key: str = ""
+) -> UsageResult:
+    """Count a usage if it stays within the user's max, once per idempotency key.
+
+    Raises UsageError: 404 unknown or other organization's user, 403 banned/disabled/paid off,
+    402 over the max (with the balance), 409 idempotency key reused with another body.
+    """
+    try:
+        result = _record(org=org, usage=usage, idempotency_key=idempotency_key, now=timezone.now())
+    except IntegrityError:
+        # Only the idempotency index can refuse the event: a request with this key committed
+        # first (concurrently, or earlier). Its transaction is over: answer what it recorded.
+        replay = _replay(org=org, usage=usage, idempotency_key=idempotency_key)
+        if replay is None:
+            raise
+        return replay
+    if not result.replayed:
+        result = _after_usage_recorded(result)
+    return result
+
+
+def _after_usage_recorded(result: UsageResult) -> UsageResult:
+    """The auto-increase policy hook: runs after the usage committed, never undoes it.
+
+    `tokens.services.auto_increase_apply(user=, kind=)` belongs to Token Distribution; a
+    failure there is logged and the recorded usage still answers 200.
+    """
+    from tokens import services
+
+    apply = getattr(services, "auto_increase_apply", None)
+    if apply is None:
+        return result
+    try:
+        if apply(user=result.user, kind=result.request.kind):
+            # An increase was applied: answer the new max.
+            limit = (
+                Membership.objects.filter(user=result.user)
+                .values_list(column_for_kind(result.request.kind), flat=True)
+                .first()
+            )
+            if limit is not None:
+                result.balance.max = limit
+    except Exception:
+        logger.exception("auto-increase failed after usage event %s", result.event_id)
+    return result
+
+
+def balance_for(*, org: Organization, email: str, month: dt.date | None = None) -> dict:
+    """Max, used this month and remaining per kind for one of the organization's users."""
+    membership = _membership_for(org, email.strip().lower())
+    month = month or month_start(timezone.now())
+    used = dict(
+        MonthlyUsage.objects.filter(user_id=membership.user_id, month=month).values_list(
+            "kind", "used"
+        )
+    )
+    user = membership.user
+    return {
+        "user": user.email,
+        "month": f"{month:%Y-%m}",
+        "paid": user.is_paid,
+        "banned": user.is_banned,
+        **{
+            kind: Balance(
+                kind, getattr(membership, column_for_kind(kind)), used.get(kind, 0)
+            ).as_dict()
+            for kind in TokenKind.values
+        },
+    }
