@@ -21,7 +21,8 @@ install: $(STAMP)
 run: $(STAMP)
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
-	$(PY) manage.py runserver 127.0.0.1:8000
+	@echo "Demo mode: DEMO_SKIP_MFA=1 (works only with DEBUG on) lets the demo admins in without an authenticator."
+	DEMO_SKIP_MFA=1 $(PY) manage.py runserver 127.0.0.1:8000
 
 test: $(STAMP)
 	$(PY) manage.py collectstatic --noinput -v0

@@ -428,6 +428,19 @@ class UserAdmin(ServiceErrorsAsMessages, SalesStaffPermissions, auth_admin.UserA
     ]
     list_select_related = ["membership__organization"]
     search_fields = ["email", "name"]
+    actions = ["reset_second_factor"]
+
+    @admin.action(description="Reset second factor (they enrol again at next login)")
+    def reset_second_factor(self, request, queryset):
+        from accounts.mfa import mfa_reset
+
+        for user in queryset:
+            mfa_reset(actor=request.user, user=user)
+        count = queryset.count()
+        self.message_user(
+            request, f"Second factor reset for {count} user{'s' * (count != 1)}.", messages.SUCCESS
+        )
+
     ordering = ["email"]
     filter_horizontal = []
     fieldsets = [

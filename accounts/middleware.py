@@ -2,7 +2,9 @@
 
 from django.contrib import messages
 from django.contrib.auth import logout
+from django.contrib.auth.views import redirect_to_login
 from django.shortcuts import redirect
+from django.urls import reverse
 
 
 class BannedUserLogoutMiddleware:
@@ -15,4 +17,30 @@ class BannedUserLogoutMiddleware:
             logout(request)
             messages.error(request, "Your account has been banned. Contact your administrator.")
             return redirect("accounts:login")
+        return self.get_response(request)
+
+
+class StaffSecondFactorMiddleware:
+    """Sales staff reach Django admin (/staff/) only once their session passed the second factor.
+
+    The Admin Panel's own check lives in `org_admin_required`, which already has the
+    membership at hand.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        from accounts.mfa import mfa_required_for
+
+        user = getattr(request, "user", None)
+        if (
+            request.path.startswith("/staff/")
+            and user is not None
+            and user.is_authenticated
+            and user.is_staff
+            and not user.is_verified()
+            and mfa_required_for(user)
+        ):
+            return redirect_to_login(request.get_full_path(), reverse("accounts:mfa"))
         return self.get_response(request)

@@ -18,6 +18,7 @@ urlpatterns = [
         name="login",
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/mfa/", views.mfa, name="mfa"),
     path(
         "accounts/password-reset/",
         auth_views.PasswordResetView.as_view(

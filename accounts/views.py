@@ -1,9 +1,13 @@
 """Registration, the member's home page and the shell's closed-organization page."""
 
+from base64 import b32encode
+
+import segno
 from django.contrib import messages
 from django.contrib.auth import login
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from accounts import selectors, services
@@ -91,3 +95,43 @@ def token_request_create(request: AuthedRequest) -> HttpResponse:
     if request.htmx:
         return render(request, "accounts/home.html#my-requests", context)
     return render(request, "accounts/home.html", context, status=422)
+
+
+@member_required
+def mfa(request: AuthedRequest) -> HttpResponse:
+    """Set up the authenticator (QR code rendered here, no network) or enter a code."""
+    from accounts import mfa as mfa_services
+
+    next_url = request.POST.get("next") or request.GET.get("next") or ""
+    if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
+        next_url = ""
+    enrolled = mfa_services.is_enrolled(request.user)
+    context = {"next": next_url, "enrolled": enrolled, "error": None}
+    if request.method == "POST":
+        token = request.POST.get("token", "")
+        try:
+            if enrolled:
+                mfa_services.mfa_verify(
+                    request=request,
+                    user=request.user,
+                    token=token,
+                    ip=request.META.get("REMOTE_ADDR"),
+                )
+            else:
+                codes = mfa_services.mfa_enroll_confirm(
+                    request=request, user=request.user, token=token
+                )
+                return render(
+                    request, "registration/mfa_codes.html", {"codes": codes, "next": next_url}
+                )
+        except DomainError as exc:
+            context["error"] = " ".join(exc.messages)
+        else:
+            return redirect(next_url or "accounts:home")
+    if not enrolled:
+        device = mfa_services.pending_totp_device(request.user)
+        context["qr_svg"] = segno.make(device.config_url, error="m").svg_inline(
+            scale=4, title="QR code for your authenticator app"
+        )
+        context["secret"] = b32encode(device.bin_key).decode()
+    return render(request, "registration/mfa.html", context)

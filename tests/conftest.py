@@ -78,6 +78,13 @@ def alice_client(client, alice):
 
 
 @pytest.fixture(autouse=True)
+def _second_factor(request, settings):
+    """The second factor is enforced in tests marked `mfa` (tests/accounts/test_mfa.py and the
+    access sweep); elsewhere sessions count as verified so tests can focus on their subject."""
+    settings.MFA_REQUIRED = request.node.get_closest_marker("mfa") is not None
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     """PBKDF2 is slow by design; tests create hundreds of users."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

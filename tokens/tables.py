@@ -1,6 +1,7 @@
 """The User Management table."""
 
 import django_tables2 as tables
+from django.middleware.csrf import get_token
 from django.template.loader import render_to_string
 from django.utils.html import format_html
 
@@ -8,6 +9,17 @@ from asksage_admin.lib.amounts import format_tokens
 from tokens.models import COLUMN_LABELS, KIND_HELP, MAX_COLUMNS
 
 CELLS = "tokens/users.html#{}"
+
+
+def render_cell(partial: str, context: dict, request) -> str:
+    """Render a cell partial without running the context processors for every cell.
+
+    Cells only need the request and the CSRF token; context processors (sidebar badges…)
+    would cost queries per cell and break the page's constant query count.
+    """
+    return render_to_string(
+        CELLS.format(partial), {**context, "request": request, "csrf_token": get_token(request)}
+    )
 
 
 class PartialColumn(tables.Column):
@@ -18,9 +30,7 @@ class PartialColumn(tables.Column):
         super().__init__(**kwargs)
 
     def render(self, record, table):
-        return render_to_string(
-            CELLS.format(self.partial), table.cell_context(record, self), request=table.request
-        )
+        return render_cell(self.partial, table.cell_context(record, self), table.request)
 
 
 class MaxColumn(tables.Column):
@@ -42,10 +52,8 @@ class MaxColumn(tables.Column):
 
     def render(self, record, table):
         edit = table.pending.get((record.pk, self.max_column))
-        return render_to_string(
-            CELLS.format("max-cell"),
-            max_cell_context(record, self.max_column, edit),
-            request=table.request,
+        return render_cell(
+            "max-cell", max_cell_context(record, self.max_column, edit), table.request
         )
 
 

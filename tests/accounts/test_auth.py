@@ -119,7 +119,10 @@ class TestPasswordReset:
 
         bob.refresh_from_db()
         assert bob.check_password(NEW_PASSWORD)
-        assert client.login(username="bob@example.com", password=NEW_PASSWORD)
+        logged_in = client.post(
+            reverse("accounts:login"), {"username": "bob@example.com", "password": NEW_PASSWORD}
+        )
+        assert logged_in.status_code == 302 and logged_in.url == reverse("accounts:home")
 
     def test_the_link_works_only_once(self, client, bob, mailoutbox):
         client.post(reverse("accounts:password_reset"), {"email": "bob@example.com"})

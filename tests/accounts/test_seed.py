@@ -8,6 +8,7 @@ from django.core.management import CommandError, call_command
 from django.db import transaction
 from django.db.models import F, Sum
 from django.db.models.functions import TruncMonth
+from django.test import RequestFactory
 
 from accounts.management.commands.seed_demo import PASSWORD
 from accounts.models import Membership, Organization, User
@@ -128,7 +129,8 @@ def test_seed_demo_prints_logins_that_work():
     output = seed("seed_demo")
     for email in ("sales@example.com", "admin@demo.example.com", "member@demo.example.com"):
         assert f"{email} / {PASSWORD}" in output
-        assert authenticate(username=email, password=PASSWORD) is not None
+        request = RequestFactory().post("/accounts/login/")  # the throttling backend needs it
+        assert authenticate(request, username=email, password=PASSWORD) is not None
     sales = User.objects.get(email="sales@example.com")
     assert sales.is_staff and sales.is_superuser
     assert User.objects.get(email="admin@demo.example.com").membership.is_admin

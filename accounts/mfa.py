@@ -1,0 +1,100 @@
+"""The second factor (TOTP, with recovery codes) for org admins, auditors and sales staff.
+
+Built on django-otp: a confirmed TOTPDevice is the authenticator app, a StaticDevice holds
+one-time recovery codes. A session is "verified" once `django_otp.login` ran in it.
+"""
+
+from django.conf import settings
+from django.db import transaction
+from django_otp import devices_for_user
+from django_otp import login as otp_login
+from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from accounts.models import Membership, User
+from analytics.services import audit_record
+from asksage_admin.lib.errors import DomainError
+
+RECOVERY_CODES = 10
+
+
+def mfa_required_for(user: User, membership: Membership | None = None) -> bool:
+    """Sales staff and everyone who can open the Admin Panel need a second factor."""
+    if not settings.MFA_REQUIRED or settings.DEMO_SKIP_MFA or not user.is_authenticated:
+        return False
+    if user.is_staff:
+        return True
+    if membership is None:
+        membership = Membership.objects.filter(user=user).first()
+    return bool(membership and membership.can_view_panel)
+
+
+def is_enrolled(user: User) -> bool:
+    return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+
+
+def pending_totp_device(user: User) -> TOTPDevice:
+    """The unconfirmed authenticator being set up (made once, reused on reload)."""
+    device = TOTPDevice.objects.filter(user=user, confirmed=False).first()
+    return device or TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=False)
+
+
+def _org(user: User):
+    membership = Membership.objects.select_related("organization").filter(user=user).first()
+    return membership.organization if membership else None
+
+
+@transaction.atomic
+def mfa_enroll_confirm(*, request, user: User, token: str) -> list[str]:
+    """Confirm the authenticator with a first code; returns fresh recovery codes (shown once)."""
+    device = TOTPDevice.objects.select_for_update().filter(user=user, confirmed=False).first()
+    if device is None:
+        raise DomainError(
+            errors={"token": ["Start the set-up again: no authenticator is pending."]}
+        )
+    if not device.verify_token((token or "").strip().replace(" ", "")):
+        raise DomainError(errors={"token": ["That code is not valid. Enter the current 6 digits."]})
+    TOTPDevice.objects.filter(user=user, confirmed=True).delete()
+    device.confirmed = True
+    device.save(update_fields=["confirmed"])
+    codes = _new_recovery_codes(user)
+    otp_login(request, device)
+    audit_record(action="mfa.enrolled", organization=_org(user), actor=user, target_user=user)
+    return codes
+
+
+def _new_recovery_codes(user: User) -> list[str]:
+    StaticDevice.objects.filter(user=user).delete()
+    static = StaticDevice.objects.create(user=user, name="Recovery codes", confirmed=True)
+    codes = [StaticToken.random_token() for _ in range(RECOVERY_CODES)]
+    StaticToken.objects.bulk_create(StaticToken(device=static, token=c) for c in codes)
+    return codes
+
+
+@transaction.atomic
+def mfa_verify(*, request, user: User, token: str, ip: str | None = None) -> None:
+    """Check a code from the authenticator or a recovery code, and mark the session verified."""
+    token = (token or "").strip().replace(" ", "")
+    for device in devices_for_user(user, confirmed=True):
+        if device.verify_token(token):
+            otp_login(request, device)
+            kind = "recovery code" if isinstance(device, StaticDevice) else "authenticator"
+            audit_record(
+                action="mfa.verified",
+                organization=_org(user),
+                actor=user,
+                target_user=user,
+                ip=ip,
+                method=kind,
+            )
+            return
+    audit_record(action="mfa.failed", organization=_org(user), actor=user, target_user=user, ip=ip)
+    raise DomainError(errors={"token": ["That code is not valid. Try the current code again."]})
+
+
+@transaction.atomic
+def mfa_reset(*, actor: User, user: User) -> None:
+    """Sales staff reset someone's second factor: they enrol again at their next login."""
+    TOTPDevice.objects.filter(user=user).delete()
+    StaticDevice.objects.filter(user=user).delete()
+    audit_record(action="mfa.reset", organization=_org(user), actor=actor, target_user=user)
