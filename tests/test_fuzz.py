@@ -1,0 +1,86 @@
+"""Property-based tests (hypothesis): the amount parser and the batch save never break rules."""
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from accounts.models import Membership
+from asksage_admin.lib.amounts import MAX_TOKENS, AmountError, format_tokens, parse_tokens
+from asksage_admin.lib.errors import DomainError
+from tests.factories import MembershipFactory
+from tokens import services
+from tokens.models import PendingEdit
+from tokens.selectors import allocated, pools
+
+
+@settings(max_examples=500)
+@given(st.integers(min_value=0, max_value=MAX_TOKENS))
+def test_formatted_amounts_parse_back_to_themselves(value):
+    assert parse_tokens(format_tokens(value)) == value
+    assert parse_tokens(str(value)) == value
+    assert parse_tokens(f"{value:,}".replace(",", " ")) == value
+
+
+@settings(max_examples=1000)
+@given(st.text(max_size=40))
+def test_any_text_parses_or_raises_the_domain_error_only(text):
+    try:
+        value = parse_tokens(text)
+    except AmountError as exc:
+        assert str(exc)  # always a message a person can read
+    else:
+        assert isinstance(value, int) and 0 <= value <= MAX_TOKENS
+
+
+@settings(max_examples=300)
+@given(st.decimals(min_value=0, max_value=9_000_000, places=3), st.sampled_from("kKmM"))
+def test_suffixed_amounts_are_whole_or_refused(number, suffix):
+    try:
+        value = parse_tokens(f"{number}{suffix}")
+    except AmountError:
+        multiplier = 1_000 if suffix in "kK" else 1_000_000
+        product = number * multiplier
+        assert product != int(product) or product > MAX_TOKENS
+    else:
+        assert value >= 0
+
+
+@pytest.fixture
+def team(org_a, alice, bob):
+    return [alice, bob, *(MembershipFactory(organization=org_a).user for _ in range(4))]
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 3_000_000)), min_size=1, max_size=6))
+def test_random_batches_never_break_the_pool_or_the_floor(team, org_a, alice, edits):
+    PendingEdit.objects.all().delete()
+    before = dict(Membership.objects.values_list("user_id", "max_inference_tokens"))
+    wanted = {}
+    for index, value in edits:
+        user = team[index]
+        wanted[user.pk] = value
+        PendingEdit.objects.update_or_create(
+            admin=alice,
+            target=user,
+            column="max_inference_tokens",
+            defaults={"organization": org_a, "old_value": before[user.pk], "new_value": value},
+        )
+    try:
+        services.allocation_batch_save(admin=alice, org=org_a, column="max_inference_tokens")
+        saved = True
+    except DomainError:
+        saved = False
+    after = dict(Membership.objects.values_list("user_id", "max_inference_tokens"))
+    assert allocated(org_a)["inference"] <= max(pools(org_a)["inference"], sum(before.values()))
+    assert all(v >= org_a.min_inference_tokens for v in after.values())
+    if saved:
+        assert all(after[uid] == value for uid, value in wanted.items())
+    else:
+        assert after == before  # all or nothing
+    # Reset for the next example: Hypothesis reuses the function-scoped fixtures.
+    for uid, value in before.items():
+        Membership.objects.filter(user_id=uid).update(max_inference_tokens=value)
