@@ -223,6 +223,7 @@ def batch_undo(request: PanelRequest, batch_id: uuid.UUID) -> HttpResponse:
     except DomainError as exc:
         return _after_batch(request, error=" ".join(exc.messages))
     n = len(result.changes)
+    get_object_or_404(AllocationBatch, organization=request.org, pk=batch_id)
     return _after_batch(
         request,
         info=f"Undone: {n} cell{'s' * (n != 1)} of {COLUMN_LABELS[result.batch.column]} restored.",

@@ -1,0 +1,222 @@
+"""The access-control sweep: every URL of the project, as every outsider, GET and POST.
+
+It walks the URL resolver, fills each pattern's parameters with objects of org A, and
+requests it as anonymous, bob (a member of org A), an auditor of org A, carol (admin of
+org B) and sam (sales staff without a second factor). The answer must be a login or
+second-factor redirect, 403, 404 or 405 — never org A's private data, never a 500 — and the
+database must not change. A new URL whose parameters or expectations are unknown fails the
+test, so every new view is swept from the day it is added.
+"""
+
+import hashlib
+import re
+
+import pytest
+from django.apps import apps
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver
+from django_otp import login as otp_login
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from analytics.models import AuditLog
+from tests.factories import MembershipFactory
+from tokens.models import AllocationBatch, ApiKey, TokenRequest
+
+pytestmark = [pytest.mark.mfa, pytest.mark.django_db]
+
+SECRET = "secret-sally@example.com"  # org A data that none of the visitors may see
+
+# URLs anyone may open (their own account pages); they must still never show org A's data.
+PUBLIC = {
+    "accounts:login",
+    "accounts:register",
+    "accounts:logout",
+    "accounts:password_reset",
+    "accounts:password_reset_done",
+    "accounts:password_reset_confirm",
+    "accounts:password_reset_complete",
+    "accounts:home",
+    "accounts:mfa",
+    "accounts:token_request_create",
+    "api:openapi",
+    "api:",
+    "admin:login",
+    "admin:logout",
+    "tokens:panel",  # a redirect to the user table, which is then checked itself
+}
+# Parameters that carry an object of org A: carol must get 404 for them.
+ORG_A_PARAMS = {"user_id", "batch_id", "request_id", "key_id", "email", "object_id"}
+ROLES = ["anonymous", "bob", "auditor", "carol", "sam"]
+# Tables whose writes are the point of a visit (sessions, throttling counters, a pending
+# authenticator the MFA page prepares) rather than changes to anyone's data.
+VOLATILE = {
+    "django_session",
+    "axes_accessattempt",
+    "axes_accesslog",
+    "axes_accessfailurelog",
+    "otp_totp_totpdevice",
+    "otp_static_staticdevice",
+    "otp_static_statictoken",
+    "analytics_auditlog",
+    "analytics_auditchain",
+}
+
+
+def walk(patterns, prefix="", namespace=None):
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            yield from walk(
+                pattern.url_patterns, prefix + str(pattern.pattern), pattern.namespace or namespace
+            )
+        elif isinstance(pattern, URLPattern):
+            name = f"{namespace}:{pattern.name or ''}" if namespace else (pattern.name or "")
+            yield prefix + str(pattern.pattern), name
+
+
+def fill(route: str, values: dict) -> tuple[str, set[str]]:
+    """Replace <conv:name> and (?P<name>…) with values; returns the path and the names used."""
+    used = set()
+
+    def sub(match):
+        name = match.group("name")
+        used.add(name)
+        if name not in values:
+            raise AssertionError(f"the sweep has no value for <{name}> in {route!r}: add one")
+        return str(values[name])
+
+    path = re.sub(r"<(?:\w+:)?(?P<name>\w+)>", sub, route)
+    path = re.sub(r"\(\?P<(?P<name>\w+)>[^)]*\)", sub, path)
+    path = path.replace("^", "").replace("$", "").replace("\\", "")
+    return "/" + path, used
+
+
+def snapshot() -> dict[str, str]:
+    """A digest of every table's rows, by table."""
+    tables = {}
+    for model in apps.get_models():
+        if model._meta.db_table in VOLATILE:
+            continue
+        rows = list(model._default_manager.order_by("pk").values_list())
+        tables[model._meta.db_table] = hashlib.sha256(repr(rows).encode()).hexdigest()
+    return tables
+
+
+def verified(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    device = TOTPDevice.objects.create(user=user, name="app", confirmed=True)
+    request = type("R", (), {"session": client.session, "user": user})()
+    otp_login(request, device)
+    request.session.save()
+    return client
+
+
+@pytest.fixture
+def cast(org_a, alice, bob, carol, sam):
+    sally = MembershipFactory(
+        organization=org_a, user__email=SECRET, user__name="Secret Sally"
+    ).user
+    auditor = MembershipFactory(organization=org_a, role="auditor").user
+    batch = AllocationBatch.objects.create(
+        organization=org_a,
+        actor=alice,
+        column="max_inference_tokens",
+        changes=[{"user": sally.pk, "old": 200_000, "new": 200_000}],
+    )
+    request = TokenRequest.objects.create(
+        organization=org_a,
+        user=sally,
+        kind="inference",
+        amount=100_000,
+        reason="more",
+        current_max=200_000,
+    )
+    key = ApiKey.objects.create(
+        organization=org_a, name="gateway", prefix="ak_x", key_hash="x" * 64
+    )
+    bob_client = Client()
+    bob_client.force_login(bob)
+    sam_client = Client()
+    sam_client.force_login(sam)
+    clients = {
+        "anonymous": Client(),
+        "bob": bob_client,
+        "auditor": verified(auditor),
+        "carol": verified(carol),
+        "sam": sam_client,
+    }
+    values = {
+        "user_id": sally.pk,
+        "batch_id": batch.pk,
+        "request_id": request.pk,
+        "key_id": key.pk,
+        "email": SECRET,
+        "column": "max_inference_tokens",
+        "flag": "banned",
+        "what": "users",
+        "uidb64": "MQ",
+        "token": "set-password",
+        "rest": "nothing-here",
+        "object_id": sally.pk,
+        "app_label": "accounts",
+        "content_type_id": "1",
+        "url": "nothing", "pk": 1, "id": 1,
+    }
+    return clients, values
+
+
+def expected(name: str, path: str, role: str, method: str, used: set[str]) -> set[int] | None:
+    """The allowed status codes, or None when any non-500 answer is fine (own pages)."""
+    if name in PUBLIC:
+        return None
+    if path.startswith("/staff/"):
+        return {302}  # admin login, or the second factor for sam
+    if name.startswith("api:"):
+        return {401, 404, 405}
+    if role == "anonymous":
+        return {302, 405}
+    if role in {"bob", "sam"}:
+        return {403, 405}
+    if role == "auditor":
+        return None if method == "GET" else {403, 405}
+    if role == "carol":
+        return {404, 405} if used & ORG_A_PARAMS else None
+    raise AssertionError(f"no expectation for {name} as {role}")
+
+
+def test_every_url_refuses_every_outsider(cast):
+    clients, values = cast
+    routes = list(walk(get_resolver().url_patterns))
+    before = snapshot()
+    audit_before = set(AuditLog.objects.values_list("pk", flat=True))
+    checked = 0
+    problems = []
+    for route, name in routes:
+        path, used = fill(route, values)
+        for role in ROLES:
+            for method in ("GET", "POST"):
+                client = clients[role]
+                response = getattr(client, method.lower())(path, follow=False)
+                body = b"" if getattr(response, "streaming", False) else response.content
+                if getattr(response, "streaming", False):
+                    body = b"".join(response.streaming_content)
+                allowed = expected(name, path, role, method, used)
+                status = response.status_code
+                if status >= 500:
+                    problems.append(f"{method} {path} as {role}: {status}")
+                elif allowed is not None and status not in allowed:
+                    problems.append(f"{method} {path} as {role}: {status}, expected {allowed}")
+                if SECRET.encode() in body and not (role == "auditor" and method == "GET"):
+                    problems.append(f"{method} {path} as {role}: shows org A's data")
+                checked += 1
+                if role == "anonymous":
+                    client.cookies.clear()
+    assert not problems, "\n".join(problems)
+    changed = [table for table, digest in snapshot().items() if before.get(table) != digest]
+    assert not changed, f"an outsider's request changed {changed}"
+    new_actions = set(
+        AuditLog.objects.exclude(pk__in=audit_before).values_list("action", flat=True)
+    )
+    assert new_actions <= {"login.failed", "mfa.failed", "export.csv"}, new_actions
+    assert checked == len(routes) * len(ROLES) * 2
+    print(f"swept {len(routes)} URL patterns × {len(ROLES)} roles × GET/POST = {checked}")
