@@ -22,6 +22,10 @@ class AuditLogAdmin(ReadOnlyAdmin):
     search_fields = ["action", "actor__email", "actor_label", "target_user__email"]
     list_select_related = ["organization", "actor", "target_user"]
     date_hierarchy = "created_at"
+    readonly_fields = ["chain", "seq", "prev_hash", "hash"]
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # append-only, whoever asks
 
     @admin.display(description="actor", ordering="actor__email")
     def actor_name(self, entry: AuditLog) -> str:

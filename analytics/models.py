@@ -1,14 +1,61 @@
-"""The append-only audit log of every write."""
+"""The append-only audit log of every write, chained per organization so tampering shows."""
 
 from django.conf import settings
-from django.db import models
+from django.db import models, router
 from django.utils import timezone
+
+GENESIS = "0" * 64
+
+
+class AuditChain(models.Model):
+    """The head of one hash chain: the organization's (`org:<id>`) or the platform's (`global`).
+
+    Writers lock this row (`select_for_update`) while they append, so two concurrent writers
+    of one organization never both link to the same previous row; it also remembers the last
+    row, so removing rows from the end of the chain is detected too.
+    """
+
+    key = models.CharField(max_length=40, primary_key=True)
+    last_seq = models.BigIntegerField(default=0)
+    last_hash = models.CharField(max_length=64, default=GENESIS)
+
+    def __str__(self) -> str:
+        return f"{self.key} #{self.last_seq}"
+
+
+class AppendOnlyError(RuntimeError):
+    """Audit rows are never updated or deleted."""
+
+
+class AuditLogQuerySet(models.QuerySet):
+    """Inserts go through the chain; updates and deletes are refused."""
+
+    def bulk_create(self, objs, batch_size=None, **kwargs):
+        from analytics import chain
+
+        if kwargs.get("ignore_conflicts") or kwargs.get("update_conflicts"):
+            raise AppendOnlyError("Audit rows are only ever inserted.")
+        objs = list(objs)
+        if not objs:
+            return objs
+        with chain.appending(objs, using=self.db):
+            return super().bulk_create(objs, batch_size=batch_size)
+
+    def update(self, **kwargs):
+        raise AppendOnlyError("Audit rows cannot be changed.")
+
+    def delete(self):
+        raise AppendOnlyError("Audit rows cannot be deleted.")
+
+    update.queryset_only = True
+    delete.queryset_only = True
 
 
 class AuditLog(models.Model):
     """One action: who did what to whom, old → new, when and from where.
 
     `actor` is empty for the platform's own actions (policies); `actor_label` then names them.
+    `seq`, `prev_hash` and `hash` chain the rows of one organization (see `analytics.chain`).
     """
 
     organization = models.ForeignKey(
@@ -29,6 +76,12 @@ class AuditLog(models.Model):
     details = models.JSONField(default=dict, blank=True)
     ip = models.GenericIPAddressField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    chain = models.CharField(max_length=40, editable=False, default="")
+    seq = models.BigIntegerField(editable=False, default=0)
+    prev_hash = models.CharField(max_length=64, editable=False, default="")
+    hash = models.CharField(max_length=64, editable=False, default="")
+
+    objects = AuditLogQuerySet.as_manager()
 
     class Meta:
         indexes = [
@@ -37,8 +90,31 @@ class AuditLog(models.Model):
             models.Index(fields=["target_user", "created_at"]),
             models.Index(fields=["batch_id"]),
         ]
+        constraints = [
+            # A second writer linking to the same previous row fails instead of forking.
+            models.UniqueConstraint(fields=["chain", "seq"], name="audit_chain_seq_unique"),
+        ]
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
         who = self.actor_label or (self.actor and self.actor.email) or "system"
         return f"{self.created_at:%Y-%m-%d %H:%M} {who} {self.action}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnlyError("Audit rows cannot be changed.")
+        from analytics import chain
+
+        kwargs["force_insert"] = True
+        using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
+        with chain.appending([self], using=using):
+            super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError("Audit rows cannot be deleted.")
+
+    @property
+    def actor_name(self) -> str:
+        if self.actor_label:
+            return self.actor_label
+        return self.actor.get_full_name() if self.actor_id else "system"

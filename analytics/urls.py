@@ -6,5 +6,8 @@ app_name = "analytics"
 
 urlpatterns = [
     path("statistics/", views.statistics, name="statistics"),
+    path("exports/<slug:what>.csv", views.export, name="export"),
     path("activity/", views.activity, name="activity"),
+    path("activity/integrity/", views.integrity, name="integrity"),
+    path("activity/users/<int:user_id>/", views.user_history, name="user_history"),
 ]

@@ -1,0 +1,458 @@
+"""Reads of the analytics pages: the audit trail, a user's history, the statistics.
+
+Statistics read the rollups (DailyUsage, MonthlyUsage), never raw usage events, and each
+block costs one query whatever the organization's size.
+"""
+
+import calendar
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+
+from django.apps import apps
+from django.db.models import (
+    BigIntegerField,
+    Case,
+    F,
+    OuterRef,
+    Q,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce
+
+from accounts.models import Membership, Organization
+from analytics import chain
+from analytics.exports import CHUNK, Export
+from analytics.filters import ActivityFilter, DateRangeForm, day_bounds, today
+from analytics.models import AuditLog
+from analytics.services import LOGIN, LOGIN_FAILED
+from asksage_admin.lib.months import current_month
+from tokens.filters import UserTableFilter
+from tokens.models import DailyUsage, MonthlyUsage, TokenKind, UsageEvent, column_for_kind
+from tokens.selectors import pool_statuses, user_table_rows
+
+KINDS = TokenKind.values
+FORECAST_WINDOW_DAYS = 7
+
+
+def token_request_model():
+    """TokenRequest when the tokens app has it (it is being added alongside this app)."""
+    try:
+        return apps.get_model("tokens", "TokenRequest")
+    except LookupError:
+        return None
+
+
+# Audit trail --------------------------------------------------------------------------------
+
+
+def audit_rows(org: Organization):
+    return (
+        AuditLog.objects.filter(organization=org)
+        .select_related("actor", "target_user")
+        .order_by("-created_at", "-id")
+    )
+
+
+def org_member(org: Organization, user_id: int) -> Membership | None:
+    return (
+        Membership.objects.select_related("user").filter(organization=org, user_id=user_id).first()
+    )
+
+
+def integrity(org: Organization) -> chain.Verdict:
+    return chain.verify(chain.chain_key(org.pk))
+
+
+# User interaction history -------------------------------------------------------------------
+
+
+@dataclass
+class UsageDay:
+    day: dt.date
+    rows: list[dict] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(row["tokens"] for row in self.rows)
+
+
+def user_logins(org: Organization, user, limit: int = 20):
+    return list(audit_rows(org).filter(target_user=user, action__in=[LOGIN, LOGIN_FAILED])[:limit])
+
+
+def user_changes(org: Organization, user, limit: int = 50):
+    """What was done to the user (limits, flags, requests, policy): not their own logins."""
+    return list(
+        audit_rows(org).filter(target_user=user).exclude(action__in=[LOGIN, LOGIN_FAILED])[:limit]
+    )
+
+
+def user_usage_by_day(org: Organization, user, start: dt.date, end: dt.date) -> list[UsageDay]:
+    rows = (
+        DailyUsage.objects.filter(organization=org, user=user, day__range=(start, end))
+        .values("day", "kind", "model", "tokens", "events")
+        .order_by("-day", "kind", "model")
+    )
+    days: dict[dt.date, UsageDay] = {}
+    for row in rows:
+        days.setdefault(row["day"], UsageDay(row["day"])).rows.append(row)
+    return list(days.values())
+
+
+def user_requests(org: Organization, user, limit: int = 20) -> list | None:
+    model = token_request_model()
+    if model is None:
+        return None
+    return list(model.objects.filter(organization=org, user=user).order_by("-created_at")[:limit])
+
+
+# Statistics ---------------------------------------------------------------------------------
+
+
+def _by_kind(rows, key: str) -> dict:
+    """{key value: {kind: tokens}} from rows of (key, kind, tokens)."""
+    result: dict = {}
+    for row in rows:
+        result.setdefault(row[key], dict.fromkeys(KINDS, 0))[row["kind"]] = row["total"] or 0
+    return result
+
+
+def usage_by_month(org: Organization) -> dict[dt.date, dict[str, int]]:
+    rows = (
+        MonthlyUsage.objects.filter(organization=org)
+        .values("month", "kind")
+        .annotate(total=Sum("used"))
+        .order_by("month", "kind")
+    )
+    return _by_kind(rows, "month")
+
+
+def usage_by_day(org: Organization, start: dt.date, end: dt.date) -> dict[dt.date, dict]:
+    rows = (
+        DailyUsage.objects.filter(organization=org, day__range=(start, end))
+        .values("day", "kind")
+        .annotate(total=Sum("tokens"))
+        .order_by("day", "kind")
+    )
+    found = _by_kind(rows, "day")
+    days = (end - start).days + 1
+    return {
+        day: found.get(day, dict.fromkeys(KINDS, 0))
+        for day in (start + dt.timedelta(days=n) for n in range(days))
+    }
+
+
+def usage_by_model(org: Organization, start: dt.date, end: dt.date) -> list[dict]:
+    return list(
+        DailyUsage.objects.filter(organization=org, day__range=(start, end))
+        .values("model", "kind")
+        .annotate(total=Sum("tokens"), requests=Sum("events"))
+        .order_by("-total", "model")[:20]
+    )
+
+
+def top_users(org: Organization, start: dt.date, end: dt.date, limit: int = 10) -> list[dict]:
+    return list(
+        DailyUsage.objects.filter(organization=org, day__range=(start, end))
+        .values("user_id", "user__name", "user__email")
+        .annotate(
+            total=Sum("tokens"),
+            inference=Coalesce(Sum("tokens", filter=Q(kind="inference")), 0),
+            embedding=Coalesce(Sum("tokens", filter=Q(kind="embedding")), 0),
+        )
+        .order_by("-total", "user__email")[:limit]
+    )
+
+
+@dataclass(frozen=True)
+class PoolForecast:
+    kind: str
+    purchased: int
+    used: int
+    daily_rate: int
+    runs_out: dt.date | None  # None: lasts the month
+
+    @property
+    def label(self) -> str:
+        return TokenKind(self.kind).label
+
+    @property
+    def remaining(self) -> int:
+        return max(self.purchased - self.used, 0)
+
+    @property
+    def exhausted(self) -> bool:
+        return self.purchased > 0 and self.used >= self.purchased
+
+
+@dataclass(frozen=True)
+class UserForecast:
+    user_id: int
+    name: str
+    email: str
+    kind: str
+    used: int
+    limit: int
+    daily_rate: int
+    reaches: dt.date
+
+    @property
+    def kind_label(self) -> str:
+        return TokenKind(self.kind).label
+
+
+def _month_end(day: dt.date) -> dt.date:
+    return day.replace(day=calendar.monthrange(day.year, day.month)[1])
+
+
+def _run_out_day(day: dt.date, remaining: int, rate: int) -> dt.date | None:
+    """The day `remaining` tokens are gone at `rate` a day, counting from `day`; None if it
+    is after the month's last day."""
+    if remaining <= 0:
+        return day
+    if rate <= 0:
+        return None
+    days = -(-remaining // rate)  # ceiling
+    out = day + dt.timedelta(days=days - 1)
+    return out if out <= _month_end(day) else None
+
+
+def forecast(org: Organization, statuses=None, limit: int = 50):
+    """Pools and users who run out before the month ends, at the last 7 days' daily rate.
+
+    Three queries: the pools' recent use, the pool statuses (unless given), the users at risk.
+    """
+    day = today()
+    window_start = day - dt.timedelta(days=FORECAST_WINDOW_DAYS - 1)
+    days_left = (_month_end(day) - day).days + 1  # today included
+    statuses = statuses if statuses is not None else pool_statuses(org, with_used=True)
+    recent = dict.fromkeys(KINDS, 0)
+    for row in (
+        DailyUsage.objects.filter(organization=org, day__range=(window_start, day))
+        .values("kind")
+        .annotate(total=Sum("tokens"))
+        .order_by()
+    ):
+        recent[row["kind"]] = row["total"] or 0
+    pools = []
+    for status in statuses:
+        rate = recent[status.kind] // FORECAST_WINDOW_DAYS
+        remaining = status.purchased - status.used
+        runs_out = _run_out_day(day, remaining, rate) if status.purchased else None
+        pools.append(PoolForecast(status.kind, status.purchased, status.used, rate, runs_out))
+
+    user_recent = (
+        DailyUsage.objects.filter(
+            user=OuterRef("user"), kind=OuterRef("kind"), day__range=(window_start, day)
+        )
+        .order_by()
+        .values("user")
+        .annotate(total=Sum("tokens"))
+        .values("total")
+    )
+    limit_expr = Case(
+        *[When(kind=kind, then=F(f"user__membership__{column_for_kind(kind)}")) for kind in KINDS],
+        output_field=BigIntegerField(),
+    )
+    # used + rate × days left ≥ max, in integers: used × 7 + recent × days left ≥ max × 7.
+    at_risk = (
+        MonthlyUsage.objects.filter(
+            organization=org, month=current_month(), user__membership__organization=org
+        )
+        .annotate(recent=Coalesce(Subquery(user_recent), Value(0)), limit=limit_expr)
+        .filter(recent__gt=0, limit__gt=0)
+        .annotate(
+            projected=F("used") * FORECAST_WINDOW_DAYS + F("recent") * days_left,
+            ceiling=F("limit") * FORECAST_WINDOW_DAYS,
+        )
+        .filter(projected__gte=F("ceiling"))
+        .values("user_id", "user__name", "user__email", "kind", "used", "limit", "recent")
+        .order_by("user__email", "kind")[:limit]
+    )
+    users = []
+    for row in at_risk:
+        rate = max(row["recent"] // FORECAST_WINDOW_DAYS, 1)
+        reaches = _run_out_day(day, row["limit"] - row["used"], rate) or _month_end(day)
+        users.append(
+            UserForecast(
+                row["user_id"],
+                row["user__name"],
+                row["user__email"],
+                row["kind"],
+                row["used"],
+                row["limit"],
+                row["recent"] // FORECAST_WINDOW_DAYS,
+                reaches,
+            )
+        )
+    users.sort(key=lambda u: (u.reaches, u.email))
+    return pools, users
+
+
+# Exports ------------------------------------------------------------------------------------
+
+
+class BadQuery(ValueError):
+    """The query string of an export cannot be honoured; the message says why."""
+
+
+def _period(params) -> tuple[dt.date, dt.date]:
+    form = DateRangeForm(params)
+    if not form.is_valid():
+        raise BadQuery(form.error_text())
+    return form.period()
+
+
+def export_users(org: Organization, params) -> Export:
+    """The User Management table with the filters it shows (search, role, paid, banned, near)."""
+    filterset = UserTableFilter(params, queryset=user_table_rows(org))
+    if not filterset.is_valid():
+        raise BadQuery(
+            "Some filters were not understood: "
+            + "; ".join(f"{f} — {' '.join(e)}" for f, e in filterset.errors.items())
+        )
+    rows = filterset.qs.order_by("name", "id").values_list(
+        "name",
+        "email",
+        "membership__role",
+        "is_paid",
+        "is_banned",
+        "membership__max_inference_tokens",
+        "inf_used",
+        "inf_prev",
+        "membership__max_embedding_tokens",
+        "emb_used",
+        "total_used",
+        "last_login",
+    )
+    header = [
+        "Name",
+        "Email",
+        "Role",
+        "Paid",
+        "Banned",
+        "Max Inference Tokens",
+        "Inference used this month",
+        "Inference used last month",
+        "Max Embedding Tokens",
+        "Embedding used this month",
+        "Total used",
+        "Last login (UTC)",
+    ]
+    return Export("users", header, rows.iterator(chunk_size=CHUNK))
+
+
+def export_usage_events(org: Organization, params) -> Export:
+    start, end = _period(params)
+    low, high = day_bounds(start, end)
+    rows = (
+        UsageEvent.objects.filter(organization=org, created_at__gte=low, created_at__lt=high)
+        .order_by("created_at", "id")
+        .values_list("created_at", "user__email", "kind", "model", "tokens")
+    )
+    header = ["Time (UTC)", "User email", "Kind", "Model", "Tokens"]
+    return Export("usage-events", header, rows.iterator(chunk_size=CHUNK))
+
+
+def export_daily_usage(org: Organization, params) -> Export:
+    start, end = _period(params)
+    rows = (
+        DailyUsage.objects.filter(organization=org, day__range=(start, end))
+        .order_by("day", "user__email", "kind", "model")
+        .values_list("day", "user__email", "user__name", "kind", "model", "tokens", "events")
+    )
+    header = ["Day", "User email", "User name", "Kind", "Model", "Tokens", "Events"]
+    return Export("daily-usage", header, rows.iterator(chunk_size=CHUNK))
+
+
+def export_token_requests(org: Organization, params) -> Export:
+    model = token_request_model()
+    if model is None:
+        raise BadQuery("Token requests are not available yet.")
+    start, end = _period(params)
+    low, high = day_bounds(start, end)
+    rows = (
+        model.objects.filter(organization=org, created_at__gte=low, created_at__lt=high)
+        .order_by("created_at", "id")
+        .values_list(
+            "created_at",
+            "user__email",
+            "kind",
+            "amount",
+            "reason",
+            "current_max",
+            "status",
+            "granted",
+            "note",
+            "decided_at",
+        )
+    )
+    header = [
+        "Requested (UTC)",
+        "User email",
+        "Kind",
+        "Requested amount",
+        "Reason",
+        "Max when asked",
+        "Status",
+        "Granted",
+        "Note",
+        "Decided (UTC)",
+    ]
+    return Export("token-requests", header, rows.iterator(chunk_size=CHUNK))
+
+
+def export_activity(org: Organization, params) -> Export:
+    filterset = ActivityFilter(params, queryset=audit_rows(org))
+    if not filterset.is_valid():
+        raise BadQuery(filterset.error_text())
+    rows = filterset.qs.values_list(
+        "created_at",
+        "actor__email",
+        "actor_label",
+        "action",
+        "target_user__email",
+        "column",
+        "old_value",
+        "new_value",
+        "batch_id",
+        "details",
+        "ip",
+        "seq",
+        "hash",
+    )
+    header = [
+        "Time (UTC)",
+        "Actor email",
+        "Actor label",
+        "Action",
+        "Target email",
+        "Column",
+        "Old",
+        "New",
+        "Batch",
+        "Details",
+        "IP",
+        "Chain position",
+        "Hash",
+    ]
+    return Export("activity", header, _activity_rows(rows.iterator(chunk_size=CHUNK)))
+
+
+def _activity_rows(rows):
+    for row in rows:
+        details = json.dumps(row[9], sort_keys=True) if row[9] else ""
+        yield (*row[:8], str(row[8]) if row[8] else "", details, *row[10:])
+
+
+EXPORTS = {
+    "users": export_users,
+    "usage-events": export_usage_events,
+    "daily-usage": export_daily_usage,
+    "token-requests": export_token_requests,
+    "activity": export_activity,
+}
