@@ -83,6 +83,4 @@ def audit_login_failed(*, email: str, ip: str | None) -> AuditLog:
 def audit_export(
     *, org: Organization, actor: User, what: str, ip: str | None, **details: Any
 ) -> AuditLog:
-    return audit_record(
-        action=EXPORT, organization=org, actor=actor, new_value=what, ip=ip, **details
-    )
+    return audit_record(action=EXPORT, organization=org, actor=actor, new=what, ip=ip, **details)

@@ -1,10 +1,12 @@
 """Token records in the sales admin: lists to look at. Purchases are added from an
 organization's page (through `accounts.services.purchase_record`); usage comes from the API."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
 
 from accounts.admin import ReadOnlyAdmin
-from tokens.models import MonthlyUsage, Purchase, UsageEvent
+from asksage_admin.lib.errors import DomainError
+from tokens import services
+from tokens.models import MonthlyUsage, Purchase, PurchaseRequest, UsageEvent
 
 
 @admin.register(Purchase)
@@ -52,3 +54,52 @@ class UsageEventAdmin(ReadOnlyAdmin):
     @admin.display(description="tokens", ordering="tokens")
     def token_count(self, event: UsageEvent) -> str:
         return f"{event.tokens:,}"
+
+
+@admin.register(PurchaseRequest)
+class PurchaseRequestAdmin(ReadOnlyAdmin):
+    """Org admins' requests for more tokens. Fulfilling one records the purchase."""
+
+    list_display = [
+        "created_at",
+        "organization",
+        "kind",
+        "tokens_per_month",
+        "note",
+        "requested_by",
+        "status",
+        "fulfilled_at",
+        "fulfilled_by",
+    ]
+    list_filter = ["status", "kind"]
+    search_fields = ["organization__name", "requested_by__email", "note"]
+    list_select_related = ["organization", "requested_by", "fulfilled_by"]
+    actions = ["mark_fulfilled"]
+    date_hierarchy = "created_at"
+
+    @admin.display(description="tokens per month")
+    def tokens_per_month(self, request: PurchaseRequest) -> str:
+        return f"{request.tokens:,}"
+
+    @admin.action(description="Mark fulfilled (records the purchase from this month)")
+    def mark_fulfilled(self, http_request, queryset):
+        done = 0
+        for purchase_request in queryset.select_related("organization", "requested_by"):
+            try:
+                services.purchase_request_fulfil(
+                    actor=http_request.user, purchase_request=purchase_request
+                )
+            except DomainError as exc:
+                self.message_user(
+                    http_request,
+                    f"{purchase_request.organization}: {' '.join(exc.messages)}",
+                    messages.WARNING,
+                )
+            else:
+                done += 1
+        if done:
+            self.message_user(
+                http_request,
+                f"{done} purchase request{'s' * (done != 1)} fulfilled and recorded.",
+                messages.SUCCESS,
+            )

@@ -23,13 +23,17 @@ from accounts.models import Membership, Organization, User
 from asksage_admin.lib.months import current_month, previous_month
 from tokens.models import (
     COLUMN_LABELS,
+    DYNAMIC_MIN_STEP,
     MAX_COLUMNS,
+    PRESETS,
     AllocationPolicy,
     MemberOverride,
     MonthlyUsage,
     PendingEdit,
+    Preset,
     Purchase,
     PurchaseRequest,
+    StepMode,
     TokenKind,
     TokenRequest,
     column_for_kind,
@@ -223,14 +227,17 @@ def policy_for(org: Organization):
     """The organization's allocation policy; an unsaved Manual one when it never chose one."""
 
     policy = AllocationPolicy.objects.filter(organization=org).first()
-    if policy is None:
-        policy = AllocationPolicy(
-            organization=org,
-            floor_inference=org.min_inference_tokens,
-            floor_embedding=org.min_embedding_tokens,
-            alert_thresholds=[80, 95],
-        )
-    return policy
+    return policy if policy is not None else default_policy(org)
+
+
+def default_policy(org: Organization) -> AllocationPolicy:
+    """Manual (no auto-increase), the organization's floors, alerts at 80 % and 95 %."""
+    return AllocationPolicy(
+        organization=org,
+        floor_inference=org.min_inference_tokens,
+        floor_embedding=org.min_embedding_tokens,
+        alert_thresholds=[80, 95],
+    )
 
 
 def pending_request_count(org: Organization) -> int:
@@ -281,3 +288,38 @@ def member_overrides(org: Organization):
 def open_purchase_requests(org: Organization):
 
     return PurchaseRequest.objects.filter(organization=org).order_by("-created_at")[:10]
+
+
+def preset_rows() -> list[dict]:
+    """The SPEC's preset table, for the page: one row of readable settings per preset."""
+
+    def step(settings: dict) -> str:
+        mode, value = settings["step_mode"], settings["step_value"]
+        if mode == StepMode.PERCENT:
+            return f"+{value} % of current max"
+        if mode == StepMode.FIXED:
+            return f"+{value:,}"
+        if mode == StepMode.STANDARD:
+            return "+25 % (+50 % within 10 % of ceiling)"
+        return f"+25 % of what remains to the ceiling per tier, at least +{DYNAMIC_MIN_STEP:,}"
+
+    rows = []
+    for preset, settings in PRESETS.items():
+        trigger = (
+            "75 %, 90 %, 99.9 % tiers"
+            if settings["step_mode"] == StepMode.DYNAMIC
+            else f"{settings['trigger_percent']} %"
+        )
+        cooldown = settings["cooldown_minutes"]
+        rows.append(
+            {
+                "value": preset,
+                "label": Preset(preset).label,
+                "floor": f"{settings['floor_inference']:,} / {settings['floor_embedding']:,}",
+                "ceiling": f"{settings['ceiling']:,}" if settings["ceiling"] else "none",
+                "trigger": trigger,
+                "cooldown": f"{cooldown // 60} h" if cooldown % 60 == 0 else f"{cooldown} min",
+                "step": step(settings),
+            }
+        )
+    return rows

@@ -4,13 +4,16 @@ Every allocation write locks the organization row first, so two admins saving at
 serialized and cannot both pass the pool check.
 """
 
+import datetime as dt
+import hashlib
 import uuid
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import Membership, Organization, User
@@ -18,16 +21,35 @@ from analytics.models import AuditLog
 from analytics.services import audit_bulk, audit_record
 from asksage_admin.lib.amounts import MAX_TOKENS, AmountError, parse_tokens
 from asksage_admin.lib.errors import DomainError
+from asksage_admin.lib.months import current_month
 from tokens.models import (
     COLUMN_LABELS,
+    DYNAMIC_MIN_STEP,
+    DYNAMIC_TIERS,
     MAX_COLUMNS,
+    PRESETS,
+    AlertSent,
     AllocationBatch,
+    AllocationPolicy,
+    DailyUsage,
+    MemberOverride,
+    MonthlyUsage,
     PendingEdit,
+    Preset,
+    PurchaseRequest,
+    StepMode,
     TokenKind,
     TokenRequest,
     column_for_kind,
 )
-from tokens.selectors import allocated, batch_signature, policy_for, pools, used_this_month
+from tokens.selectors import (
+    allocated,
+    batch_signature,
+    default_policy,
+    policy_for,
+    pools,
+    used_this_month,
+)
 
 
 def check_column(column: str) -> str:
@@ -697,3 +719,918 @@ def token_request_deny(
         ),
     )
     return token_request
+
+
+# --- Allocation policy (presets) -----------------------------------------------------------
+
+POLICY_FIELDS = (
+    "floor_inference",
+    "floor_embedding",
+    "ceiling",
+    "trigger_percent",
+    "cooldown_minutes",
+    "step_mode",
+    "step_value",
+)
+POLICY_LABELS = {
+    "preset": "Preset",
+    "floor_inference": "Floor (inference)",
+    "floor_embedding": "Floor (embedding)",
+    "ceiling": "Ceiling",
+    "trigger_percent": "Auto-increase when used ≥ (%)",
+    "cooldown_minutes": "Cooldown (minutes)",
+    "step_mode": "Increase by",
+    "step_value": "Step",
+}
+
+
+def _platform_floor(kind: str) -> int:
+    return (
+        settings.PLATFORM_MIN_INFERENCE_TOKENS
+        if kind == TokenKind.INFERENCE
+        else settings.PLATFORM_MIN_EMBEDDING_TOKENS
+    )
+
+
+def _parse_int(raw: object, field: str, label: str, low: int, high: int) -> int:
+    text = str(raw if raw is not None else "").strip()
+    if not text.isascii() or not text.isdigit():
+        raise DomainError(errors={field: [f"{label}: enter a whole number from {low} to {high}."]})
+    value = int(text)
+    if not low <= value <= high:
+        raise DomainError(errors={field: [f"{label}: enter a whole number from {low} to {high}."]})
+    return value
+
+
+def policy_settings_clean(preset: str, raw: dict | None = None) -> dict:
+    """The settings a preset stands for; for Custom, the typed ones, validated.
+
+    Raises DomainError keyed by field: floors ≥ the platform's, ceiling ≥ floors, trigger
+    1–100 %, positive step and cooldown.
+    """
+    if preset not in Preset.values:
+        raise DomainError(errors={"preset": [f"“{str(preset)[:30]}” is not a preset."]})
+    if preset in PRESETS:
+        return dict(PRESETS[preset])
+    if preset == Preset.MANUAL:
+        return {}
+    raw = raw or {}
+    errors: dict[str, list[str]] = {}
+    values: dict = {}
+    for kind in TokenKind.values:
+        field = f"floor_{kind}"
+        try:
+            values[field] = parse_tokens(raw.get(field, ""))
+        except AmountError as exc:
+            errors[field] = [str(exc)]
+            continue
+        if values[field] < _platform_floor(kind):
+            errors[field] = [
+                f"At least {_platform_floor(kind):,}: the platform's minimum {kind} floor."
+            ]
+    ceiling_raw = str(raw.get("ceiling", "") or "").strip()
+    values["ceiling"] = None
+    if ceiling_raw and ceiling_raw.lower() not in {"none", "no ceiling"}:
+        try:
+            values["ceiling"] = parse_tokens(ceiling_raw)
+        except AmountError as exc:
+            errors["ceiling"] = [str(exc)]
+        else:
+            highest = max(values.get("floor_inference", 0), values.get("floor_embedding", 0))
+            if values["ceiling"] < highest:
+                errors["ceiling"] = [
+                    f"The ceiling ({values['ceiling']:,}) must be at least the floor ({highest:,})."
+                ]
+    for field, label, low, high in (
+        ("trigger_percent", "Trigger", 1, 100),
+        ("cooldown_minutes", "Cooldown", 1, 60 * 24 * 31),
+    ):
+        try:
+            values[field] = _parse_int(raw.get(field), field, label, low, high)
+        except DomainError as exc:
+            errors.update(exc.errors)
+    mode = raw.get("step_mode", "")
+    if mode not in {StepMode.PERCENT, StepMode.FIXED}:
+        errors["step_mode"] = ["Choose a percent of the current max or a fixed number of tokens."]
+    else:
+        values["step_mode"] = mode
+        try:
+            if mode == StepMode.PERCENT:
+                values["step_value"] = _parse_int(
+                    raw.get("step_value"), "step_value", "Percent step", 1, 1000
+                )
+            else:
+                values["step_value"] = _parse_amount(raw.get("step_value"), "step_value")
+        except DomainError as exc:
+            errors.update(exc.errors)
+    if errors:
+        raise DomainError(errors=errors)
+    return values
+
+
+@dataclass
+class PolicyPreview:
+    preset: str
+    settings: dict
+    changes: list[tuple[str, str, str]]  # label, old, new
+    below_floor: dict[str, int]  # kind → members below the new floor
+    floor_cost: dict[str, int]  # kind → tokens to raise them to it
+    unallocated: dict[str, int]
+
+
+def _show(field: str, value) -> str:
+    if value is None:
+        return "none" if field == "ceiling" else "—"
+    if field == "step_mode":
+        return StepMode(value).label
+    if field in {"floor_inference", "floor_embedding", "ceiling"}:
+        return f"{value:,}"
+    return str(value)
+
+
+def policy_preview(*, org: Organization, preset: str, raw: dict | None = None) -> PolicyPreview:
+    """What choosing a preset changes: settings old → new, and who falls below the new floor."""
+    new = policy_settings_clean(preset, raw)
+    current = policy_for(org)
+    if preset == Preset.MANUAL:
+        new = {
+            "floor_inference": org.min_inference_tokens,
+            "floor_embedding": org.min_embedding_tokens,
+        }
+    changes = []
+    if current.preset != preset:
+        changes.append(
+            (
+                "Preset",
+                Preset(current.preset).label if current.pk else "Manual",
+                Preset(preset).label,
+            )
+        )
+    for name, value in new.items():
+        old = getattr(current, name)
+        if old != value:
+            changes.append((POLICY_LABELS[name], _show(name, old), _show(name, value)))
+    below, cost, free = {}, {}, {}
+    pool, alloc = pools(org), allocated(org)
+    for kind in TokenKind.values:
+        floor = max(new.get(f"floor_{kind}", org.floor(kind)), _platform_floor(kind))
+        column = column_for_kind(kind)
+        rows = Membership.objects.filter(organization=org, **{f"{column}__lt": floor})
+        totals = rows.aggregate(n=Count("pk"), have=Sum(column))
+        below[kind] = totals["n"]
+        cost[kind] = floor * totals["n"] - (totals["have"] or 0)
+        free[kind] = max(pool[kind] - alloc[kind], 0)
+    return PolicyPreview(preset, new, changes, below, cost, free)
+
+
+@transaction.atomic
+def policy_apply(
+    *, admin: User, org: Organization, preset: str, raw: dict | None = None, ip=None
+) -> AllocationPolicy:
+    """Choose a preset (or Custom settings). Its floors become the organization's minimums:
+    new members start there; members already below keep their max until raised."""
+    org = _locked_org(org)
+    new = policy_settings_clean(preset, raw)
+    policy = AllocationPolicy.objects.select_for_update().filter(organization=org).first()
+    if policy is None:
+        policy = policy_for(org)
+    old = {f: getattr(policy, f) for f in ("preset", *POLICY_FIELDS)}
+    policy.preset = preset
+    for name, value in new.items():
+        setattr(policy, name, value)
+    policy.updated_at = timezone.now()
+    policy.save()
+    floors = {kind: max(policy.floor(kind), _platform_floor(kind)) for kind in TokenKind.values}
+    if preset != Preset.MANUAL and (
+        org.min_inference_tokens != floors["inference"]
+        or org.min_embedding_tokens != floors["embedding"]
+    ):
+        org.min_inference_tokens = floors["inference"]
+        org.min_embedding_tokens = floors["embedding"]
+        org.save(update_fields=["min_inference_tokens", "min_embedding_tokens"])
+    changed = {
+        name: [str(before), str(getattr(policy, name))]
+        for name, before in old.items()
+        if before != getattr(policy, name)
+    }
+    audit_record(
+        action="policy.changed",
+        organization=org,
+        actor=admin,
+        column="preset",
+        old=old["preset"],
+        new=preset,
+        changes=changed,
+        ip=ip,
+    )
+    return policy
+
+
+@transaction.atomic
+def policy_options_update(
+    *,
+    admin: User,
+    org: Organization,
+    thresholds: object,
+    low_unallocated: object,
+    auto_approve_enabled: bool,
+    auto_approve_max: object,
+    auto_approve_below_percent: object,
+    reclaim_idle_days: object,
+    ip=None,
+) -> AllocationPolicy:
+    """Alerts, the auto-approval rule and reclamation's idle days."""
+    org = _locked_org(org)
+    errors: dict[str, list[str]] = {}
+    parsed: dict = {}
+    try:
+        items = [t for t in str(thresholds or "").replace("%", "").replace(" ", "").split(",") if t]
+        values = sorted({_parse_int(t, "thresholds", "Each threshold", 1, 100) for t in items})
+        parsed["alert_thresholds"] = values
+    except DomainError as exc:
+        errors.update(exc.errors)
+    text = str(low_unallocated or "").strip()
+    if text:
+        try:
+            parsed["low_unallocated_alert"] = parse_tokens(text)
+        except AmountError as exc:
+            errors["low_unallocated"] = [str(exc)]
+    else:
+        parsed["low_unallocated_alert"] = None
+    parsed["auto_approve_enabled"] = bool(auto_approve_enabled)
+    text = str(auto_approve_max or "").strip()
+    try:
+        parsed["auto_approve_max"] = parse_tokens(text) if text else 0
+    except AmountError as exc:
+        errors["auto_approve_max"] = [str(exc)]
+    for name, raw, label, low, high in (
+        ("auto_approve_below_percent", auto_approve_below_percent, "Pool share", 1, 100),
+        ("reclaim_idle_days", reclaim_idle_days, "Idle days", 1, 366),
+    ):
+        try:
+            parsed[name] = _parse_int(raw, name, label, low, high)
+        except DomainError as exc:
+            errors.update(exc.errors)
+    if parsed.get("auto_approve_enabled") and not parsed.get("auto_approve_max"):
+        errors.setdefault("auto_approve_max", []).append(
+            "Set the largest amount the rule approves on its own."
+        )
+    if errors:
+        raise DomainError(errors=errors)
+    policy = AllocationPolicy.objects.select_for_update().filter(organization=org).first()
+    if policy is None:
+        policy = policy_for(org)
+    changed = {}
+    for name, value in parsed.items():
+        if getattr(policy, name) != value:
+            changed[name] = [str(getattr(policy, name)), str(value)]
+            setattr(policy, name, value)
+    policy.updated_at = timezone.now()
+    policy.save()
+    if changed:
+        audit_record(action="policy.options", organization=org, actor=admin, changes=changed, ip=ip)
+    return policy
+
+
+# --- Per-user overrides -----------------------------------------------------------------
+
+
+@transaction.atomic
+def member_override_set(
+    *,
+    admin: User,
+    org: Organization,
+    membership: Membership,
+    pinned: bool,
+    raw: dict,
+    ip=None,
+) -> MemberOverride:
+    """Pin a user (no auto-increase) or give them their own floor/ceiling per kind."""
+    org = _locked_org(org)
+    if membership.organization_id != org.pk:
+        raise DomainError("That user is not in your organization.")
+    errors: dict[str, list[str]] = {}
+    values: dict = {}
+    for kind in TokenKind.values:
+        for bound in ("floor", "ceiling"):
+            field = f"{bound}_{kind}"
+            text = str(raw.get(field, "") or "").strip()
+            values[field] = None
+            if not text:
+                continue
+            try:
+                values[field] = parse_tokens(text)
+            except AmountError as exc:
+                errors[field] = [str(exc)]
+        floor, ceiling = values[f"floor_{kind}"], values[f"ceiling_{kind}"]
+        if floor is not None and floor < org.floor(kind):
+            errors[f"floor_{kind}"] = [
+                f"At least {org.floor(kind):,}: the organization's {kind} floor."
+            ]
+        if floor is not None and ceiling is not None and ceiling < floor:
+            errors[f"ceiling_{kind}"] = [
+                f"The ceiling ({ceiling:,}) is below the floor ({floor:,})."
+            ]
+    if errors:
+        raise DomainError(errors=errors)
+    override, _ = MemberOverride.objects.select_for_update().get_or_create(
+        user_id=membership.user_id, defaults={"organization": org}
+    )
+    before = {"pinned": override.pinned, **{f: getattr(override, f) for f in values}}
+    override.pinned = bool(pinned)
+    for field, value in values.items():
+        setattr(override, field, value)
+    override.save()
+    after = {"pinned": override.pinned, **values}
+    changed = {k: [str(before[k]), str(after[k])] for k in after if before[k] != after[k]}
+    if changed:
+        audit_record(
+            action="policy.override",
+            organization=org,
+            actor=admin,
+            target_user=membership.user,
+            changes=changed,
+            ip=ip,
+        )
+    return override
+
+
+def _member_bounds(policy, override: MemberOverride | None, kind: str) -> tuple[int, int | None]:
+    """(floor, ceiling) for one member and kind: their override, else the policy's."""
+    floor = policy.floor(kind)
+    ceiling = policy.ceiling
+    if override is not None:
+        floor = getattr(override, f"floor_{kind}") or floor
+        own = getattr(override, f"ceiling_{kind}")
+        ceiling = own if own is not None else ceiling
+    return floor, ceiling
+
+
+# --- Auto-increase ------------------------------------------------------------------------
+
+
+def auto_increase_step(policy, *, current: int, used: int, ceiling: int | None, free: int) -> int:
+    """How much the policy adds now (0: not triggered). Pure: no cap applied yet."""
+    if not policy.auto_increase or current <= 0:
+        return 0
+    if policy.step_mode == StepMode.DYNAMIC:
+        tiers = sum(1 for t in DYNAMIC_TIERS if used * 1000 >= t * current)
+        if not tiers:
+            return 0
+        room = (ceiling - current) if ceiling is not None else free
+        return max(room * 25 * tiers // 100, DYNAMIC_MIN_STEP)
+    if used * 100 < policy.trigger_percent * current:
+        return 0
+    if policy.step_mode == StepMode.FIXED:
+        return policy.step_value
+    percent = policy.step_value
+    if (
+        policy.step_mode == StepMode.STANDARD
+        and ceiling is not None
+        and current * 10 >= ceiling * 9
+    ):
+        percent = 50
+    return max(current * percent // 100, 1)
+
+
+def _auto_increase_locked(
+    *, org: Organization, policy, membership: Membership, kind: str, now
+) -> int | None:
+    column = column_for_kind(kind)
+    override = MemberOverride.objects.filter(user_id=membership.user_id).first()
+    if override is not None and override.pinned:
+        return None
+    if override is not None:
+        last = getattr(override, f"last_increase_{kind}_at")
+        if last is not None and now - last < dt.timedelta(minutes=policy.cooldown_minutes):
+            return None
+    current = getattr(membership, column)
+    used = (
+        MonthlyUsage.objects.filter(user_id=membership.user_id, kind=kind, month=current_month())
+        .values_list("used", flat=True)
+        .first()
+        or 0
+    )
+    _floor, ceiling = _member_bounds(policy, override, kind)
+    free = unallocated(org, kind)
+    step = auto_increase_step(policy, current=current, used=used, ceiling=ceiling, free=free)
+    if not step:
+        return None
+    new = min(current + step, current + free, MAX_TOKENS)
+    if ceiling is not None:
+        new = min(new, ceiling)
+    if new < org.floor(kind) <= current + free:
+        # A member still below a newly raised floor is lifted to it, not left refused.
+        new = org.floor(kind)
+    if new <= current:
+        return None
+    result = _apply_changes(
+        actor=None,
+        actor_label="policy",
+        org=org,
+        column=column,
+        targets=[(membership.user, membership, current, new)],
+        source="policy",
+    )
+    if not result.ok:
+        return None
+    if override is None:
+        override = MemberOverride(organization=org, user_id=membership.user_id)
+    setattr(override, f"last_increase_{kind}_at", now)
+    override.save()
+    setattr(membership, column, new)
+    return new
+
+
+def auto_increase_apply(*, user: User, kind: str) -> int | None:
+    """Run the organization's auto-increase policy for one user and kind, after usage was
+    recorded. Returns the user's new max, or None when nothing changed. Also sends the
+    month's usage alerts.
+
+    Called on every recorded usage, so the common case (below every trigger and threshold)
+    costs one query and no transaction. Otherwise the organization row is locked: two usage
+    records crossing the trigger at once raise the max once (the second sees the cooldown).
+    """
+    if kind not in TokenKind.values:
+        return None
+    month_used = MonthlyUsage.objects.filter(
+        user_id=OuterRef("user_id"), kind=kind, month=current_month()
+    ).values("used")[:1]
+    membership = (
+        Membership.objects.filter(user=user, organization__status=Organization.Status.ACTIVE)
+        .select_related("organization", "organization__allocation_policy")
+        .annotate(month_used=Coalesce(Subquery(month_used), Value(0)))
+        .first()
+    )
+    if membership is None:
+        return None
+    try:
+        policy = membership.organization.allocation_policy
+    except AllocationPolicy.DoesNotExist:
+        policy = default_policy(membership.organization)
+    current = getattr(membership, column_for_kind(kind))
+    marks = list(policy.alert_thresholds or [])
+    if policy.auto_increase:
+        marks.append(75 if policy.step_mode == StepMode.DYNAMIC else policy.trigger_percent)
+    if current <= 0 or not marks or membership.month_used * 100 < min(marks) * current:
+        return None
+    return _auto_increase_locked_apply(membership=membership, kind=kind)
+
+
+@transaction.atomic
+def _auto_increase_locked_apply(*, membership: Membership, kind: str) -> int | None:
+    org = _locked_org(membership.organization)
+    policy = policy_for(org)
+    membership = Membership.objects.select_related("user").get(pk=membership.pk)
+    new = None
+    if policy.auto_increase:
+        new = _auto_increase_locked(
+            org=org, policy=policy, membership=membership, kind=kind, now=timezone.now()
+        )
+    usage_alerts_check(org=org, policy=policy, membership=membership, kind=kind)
+    if new is not None:
+        pool_alert_check(org=org, policy=policy, kind=kind)
+    return new
+
+
+def auto_increase_run(*, org: Organization | None = None) -> list[tuple[str, str, int]]:
+    """Apply auto-increase to every member at or above their trigger (the command and cron).
+
+    Returns (email, kind, new max) for each increase.
+    """
+    done = []
+    orgs = Organization.objects.filter(status=Organization.Status.ACTIVE)
+    if org is not None:
+        orgs = orgs.filter(pk=org.pk)
+    month = current_month()
+    for organization in orgs.order_by("pk"):
+        if not policy_for(organization).auto_increase:
+            continue
+        rows = (
+            MonthlyUsage.objects.filter(organization=organization, month=month, used__gt=0)
+            .select_related("user")
+            .order_by("user_id", "kind")
+        )
+        for row in rows:
+            new = auto_increase_apply(user=row.user, kind=row.kind)
+            if new is not None:
+                done.append((row.user.email, row.kind, new))
+    return done
+
+
+# --- Alerts ------------------------------------------------------------------------------
+
+
+def _alert_once(org: Organization, key: str) -> bool:
+    """Record that an alert is sent this month; False when it already was."""
+    _, created = AlertSent.objects.get_or_create(organization=org, month=current_month(), key=key)
+    return created
+
+
+def usage_alerts_check(*, org: Organization, policy, membership: Membership, kind: str) -> list:
+    """Email the user and the admins when usage crosses a threshold: once per month each."""
+    current = getattr(membership, column_for_kind(kind))
+    if not current or not policy.alert_thresholds:
+        return []
+    used = (
+        MonthlyUsage.objects.filter(user_id=membership.user_id, kind=kind, month=current_month())
+        .values_list("used", flat=True)
+        .first()
+        or 0
+    )
+    crossed = [t for t in policy.alert_thresholds if used * 100 >= t * current]
+    fresh = [t for t in crossed if _alert_once(org, f"user:{membership.user_id}:{kind}:{t}")]
+    if not fresh:
+        return []
+    user = membership.user
+    top = max(fresh)
+    percent = used * 100 // current
+    _email_later(
+        to=[user.email, *[e for e in _admin_emails(org) if e != user.email]],
+        subject=f"{user.get_full_name()} has used {top} % of their {kind} tokens",
+        body=(
+            f"{user.get_full_name()} ({user.email}) has used {used:,} of {current:,} {kind} "
+            f"tokens this month ({percent} %).\n\n"
+            "Members can ask for more from their home page; admins can raise the max under "
+            "User Management or Token Distribution.\n"
+        ),
+    )
+    audit_record(
+        action="alert.usage",
+        organization=org,
+        actor_label="policy",
+        target_user=user,
+        column=column_for_kind(kind),
+        new=top,
+        used=used,
+        max=current,
+    )
+    return fresh
+
+
+def pool_alert_check(*, org: Organization, policy, kind: str) -> bool:
+    """Email the admins once a month when the unallocated part drops below the set amount."""
+    limit = policy.low_unallocated_alert
+    if limit is None:
+        return False
+    free = unallocated(org, kind)
+    if free >= limit or not _alert_once(org, f"pool:{kind}"):
+        return False
+    _email_later(
+        to=_admin_emails(org),
+        subject=f"{org.name}: only {free:,} {kind} tokens are unallocated",
+        body=(
+            f"The unallocated {kind} pool of {org.name} is down to {free:,} tokens "
+            f"(your alert is set at {limit:,}).\n\n"
+            "Reclaim unused allocations or ask sales for more tokens from Token Distribution.\n"
+        ),
+    )
+    audit_record(action="alert.pool", organization=org, actor_label="policy", new=free, kind=kind)
+    return True
+
+
+# --- Distribution actions ------------------------------------------------------------------
+
+DISTRIBUTION_ACTIONS = {
+    "split": "Split the unallocated pool equally",
+    "set": "Set everyone to N",
+    "topup": "Top up everyone below N to N",
+    "floor": "Apply the preset's floor",
+}
+
+
+@dataclass
+class Plan:
+    """A dry run: who gets what and the pool after. `signature` ties an apply to it."""
+
+    action: str
+    kind: str
+    rows: list[tuple[User, Membership, int, int]]
+    purchased: int
+    allocated: int
+    amount: int | None = None
+
+    @property
+    def delta(self) -> int:
+        return sum(new - old for _u, _m, old, new in self.rows)
+
+    @property
+    def unallocated_before(self) -> int:
+        return max(self.purchased - self.allocated, 0)
+
+    @property
+    def unallocated_after(self) -> int:
+        return self.purchased - self.allocated - self.delta
+
+    @property
+    def signature(self) -> str:
+        digest = hashlib.sha256(
+            ";".join(f"{u.pk}:{old}:{new}" for u, _m, old, new in self.rows).encode()
+        ).hexdigest()[:16]
+        return f"{self.action}.{self.kind}.{len(self.rows)}.{digest}"
+
+    @property
+    def label(self) -> str:
+        return DISTRIBUTION_ACTIONS.get(self.action, "Reclaim idle allocations")
+
+    @property
+    def shown_rows(self) -> list[dict]:
+        """The first 100 rows, for the preview table."""
+        return [
+            {"email": u.email, "old": old, "new": new, "change": new - old}
+            for u, _m, old, new in self.rows[:100]
+        ]
+
+
+def distribution_plan(
+    *,
+    org: Organization,
+    kind: str,
+    action: str,
+    raw_amount: object = None,
+    user_ids: list[int] | None = None,
+) -> Plan:
+    """Compute a distribution action without writing anything.
+
+    split: the unallocated pool divided equally among the chosen users (all when none
+    chosen); the remainder goes one token each to the first users by id, so the total never
+    exceeds the pool and the same inputs always give the same plan.
+    """
+    _check_kind(kind)
+    if action not in DISTRIBUTION_ACTIONS:
+        raise DomainError(errors={"action": ["Choose one of the distribution actions."]})
+    column = column_for_kind(kind)
+    members = Membership.objects.filter(organization=org).select_related("user").order_by("user_id")
+    if user_ids:
+        members = members.filter(user_id__in=user_ids)
+    members = list(members)
+    if user_ids and not members:
+        raise DomainError(errors={"users": ["None of the chosen users is in your organization."]})
+    if not members:
+        raise DomainError("There is nobody to distribute tokens to.")
+    purchased, total = pools(org)[kind], allocated(org)[kind]
+    amount = None
+    rows: list[tuple[User, Membership, int, int]] = []
+    if action == "split":
+        free = max(purchased - total, 0)
+        if free == 0:
+            raise DomainError(f"There are no unallocated {kind} tokens to split.")
+        share, remainder = divmod(free, len(members))
+        for index, m in enumerate(members):
+            extra = share + (1 if index < remainder else 0)
+            current = getattr(m, column)
+            if extra:
+                rows.append((m.user, m, current, min(current + extra, MAX_TOKENS)))
+    elif action in {"set", "topup"}:
+        amount = _parse_amount(raw_amount)
+        if amount < org.floor(kind):
+            raise DomainError(
+                errors={"amount": [f"At least {org.floor(kind):,}: the organization's floor."]}
+            )
+        for m in members:
+            current = getattr(m, column)
+            if current != amount and (action == "set" or current < amount):
+                rows.append((m.user, m, current, amount))
+    else:  # floor
+        policy = policy_for(org)
+        overrides = {o.user_id: o for o in MemberOverride.objects.filter(organization=org)}
+        for m in members:
+            floor, _ceiling = _member_bounds(policy, overrides.get(m.user_id), kind)
+            floor = max(floor, org.floor(kind))
+            current = getattr(m, column)
+            if current < floor:
+                rows.append((m.user, m, current, floor))
+    return Plan(action, kind, rows, purchased, total, amount)
+
+
+def _plan_errors(plan: Plan) -> None:
+    if not plan.rows:
+        raise DomainError("Nothing would change: every chosen user already has that amount.")
+    if plan.unallocated_after < 0:
+        raise DomainError(
+            f"This would exceed the {plan.kind} pool by {-plan.unallocated_after:,}: only "
+            f"{plan.unallocated_before:,} are unallocated and it needs {plan.delta:,}."
+        )
+
+
+@transaction.atomic
+def distribution_apply(
+    *,
+    admin: User,
+    org: Organization,
+    kind: str,
+    action: str,
+    raw_amount: object = None,
+    user_ids: list[int] | None = None,
+    signature: str | None = None,
+    ip=None,
+) -> BatchResult:
+    """Run a previewed distribution action as one validated, audited batch.
+
+    With `signature`, refuses when the plan differs from the previewed one (someone changed
+    an allocation meanwhile): the admin previews again instead of applying a surprise.
+    """
+    org = _locked_org(org)
+    plan = distribution_plan(
+        org=org, kind=kind, action=action, raw_amount=raw_amount, user_ids=user_ids
+    )
+    if signature is not None and signature != plan.signature:
+        raise DomainError(
+            "Allocations changed since this preview: nothing was applied. Preview again."
+        )
+    _plan_errors(plan)
+    result = _apply_changes(
+        actor=admin,
+        actor_label="",
+        org=org,
+        column=column_for_kind(kind),
+        targets=plan.rows,
+        source="distribution",
+        ip=ip,
+    )
+    if not result.ok:
+        transaction.set_rollback(True)
+        raise BatchRejected(
+            "Nothing was applied: " + "; ".join(sorted(set(result.errors.values()))),
+            result.errors,
+        )
+    audit_record(
+        action="distribution.applied",
+        organization=org,
+        actor=admin,
+        column=column_for_kind(kind),
+        batch_id=result.batch.id,
+        new=plan.delta,
+        action_name=action,
+        users=len(plan.rows),
+        ip=ip,
+    )
+    pool_alert_check(org=org, policy=policy_for(org), kind=kind)
+    return result
+
+
+# --- Reclamation ---------------------------------------------------------------------------
+
+
+def reclaim_plan(*, org: Organization, kind: str, idle_days: int | None = None) -> Plan:
+    """Unused allocation above each idle member's floor, back to the pool (a dry run).
+
+    Idle: no usage of any kind for `idle_days` (the policy's setting by default) and joined
+    before that. Each keeps max(floor, used this month).
+    """
+    _check_kind(kind)
+    policy = policy_for(org)
+    days = idle_days if idle_days is not None else policy.reclaim_idle_days
+    if days < 1:
+        raise DomainError(errors={"idle_days": ["Idle days must be at least 1."]})
+    since = timezone.now() - dt.timedelta(days=days)
+    column = column_for_kind(kind)
+    recent = DailyUsage.objects.filter(
+        organization=org, user_id=OuterRef("user_id"), day__gte=since.date()
+    )
+    used = MonthlyUsage.objects.filter(
+        user_id=OuterRef("user_id"), kind=kind, month=current_month()
+    ).values("used")[:1]
+    members = (
+        Membership.objects.filter(organization=org, joined_at__lt=since)
+        .exclude(Exists(recent))
+        .annotate(month_used=Coalesce(Subquery(used), Value(0)))
+        .select_related("user")
+        .order_by("user_id")
+    )
+    overrides = {o.user_id: o for o in MemberOverride.objects.filter(organization=org)}
+    rows = []
+    for m in members:
+        floor, _ = _member_bounds(policy, overrides.get(m.user_id), kind)
+        keep = max(floor, org.floor(kind), m.month_used)
+        current = getattr(m, column)
+        if current > keep:
+            rows.append((m.user, m, current, keep))
+    return Plan("reclaim", kind, rows, pools(org)[kind], allocated(org)[kind])
+
+
+@transaction.atomic
+def reclaim_apply(
+    *,
+    admin: User | None,
+    org: Organization,
+    kind: str,
+    idle_days: int | None = None,
+    signature: str | None = None,
+    ip=None,
+) -> BatchResult:
+    org = _locked_org(org)
+    plan = reclaim_plan(org=org, kind=kind, idle_days=idle_days)
+    if signature is not None and signature != plan.signature:
+        raise DomainError("Allocations changed since this preview: nothing was reclaimed.")
+    if not plan.rows:
+        raise DomainError(f"No idle member has unused {kind} tokens above their floor.")
+    result = _apply_changes(
+        actor=admin,
+        actor_label="" if admin else "policy",
+        org=org,
+        column=column_for_kind(kind),
+        targets=plan.rows,
+        source="reclaim",
+        ip=ip,
+    )
+    if not result.ok:
+        transaction.set_rollback(True)
+        raise BatchRejected(
+            "Nothing was reclaimed: " + "; ".join(sorted(set(result.errors.values()))),
+            result.errors,
+        )
+    audit_record(
+        action="reclaim.applied",
+        organization=org,
+        actor=admin,
+        actor_label="" if admin else "policy",
+        column=column_for_kind(kind),
+        batch_id=result.batch.id,
+        new=-plan.delta,
+        users=len(plan.rows),
+        ip=ip,
+    )
+    return result
+
+
+# --- Purchase requests to sales -------------------------------------------------------------
+
+
+@transaction.atomic
+def purchase_request_create(
+    *, admin: User, org: Organization, kind: str, raw_blocks: object, note: str, ip=None
+) -> PurchaseRequest:
+    _check_kind(kind)
+    text = str(raw_blocks or "").strip()
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= 1000:
+        raise DomainError(
+            errors={"blocks": ["Enter how many blocks of 2,000,000 tokens, from 1 to 1000."]}
+        )
+    note = (note or "").strip()
+    if len(note) > 1000:
+        raise DomainError(errors={"note": ["Keep the note to 1000 characters."]})
+    org = _locked_org(org)
+    request = PurchaseRequest.objects.create(
+        organization=org, requested_by=admin, kind=kind, blocks=int(text), note=note
+    )
+    audit_record(
+        action="purchase_request.created",
+        organization=org,
+        actor=admin,
+        new=request.tokens,
+        kind=kind,
+        note=note,
+        ip=ip,
+    )
+    sales = getattr(settings, "SALES_EMAIL", "")
+    _email_later(
+        to=[sales] if sales else [],
+        subject=f"{org.name} asks for {request.tokens:,} more {kind} tokens a month",
+        body=f"{admin.get_full_name()} ({admin.email}) asks for {request.blocks} block(s).\n\n"
+        f"Note: {note or '—'}\n\nAnswer it in the sales admin under Purchase requests.\n",
+    )
+    return request
+
+
+@transaction.atomic
+def purchase_request_fulfil(
+    *, actor: User, purchase_request: PurchaseRequest, start_month=None, payment_reference=""
+) -> PurchaseRequest:
+    """Sales staff record the purchase a request asked for, and mark the request fulfilled."""
+    from accounts.services import purchase_record
+
+    request = PurchaseRequest.objects.select_for_update().get(pk=purchase_request.pk)
+    if request.status == PurchaseRequest.Status.FULFILLED:
+        raise DomainError(f"That request was already fulfilled on {request.fulfilled_at:%Y-%m-%d}.")
+    purchase = purchase_record(
+        actor=actor,
+        org=request.organization,
+        kind=request.kind,
+        tokens_per_month=request.tokens,
+        start_month=start_month or current_month(),
+        payment_reference=payment_reference,
+        note=f"Purchase request #{request.pk}: {request.note}"[:1000],
+    )
+    request.status = PurchaseRequest.Status.FULFILLED
+    request.fulfilled_at = timezone.now()
+    request.fulfilled_by = actor
+    request.purchase = purchase
+    request.save()
+    audit_record(
+        action="purchase_request.fulfilled",
+        organization=request.organization,
+        actor=actor,
+        new=request.tokens,
+        kind=request.kind,
+        request=request.pk,
+    )
+    _email_later(
+        to=[request.requested_by.email],
+        subject=f"Your purchase of {request.tokens:,} {request.kind} tokens is recorded",
+        body=(
+            f"Sales recorded {request.tokens:,} more {request.kind} tokens a month for "
+            f"{request.organization.name}, from {purchase.start_month:%Y-%m}.\n"
+        ),
+    )
+    return request

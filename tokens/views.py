@@ -19,7 +19,14 @@ from accounts.models import Membership
 from asksage_admin.lib.errors import DomainError
 from tokens import selectors, services, usage
 from tokens.filters import UserTableFilter
-from tokens.models import COLUMN_LABELS, MAX_COLUMNS, AllocationBatch, ApiKey, TokenRequest
+from tokens.models import (
+    COLUMN_LABELS,
+    MAX_COLUMNS,
+    AllocationBatch,
+    ApiKey,
+    TokenKind,
+    TokenRequest,
+)
 from tokens.tables import UserTable, max_cell_context
 
 PAGE = "tokens/users.html"
@@ -340,9 +347,232 @@ def user_flag(request: PanelRequest, user_id: int, flag: str) -> HttpResponse:
     return trigger_client_event(response, "announce", {"text": text})
 
 
+# --- Token Distribution ------------------------------------------------------------------
+
+DISTRIBUTION_PAGE = "tokens/distribution.html"
+
+
+def _distribution_context(request: PanelRequest, **extra) -> dict:
+    policy = selectors.policy_for(request.org)
+    context = {
+        "active": "distribution",
+        "pools": selectors.pool_statuses(request.org, with_used=True),
+        "policy": policy,
+        "presets": selectors.preset_rows(),
+        "actions": services.DISTRIBUTION_ACTIONS,
+        "overrides": list(selectors.member_overrides(request.org)),
+        "purchase_requests": list(selectors.open_purchase_requests(request.org)),
+        "kinds": TokenKind.choices,
+        "preset_form": {},
+        "action_form": {"kind": "inference", "action": "split"},
+        "reclaim_form": {"kind": "inference", "idle_days": policy.reclaim_idle_days},
+    }
+    context.update(extra)
+    return context
+
+
+def _distribution_response(request: PanelRequest, *, status: int = 200, **extra) -> HttpResponse:
+    context = _distribution_context(request, **extra)
+    if request.htmx and not request.htmx.history_restore_request:
+        response = render(request, f"{DISTRIBUTION_PAGE}#distribution-body", context)
+        text = extra.get("notice_error") or extra.get("notice_ok") or ""
+        return trigger_client_event(response, "announce", {"text": text}) if text else response
+    return render(request, DISTRIBUTION_PAGE, context, status=status)
+
+
+def _done(request: PanelRequest, text: str) -> HttpResponse:
+    """Success: PRG for plain forms; the refreshed page body under htmx."""
+    if request.htmx:
+        return _distribution_response(request, notice_ok=text)
+    messages.success(request, text)
+    return redirect("tokens:distribution")
+
+
+def _refused(request: PanelRequest, exc: DomainError, **extra) -> HttpResponse:
+    return _distribution_response(
+        request, status=422, notice_error=" ".join(exc.messages), errors=exc.errors, **extra
+    )
+
+
+@require_GET
 @org_admin_required
 def distribution(request: PanelRequest) -> HttpResponse:
-    return render(request, "tokens/distribution.html", {"active": "distribution"})
+    return _distribution_response(request)
+
+
+def _post_dict(request: PanelRequest, *names: str) -> dict:
+    return {name: request.POST.get(name, "") for name in names}
+
+
+@require_POST
+@org_admin_required
+def distribution_preset(request: PanelRequest) -> HttpResponse:
+    """Preview a preset's changes (op=preview), then apply them (op=apply)."""
+    preset = request.POST.get("preset", "")
+    raw = _post_dict(request, *services.POLICY_FIELDS)
+    form = {"preset": preset, **raw}
+    try:
+        if request.POST.get("op") == "apply":
+            policy = services.policy_apply(
+                admin=request.user, org=request.org, preset=preset, raw=raw, ip=client_ip(request)
+            )
+            return _done(request, f"The {policy.get_preset_display()} preset is now active.")
+        preview = services.policy_preview(org=request.org, preset=preset, raw=raw)
+    except DomainError as exc:
+        return _refused(request, exc, preset_form=form)
+    return _distribution_response(request, preset_form=form, preset_preview=preview)
+
+
+def _user_ids_from_emails(request: PanelRequest, text: str) -> list[int] | None:
+    emails = account_services.parse_email_list(text)
+    if not emails:
+        return None
+    found = dict(
+        Membership.objects.filter(organization=request.org, user__email__in=emails).values_list(
+            "user__email", "user_id"
+        )
+    )
+    missing = [e for e in emails if e not in found]
+    if missing:
+        raise DomainError(
+            errors={"users": [f"Not in {request.org.name}: {', '.join(missing[:10])}."]}
+        )
+    return list(found.values())
+
+
+@require_POST
+@org_admin_required
+def distribution_action(request: PanelRequest) -> HttpResponse:
+    """A distribution action: a dry-run preview first, then apply exactly what was previewed."""
+    form = _post_dict(request, "kind", "action", "amount", "users", "signature")
+    try:
+        user_ids = _user_ids_from_emails(request, form["users"])
+        args = {
+            "org": request.org,
+            "kind": form["kind"],
+            "action": form["action"],
+            "raw_amount": form["amount"],
+            "user_ids": user_ids,
+        }
+        if request.POST.get("op") == "apply":
+            result = services.distribution_apply(
+                admin=request.user, signature=form["signature"], ip=client_ip(request), **args
+            )
+            n = len(result.changes)
+            added = sum(c.new - c.old for c in result.changes)
+            return _done(
+                request,
+                f"Applied to {n} user{'s' * (n != 1)}: {added:+,} {form['kind']} tokens allocated.",
+            )
+        plan = services.distribution_plan(**args)
+    except DomainError as exc:
+        return _refused(request, exc, action_form=form)
+    return _distribution_response(request, action_form=form, plan=plan)
+
+
+@require_POST
+@org_admin_required
+def distribution_reclaim(request: PanelRequest) -> HttpResponse:
+    form = _post_dict(request, "kind", "idle_days", "signature")
+    try:
+        days = services._parse_int(form["idle_days"], "idle_days", "Idle days", 1, 366)
+        if request.POST.get("op") == "apply":
+            result = services.reclaim_apply(
+                admin=request.user,
+                org=request.org,
+                kind=form["kind"],
+                idle_days=days,
+                signature=form["signature"],
+                ip=client_ip(request),
+            )
+            freed = sum(c.old - c.new for c in result.changes)
+            return _done(request, f"Reclaimed {freed:,} {form['kind']} tokens to the pool.")
+        plan = services.reclaim_plan(org=request.org, kind=form["kind"], idle_days=days)
+    except DomainError as exc:
+        return _refused(request, exc, reclaim_form=form)
+    return _distribution_response(request, reclaim_form=form, reclaim_plan=plan)
+
+
+@require_POST
+@org_admin_required
+def distribution_override(request: PanelRequest) -> HttpResponse:
+    form = _post_dict(
+        request,
+        "email",
+        "floor_inference",
+        "ceiling_inference",
+        "floor_embedding",
+        "ceiling_embedding",
+    )
+    membership = (
+        Membership.objects.filter(
+            organization=request.org, user__email__iexact=form["email"].strip()
+        )
+        .select_related("user")
+        .first()
+    )
+    try:
+        if membership is None:
+            raise DomainError(
+                errors={"email": [f"No member of {request.org.name} has that email."]}
+            )
+        services.member_override_set(
+            admin=request.user,
+            org=request.org,
+            membership=membership,
+            pinned=bool(request.POST.get("pinned")),
+            raw=form,
+            ip=client_ip(request),
+        )
+    except DomainError as exc:
+        return _refused(request, exc, override_form=form)
+    return _done(request, f"Saved the override for {membership.user.email}.")
+
+
+@require_POST
+@org_admin_required
+def distribution_options(request: PanelRequest) -> HttpResponse:
+    form = _post_dict(
+        request,
+        "thresholds",
+        "low_unallocated",
+        "auto_approve_max",
+        "auto_approve_below_percent",
+        "reclaim_idle_days",
+    )
+    try:
+        services.policy_options_update(
+            admin=request.user,
+            org=request.org,
+            thresholds=form["thresholds"],
+            low_unallocated=form["low_unallocated"],
+            auto_approve_enabled=bool(request.POST.get("auto_approve_enabled")),
+            auto_approve_max=form["auto_approve_max"],
+            auto_approve_below_percent=form["auto_approve_below_percent"],
+            reclaim_idle_days=form["reclaim_idle_days"],
+            ip=client_ip(request),
+        )
+    except DomainError as exc:
+        return _refused(request, exc, options_form=form)
+    return _done(request, "Alerts, auto-approval and reclamation settings saved.")
+
+
+@require_POST
+@org_admin_required
+def distribution_purchase_request(request: PanelRequest) -> HttpResponse:
+    form = _post_dict(request, "kind", "blocks", "note")
+    try:
+        created = services.purchase_request_create(
+            admin=request.user,
+            org=request.org,
+            kind=form["kind"],
+            raw_blocks=form["blocks"],
+            note=form["note"],
+            ip=client_ip(request),
+        )
+    except DomainError as exc:
+        return _refused(request, exc, purchase_form=form)
+    return _done(request, f"Sent to sales: {created.tokens:,} more {created.kind} tokens a month.")
 
 
 # --- Token Requests ----------------------------------------------------------------------

@@ -1,0 +1,293 @@
+"""Auto-increase, alerts, the management commands and purchase requests in the sales admin."""
+
+import datetime as dt
+
+import pytest
+from django.core import mail
+from django.core.management import call_command
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import Membership
+from analytics.models import AuditLog
+from tests.factories import MembershipFactory, MonthlyUsageFactory, PurchaseFactory
+from tokens import services
+from tokens.models import AlertSent, AllocationBatch, AllocationPolicy, MemberOverride
+
+
+def max_of(user, column="max_inference_tokens"):
+    return Membership.objects.values_list(column, flat=True).get(user=user)
+
+
+def set_max(user, value, column="max_inference_tokens"):
+    Membership.objects.filter(user=user).update(**{column: value})
+
+
+def use(user, org, used, kind="inference"):
+    MonthlyUsageFactory(user=user, organization=org, kind=kind, used=used)
+
+
+@pytest.fixture
+def preset(alice, org_a):
+    def choose(name, org_floor=None, **extra):
+        services.policy_apply(admin=alice, org=org_a, preset=name)
+        if extra:
+            AllocationPolicy.objects.filter(organization=org_a).update(**extra)
+        if org_floor is not None:  # members below a new floor are not auto-raised to it
+            type(org_a).objects.filter(pk=org_a.pk).update(min_inference_tokens=org_floor)
+
+    return choose
+
+
+# --- Auto-increase ------------------------------------------------------------------------
+
+
+def test_crossing_the_trigger_raises_the_max_by_the_step_audited_as_policy(org_a, bob, preset):
+    preset("conservative")  # 90 %, +25 %
+    use(bob, org_a, 180_000)  # 90 % of 200K
+    assert services.auto_increase_apply(user=bob, kind="inference") == 250_000
+    assert max_of(bob) == 250_000
+    row = AuditLog.objects.get(action="allocation.changed", target_user=bob)
+    assert (row.actor, row.actor_label, row.old_value, row.new_value) == (
+        None,
+        "policy",
+        "200000",
+        "250000",
+    )
+    assert AllocationBatch.objects.get().source == "policy"
+
+
+def test_below_the_trigger_nothing_changes(org_a, bob, preset):
+    preset("conservative")
+    use(bob, org_a, 170_000)
+    assert services.auto_increase_apply(user=bob, kind="inference") is None
+    assert max_of(bob) == 200_000
+
+
+def test_the_manual_policy_never_auto_increases(org_a, bob):
+    use(bob, org_a, 200_000)
+    assert services.auto_increase_apply(user=bob, kind="inference") is None
+
+
+def test_at_most_once_per_cooldown(org_a, bob, preset):
+    preset("conservative")  # 4 h cooldown
+    use(bob, org_a, 200_000)
+    assert services.auto_increase_apply(user=bob, kind="inference") == 250_000
+    Membership.objects.filter(user=bob).update(max_inference_tokens=200_000)
+    assert services.auto_increase_apply(user=bob, kind="inference") is None
+    MemberOverride.objects.filter(user=bob).update(
+        last_increase_inference_at=timezone.now() - dt.timedelta(hours=4, minutes=1)
+    )
+    assert services.auto_increase_apply(user=bob, kind="inference") == 250_000
+
+
+def test_the_increase_is_capped_by_the_ceiling(org_a, bob, preset):
+    preset("conservative")  # ceiling 1M
+    set_max(bob, 900_000)
+    use(bob, org_a, 850_000)
+    assert services.auto_increase_apply(user=bob, kind="inference") == 1_000_000
+
+
+def test_the_increase_is_capped_by_the_unallocated_pool(org_a, bob, alice, preset):
+    preset("aggressive", org_floor=200_000)  # +500K, no ceiling
+    set_max(alice, 3_500_000)
+    set_max(bob, 400_000)  # 3.9M of 4M allocated → 100K unallocated
+    use(bob, org_a, 350_000)
+    assert services.auto_increase_apply(user=bob, kind="inference") == 500_000
+
+
+def test_nothing_happens_when_the_pool_is_fully_allocated(org_a, bob, alice, preset):
+    preset("aggressive")
+    set_max(alice, 3_800_000)
+    use(bob, org_a, 200_000)
+    assert services.auto_increase_apply(user=bob, kind="inference") is None
+
+
+def test_a_pinned_user_is_never_auto_increased(org_a, alice, bob, preset):
+    preset("conservative")
+    services.member_override_set(
+        admin=alice, org=org_a, membership=bob.membership, pinned=True, raw={}
+    )
+    use(bob, org_a, 200_000)
+    assert services.auto_increase_apply(user=bob, kind="inference") is None
+
+
+def test_a_users_own_ceiling_caps_their_increase(org_a, alice, bob, preset):
+    preset("aggressive", org_floor=200_000)
+    services.member_override_set(
+        admin=alice,
+        org=org_a,
+        membership=bob.membership,
+        pinned=False,
+        raw={"ceiling_inference": "300k"},
+    )
+    use(bob, org_a, 200_000)
+    assert services.auto_increase_apply(user=bob, kind="inference") == 300_000
+
+
+def test_standard_steps_50_percent_within_10_percent_of_the_ceiling(org_a, bob, preset):
+    PurchaseFactory(organization=org_a, tokens_per_month=10_000_000)
+    preset("standard")  # ceiling 5M
+    set_max(bob, 4_000_000)
+    use(bob, org_a, 3_300_000)  # 82 %: +25 % → 5M exactly
+    assert services.auto_increase_apply(user=bob, kind="inference") == 5_000_000
+    policy = AllocationPolicy.objects.get(organization=org_a)
+    assert (
+        services.auto_increase_step(
+            policy, current=4_600_000, used=4_000_000, ceiling=5_000_000, free=10**9
+        )
+        == 2_300_000
+    )  # within 10 % of the ceiling: +50 %
+
+
+def test_dynamic_steps_grow_with_each_tier_crossed(org_a, bob, preset):
+    preset("dynamic")
+    policy = AllocationPolicy.objects.get(organization=org_a)
+    step = services.auto_increase_step
+    assert step(policy, current=1_000_000, used=740_000, ceiling=None, free=4_000_000) == 0
+    assert step(policy, current=1_000_000, used=750_000, ceiling=None, free=4_000_000) == (
+        1_000_000
+    )  # 1 tier: 25 % of the 4M that remains
+    assert step(policy, current=1_000_000, used=950_000, ceiling=None, free=4_000_000) == (
+        2_000_000
+    )  # 2 tiers: 50 %
+    assert step(policy, current=1_000_000, used=999_000, ceiling=2_000_000, free=10**9) == (
+        750_000
+    )  # 3 tiers of the 1M to the ceiling
+    assert step(policy, current=1_000_000, used=760_000, ceiling=None, free=40_000) == 100_000
+
+
+def test_an_inactive_org_or_a_stranger_gets_none(org_a, bob, preset, db):
+    preset("conservative")
+    use(bob, org_a, 200_000)
+    assert services.auto_increase_apply(user=bob, kind="gold") is None
+    org_a.status = "suspended"
+    org_a.save()
+    assert services.auto_increase_apply(user=bob, kind="inference") is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_usage_records_crossing_the_trigger_at_once_raise_the_max_once(org_a, alice, bob):
+    import threading
+
+    from django.db import connections
+
+    services.policy_apply(admin=alice, org=org_a, preset="conservative")
+    use(bob, org_a, 190_000)
+    results, errors = [], []
+    barrier = threading.Barrier(4)
+
+    def work():
+        try:
+            barrier.wait(timeout=30)
+            results.append(services.auto_increase_apply(user=bob, kind="inference"))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors
+    assert sorted(results, key=str) == [250_000, None, None, None]
+    assert max_of(bob) == 250_000
+    assert AllocationBatch.objects.filter(source="policy").count() == 1
+
+
+# --- Alerts -------------------------------------------------------------------------------
+
+
+def test_usage_alerts_email_the_user_and_admins_once_per_threshold(
+    org_a, alice, bob, django_capture_on_commit_callbacks
+):
+    usage = MonthlyUsageFactory(user=bob, organization=org_a, used=165_000)  # 82 %
+    with django_capture_on_commit_callbacks(execute=True):
+        services.auto_increase_apply(user=bob, kind="inference")
+        services.auto_increase_apply(user=bob, kind="inference")
+    assert len(mail.outbox) == 1
+    assert mail.outbox[0].to == ["bob@example.com", "alice@example.com"]
+    assert "80 %" in mail.outbox[0].subject and "165,000" in mail.outbox[0].body
+    usage.used = 192_000  # 96 %
+    usage.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.auto_increase_apply(user=bob, kind="inference")
+    assert len(mail.outbox) == 2 and "95 %" in mail.outbox[1].subject
+    assert AlertSent.objects.count() == 2
+
+
+def test_a_low_unallocated_alert_emails_the_admins_once(
+    org_a, alice, bob, preset, django_capture_on_commit_callbacks
+):
+    preset("aggressive", org_floor=200_000, low_unallocated_alert=3_000_000, alert_thresholds=[])
+    use(bob, org_a, 200_000)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.auto_increase_apply(user=bob, kind="inference")  # 3.6M → 3.1M: no alert
+        MonthlyUsageFactory._meta.model.objects.filter(user=bob).update(used=700_000)
+        MemberOverride.objects.filter(user=bob).update(last_increase_inference_at=None)
+        services.auto_increase_apply(user=bob, kind="inference")  # → 2.6M: alert
+        MemberOverride.objects.filter(user=bob).update(last_increase_inference_at=None)
+        MonthlyUsageFactory._meta.model.objects.filter(user=bob).update(used=1_200_000)
+        services.auto_increase_apply(user=bob, kind="inference")  # → 2.1M: already sent
+    pool_mails = [m for m in mail.outbox if "unallocated" in m.subject]
+    assert len(pool_mails) == 1 and pool_mails[0].to == ["alice@example.com"]
+
+
+# --- Commands -----------------------------------------------------------------------------
+
+
+def test_the_auto_increase_command_catches_up(org_a, bob, preset, capsys):
+    preset("conservative")
+    use(bob, org_a, 200_000)
+    call_command("auto_increase")
+    assert "bob@example.com: inference max raised to 250,000" in capsys.readouterr().out
+    assert max_of(bob) == 250_000
+
+
+def test_the_reclaim_command_previews_unless_told_to_apply(org_a, bob, capsys):
+    Membership.objects.filter(user=bob).update(
+        max_inference_tokens=800_000, joined_at=timezone.now() - dt.timedelta(days=90)
+    )
+    call_command("reclaim_idle", "--days", "30")
+    out = capsys.readouterr().out
+    assert "bob@example.com: 800,000 → 200,000" in out and "would reclaim 600,000" in out
+    assert max_of(bob) == 800_000
+    call_command("reclaim_idle", "--days", "30", "--apply")
+    assert max_of(bob) == 200_000
+    row = AuditLog.objects.get(action="reclaim.applied")
+    assert row.actor_label == "policy"
+
+
+# --- Sales admin --------------------------------------------------------------------------
+
+
+def test_sales_see_purchase_requests_and_mark_them_fulfilled(client, sam, alice, org_a):
+    request = services.purchase_request_create(
+        admin=alice, org=org_a, kind="embedding", raw_blocks="1", note="More docs"
+    )
+    client.force_login(sam)
+    url = reverse("admin:tokens_purchaserequest_changelist")
+    page = client.get(url)
+    assert page.status_code == 200 and "More docs" in page.content.decode()
+    response = client.post(
+        url, {"action": "mark_fulfilled", "_selected_action": [request.pk]}, follow=True
+    )
+    assert "1 purchase request fulfilled" in response.content.decode()
+    request.refresh_from_db()
+    assert request.status == "fulfilled"
+    assert request.purchase.tokens_per_month == 2_000_000
+
+
+def test_members_are_not_auto_increased_in_another_org(org_a, org_b, carol, preset):
+    preset("conservative")
+    dan = MembershipFactory(organization=org_b).user
+    use(dan, org_b, 200_000)
+    assert services.auto_increase_apply(user=dan, kind="inference") is None
+
+
+def test_a_member_below_a_new_floor_is_lifted_to_it(org_a, bob, preset):
+    preset("aggressive")  # floor 1M; bob still at 200K
+    use(bob, org_a, 200_000)
+    assert services.auto_increase_apply(user=bob, kind="inference") == 1_000_000
