@@ -1583,9 +1583,9 @@ def purchase_request_create(
         note=note,
         ip=ip,
     )
-    sales = getattr(settings, "SALES_EMAIL", "")
+    sales = User.objects.filter(is_staff=True, is_active=True, is_banned=False).order_by("email")
     _email_later(
-        to=[sales] if sales else [],
+        to=list(sales.values_list("email", flat=True)),
         subject=f"{org.name} asks for {request.tokens:,} more {kind} tokens a month",
         body=f"{admin.get_full_name()} ({admin.email}) asks for {request.blocks} block(s).\n\n"
         f"Note: {note or '—'}\n\nAnswer it in the sales admin under Purchase requests.\n",

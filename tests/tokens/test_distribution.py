@@ -377,3 +377,29 @@ def test_fulfilling_a_purchase_request_records_the_purchase(alice, org_a, sam):
     assert pools(org_a)["inference"] == 8_000_000
     with pytest.raises(DomainError, match="already fulfilled"):
         services.purchase_request_fulfil(actor=sam, purchase_request=request)
+
+
+def test_sales_staff_are_emailed_a_purchase_request(
+    alice, org_a, sam, django_capture_on_commit_callbacks
+):
+    from django.core import mail
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.purchase_request_create(
+            admin=alice, org=org_a, kind="inference", raw_blocks="1", note="Soon please"
+        )
+    assert mail.outbox[-1].to == ["sam@example.com"]
+    assert "2,000,000" in mail.outbox[-1].subject and "Soon please" in mail.outbox[-1].body
+
+
+def test_an_auditor_sees_the_page_read_only_and_cannot_post(client, org_a, alice):
+    auditor = MembershipFactory(organization=org_a, role="auditor").user
+    client.force_login(auditor)
+    html = client.get(URL).content.decode()
+    assert "Read-only" in html and "disabled" in html
+    response = client.post(
+        reverse("tokens:distribution_action"),
+        {"op": "apply", "kind": "inference", "action": "split"},
+    )
+    assert response.status_code == 403
+    assert not AllocationBatch.objects.exists()

@@ -1,0 +1,88 @@
+"""Two admins deciding the same request at once: exactly one wins (real threads).
+
+On PostgreSQL the threads overlap and the organization row lock serializes them; on SQLite
+the database lock does. Either way the second admin is refused and nothing is granted twice.
+"""
+
+import threading
+
+import pytest
+from django.db import connections
+
+from accounts.models import Membership
+from asksage_admin.lib.errors import DomainError
+from tests.factories import MembershipFactory
+from tokens import services
+from tokens.models import AllocationBatch
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def run_together(*works):
+    barrier = threading.Barrier(len(works))
+    outcomes: list = [None] * len(works)
+
+    def run(index, work):
+        try:
+            barrier.wait(timeout=30)
+            outcomes[index] = ("ok", work())
+        except DomainError as exc:
+            outcomes[index] = ("refused", " ".join(exc.messages))
+        except BaseException as exc:  # noqa: BLE001 - reported to the test
+            outcomes[index] = ("crashed", repr(exc))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(i, w)) for i, w in enumerate(works)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return outcomes
+
+
+def test_two_admins_approving_the_same_request_at_once_grant_it_once(org_a, alice, bob):
+    admin2 = MembershipFactory(organization=org_a, role="admin").user
+    request = services.token_request_create(
+        user=bob, kind="inference", raw_amount="500k", reason="Launch"
+    )
+    outcomes = run_together(
+        lambda: services.token_request_approve(admin=alice, org=org_a, request_id=request.pk),
+        lambda: services.token_request_approve(admin=admin2, org=org_a, request_id=request.pk),
+    )
+    assert sorted(o[0] for o in outcomes) == ["ok", "refused"]
+    refusal = next(o[1] for o in outcomes if o[0] == "refused")
+    assert "already approved" in refusal
+    assert Membership.objects.get(user=bob).max_inference_tokens == 700_000
+    assert AllocationBatch.objects.filter(source="request").count() == 1
+
+
+def test_an_approval_racing_a_denial_leaves_one_decision(org_a, alice, bob):
+    admin2 = MembershipFactory(organization=org_a, role="admin").user
+    request = services.token_request_create(
+        user=bob, kind="inference", raw_amount="500k", reason="Launch"
+    )
+    outcomes = run_together(
+        lambda: services.token_request_approve(admin=alice, org=org_a, request_id=request.pk),
+        lambda: services.token_request_deny(
+            admin=admin2, org=org_a, request_id=request.pk, note="No"
+        ),
+    )
+    assert sorted(o[0] for o in outcomes) == ["ok", "refused"]
+    request.refresh_from_db()
+    expected = 700_000 if request.status == "approved" else 200_000
+    assert Membership.objects.get(user=bob).max_inference_tokens == expected
+
+
+def test_two_approvals_that_together_exceed_the_pool_cannot_both_pass(org_a, alice, bob):
+    carl = MembershipFactory(organization=org_a).user  # 600K allocated → 3.4M unallocated
+    first = services.token_request_create(user=bob, kind="inference", raw_amount="2M", reason="A")
+    second = services.token_request_create(user=carl, kind="inference", raw_amount="2M", reason="B")
+    outcomes = run_together(
+        lambda: services.token_request_approve(admin=alice, org=org_a, request_id=first.pk),
+        lambda: services.token_request_approve(admin=alice, org=org_a, request_id=second.pk),
+    )
+    assert sorted(o[0] for o in outcomes) == ["ok", "refused"]
+    assert "1,400,000 inference tokens are unallocated" in next(
+        o[1] for o in outcomes if o[0] == "refused"
+    )
