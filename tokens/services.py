@@ -597,6 +597,7 @@ def _approve_locked(
         note=note,
         ip=ip,
     )
+    pool_alert_check(org=org, policy=policy_for(org), kind=kind)
     smaller = f" (you asked for {token_request.amount:,})" if amount < token_request.amount else ""
     _email_later(
         to=[token_request.user.email],

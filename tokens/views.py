@@ -4,7 +4,7 @@ import uuid
 from urllib.parse import urlsplit
 
 from django.contrib import messages
-from django.core.paginator import EmptyPage, PageNotAnInteger
+from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
 from django.http import Http404, HttpResponse, HttpResponseBadRequest, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -591,12 +591,18 @@ def _requests_context(request: PanelRequest, tab: str, **extra) -> dict:
         "tab": tab,
         "tabs": selectors.REQUEST_TABS,
         "tab_label": selectors.REQUEST_TABS[tab],
-        "rows": list(selectors.token_requests(request.org, tab)[:200]),
+        "page": _requests_page(request, tab),
         "pools": selectors.pool_statuses(request.org),
         "pending_count": selectors.pending_request_count(request.org),
     }
     context.update(extra)
     return context
+
+
+def _requests_page(request: PanelRequest, tab: str):
+    """50 requests a page; a page number out of range shows the last page."""
+    paginator = Paginator(selectors.token_requests(request.org, tab), 50)
+    return paginator.get_page(request.GET.get("page"))
 
 
 @require_GET

@@ -316,3 +316,44 @@ def test_someone_without_an_organization_is_told_so(client, db):
         follow=True,
     )
     assert "not part of an organization" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("amount", "message"),
+    [("-1", "negative"), ("0", "above zero"), ("1.2.3", "not an amount"), (str(2**53), "exceed")],
+)
+def test_bad_approval_amounts_are_refused(alice, bob, org_a, pending, amount, message):
+    with pytest.raises(DomainError, match=message):
+        services.token_request_approve(
+            admin=alice, org=org_a, request_id=pending.pk, raw_amount=amount
+        )
+    pending.refresh_from_db()
+    assert pending.status == "pending" and max_of(bob) == 200_000
+
+
+def test_the_requests_page_is_paginated(alice_client, org_a, many_members):
+    for user in many_members(55):
+        ask(user, amount="1k")
+    first = alice_client.get(reverse("tokens:requests")).content.decode()
+    assert "Page 1 of 2" in first and first.count("Approve ") == 50
+    second = alice_client.get(reverse("tokens:requests") + "?page=2").content.decode()
+    assert second.count("Approve ") == 5
+    assert alice_client.get(reverse("tokens:requests") + "?page=zzz").status_code == 200
+
+
+def test_an_unknown_tab_falls_back_to_pending(alice_client, pending):
+    response = alice_client.get(reverse("tokens:requests") + "?tab=<script>")
+    assert response.status_code == 200 and "Pending (1)" in response.content.decode()
+
+
+def test_an_approval_that_drops_the_pool_below_the_alert_emails_the_admins(
+    alice, bob, org_a, django_capture_on_commit_callbacks
+):
+    AllocationPolicy.objects.create(
+        organization=org_a, floor_inference=200_000, low_unallocated_alert=2_000_000
+    )
+    request = ask(bob, amount="2M")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.token_request_approve(admin=alice, org=org_a, request_id=request.pk)
+    subjects = [m.subject for m in mail.outbox]
+    assert "Acme Agency: only 1,600,000 inference tokens are unallocated" in subjects
