@@ -24,14 +24,21 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models.functions import Lower
 from django.utils import timezone
 
 from accounts.models import Membership, Organization, User
 from analytics.services import audit_record
 from asksage_admin.lib.errors import DomainError
 from asksage_admin.lib.months import month_start
-from tokens.models import ApiKey, DailyUsage, MonthlyUsage, TokenKind, UsageEvent, column_for_kind
+from tokens.models import (
+    MAX_COLUMNS,
+    ApiKey,
+    DailyUsage,
+    MonthlyUsage,
+    TokenKind,
+    UsageEvent,
+    column_for_kind,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -142,27 +149,46 @@ def api_key_revoke(*, actor: User, org: Organization, key_id: int, ip: str | Non
 
 
 def api_key_authenticate(raw_key: str) -> ApiKey:
-    """The active key with this secret, with its organization; else UsageError (401/403)."""
+    """The active key with this secret, with its organization; else UsageError (401/403).
+
+    Hand-written SQL: this runs on every API call, and building the ORM query would cost more
+    than the query itself.
+    """
     if not raw_key.startswith(KEY_PREFIX) or len(raw_key) > 100:
         raise UsageError(401, "invalid_key", "The API key is not valid.")
     presented = api_key_hash(raw_key)
-    key = ApiKey.objects.select_related("organization").filter(key_hash=presented).first()
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT k.id, k.name, k.prefix, k.key_hash, k.revoked_at IS NOT NULL, "
+            "k.last_used_at IS NULL OR k.last_used_at < %s, o.id, o.name, o.slug, o.status "
+            f"FROM {_table(ApiKey)} k JOIN {_table(Organization)} o ON o.id = k.organization_id "
+            "WHERE k.key_hash = %s",
+            [connection.ops.adapt_datetimefield_value(now - LAST_USED_RESOLUTION), presented],
+        )
+        row = cursor.fetchone()
     # The lookup is by hash, so its timing says nothing about the secret; compare anyway.
-    if key is None or not hmac.compare_digest(key.key_hash, presented):
+    if row is None or not hmac.compare_digest(row[3], presented):
         raise UsageError(401, "invalid_key", "The API key is not valid.")
-    if key.revoked_at is not None:
+    key_id, name, prefix, key_hash, revoked, stale, *org_values = row
+    if revoked:
         raise UsageError(401, "key_revoked", "This API key was revoked.")
-    org = key.organization
+    # Instances with only these fields loaded; anything else is fetched if ever read.
+    org = Organization.from_db("default", ["id", "name", "slug", "status"], org_values)
     if not org.is_active:
         raise UsageError(
             403,
             "organization_inactive",
             f"The organization is {org.get_status_display().lower()}: its API keys are refused.",
         )
-    now = timezone.now()
-    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
+    key = ApiKey.from_db(
+        "default",
+        ["id", "organization_id", "name", "prefix", "key_hash"],
+        [key_id, org.pk, name, prefix, key_hash],
+    )
+    key.organization = org
+    if stale:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
-        key.last_used_at = now
     return key
 
 
@@ -265,18 +291,37 @@ def parse_usage(data: object) -> UsageRequest:
 
 
 def _membership_for(org: Organization, email: str, *, lock: bool = False) -> Membership:
-    rows = Membership.objects.select_related("user")
-    if lock:
-        # NO KEY UPDATE: conflicts with an admin's UPDATE of the max, not with foreign keys.
-        rows = rows.select_for_update(no_key=True, of=("self",))
-    # lower(email) is the users' unique functional index.
-    membership = (
-        rows.alias(email_lower=Lower("user__email"))
-        .filter(organization=org, email_lower=email)
-        .first()
-    )
-    if membership is None:
+    """The organization's member with this (lowercased) email, with the user; else 404.
+
+    With `lock`, the membership row is locked FOR NO KEY UPDATE until the transaction ends:
+    an admin's UPDATE of the max waits for us, and we wait for theirs (SQLite has no row
+    locks; its IMMEDIATE transactions serialize writers anyway). Hand-written SQL: it runs
+    on every usage report.
+    """
+    locking = lock and connection.features.has_select_for_update
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT m.id, m.role, m.max_inference_tokens, m.max_embedding_tokens, "
+            "u.id, u.email, u.name, u.is_paid, u.is_banned, u.is_active "
+            f"FROM {_table(Membership)} m JOIN {_table(User)} u ON u.id = m.user_id "
+            # lower(email) is the users' unique functional index.
+            "WHERE lower(u.email) = %s AND m.organization_id = %s"
+            + (" FOR NO KEY UPDATE OF m" if locking else ""),
+            [email, org.pk],
+        )
+        row = cursor.fetchone()
+    if row is None:
         raise _user_not_found()
+    user = User.from_db(
+        "default", ["id", "email", "name", "is_paid", "is_banned", "is_active"], row[4:]
+    )
+    membership = Membership.from_db(
+        "default",
+        ["id", "user_id", "organization_id", "role", *MAX_COLUMNS],
+        [row[0], user.pk, org.pk, row[1], row[2], row[3]],
+    )
+    membership.user = user
+    membership.organization = org
     return membership
 
 
@@ -306,6 +351,29 @@ def _add_within_max(
         )
         row = cursor.fetchone()
     return None if row is None else row[0]
+
+
+def _insert_event(
+    *, org_id: int, user_id: int, usage: UsageRequest, now: dt.datetime, idempotency_key: str
+) -> int:
+    """Insert the usage event; a reused idempotency key raises IntegrityError here."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {_table(UsageEvent)} (organization_id, user_id, kind, tokens, model, "
+            "created_at, idempotency_key, request_hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+            "RETURNING id",
+            [
+                org_id,
+                user_id,
+                usage.kind,
+                usage.tokens,
+                usage.model,
+                connection.ops.adapt_datetimefield_value(now),
+                idempotency_key,
+                usage.fingerprint if idempotency_key else "",
+            ],
+        )
+        return cursor.fetchone()[0]
 
 
 def _add_to_day(*, org_id: int, user_id: int, kind: str, model: str, day: dt.date, tokens: int):
@@ -372,15 +440,12 @@ def _record(
         raise
     limit = getattr(membership, column_for_kind(usage.kind))
     month, day = month_start(now), now.astimezone(dt.UTC).date()
-    event = UsageEvent.objects.create(
-        organization=org,
-        user=user,
-        kind=usage.kind,
-        tokens=usage.tokens,
-        model=usage.model,
-        created_at=now,
+    event_id = _insert_event(
+        org_id=org.pk,
+        user_id=user.pk,
+        usage=usage,
+        now=now,
         idempotency_key=idempotency_key,
-        request_hash=usage.fingerprint if idempotency_key else "",
     )
     args = {"user_id": user.pk, "kind": usage.kind, "month": month, "tokens": usage.tokens}
     used = _add_within_max(**args, limit=limit)
@@ -414,7 +479,7 @@ def _record(
         tokens=usage.tokens,
     )
     return UsageResult(
-        event_id=event.pk,
+        event_id=event_id,
         request=usage,
         month=month,
         balance=Balance(usage.kind, limit, used),
@@ -447,8 +512,9 @@ def usage_record(
 def _after_usage_recorded(result: UsageResult) -> UsageResult:
     """The auto-increase policy hook: runs after the usage committed, never undoes it.
 
-    `tokens.services.auto_increase_apply(user=, kind=)` belongs to Token Distribution; a
-    failure there is logged and the recorded usage still answers 200.
+    `tokens.services.auto_increase_apply(user=, kind=)` belongs to Token Distribution and
+    returns the user's new max, or None. A failure there is logged; the recorded usage still
+    answers 200.
     """
     from tokens import services
 
@@ -456,15 +522,10 @@ def _after_usage_recorded(result: UsageResult) -> UsageResult:
     if apply is None:
         return result
     try:
-        if apply(user=result.user, kind=result.request.kind):
-            # An increase was applied: answer the new max.
-            limit = (
-                Membership.objects.filter(user=result.user)
-                .values_list(column_for_kind(result.request.kind), flat=True)
-                .first()
-            )
-            if limit is not None:
-                result.balance.max = limit
+        # It returns at once, without locking, while usage is below the policy's triggers.
+        new_max = apply(user=result.user, kind=result.request.kind)
+        if isinstance(new_max, int) and not isinstance(new_max, bool):
+            result.balance.max = new_max
     except Exception:
         logger.exception("auto-increase failed after usage event %s", result.event_id)
     return result
