@@ -1435,6 +1435,8 @@ def distribution_apply(
     plan = distribution_plan(
         org=org, kind=kind, action=action, raw_amount=raw_amount, user_ids=user_ids
     )
+    if signature == "":
+        raise DomainError("Preview the action first: nothing was applied.")
     if signature is not None and signature != plan.signature:
         raise DomainError(
             "Allocations changed since this preview: nothing was applied. Preview again."
@@ -1522,6 +1524,8 @@ def reclaim_apply(
 ) -> BatchResult:
     org = _locked_org(org)
     plan = reclaim_plan(org=org, kind=kind, idle_days=idle_days)
+    if signature == "":
+        raise DomainError("Preview the reclamation first: nothing was reclaimed.")
     if signature is not None and signature != plan.signature:
         raise DomainError("Allocations changed since this preview: nothing was reclaimed.")
     if not plan.rows:

@@ -48,3 +48,13 @@ def test_previewing_and_applying_an_equal_split(admin_page, alice, bob):
     expect(page.get_by_role("status").filter(has_text="Applied to 2 users")).to_be_visible()
     assert Membership.objects.get(user=bob).max_inference_tokens == 2_000_000
     assert Membership.objects.get(user=alice).max_inference_tokens == 2_000_000
+
+
+def test_the_distribution_page_with_a_preview_has_no_serious_axe_violations(admin_page):
+    from tests.browser.test_accessibility import serious_violations
+
+    page = admin_page
+    page.get_by_label("Standard", exact=True).check()
+    page.get_by_role("button", name="Preview changes").click()
+    page.get_by_role("region", name="Preset preview").wait_for()
+    assert serious_violations(page) == []

@@ -55,3 +55,13 @@ def test_denying_needs_a_note_and_says_so(page, live_server, login, alice, bob):
     page.get_by_label("Reason for denying bob@example.com").fill("Budget frozen")
     page.get_by_role("button", name="Deny bob@example.com").click()
     expect(page.get_by_role("status").filter(has_text="Denied")).to_be_visible()
+
+
+def test_the_requests_page_has_no_serious_axe_violations(page, live_server, login, alice, bob):
+    from tests.browser.test_accessibility import serious_violations
+    from tokens import services
+
+    services.token_request_create(user=bob, kind="inference", raw_amount="1M", reason="More")
+    login(page, alice)
+    page.goto(f"{live_server.url}/panel/requests/")
+    assert serious_violations(page) == []

@@ -403,3 +403,45 @@ def test_an_auditor_sees_the_page_read_only_and_cannot_post(client, org_a, alice
     )
     assert response.status_code == 403
     assert not AllocationBatch.objects.exists()
+
+
+def test_the_action_preview_answers_htmx_with_the_page_body(alice_client, trio):
+    response = alice_client.post(
+        reverse("tokens:distribution_action"),
+        {"op": "preview", "kind": "inference", "action": "split"},
+        headers={"HX-Request": "true"},
+    )
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert 'id="distribution-body"' in html and "<html" not in html
+    assert "3,400,000 → <strong>0</strong>" in html and "Apply to 3 users" in html
+    assert not AllocationBatch.objects.exists()
+
+
+def test_an_apply_without_a_preview_is_refused(alice_client, trio):
+    response = alice_client.post(
+        reverse("tokens:distribution_action"),
+        {"op": "apply", "kind": "inference", "action": "split", "signature": ""},
+    )
+    assert "Preview the action first" in response.content.decode()
+    assert not AllocationBatch.objects.exists()
+
+
+def test_a_refused_apply_under_htmx_shows_its_message_and_changes_nothing(
+    alice_client, org_a, trio
+):
+    plan = services.distribution_plan(org=org_a, kind="inference", action="set", raw_amount="2M")
+    response = alice_client.post(
+        reverse("tokens:distribution_action"),
+        {
+            "op": "apply",
+            "kind": "inference",
+            "action": "set",
+            "amount": "2M",
+            "signature": plan.signature,
+        },
+        headers={"HX-Request": "true"},
+    )
+    assert response.status_code == 200  # htmx 2 would not swap a 4xx: the body says why
+    assert "exceed the inference pool" in response.content.decode()
+    assert [max_of(u) for u in trio] == [200_000] * 3
