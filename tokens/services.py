@@ -1639,3 +1639,51 @@ def purchase_request_fulfil(
         ),
     )
     return request
+
+
+@transaction.atomic
+def distribution_to_pending(
+    *,
+    admin: User,
+    org: Organization,
+    kind: str,
+    action: str,
+    raw_amount: object = None,
+    user_ids: list[int] | None = None,
+) -> int:
+    """Turn a distribution plan into the admin's pending edits, to review and save in User
+    Management (where saving validates the pool again). Returns the number of edits."""
+    plan = distribution_plan(
+        org=org, kind=kind, action=action, raw_amount=raw_amount, user_ids=user_ids
+    )
+    if not plan.rows:
+        raise DomainError("Nothing would change: every chosen user already has that amount.")
+    column = column_for_kind(kind)
+    existing = {
+        e.target_id: e
+        for e in PendingEdit.objects.filter(
+            admin=admin, column=column, target_id__in=[u.pk for u, *_ in plan.rows]
+        )
+    }
+    now = timezone.now()
+    to_update, to_create = [], []
+    for user, _m, current, new in plan.rows:
+        edit = existing.get(user.pk)
+        if edit:
+            edit.old_value, edit.new_value, edit.error, edit.created_at = current, new, "", now
+            to_update.append(edit)
+        else:
+            to_create.append(
+                PendingEdit(
+                    organization=org,
+                    admin=admin,
+                    target=user,
+                    column=column,
+                    old_value=current,
+                    new_value=new,
+                    created_at=now,
+                )
+            )
+    PendingEdit.objects.bulk_update(to_update, ["old_value", "new_value", "error", "created_at"])
+    PendingEdit.objects.bulk_create(to_create, batch_size=2000)
+    return len(plan.rows)

@@ -10,7 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import trigger_client_event
+from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
 from accounts import services as account_services
 from accounts.decorators import org_admin_required
@@ -454,6 +454,13 @@ def distribution_action(request: PanelRequest) -> HttpResponse:
             "raw_amount": form["amount"],
             "user_ids": user_ids,
         }
+        if request.POST.get("op") == "pending":
+            count = services.distribution_to_pending(admin=request.user, **args)
+            text = f"{count} pending change{'s' * (count != 1)}: review and save them here."
+            messages.success(request, text)
+            if request.htmx:
+                return HttpResponseClientRedirect(reverse("tokens:users"))
+            return redirect("tokens:users")
         if request.POST.get("op") == "apply":
             result = services.distribution_apply(
                 admin=request.user, signature=form["signature"], ip=client_ip(request), **args

@@ -445,3 +445,27 @@ def test_a_refused_apply_under_htmx_shows_its_message_and_changes_nothing(
     assert response.status_code == 200  # htmx 2 would not swap a 4xx: the body says why
     assert "exceed the inference pool" in response.content.decode()
     assert [max_of(u) for u in trio] == [200_000] * 3
+
+
+def test_a_plan_can_become_pending_edits_for_user_management(alice_client, alice, trio):
+    from tokens.models import PendingEdit
+
+    response = alice_client.post(
+        reverse("tokens:distribution_action"),
+        {"op": "pending", "kind": "inference", "action": "topup", "amount": "300k"},
+    )
+    assert response.status_code == 302 and response.url == reverse("tokens:users")
+    edits = PendingEdit.objects.filter(admin=alice).order_by("target_id")
+    assert [(e.old_value, e.new_value) for e in edits] == [(200_000, 300_000)] * 3
+    assert [max_of(u) for u in trio] == [200_000] * 3  # nothing saved yet
+    page = alice_client.get(reverse("tokens:users")).content.decode()
+    assert "Save Changes — Max Inference Tokens (3)" in page
+
+
+def test_pending_under_htmx_redirects_the_client(alice_client, trio):
+    response = alice_client.post(
+        reverse("tokens:distribution_action"),
+        {"op": "pending", "kind": "inference", "action": "split"},
+        headers={"HX-Request": "true"},
+    )
+    assert response["HX-Redirect"] == reverse("tokens:users")
