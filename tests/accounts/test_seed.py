@@ -117,6 +117,31 @@ class TestSeedDemo:
     def test_this_months_usage_stays_within_each_users_max(self):
         assert_usage_within_each_max()
 
+    def test_daily_rollups_add_up_to_the_usage_events(self):
+        from django.db.models import Sum
+
+        from tokens.models import DailyUsage
+
+        assert (
+            DailyUsage.objects.aggregate(t=Sum("tokens"))["t"]
+            == (UsageEvent.objects.aggregate(t=Sum("tokens"))["t"])
+        )
+        assert DailyUsage.objects.aggregate(n=Sum("events"))["n"] == UsageEvent.objects.count()
+
+    def test_there_are_pending_token_requests_to_decide(self):
+        from tokens.models import TokenRequest
+
+        pending = TokenRequest.objects.filter(status="pending")
+        assert pending.filter(organization__slug="department-of-demos").count() >= 3
+        assert TokenRequest.objects.exclude(status="pending").exists()
+
+    def test_the_audit_chain_of_the_seeded_rows_is_intact(self):
+        from django.core.management import call_command
+
+        out = StringIO()
+        call_command("verify_audit", stdout=out)
+        assert "intact" in out.getvalue() and "broken" not in out.getvalue().lower()
+
     def test_running_it_twice_changes_nothing(self):
         before = counts()
         output = seed("seed_demo")

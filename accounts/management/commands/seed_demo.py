@@ -16,8 +16,9 @@ from django.utils import timezone
 
 from accounts.models import Membership, Organization, User
 from analytics.models import AuditLog
+from analytics.services import audit_bulk
 from asksage_admin.lib.months import add_months, current_month, month_start
-from tokens.models import MonthlyUsage, Purchase, TokenKind, UsageEvent
+from tokens.models import DailyUsage, MonthlyUsage, Purchase, TokenKind, TokenRequest, UsageEvent
 
 PASSWORD = "demo-pass-2026"
 MARKER_SLUG = "department-of-demos"
@@ -319,9 +320,54 @@ class Command(BaseCommand):
                     )
         Membership.objects.bulk_create(memberships)
         events = self._usage(rng, memberships, now)
-        AuditLog.objects.bulk_create(audit, batch_size=1000)
-        # Token requests: the TokenRequest model does not exist yet; seed some once it does.
+        audit_bulk(audit)  # through the service: it seals the tamper-evident chain
+        self._token_requests(rng, memberships, now)
         return {"orgs": len(PLANS), "users": users_total, "events": events}
+
+    @staticmethod
+    def _token_requests(rng: random.Random, memberships: list[Membership], now) -> None:
+        """A few pending requests in each active organization, and some decided ones."""
+        reasons = [
+            "Quarterly report drafting needs more completions.",
+            "Ingesting the policy manual into a new dataset.",
+            "Pilot of the contract-review assistant for my team.",
+            "Translating the training material this month.",
+        ]
+        requests = []
+        by_org: dict[int, list[Membership]] = {}
+        for m in memberships:
+            if m.organization.status == Organization.Status.ACTIVE and m.role == "member":
+                by_org.setdefault(m.organization_id, []).append(m)
+        for members in by_org.values():
+            admin = next(
+                (
+                    m.user
+                    for m in memberships
+                    if m.organization_id == members[0].organization_id and m.role == "admin"
+                ),
+                None,
+            )
+            for index, m in enumerate(members[:6]):
+                kind = "inference" if index % 3 else "embedding"
+                status = ["pending", "pending", "pending", "approved", "denied", "pending"][index]
+                amount = rng.choice([250_000, 500_000, 1_000_000])
+                requests.append(
+                    TokenRequest(
+                        organization=m.organization,
+                        user=m.user,
+                        kind=kind,
+                        amount=amount,
+                        reason=reasons[index % len(reasons)],
+                        current_max=getattr(m, f"max_{kind}_tokens"),
+                        status=status,
+                        granted=amount if status == "approved" else None,
+                        note="Budget is tight this month." if status == "denied" else "",
+                        decided_by=admin if status != "pending" else None,
+                        decided_at=now - dt.timedelta(days=1) if status != "pending" else None,
+                        created_at=now - dt.timedelta(days=rng.randint(1, 9), hours=index),
+                    )
+                )
+        TokenRequest.objects.bulk_create(requests)
 
     def _users(self, rng, plan: OrgPlan, password: str, created, now) -> list[User]:
         users = []
@@ -418,6 +464,19 @@ class Command(BaseCommand):
                         )
                         totals[(org.pk, user.pk, kind, month)] += tokens
         UsageEvent.objects.bulk_create(events, batch_size=5000)
+        # The daily rollups the statistics read, as the usage API keeps them.
+        daily: dict[tuple[int, int, str, str, dt.date], list[int]] = defaultdict(lambda: [0, 0])
+        for e in events:
+            row = daily[(e.organization_id, e.user_id, e.kind, e.model, e.created_at.date())]
+            row[0] += e.tokens
+            row[1] += 1
+        DailyUsage.objects.bulk_create(
+            (
+                DailyUsage(organization_id=o, user_id=u, kind=k, model=m, day=d, tokens=t, events=n)
+                for (o, u, k, m, d), (t, n) in daily.items()
+            ),
+            batch_size=5000,
+        )
         MonthlyUsage.objects.bulk_create(
             (
                 MonthlyUsage(organization_id=o, user_id=u, kind=k, month=m, used=used)
