@@ -1175,7 +1175,36 @@ def auto_increase_apply(*, user: User, kind: str) -> int | None:
         marks.append(75 if policy.step_mode == StepMode.DYNAMIC else policy.trigger_percent)
     if current <= 0 or not marks or membership.month_used * 100 < min(marks) * current:
         return None
+    if not _policy_may_act(membership, policy, kind, current):
+        return None
     return _auto_increase_locked_apply(membership=membership, kind=kind)
+
+
+def _policy_may_act(membership: Membership, policy, kind: str, current: int) -> bool:
+    """Without locking: could an increase or an unsent alert follow? Users past their
+    trigger keep recording usage; most of those calls must not queue on the org row lock."""
+    used = membership.month_used
+    trigger = 75 if policy.step_mode == StepMode.DYNAMIC else policy.trigger_percent
+    if policy.auto_increase and used * 100 >= trigger * current:
+        override = MemberOverride.objects.filter(user_id=membership.user_id).first()
+        last = getattr(override, f"last_increase_{kind}_at", None) if override else None
+        pinned = override is not None and override.pinned
+        cooling = last is not None and timezone.now() - last < dt.timedelta(
+            minutes=policy.cooldown_minutes
+        )
+        if not pinned and not cooling:
+            return True
+    keys = [
+        f"user:{membership.user_id}:{kind}:{t}"
+        for t in policy.alert_thresholds or []
+        if used * 100 >= t * current
+    ]
+    if not keys:
+        return False
+    sent = AlertSent.objects.filter(
+        organization_id=membership.organization_id, month=current_month(), key__in=keys
+    ).count()
+    return sent < len(keys)
 
 
 @transaction.atomic

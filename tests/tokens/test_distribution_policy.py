@@ -291,3 +291,31 @@ def test_a_member_below_a_new_floor_is_lifted_to_it(org_a, bob, preset):
     preset("aggressive")  # floor 1M; bob still at 200K
     use(bob, org_a, 200_000)
     assert services.auto_increase_apply(user=bob, kind="inference") == 1_000_000
+
+
+def test_usage_past_every_sent_alert_does_not_lock_the_organization(
+    org_a, bob, django_assert_max_num_queries
+):
+    use(bob, org_a, 190_000)  # 95 % under the Manual policy
+    services.auto_increase_apply(user=bob, kind="inference")  # sends the 80 % and 95 % alerts
+    assert AlertSent.objects.count() == 2
+    with django_assert_max_num_queries(2):  # the member row, the sent alerts: no lock
+        assert services.auto_increase_apply(user=bob, kind="inference") is None
+
+
+def test_a_user_in_cooldown_is_answered_without_the_lock(
+    org_a, bob, preset, django_assert_max_num_queries
+):
+    preset("conservative", alert_thresholds=[])
+    use(bob, org_a, 200_000)
+    assert services.auto_increase_apply(user=bob, kind="inference") == 250_000
+    Membership.objects.filter(user=bob).update(max_inference_tokens=200_000)
+    with django_assert_max_num_queries(2):
+        assert services.auto_increase_apply(user=bob, kind="inference") is None
+
+
+def test_the_common_case_costs_one_query(org_a, bob, preset, django_assert_num_queries):
+    preset("conservative")
+    use(bob, org_a, 10_000)
+    with django_assert_num_queries(1):
+        assert services.auto_increase_apply(user=bob, kind="inference") is None
