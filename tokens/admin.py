@@ -6,7 +6,14 @@ from django.contrib import admin, messages
 from accounts.admin import ReadOnlyAdmin
 from asksage_admin.lib.errors import DomainError
 from tokens import services
-from tokens.models import MonthlyUsage, Purchase, PurchaseRequest, UsageEvent
+from tokens.models import (
+    AllocationPolicy,
+    MonthlyUsage,
+    Purchase,
+    PurchaseRequest,
+    TokenRequest,
+    UsageEvent,
+)
 
 
 @admin.register(Purchase)
@@ -103,3 +110,24 @@ class PurchaseRequestAdmin(ReadOnlyAdmin):
                 f"{done} purchase request{'s' * (done != 1)} fulfilled and recorded.",
                 messages.SUCCESS,
             )
+
+
+@admin.register(TokenRequest)
+class TokenRequestAdmin(ReadOnlyAdmin):
+    """Members' requests and their decisions (made by org admins in the panel)."""
+
+    list_display = ["created_at", "organization", "user", "kind", "amount", "status", "granted"]
+    list_filter = ["status", "kind"]
+    search_fields = ["organization__name", "user__email", "reason"]
+    list_select_related = ["organization", "user"]
+    date_hierarchy = "created_at"
+
+
+@admin.register(AllocationPolicy)
+class AllocationPolicyAdmin(ReadOnlyAdmin):
+    """Each organization's preset and settings (chosen by its admins in the panel)."""
+
+    list_display = ["organization", "preset", "ceiling", "trigger_percent", "updated_at"]
+    list_filter = ["preset"]
+    search_fields = ["organization__name"]
+    list_select_related = ["organization"]

@@ -319,3 +319,24 @@ def test_the_common_case_costs_one_query(org_a, bob, preset, django_assert_num_q
     use(bob, org_a, 10_000)
     with django_assert_num_queries(1):
         assert services.auto_increase_apply(user=bob, kind="inference") is None
+
+
+def test_sales_can_read_token_requests_and_policies(client, sam, alice, bob, org_a):
+    services.token_request_create(user=bob, kind="inference", raw_amount="1k", reason="Hi")
+    services.policy_apply(admin=alice, org=org_a, preset="standard")
+    client.force_login(sam)
+    assert (
+        "bob@example.com"
+        in client.get(reverse("admin:tokens_tokenrequest_changelist")).content.decode()
+    )
+    assert (
+        "Standard"
+        in client.get(reverse("admin:tokens_allocationpolicy_changelist")).content.decode()
+    )
+
+
+def test_the_auto_increase_command_refuses_an_unknown_org(db):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="No organization"):
+        call_command("auto_increase", "--org", "nope")
