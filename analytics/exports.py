@@ -1,22 +1,43 @@
 """Streaming CSV exports: constant memory whatever the row count, safe to open in Excel.
 
-Rows come from `.iterator(chunk_size=…)` (a server-side cursor on PostgreSQL) as value tuples,
-are written a chunk at a time, and every text cell that a spreadsheet would read as a formula
-is prefixed with an apostrophe.
+On PostgreSQL an export is the database's own `COPY (SELECT …) TO STDOUT WITH CSV`, its text
+cells neutralised in the SELECT, streamed through psycopg a block at a time. Elsewhere rows
+come from `.iterator(chunk_size=…)` as value tuples and are written by the csv module. Either
+way every text cell a spreadsheet would read as a formula is prefixed with an apostrophe, and
+both paths write the same cells.
 """
 
 import csv
 import datetime as dt
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from django.db import connections
+from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 
 from analytics.filters import today
 
 BOM = "\ufeff"
 CHUNK = 2000
+COPY_BLOCK = 256 * 1024
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+# How each kind of column is written, in SQL for COPY ({c} is the column).
+_NEUTRAL = (
+    "CASE WHEN left({c}, 1) IN ('=', '+', '-', '@', E'\\t', E'\\r') THEN '''' || {c} ELSE {c} END"
+)
+SQL_CELLS = {
+    "text": _NEUTRAL,
+    "int": "{c}",
+    "time": "to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')",
+    "date": "to_char({c}, 'YYYY-MM-DD')",
+    "bool": "CASE WHEN {c} THEN 'yes' WHEN NOT {c} THEN 'no' END",
+    "uuid": "{c}::text",
+    "json": _NEUTRAL.replace("{c}", "NULLIF({c}::text, '{{}}')"),
+    "ip": "host({c})",
+}
 
 
 def neutralise(value) -> object:
@@ -31,8 +52,24 @@ def neutralise(value) -> object:
         return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
     if isinstance(value, dt.date):
         return value.isoformat()
+    if isinstance(value, dict | list):
+        value = json.dumps(value) if value else ""
     text = str(value)
     return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+@dataclass(frozen=True)
+class Export:
+    """What to write: a header and a values_list queryset whose columns have these kinds."""
+
+    what: str
+    header: list[str]
+    rows: QuerySet
+    kinds: list[str]
+
+    def __post_init__(self):
+        assert len(self.header) == len(self.kinds), "one kind per column"
+        assert all(kind in SQL_CELLS for kind in self.kinds)
 
 
 class _Line:
@@ -50,25 +87,53 @@ class _Line:
         return text
 
 
-def csv_lines(header: list[str], rows: Iterable[tuple]) -> Iterator[str]:
+def csv_lines(header: list[str], rows: Iterable[tuple]) -> Iterator[bytes]:
     """BOM and header, then the rows, yielded about CHUNK rows at a time."""
     sink = _Line()
-    writer = csv.writer(sink)
+    writer = csv.writer(sink, lineterminator="\n")
     writer.writerow(header)
-    yield BOM + sink.take()
+    yield (BOM + sink.take()).encode()
     for count, row in enumerate(rows, start=1):
         writer.writerow([neutralise(cell) for cell in row])
         if count % CHUNK == 0:
-            yield sink.take()
+            yield sink.take().encode()
     if rest := sink.take():
-        yield rest
+        yield rest.encode()
 
 
-@dataclass(frozen=True)
-class Export:
-    what: str
-    header: list[str]
-    rows: Iterable[tuple]
+def copy_lines(export: Export) -> Iterator[bytes]:
+    """BOM and header, then PostgreSQL's COPY of the rows in blocks of about 256 KB."""
+    sink = _Line()
+    csv.writer(sink, lineterminator="\n").writerow(export.header)
+    yield (BOM + sink.take()).encode()
+    sql, params = export.rows.query.sql_with_params()
+    names = [f"c{i}" for i in range(len(export.kinds))]
+    cells = ", ".join(
+        SQL_CELLS[kind].format(c=name) for kind, name in zip(export.kinds, names, strict=True)
+    )
+    statement = (
+        f"COPY (SELECT {cells} FROM ({sql}) AS rows({', '.join(names)})) "
+        f"TO STDOUT WITH (FORMAT csv)"
+    )
+    connection = connections[export.rows.db]
+    connection.ensure_connection()
+    with connection.connection.cursor() as cursor, cursor.copy(statement, params) as copy:
+        block: list[bytes] = []
+        size = 0
+        for data in copy:
+            block.append(bytes(data))
+            size += len(data)
+            if size >= COPY_BLOCK:
+                yield b"".join(block)
+                block, size = [], 0
+        if block:
+            yield b"".join(block)
+
+
+def lines(export: Export) -> Iterator[bytes]:
+    if connections[export.rows.db].vendor == "postgresql":
+        return copy_lines(export)
+    return csv_lines(export.header, export.rows.iterator(chunk_size=CHUNK))
 
 
 def filename(slug: str, what: str) -> str:
@@ -76,9 +141,7 @@ def filename(slug: str, what: str) -> str:
 
 
 def response(slug: str, export: Export) -> StreamingHttpResponse:
-    answer = StreamingHttpResponse(
-        csv_lines(export.header, export.rows), content_type="text/csv; charset=utf-8"
-    )
+    answer = StreamingHttpResponse(lines(export), content_type="text/csv; charset=utf-8")
     answer["Content-Disposition"] = f'attachment; filename="{filename(slug, export.what)}"'
     answer["Cache-Control"] = "no-store"
     return answer

@@ -6,32 +6,25 @@ block costs one query whatever the organization's size.
 
 import calendar
 import datetime as dt
-import json
 from dataclasses import dataclass, field
 
 from django.apps import apps
+from django.db import connection
 from django.db.models import (
-    BigIntegerField,
-    Case,
-    F,
-    OuterRef,
     Q,
-    Subquery,
     Sum,
-    Value,
-    When,
 )
 from django.db.models.functions import Coalesce
 
-from accounts.models import Membership, Organization
+from accounts.models import Membership, Organization, User
 from analytics import chain
-from analytics.exports import CHUNK, Export
+from analytics.exports import Export
 from analytics.filters import ActivityFilter, DateRangeForm, day_bounds, today
 from analytics.models import AuditLog
 from analytics.services import LOGIN, LOGIN_FAILED
 from asksage_admin.lib.months import current_month
 from tokens.filters import UserTableFilter
-from tokens.models import DailyUsage, MonthlyUsage, TokenKind, UsageEvent, column_for_kind
+from tokens.models import DailyUsage, MonthlyUsage, TokenKind, UsageEvent
 from tokens.selectors import pool_statuses, user_table_rows
 
 KINDS = TokenKind.values
@@ -156,16 +149,25 @@ def usage_by_model(org: Organization, start: dt.date, end: dt.date) -> list[dict
 
 
 def top_users(org: Organization, start: dt.date, end: dt.date, limit: int = 10) -> list[dict]:
-    return list(
+    """The heaviest users of the period. Grouped on the user id alone, names fetched for the
+    few winners afterwards: joining users before grouping would join every rollup row."""
+    rows = list(
         DailyUsage.objects.filter(organization=org, day__range=(start, end))
-        .values("user_id", "user__name", "user__email")
+        .values("user_id")
         .annotate(
             total=Sum("tokens"),
             inference=Coalesce(Sum("tokens", filter=Q(kind="inference")), 0),
             embedding=Coalesce(Sum("tokens", filter=Q(kind="embedding")), 0),
         )
-        .order_by("-total", "user__email")[:limit]
+        .order_by("-total", "user_id")[:limit]
     )
+    people = User.objects.filter(pk__in=[row["user_id"] for row in rows]).values_list(
+        "pk", "name", "email"
+    )
+    names = {pk: (name, email) for pk, name, email in people} if rows else {}
+    for row in rows:
+        row["user__name"], row["user__email"] = names.get(row["user_id"], ("", ""))
+    return rows
 
 
 @dataclass(frozen=True)
@@ -221,6 +223,52 @@ def _run_out_day(day: dt.date, remaining: int, rate: int) -> dt.date | None:
     return out if out <= _month_end(day) else None
 
 
+def _users_at_risk(
+    org: Organization, start: dt.date, end: dt.date, days_left: int, limit: int
+) -> list[dict]:
+    """Members whose use this month plus their window rate × days left reaches their max.
+
+    Raw SQL because the window is grouped once per user and kind first (a CTE) and only
+    then joined to memberships and this month's usage; the ORM would put the month's usage
+    in the GROUP BY and evaluate it for every rollup row. In integers:
+    used × window + recent × days left ≥ max × window.
+    """
+    window = FORECAST_WINDOW_DAYS
+    daily, monthly = DailyUsage._meta.db_table, MonthlyUsage._meta.db_table
+    members, users = Membership._meta.db_table, User._meta.db_table
+    limit_sql = (
+        "CASE r.kind WHEN 'inference' THEN m.max_inference_tokens ELSE m.max_embedding_tokens END"
+    )
+    sql = f"""
+        WITH recent AS (
+            SELECT user_id, kind, CAST(SUM(tokens) AS BIGINT) AS recent FROM {daily}
+            WHERE organization_id = %s AND day BETWEEN %s AND %s
+            GROUP BY user_id, kind
+        )
+        SELECT r.user_id, u.name, u.email, r.kind, COALESCE(mu.used, 0), {limit_sql}, r.recent
+        FROM recent r
+        JOIN {members} m ON m.user_id = r.user_id AND m.organization_id = %s
+        JOIN {users} u ON u.id = r.user_id
+        LEFT JOIN {monthly} mu ON mu.user_id = r.user_id AND mu.kind = r.kind AND mu.month = %s
+        WHERE r.recent > 0 AND {limit_sql} > 0
+          AND COALESCE(mu.used, 0) * {window} + r.recent * %s >= {limit_sql} * {window}
+        ORDER BY u.email, r.kind
+        LIMIT %s
+    """
+    params = [org.pk, start, end, org.pk, current_month(), days_left, limit]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        names = ["user_id", "name", "email", "kind", "used", "limit", "recent"]
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    for row in rows:
+        row["used"], row["limit"], row["recent"] = (
+            int(row["used"]),
+            int(row["limit"]),
+            int(row["recent"]),
+        )
+    return rows
+
+
 def forecast(org: Organization, statuses=None, limit: int = 50):
     """Pools and users who run out before the month ends, at the last 7 days' daily rate.
 
@@ -245,34 +293,7 @@ def forecast(org: Organization, statuses=None, limit: int = 50):
         runs_out = _run_out_day(day, remaining, rate) if status.purchased else None
         pools.append(PoolForecast(status.kind, status.purchased, status.used, rate, runs_out))
 
-    user_recent = (
-        DailyUsage.objects.filter(
-            user=OuterRef("user"), kind=OuterRef("kind"), day__range=(window_start, day)
-        )
-        .order_by()
-        .values("user")
-        .annotate(total=Sum("tokens"))
-        .values("total")
-    )
-    limit_expr = Case(
-        *[When(kind=kind, then=F(f"user__membership__{column_for_kind(kind)}")) for kind in KINDS],
-        output_field=BigIntegerField(),
-    )
-    # used + rate × days left ≥ max, in integers: used × 7 + recent × days left ≥ max × 7.
-    at_risk = (
-        MonthlyUsage.objects.filter(
-            organization=org, month=current_month(), user__membership__organization=org
-        )
-        .annotate(recent=Coalesce(Subquery(user_recent), Value(0)), limit=limit_expr)
-        .filter(recent__gt=0, limit__gt=0)
-        .annotate(
-            projected=F("used") * FORECAST_WINDOW_DAYS + F("recent") * days_left,
-            ceiling=F("limit") * FORECAST_WINDOW_DAYS,
-        )
-        .filter(projected__gte=F("ceiling"))
-        .values("user_id", "user__name", "user__email", "kind", "used", "limit", "recent")
-        .order_by("user__email", "kind")[:limit]
-    )
+    at_risk = _users_at_risk(org, window_start, day, days_left, limit)
     users = []
     for row in at_risk:
         rate = max(row["recent"] // FORECAST_WINDOW_DAYS, 1)
@@ -280,8 +301,8 @@ def forecast(org: Organization, statuses=None, limit: int = 50):
         users.append(
             UserForecast(
                 row["user_id"],
-                row["user__name"],
-                row["user__email"],
+                row["name"],
+                row["email"],
                 row["kind"],
                 row["used"],
                 row["limit"],
@@ -343,7 +364,8 @@ def export_users(org: Organization, params) -> Export:
         "Total used",
         "Last login (UTC)",
     ]
-    return Export("users", header, rows.iterator(chunk_size=CHUNK))
+    kinds = ["text", "text", "text", "bool", "bool", "int", "int", "int", "int", "int", "int"]
+    return Export("users", header, rows, [*kinds, "time"])
 
 
 def export_usage_events(org: Organization, params) -> Export:
@@ -355,7 +377,7 @@ def export_usage_events(org: Organization, params) -> Export:
         .values_list("created_at", "user__email", "kind", "model", "tokens")
     )
     header = ["Time (UTC)", "User email", "Kind", "Model", "Tokens"]
-    return Export("usage-events", header, rows.iterator(chunk_size=CHUNK))
+    return Export("usage-events", header, rows, ["time", "text", "text", "text", "int"])
 
 
 def export_daily_usage(org: Organization, params) -> Export:
@@ -366,7 +388,8 @@ def export_daily_usage(org: Organization, params) -> Export:
         .values_list("day", "user__email", "user__name", "kind", "model", "tokens", "events")
     )
     header = ["Day", "User email", "User name", "Kind", "Model", "Tokens", "Events"]
-    return Export("daily-usage", header, rows.iterator(chunk_size=CHUNK))
+    kinds = ["date", "text", "text", "text", "text", "int", "int"]
+    return Export("daily-usage", header, rows, kinds)
 
 
 def export_token_requests(org: Organization, params) -> Export:
@@ -403,7 +426,8 @@ def export_token_requests(org: Organization, params) -> Export:
         "Note",
         "Decided (UTC)",
     ]
-    return Export("token-requests", header, rows.iterator(chunk_size=CHUNK))
+    kinds = ["time", "text", "text", "int", "text", "int", "text", "int", "text", "time"]
+    return Export("token-requests", header, rows, kinds)
 
 
 def export_activity(org: Organization, params) -> Export:
@@ -440,13 +464,8 @@ def export_activity(org: Organization, params) -> Export:
         "Chain position",
         "Hash",
     ]
-    return Export("activity", header, _activity_rows(rows.iterator(chunk_size=CHUNK)))
-
-
-def _activity_rows(rows):
-    for row in rows:
-        details = json.dumps(row[9], sort_keys=True) if row[9] else ""
-        yield (*row[:8], str(row[8]) if row[8] else "", details, *row[10:])
+    kinds = ["time", "text", "text", "text", "text", "text", "text", "text", "uuid", "json"]
+    return Export("activity", header, rows, [*kinds, "ip", "int", "text"])
 
 
 EXPORTS = {

@@ -1,0 +1,193 @@
+"""Token Statistics: SVG charts with their numbers, a forecast, and a constant query count."""
+
+import calendar
+import datetime as dt
+
+import pytest
+from django.urls import reverse
+
+from accounts.models import Membership
+from analytics import charts
+from asksage_admin.lib.months import add_months, current_month
+from tests.analytics.conftest import DailyUsageFactory, utc_today
+from tests.factories import MembershipFactory, MonthlyUsageFactory
+
+URL = reverse("analytics:statistics")
+
+
+def month_end(day: dt.date) -> dt.date:
+    return day.replace(day=calendar.monthrange(day.year, day.month)[1])
+
+
+@pytest.fixture
+def usage(org_a, org_b, bob, alice, dave):
+    today = utc_today()
+    Membership.objects.filter(user=alice).update(max_inference_tokens=10_000_000)
+    MonthlyUsageFactory(organization=org_a, user=bob, used=195_000)
+    MonthlyUsageFactory(organization=org_a, user=alice, used=3_655_000 - 195_000)
+    MonthlyUsageFactory(
+        organization=org_a, user=bob, used=123_456, month=add_months(current_month(), -13)
+    )
+    MonthlyUsageFactory(organization=org_b, user=dave, used=777_777)
+    for n in range(7):  # 70,000 over the last 7 days: 10,000 a day for bob
+        DailyUsageFactory(
+            organization=org_a, user=bob, tokens=10_000, day=today - dt.timedelta(days=n)
+        )
+    DailyUsageFactory(organization=org_a, user=alice, tokens=630_000, day=today, model="o1")
+    DailyUsageFactory(
+        organization=org_a, user=alice, kind="embedding", model="embed-3", tokens=5_000, day=today
+    )
+    DailyUsageFactory(organization=org_b, user=dave, tokens=424_242, day=today, model="bird-lm")
+
+
+def test_it_draws_each_chart_as_svg_with_its_numbers_in_a_table(alice_client, usage):
+    response = alice_client.get(URL)
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert html.count('<svg class="chart-svg"') == 5
+    for title in [
+        "Tokens used per month",
+        "Tokens used per day",
+        "Purchased, allocated and used this month",
+        "Top users",
+        "Usage by model",
+    ]:
+        assert "<title id=" in html and title in html
+    assert "<script" not in html.split("<main")[1]  # charts need no JavaScript
+    assert "123,456" in html  # 13 months ago, in the year/month table
+    assert "3,655,000" in html  # this month, both users
+    assert "630,000" in html and "o1" in html and "embed-3" in html
+
+
+def test_the_tables_are_grouped_by_year_with_year_totals(alice_client, usage):
+    years = alice_client.get(URL).context["years"]
+
+    assert [y["year"] for y in years] == sorted(
+        {current_month().year, add_months(current_month(), -13).year}, reverse=True
+    )
+    assert sum(y["total"] for y in years) == 3_655_000 + 123_456
+
+
+def test_it_never_shows_another_organizations_usage(carol_client, usage):
+    html = carol_client.get(URL).content.decode()
+
+    assert "bird-lm" in html and "424,242" in html
+    assert "o1" not in html and "Bob Member" not in html
+
+
+def test_top_users_and_models_cover_the_chosen_range(alice_client, usage):
+    response = alice_client.get(URL, {"range": "7"})
+
+    assert [u["user__email"] for u in response.context["top"]] == [
+        "alice@example.com",
+        "bob@example.com",
+    ]
+    assert response.context["top"][1]["total"] == 70_000
+    assert [(m["model"], m["total"]) for m in response.context["models"]] == [
+        ("o1", 630_000),
+        ("gpt-4o", 70_000),
+        ("embed-3", 5_000),
+    ]
+    assert len(response.context["days"]) == 7
+
+
+def test_a_custom_range_is_honoured(alice_client, usage):
+    today = utc_today()
+    start = today - dt.timedelta(days=2)
+    response = alice_client.get(URL, {"range": "custom", "start": start, "end": today})
+
+    assert [d["day"] for d in response.context["days"]] == [
+        start + dt.timedelta(days=n) for n in range(3)
+    ]
+    assert response.context["top"][1]["total"] == 30_000
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"range": "custom", "start": "2026-05-02", "end": "2026-05-01"},
+        {"range": "custom", "start": "1999-01-01", "end": "2026-05-01"},
+        {"range": "365000"},
+        {"start": "tomorrow"},
+    ],
+)
+def test_a_bad_range_says_why_and_shows_the_last_30_days(alice_client, usage, query):
+    response = alice_client.get(URL, query)
+
+    assert response.status_code == 200
+    assert response.context["period_error"]
+    assert "Showing the last 30 days instead." in response.content.decode()
+    assert len(response.context["days"]) == 30
+
+
+def test_the_forecast_gives_the_day_each_pool_runs_out(alice_client, usage):
+    # Inference: 4,000,000 purchased, 3,655,000 used, 700,000 in 7 days = 100,000 a day;
+    # 345,000 left run out on the fourth day from today.
+    pools = {p.kind: p for p in alice_client.get(URL).context["pools"]}
+    today = utc_today()
+    expected = today + dt.timedelta(days=3)
+
+    assert pools["inference"].daily_rate == 100_000
+    assert pools["inference"].runs_out == (expected if expected <= month_end(today) else None)
+    assert pools["embedding"].daily_rate == 714
+    assert pools["embedding"].runs_out is None  # lasts the month
+
+
+def test_the_forecast_lists_users_who_reach_their_max_before_month_end(alice_client, usage, org_a):
+    idle = MembershipFactory(organization=org_a, max_inference_tokens=1_000_000).user
+    MonthlyUsageFactory(organization=org_a, user=idle, used=10_000)
+    DailyUsageFactory(organization=org_a, user=idle, tokens=7)
+
+    response = alice_client.get(URL)
+
+    at_risk = response.context["at_risk"]
+    assert [(u.email, u.kind, u.daily_rate, u.reaches) for u in at_risk] == [
+        ("bob@example.com", "inference", 10_000, utc_today())
+    ]
+    html = response.content.decode()
+    assert "Method: the daily rate is the tokens used in the last 7 days" in html
+    assert reverse("analytics:user_history", args=[at_risk[0].user_id]) in html
+
+
+@pytest.mark.parametrize("users", [2, 25])
+def test_its_query_count_does_not_grow_with_users_or_days(
+    alice_client, org_a, users, django_assert_max_num_queries
+):
+    today = utc_today()
+    for membership in MembershipFactory.create_batch(users, organization=org_a):
+        MonthlyUsageFactory(organization=org_a, user=membership.user, used=150_000)
+        for n in range(3):
+            DailyUsageFactory(
+                organization=org_a,
+                user=membership.user,
+                tokens=20_000,
+                day=today - dt.timedelta(days=n),
+            )
+    # Session, user, membership, sidebar badge; 9 reads of the rollups; the session save.
+    with django_assert_max_num_queries(17):
+        response = alice_client.get(URL, {"range": "90"})
+    assert len(response.context["at_risk"]) == users
+
+
+def test_members_are_refused(bob_client):
+    assert bob_client.get(URL).status_code == 403
+
+
+def test_an_empty_organization_gets_empty_charts(alice_client):
+    html = alice_client.get(URL).content.decode()
+
+    assert "No usage recorded in this period." in html
+    assert "Nobody, at the recent rate." in html
+
+
+def test_column_geometry_stacks_series_and_scales_to_a_round_maximum():
+    chart = charts.columns(
+        "t", ["a", "b"], [("inference", "Inf", [30, 0]), ("embedding", "Emb", [10, 20])]
+    )
+
+    assert [r.title for r in chart.rects] == ["a — Inf: 30", "a — Emb: 10", "b — Emb: 20"]
+    # 40 is the tallest column; the axis tops out at 50, so it fills 80 % of the plot height.
+    plot = chart.height - 10 - 28
+    assert chart.rects[0].height + chart.rects[1].height == pytest.approx(plot * 0.8, abs=0.2)
+    assert [g.text for g in chart.gridlines][-1] == "50"
