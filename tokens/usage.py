@@ -104,7 +104,8 @@ def api_key_create(
     """Create a key; returns it with the secret, which is never stored and never shown again."""
     name = _clean_name(name)
     # Lock the organization row: two admins creating the same name at once get one key.
-    Organization.objects.select_for_update().filter(pk=org.pk).first()
+    # NO KEY UPDATE: usage inserts (foreign keys to the organization) are not blocked.
+    Organization.objects.select_for_update(no_key=True).filter(pk=org.pk).first()
     if ApiKey.objects.filter(organization=org, name=name, revoked_at__isnull=True).exists():
         raise DomainError(errors={"name": [f"An active key is already named “{name}”."]})
     raw_key = KEY_PREFIX + secrets.token_urlsafe(32)

@@ -210,3 +210,51 @@ def test_no_usage_is_accepted_over_a_max_lowered_while_usage_pours_in(key_a, bob
     assert all(used <= new_max for used in accepted_after)
     assert any(status == 402 for _, status, _ in after_commit)
     assert UsageEvent.objects.filter(user=bob).aggregate(total=Sum("tokens"))["total"] == final
+
+
+def test_a_max_lowered_during_a_usage_applies_to_it_or_waits_for_it(key_a, bob, monkeypatch):
+    """Deterministic: a usage pauses after reading the max; an admin lowers it meanwhile.
+
+    Either the admin's save waits for the usage to commit (the usage is counted before the
+    save), or the usage sees the new max. Never: the save commits first and the usage is
+    then accepted against the old max.
+    """
+    set_max(bob, 1_000)
+    paused, release = threading.Event(), threading.Event()
+    done: dict[str, float] = {}
+    insert_event = usage._insert_event
+
+    def slow_insert_event(**kwargs):
+        paused.set()
+        release.wait(timeout=10)
+        transaction.on_commit(lambda: done.setdefault("usage", time.monotonic()))
+        return insert_event(**kwargs)
+
+    monkeypatch.setattr(usage, "_insert_event", slow_insert_event)
+
+    def work(index: int) -> None:
+        if index == 0:
+            done["status"] = post_usage(key_a, 900, idempotency_key="slow").status_code
+        else:
+            assert paused.wait(timeout=10)
+            with transaction.atomic():
+                set_max(bob, 500)
+            done["save"] = time.monotonic()
+
+    def release_later() -> None:
+        # Let the admin's save commit first if nothing makes it wait for the usage.
+        paused.wait(timeout=10)
+        time.sleep(0.5)
+        release.set()
+
+    releaser = threading.Thread(target=release_later)
+    releaser.start()
+    run_threads(2, work)
+    releaser.join()
+
+    if done["status"] == 200:
+        # Committed before the save did: it was counted under the max of its time.
+        assert done["usage"] < done["save"], "accepted against a max lowered before it"
+        assert stored_used(bob) == 900
+    else:
+        assert done["status"] == 402 and stored_used(bob) == 0
