@@ -124,28 +124,34 @@ def usage_by_month(org: Organization) -> dict[dt.date, dict[str, int]]:
     return _by_kind(rows, "month")
 
 
-def usage_by_day(org: Organization, start: dt.date, end: dt.date) -> dict[dt.date, dict]:
+@dataclass(frozen=True)
+class PeriodUsage:
+    """A period's usage per day and kind, and per model: both from one scan of the rollups."""
+
+    by_day: dict[dt.date, dict[str, int]]
+    by_model: list[dict]
+
+
+def period_usage(org: Organization, start: dt.date, end: dt.date, models: int = 20) -> PeriodUsage:
     rows = (
         DailyUsage.objects.filter(organization=org, day__range=(start, end))
-        .values("day", "kind")
-        .annotate(total=Sum("tokens"))
-        .order_by("day", "kind")
-    )
-    found = _by_kind(rows, "day")
-    days = (end - start).days + 1
-    return {
-        day: found.get(day, dict.fromkeys(KINDS, 0))
-        for day in (start + dt.timedelta(days=n) for n in range(days))
-    }
-
-
-def usage_by_model(org: Organization, start: dt.date, end: dt.date) -> list[dict]:
-    return list(
-        DailyUsage.objects.filter(organization=org, day__range=(start, end))
-        .values("model", "kind")
+        .values("day", "kind", "model")
         .annotate(total=Sum("tokens"), requests=Sum("events"))
-        .order_by("-total", "model")[:20]
+        .order_by()
     )
+    days = (end - start).days + 1
+    by_day = {start + dt.timedelta(days=n): dict.fromkeys(KINDS, 0) for n in range(days)}
+    by_model: dict[tuple[str, str], dict] = {}
+    for row in rows:
+        by_day[row["day"]][row["kind"]] += row["total"] or 0
+        entry = by_model.setdefault(
+            (row["model"], row["kind"]),
+            {"model": row["model"], "kind": row["kind"], "total": 0, "requests": 0},
+        )
+        entry["total"] += row["total"] or 0
+        entry["requests"] += row["requests"] or 0
+    ranked = sorted(by_model.values(), key=lambda m: (-m["total"], m["model"], m["kind"]))
+    return PeriodUsage(by_day, ranked[:models])
 
 
 def top_users(org: Organization, start: dt.date, end: dt.date, limit: int = 10) -> list[dict]:

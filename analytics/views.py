@@ -57,7 +57,8 @@ def statistics(request: PanelRequest) -> HttpResponse:
         year["months"].append({"month": month, **kinds, "total": sum(kinds.values())})
         year["total"] += sum(kinds.values())
 
-    by_day = selectors.usage_by_day(org, start, end)
+    period = selectors.period_usage(org, start, end)
+    by_day = period.by_day
     days = list(by_day)
     day_chart = charts.columns(
         f"Tokens used per day, {start:%Y-%m-%d} to {end:%Y-%m-%d}",
@@ -83,7 +84,7 @@ def statistics(request: PanelRequest) -> HttpResponse:
     top_chart = charts.bars(
         "Top users", [(u["user__name"] or u["user__email"], u["total"], "s-user") for u in top]
     )
-    models = selectors.usage_by_model(org, start, end)
+    models = period.by_model
     model_chart = charts.bars(
         "Usage by model",
         [

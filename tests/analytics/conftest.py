@@ -77,3 +77,7 @@ def member(org_a):
         return MembershipFactory(**kwargs).user
 
     return make
+
+
+# The browser tests here drive the same Chromium as tests/browser.
+from tests.browser.conftest import browser_type_launch_args, login  # noqa: E402, F401
