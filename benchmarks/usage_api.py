@@ -46,7 +46,7 @@ THREADS = int(os.environ.get("BENCH_THREADS", "1"))
 PORT = int(os.environ.get("BENCH_PORT", "8765"))
 SLUG = "bench-usage-api"
 BIG_MAX = 5_000_000
-SMALL_MAX = 20_000  # one user in ten: they reach it within the run, and are refused after
+SMALL_MAX = 3_000  # one user in ten: they reach it within the run, and are refused after
 
 
 def ensure_database(url: str) -> None:
