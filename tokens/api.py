@@ -23,8 +23,13 @@ RETRY_AFTER_SECONDS = getattr(settings, "USAGE_API_RETRY_AFTER_SECONDS", 2)
 MAX_IDEMPOTENCY_KEY = 200
 
 
+def json_response(data: dict, status: int = 200) -> JsonResponse:
+    # UTF-8 as is (JSON's own encoding): details quote names with “ ”.
+    return JsonResponse(data, status=status, json_dumps_params={"ensure_ascii": False})
+
+
 def error_response(error: UsageError) -> JsonResponse:
-    response = JsonResponse(error.as_dict(), status=error.status)
+    response = json_response(error.as_dict(), status=error.status)
     if error.status == 401:
         response["WWW-Authenticate"] = 'Bearer realm="api"'
     if error.status == 503:
@@ -69,14 +74,17 @@ def api_view(*methods: str) -> Callable:
 
 
 def _bearer_key(request: HttpRequest) -> str:
-    """The presented secret; no database access."""
+    """The presented secret, if it has the shape of a key; no database access."""
     header = request.headers.get("Authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise UsageError(
             401, "missing_key", "Send the organization's API key: Authorization: Bearer <key>."
         )
-    return key.strip()
+    key = key.strip()
+    if not usage.api_key_well_formed(key):
+        raise usage.invalid_key()
+    return key
 
 
 def _read_json(request: HttpRequest) -> object:
@@ -122,7 +130,7 @@ def usage_create(request: HttpRequest) -> JsonResponse:
     idempotency_key = _idempotency_key(request)
     key: ApiKey = usage.api_key_authenticate(raw_key)
     result = usage.usage_record(org=key.organization, usage=report, idempotency_key=idempotency_key)
-    response = JsonResponse(result.as_dict())
+    response = json_response(result.as_dict())
     if result.replayed:
         response["Idempotent-Replayed"] = "true"
     return response
@@ -132,12 +140,12 @@ def usage_create(request: HttpRequest) -> JsonResponse:
 def user_balance(request: HttpRequest, email: str) -> JsonResponse:
     """Max, used this month and remaining, per kind, for one of the organization's users."""
     key = usage.api_key_authenticate(_bearer_key(request))
-    return JsonResponse(usage.balance_for(org=key.organization, email=email))
+    return json_response(usage.balance_for(org=key.organization, email=email))
 
 
 @api_view("GET")
 def openapi(request: HttpRequest) -> JsonResponse:
-    return JsonResponse(OPENAPI)
+    return json_response(OPENAPI)
 
 
 @api_view("GET", "POST", "PUT", "PATCH", "DELETE")

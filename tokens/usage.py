@@ -149,14 +149,22 @@ def api_key_revoke(*, actor: User, org: Organization, key_id: int, ip: str | Non
     return key
 
 
+def api_key_well_formed(raw_key: str) -> bool:
+    return raw_key.startswith(KEY_PREFIX) and len(raw_key) <= 100
+
+
+def invalid_key() -> UsageError:
+    return UsageError(401, "invalid_key", "The API key is not valid.")
+
+
 def api_key_authenticate(raw_key: str) -> ApiKey:
     """The active key with this secret, with its organization; else UsageError (401/403).
 
     Hand-written SQL: this runs on every API call, and building the ORM query would cost more
     than the query itself.
     """
-    if not raw_key.startswith(KEY_PREFIX) or len(raw_key) > 100:
-        raise UsageError(401, "invalid_key", "The API key is not valid.")
+    if not api_key_well_formed(raw_key):
+        raise invalid_key()
     presented = api_key_hash(raw_key)
     now = timezone.now()
     with connection.cursor() as cursor:
@@ -170,7 +178,7 @@ def api_key_authenticate(raw_key: str) -> ApiKey:
         row = cursor.fetchone()
     # The lookup is by hash, so its timing says nothing about the secret; compare anyway.
     if row is None or not hmac.compare_digest(row[3], presented):
-        raise UsageError(401, "invalid_key", "The API key is not valid.")
+        raise invalid_key()
     key_id, name, prefix, key_hash, revoked, stale, *org_values = row
     if revoked:
         raise UsageError(401, "key_revoked", "This API key was revoked.")

@@ -410,6 +410,19 @@ def test_missing_key_is_answered_without_touching_the_database(
         assert post(None, body()).status_code == 401
 
 
+def test_a_malformed_key_is_refused_before_the_body_and_the_database(
+    post, bob, django_assert_num_queries
+):
+    with django_assert_num_queries(0):
+        response = post("not-a-key", None, raw="{}")
+    assert response.status_code == 401 and response.json()["error"] == "invalid_key"
+
+
+def test_details_are_readable_utf8(post, key_a, bob):
+    response = post(key_a, body(kind="training"))
+    assert "“kind”".encode() in response.content
+
+
 def test_recording_a_usage_takes_a_bounded_number_of_queries(
     post, key_a, bob, django_assert_max_num_queries, monkeypatch
 ):
