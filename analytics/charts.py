@@ -4,9 +4,14 @@ No library and no JavaScript: the SVG prints, works offline, and each chart's nu
 also rendered as a table for screen readers.
 """
 
+import datetime as dt
 from dataclasses import dataclass, field
 
 from asksage_admin.lib.amounts import short_tokens
+from tokens.models import TokenKind
+
+KINDS = TokenKind.values
+KIND_LABELS = dict(TokenKind.choices)
 
 SERIES_CLASSES = {"inference": "s-inference", "embedding": "s-embedding"}
 
@@ -135,3 +140,57 @@ def bars(
             Label(round(left + w + 6, 1), y + row / 2 + 4, short_tokens(value), "start")
         )
     return chart
+
+
+# The statistics page's charts ---------------------------------------------------------------
+
+
+def month_chart(by_month: dict[dt.date, dict[str, int]]) -> Chart:
+    months = list(by_month)
+    return columns(
+        "Tokens used per month",
+        [f"{m:%b %Y}" for m in months],
+        [(k, KIND_LABELS[k], [by_month[m][k] for m in months]) for k in KINDS],
+        label_every=max(len(months) // 12, 1),
+    )
+
+
+def day_chart(by_day: dict[dt.date, dict[str, int]], start: dt.date, end: dt.date) -> Chart:
+    days = list(by_day)
+    return columns(
+        f"Tokens used per day, {start:%Y-%m-%d} to {end:%Y-%m-%d}",
+        [f"{d:%b %d}" for d in days],
+        [(k, KIND_LABELS[k], [by_day[d][k] for d in days]) for k in KINDS],
+        label_every=max(len(days) // 10, 1),
+    )
+
+
+def pool_chart(statuses) -> Chart:
+    return bars(
+        "Purchased, allocated and used this month",
+        [
+            (f"{s.label} {what}", value, css)
+            for s in statuses
+            for what, value, css in (
+                ("purchased", s.purchased, "s-purchased"),
+                ("allocated", s.allocated, "s-allocated"),
+                ("used", s.used, "s-used"),
+            )
+        ],
+    )
+
+
+def top_users_chart(top: list[dict]) -> Chart:
+    return bars(
+        "Top users", [(u["user__name"] or u["user__email"], u["total"], "s-user") for u in top]
+    )
+
+
+def model_chart(models: list[dict]) -> Chart:
+    return bars(
+        "Usage by model",
+        [
+            (f"{m['model']} ({KIND_LABELS.get(m['kind'], m['kind'])})", m["total"], m["kind"])
+            for m in models
+        ],
+    )

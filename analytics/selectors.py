@@ -114,6 +114,16 @@ def _by_kind(rows, key: str) -> dict:
     return result
 
 
+def by_year(by_month: dict[dt.date, dict[str, int]]) -> list[dict]:
+    """Months grouped by year, newest year first, each with its total."""
+    years: dict[int, dict] = {}
+    for month, kinds in by_month.items():
+        year = years.setdefault(month.year, {"year": month.year, "months": [], "total": 0})
+        year["months"].append({"month": month, **kinds, "total": sum(kinds.values())})
+        year["total"] += sum(kinds.values())
+    return sorted(years.values(), key=lambda y: y["year"], reverse=True)
+
+
 def usage_by_month(org: Organization) -> dict[dt.date, dict[str, int]]:
     rows = (
         MonthlyUsage.objects.filter(organization=org)

@@ -1,6 +1,5 @@
 """Analytics pages of the Admin Panel: Token Statistics, Activity Logs, exports."""
 
-import datetime as dt
 from urllib.parse import urlencode
 
 from django.core.paginator import Paginator
@@ -13,9 +12,6 @@ from accounts.decorators import org_admin_required
 from accounts.http import PanelRequest
 from analytics import charts, exports, selectors, services
 from analytics.filters import ACTIONS, ActivityFilter, DateRangeForm
-from tokens.models import TokenKind
-
-KIND_LABELS = dict(TokenKind.choices)
 
 
 def client_ip(request) -> str | None:
@@ -32,89 +28,38 @@ def _period(request: PanelRequest, default: str = "30"):
     return form, *fallback.period(), form.error_text()
 
 
-def _day_label(day: dt.date, span: int) -> str:
-    return f"{day:%b %d}" if span > 1 else f"{day:%Y-%m-%d}"
-
-
 @require_GET
 @org_admin_required
 def statistics(request: PanelRequest) -> HttpResponse:
+    """Charts of the rollups for a period from the query string, each with its numbers."""
     org = request.org
     form, start, end, period_error = _period(request)
-    span = (end - start).days + 1
-
     by_month = selectors.usage_by_month(org)
-    months = list(by_month)
-    month_chart = charts.columns(
-        "Tokens used per month",
-        [f"{m:%b %Y}" for m in months],
-        [(k, KIND_LABELS[k], [by_month[m][k] for m in months]) for k in selectors.KINDS],
-        label_every=max(len(months) // 12, 1),
-    )
-    years: dict[int, dict] = {}
-    for month, kinds in by_month.items():
-        year = years.setdefault(month.year, {"year": month.year, "months": [], "total": 0})
-        year["months"].append({"month": month, **kinds, "total": sum(kinds.values())})
-        year["total"] += sum(kinds.values())
-
     period = selectors.period_usage(org, start, end)
-    by_day = period.by_day
-    days = list(by_day)
-    day_chart = charts.columns(
-        f"Tokens used per day, {start:%Y-%m-%d} to {end:%Y-%m-%d}",
-        [_day_label(d, span) for d in days],
-        [(k, KIND_LABELS[k], [by_day[d][k] for d in days]) for k in selectors.KINDS],
-        label_every=max(span // 10, 1),
-    )
-
     statuses = selectors.pool_statuses(org, with_used=True)
-    pool_chart = charts.bars(
-        "Purchased, allocated and used this month",
-        [
-            (f"{s.label} {what}", value, css)
-            for s in statuses
-            for what, value, css in (
-                ("purchased", s.purchased, "s-purchased"),
-                ("allocated", s.allocated, "s-allocated"),
-                ("used", s.used, "s-used"),
-            )
-        ],
-    )
     top = selectors.top_users(org, start, end)
-    top_chart = charts.bars(
-        "Top users", [(u["user__name"] or u["user__email"], u["total"], "s-user") for u in top]
-    )
-    models = period.by_model
-    model_chart = charts.bars(
-        "Usage by model",
-        [
-            (f"{m['model']} ({KIND_LABELS.get(m['kind'], m['kind'])})", m["total"], m["kind"])
-            for m in models
-        ],
-    )
     pools, at_risk = selectors.forecast(org, statuses=statuses)
     context = {
         "active": "statistics",
         "form": form,
         "start": start,
         "end": end,
-        "span": span,
+        "span": (end - start).days + 1,
         "period_error": period_error,
         "range_value": "30" if period_error else form.cleaned_data["range"],
-        "month_chart": month_chart,
-        "years": sorted(years.values(), key=lambda y: y["year"], reverse=True),
-        "day_chart": day_chart,
-        "days": [{"day": d, **by_day[d], "total": sum(by_day[d].values())} for d in days],
-        "pool_chart": pool_chart,
+        "month_chart": charts.month_chart(by_month),
+        "years": selectors.by_year(by_month),
+        "day_chart": charts.day_chart(period.by_day, start, end),
+        "days": [{"day": d, **k, "total": sum(k.values())} for d, k in period.by_day.items()],
+        "pool_chart": charts.pool_chart(statuses),
         "statuses": statuses,
-        "top_chart": top_chart,
+        "top_chart": charts.top_users_chart(top),
         "top": top,
-        "model_chart": model_chart,
-        "models": models,
+        "model_chart": charts.model_chart(period.by_model),
+        "models": period.by_model,
         "pools": pools,
         "at_risk": at_risk,
         "window": selectors.FORECAST_WINDOW_DAYS,
-        "period_query": _period_query(request),
         "exports": _export_links(request),
     }
     return render(request, "analytics/statistics.html", context)
