@@ -347,54 +347,110 @@ def _table(model) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
 
-def _add_within_max(
-    *, user_id: int, kind: str, month: dt.date, tokens: int, limit: int
-) -> int | None:
-    """The one conditional UPDATE; the new total, or None (no row yet, or over the max)."""
+def _write_in_steps(
+    *,
+    org_id: int,
+    user_id: int,
+    usage: UsageRequest,
+    now: dt.datetime,
+    month: dt.date,
+    limit: int,
+    idempotency_key: str,
+) -> tuple[int, int] | None:
+    """Count the tokens, record the event, add to the day; None when the UPDATE matched
+    nothing (no row for the month yet, or over the max) and nothing was written.
+
+    A reused idempotency key raises IntegrityError at the event.
+    """
+    adapt = connection.ops
     with connection.cursor() as cursor:
+        # The one conditional UPDATE: the limit is enforced by the database, not by a read.
         cursor.execute(
             f"UPDATE {_table(MonthlyUsage)} SET used = used + %s "
             "WHERE user_id = %s AND kind = %s AND month = %s AND used + %s <= %s "
             "RETURNING used",
-            [tokens, user_id, kind, connection.ops.adapt_datefield_value(month), tokens, limit],
+            [usage.tokens, user_id, usage.kind, adapt.adapt_datefield_value(month)]
+            + [usage.tokens, limit],
         )
         row = cursor.fetchone()
-    return None if row is None else row[0]
-
-
-def _insert_event(
-    *, org_id: int, user_id: int, usage: UsageRequest, now: dt.datetime, idempotency_key: str
-) -> int:
-    """Insert the usage event; a reused idempotency key raises IntegrityError here."""
-    with connection.cursor() as cursor:
+        if row is None:
+            return None
         cursor.execute(
             f"INSERT INTO {_table(UsageEvent)} (organization_id, user_id, kind, tokens, model, "
             "created_at, idempotency_key, request_hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
             "RETURNING id",
-            [
-                org_id,
-                user_id,
-                usage.kind,
-                usage.tokens,
-                usage.model,
-                connection.ops.adapt_datetimefield_value(now),
-                idempotency_key,
-                usage.fingerprint if idempotency_key else "",
-            ],
+            [org_id, user_id, usage.kind, usage.tokens, usage.model]
+            + [adapt.adapt_datetimefield_value(now), idempotency_key]
+            + [usage.fingerprint if idempotency_key else ""],
         )
-        return cursor.fetchone()[0]
-
-
-def _add_to_day(*, org_id: int, user_id: int, kind: str, model: str, day: dt.date, tokens: int):
-    with connection.cursor() as cursor:
-        table = _table(DailyUsage)
+        event_id = cursor.fetchone()[0]
         cursor.execute(
-            f"INSERT INTO {table} (organization_id, user_id, kind, model, day, tokens, events) "
-            "VALUES (%s, %s, %s, %s, %s, %s, 1) "
-            "ON CONFLICT (user_id, kind, model, day) DO UPDATE "
-            f"SET tokens = {table}.tokens + excluded.tokens, events = {table}.events + 1",
-            [org_id, user_id, kind, model, connection.ops.adapt_datefield_value(day), tokens],
+            f"INSERT INTO {_DAILY} (organization_id, user_id, kind, model, day, tokens, events) "
+            f"VALUES (%s, %s, %s, %s, %s, %s, 1) {_DAILY_CONFLICT}",
+            [org_id, user_id, usage.kind, usage.model]
+            + [adapt.adapt_datefield_value(_utc_day(now)), usage.tokens],
         )
+    return row[0], event_id
+
+
+def _write_in_one_statement(
+    *,
+    org_id: int,
+    user_id: int,
+    usage: UsageRequest,
+    now: dt.datetime,
+    month: dt.date,
+    limit: int,
+    idempotency_key: str,
+) -> tuple[int, int] | None:
+    """PostgreSQL: the same three writes in one statement (one round trip, not three).
+
+    The event and the day's row are written only from the UPDATE's RETURNING row, so an
+    UPDATE that matched nothing writes nothing.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "WITH counted AS ("
+            f"  UPDATE {_table(MonthlyUsage)} SET used = used + %(tokens)s"
+            "   WHERE user_id = %(user)s AND kind = %(kind)s AND month = %(month)s"
+            "   AND used + %(tokens)s <= %(limit)s RETURNING used"
+            "), event AS ("
+            f"  INSERT INTO {_table(UsageEvent)} (organization_id, user_id, kind, tokens, model,"
+            "   created_at, idempotency_key, request_hash)"
+            "   SELECT %(org)s, %(user)s, %(kind)s, %(tokens)s, %(model)s, %(now)s, %(key)s,"
+            "   %(hash)s FROM counted RETURNING id"
+            "), daily AS ("
+            f"  INSERT INTO {_DAILY} (organization_id, user_id, kind, model, day, tokens, events)"
+            f"   SELECT %(org)s, %(user)s, %(kind)s, %(model)s, %(day)s, %(tokens)s, 1"
+            f"   FROM counted {_DAILY_CONFLICT}"
+            ") SELECT counted.used, event.id FROM counted, event",
+            {
+                "tokens": usage.tokens,
+                "user": user_id,
+                "kind": usage.kind,
+                "month": month,
+                "limit": limit,
+                "org": org_id,
+                "model": usage.model,
+                "now": now,
+                "key": idempotency_key,
+                "hash": usage.fingerprint if idempotency_key else "",
+                "day": _utc_day(now),
+            },
+        )
+        row = cursor.fetchone()
+    return None if row is None else (row[0], row[1])
+
+
+def _utc_day(now: dt.datetime) -> dt.date:
+    return now.astimezone(dt.UTC).date()
+
+
+_DAILY = _table(DailyUsage)
+_DAILY_CONFLICT = (
+    "ON CONFLICT (user_id, kind, model, day) DO UPDATE "
+    f"SET tokens = {_DAILY}.tokens + excluded.tokens, events = {_DAILY}.events + 1"
+)
 
 
 def _month_used(*, user_id: int, kind: str, month: dt.date) -> int | None:
@@ -448,17 +504,19 @@ def _record(
                 return replay
         raise
     limit = getattr(membership, column_for_kind(usage.kind))
-    month, day = month_start(now), now.astimezone(dt.UTC).date()
-    event_id = _insert_event(
-        org_id=org.pk,
-        user_id=user.pk,
-        usage=usage,
-        now=now,
-        idempotency_key=idempotency_key,
-    )
-    args = {"user_id": user.pk, "kind": usage.kind, "month": month, "tokens": usage.tokens}
-    used = _add_within_max(**args, limit=limit)
-    if used is None:
+    month = month_start(now)
+    write = _write_in_one_statement if connection.vendor == "postgresql" else _write_in_steps
+    args = {
+        "org_id": org.pk,
+        "user_id": user.pk,
+        "usage": usage,
+        "now": now,
+        "month": month,
+        "limit": limit,
+        "idempotency_key": idempotency_key,
+    }
+    written = write(**args)
+    if written is None:
         current = _month_used(user_id=user.pk, kind=usage.kind, month=month)
         if current is None:
             # First usage of the month: create the row; a concurrent creator is not an error.
@@ -466,27 +524,23 @@ def _record(
                 [MonthlyUsage(organization=org, user=user, kind=usage.kind, month=month)],
                 ignore_conflicts=True,
             )
-            used = _add_within_max(**args, limit=limit)
+            written = write(**args)
             current = 0
-        if used is None:
-            # Raising rolls back the event: a refused usage leaves no trace.
-            balance = Balance(usage.kind, limit, current)
-            raise UsageError(
-                402,
-                "over_limit",
-                f"{usage.tokens:,} {usage.kind} tokens would exceed the user's monthly max: "
-                f"{balance.remaining:,} remaining.",
-                requested=usage.tokens,
-                **balance.as_dict(),
-            )
-    _add_to_day(
-        org_id=org.pk,
-        user_id=user.pk,
-        kind=usage.kind,
-        model=usage.model,
-        day=day,
-        tokens=usage.tokens,
-    )
+    if written is None:
+        if idempotency_key:  # a retry of a usage recorded before the user reached the max
+            replay = _replay(org=org, usage=usage, idempotency_key=idempotency_key)
+            if replay is not None:
+                return replay
+        balance = Balance(usage.kind, limit, current)
+        raise UsageError(
+            402,
+            "over_limit",
+            f"{usage.tokens:,} {usage.kind} tokens would exceed the user's monthly max: "
+            f"{balance.remaining:,} remaining.",
+            requested=usage.tokens,
+            **balance.as_dict(),
+        )
+    used, event_id = written
     return UsageResult(
         event_id=event_id,
         request=usage,

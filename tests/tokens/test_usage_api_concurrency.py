@@ -222,15 +222,18 @@ def test_a_max_lowered_during_a_usage_applies_to_it_or_waits_for_it(key_a, bob, 
     set_max(bob, 1_000)
     paused, release = threading.Event(), threading.Event()
     done: dict[str, float] = {}
-    insert_event = usage._insert_event
 
-    def slow_insert_event(**kwargs):
-        paused.set()
-        release.wait(timeout=10)
-        transaction.on_commit(lambda: done.setdefault("usage", time.monotonic()))
-        return insert_event(**kwargs)
+    def slowly(write):
+        def slow_write(**kwargs):  # after the max was read, before counting
+            paused.set()
+            release.wait(timeout=10)
+            transaction.on_commit(lambda: done.setdefault("usage", time.monotonic()))
+            return write(**kwargs)
 
-    monkeypatch.setattr(usage, "_insert_event", slow_insert_event)
+        return slow_write
+
+    for writer in ("_write_in_steps", "_write_in_one_statement"):
+        monkeypatch.setattr(usage, writer, slowly(getattr(usage, writer)))
 
     def work(index: int) -> None:
         if index == 0:
