@@ -116,7 +116,7 @@ def bars(
     row: int = 26,
 ) -> Chart:
     """Horizontal bars, one per item: [(label, value, css key)], longest scaled to the width."""
-    left, right = 200, 70
+    left, right = min(200, width // 3), 60
     height = max(row * len(items) + 8, 40)
     top_value = max((value for _, value, _ in items), default=0) or 1
     chart = Chart(title, width, height, empty=not any(value for _, value, _ in items))
@@ -149,9 +149,9 @@ def month_chart(by_month: dict[dt.date, dict[str, int]]) -> Chart:
     months = list(by_month)
     return columns(
         "Tokens used per month",
-        [f"{m:%b %Y}" for m in months],
+        [f"{m:%b %y}" for m in months],
         [(k, KIND_LABELS[k], [by_month[m][k] for m in months]) for k in KINDS],
-        label_every=max(len(months) // 12, 1),
+        label_every=-(-len(months) // 10) or 1,
     )
 
 
@@ -161,7 +161,7 @@ def day_chart(by_day: dict[dt.date, dict[str, int]], start: dt.date, end: dt.dat
         f"Tokens used per day, {start:%Y-%m-%d} to {end:%Y-%m-%d}",
         [f"{d:%b %d}" for d in days],
         [(k, KIND_LABELS[k], [by_day[d][k] for d in days]) for k in KINDS],
-        label_every=max(len(days) // 10, 1),
+        label_every=-(-len(days) // 10) or 1,
     )
 
 
@@ -182,7 +182,9 @@ def pool_chart(statuses) -> Chart:
 
 def top_users_chart(top: list[dict]) -> Chart:
     return bars(
-        "Top users", [(u["user__name"] or u["user__email"], u["total"], "s-user") for u in top]
+        "Top users",
+        [(u["user__name"] or u["user__email"], u["total"], "s-user") for u in top],
+        width=520,
     )
 
 
@@ -193,4 +195,5 @@ def model_chart(models: list[dict]) -> Chart:
             (f"{m['model']} ({KIND_LABELS.get(m['kind'], m['kind'])})", m["total"], m["kind"])
             for m in models
         ],
+        width=520,
     )

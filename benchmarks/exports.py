@@ -12,7 +12,9 @@ reports:
   (b) the usage-events CSV export of every event: rows per second and the peak memory (RSS)
       of a fresh process doing only that;
   (c) the same for PostgreSQL's own `COPY (SELECT …) TO STDOUT WITH CSV` through psycopg,
-      and the export's speed as a share of COPY's.
+      and the export's speed as a share of COPY's;
+  (d) the audit chain: appending BENCH_AUDIT rows in batches of 1,000 with `audit_bulk`, then
+      `verify_audit` of that organization's chain.
 """
 
 import datetime as dt
@@ -40,12 +42,16 @@ from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from accounts.models import Membership, Organization  # noqa: E402
+from analytics import chain  # noqa: E402
+from analytics.models import AuditLog  # noqa: E402
+from analytics.services import audit_bulk  # noqa: E402
 from tokens.models import DailyUsage, MonthlyUsage, UsageEvent  # noqa: E402
 
 USERS = int(os.environ.get("BENCH_USERS", "20000"))
 EVENTS = int(os.environ.get("BENCH_EVENTS", "1000000"))
 RUNS = int(os.environ.get("BENCH_RUNS", "7"))
 SLUG = os.environ.get("BENCH_ORG", "bench-stats")
+AUDIT_ROWS = int(os.environ.get("BENCH_AUDIT", "200000"))
 
 
 def peak_rss_mb() -> float:
@@ -208,6 +214,35 @@ def main() -> None:
             f"= {c_rows / c_seconds:,.0f} rows/s; peak RSS {c_peak:.0f} MB"
         )
         print(f"    export speed = {100 * (rows / seconds) / (c_rows / c_seconds):.0f} % of COPY's")
+    audit_chain(org)
+
+
+def audit_chain(org: Organization) -> None:
+    key = chain.chain_key(org.pk)
+    have = AuditLog.objects.filter(chain=key).count()
+    if have < AUDIT_ROWS:
+        start = time.perf_counter()
+        for offset in range(have, AUDIT_ROWS, 1000):
+            audit_bulk(
+                [
+                    AuditLog(
+                        organization=org, action="bench.row", new_value=str(n), details={"n": n}
+                    )
+                    for n in range(offset, min(offset + 1000, AUDIT_ROWS))
+                ]
+            )
+        added = AUDIT_ROWS - have
+        seconds = time.perf_counter() - start
+        print(
+            f"(d) appended {added:,} audit rows in {seconds:.1f} s = {added / seconds:,.0f} rows/s"
+        )
+    start = time.perf_counter()
+    verdict = chain.verify(key)
+    seconds = time.perf_counter() - start
+    print(
+        f"(d) verify_audit of {verdict.checked:,} rows: {seconds:.1f} s = "
+        f"{verdict.checked / seconds:,.0f} rows/s ({'intact' if verdict.intact else verdict})"
+    )
 
 
 if __name__ == "__main__":
