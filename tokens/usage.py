@@ -4,11 +4,15 @@ Recording one usage is one short transaction:
 
 1. lock the user's membership row (so an admin lowering the max waits for us, and we wait
    for them: no usage is accepted over a max after the save that lowered it commits);
-2. insert the usage event (its unique (organization, idempotency key) index makes a retry
-   fail here, before anything is counted);
-3. add the tokens with one conditional UPDATE: `used = used + n WHERE … AND used + n <= max`,
-   creating the month's row with INSERT … ON CONFLICT DO NOTHING when it is the first usage;
+2. add the tokens with one conditional UPDATE: `used = used + n WHERE … AND used + n <= max`
+   (the database enforces the limit: no read-modify-write race), creating the month's row
+   with INSERT … ON CONFLICT DO NOTHING when it is the first usage of the month;
+3. insert the usage event: its unique (organization, idempotency key) index makes a retry
+   fail here, rolling the count back, and the retry is answered from the recorded event;
 4. add the tokens to the day's rollup with an upsert.
+
+On PostgreSQL steps 2–4 are one statement (one round trip). After the commit, the
+auto-increase policy runs (`_after_usage_recorded`).
 
 The usage events are the audit of usage: no AuditLog row per event (it would double the
 write cost of the hot path). Key creation and revocation are audited.
@@ -555,8 +559,11 @@ def usage_record(
 ) -> UsageResult:
     """Count a usage if it stays within the user's max, once per idempotency key.
 
-    Raises UsageError: 404 unknown or other organization's user, 403 banned/disabled/paid off,
-    402 over the max (with the balance), 409 idempotency key reused with another body.
+    Not atomic itself: the count commits in `_record`, then the policy runs, outside the
+    usage transaction and its lock.
+
+    Raises UsageError: 404 unknown or other organization's user, 403 banned/disabled/paid
+    off, 402 over the max (with the balance), 409 idempotency key reused with another body.
     """
     try:
         result = _record(org=org, usage=usage, idempotency_key=idempotency_key, now=timezone.now())
