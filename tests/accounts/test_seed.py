@@ -172,6 +172,16 @@ class TestSeedScale:
         assert UsageEvent.objects.filter(organization=org).count() == 200
         assert "30 users, 200 usage events" in output
 
+    def test_its_daily_rollups_add_up_to_its_events(self):
+        from django.db.models import Sum
+
+        from tokens.models import DailyUsage
+
+        seed("seed_scale", "--users", "30", "--events", "200")
+        daily = DailyUsage.objects.aggregate(t=Sum("tokens"), n=Sum("events"))
+        events = UsageEvent.objects.aggregate(t=Sum("tokens"))
+        assert (daily["t"], daily["n"]) == (events["t"], 200)
+
     def test_its_usage_adds_up_and_fits_the_limits_and_pools(self):
         seed("seed_scale", "--users", "30", "--events", "200", "--org-slug", "bench")
         org = Organization.objects.get(slug="bench")

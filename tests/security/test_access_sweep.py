@@ -160,7 +160,9 @@ def cast(org_a, alice, bob, carol, sam):
         "object_id": sally.pk,
         "app_label": "accounts",
         "content_type_id": "1",
-        "url": "nothing", "pk": 1, "id": 1,
+        "url": "nothing",
+        "pk": 1,
+        "id": 1,
     }
     return clients, values
 

@@ -181,3 +181,8 @@ def test_an_auditor_cannot_write_anything(client, auditor, bob):
     bob.refresh_from_db()
     assert not bob.is_banned
     assert bob.membership.max_inference_tokens == 200_000
+
+
+def test_the_export_link_follows_the_filters_of_the_table_it_sits_in(alice_client, alice, bob):
+    html = alice_client.get(URL, {"q": "bob"}, headers={"HX-Request": "true"}).content.decode()
+    assert "/panel/exports/users.csv?q=bob" in html  # inside the swapped #user-table

@@ -3,6 +3,7 @@
 import datetime as dt
 import random
 import time
+from collections import defaultdict
 from collections.abc import Iterable, Iterator
 
 from django.core.management.base import BaseCommand, CommandError
@@ -12,7 +13,7 @@ from django.utils.text import slugify
 
 from accounts.models import Membership, Organization, User
 from asksage_admin.lib.months import current_month, previous_month
-from tokens.models import BLOCK, MonthlyUsage, Purchase, UsageEvent
+from tokens.models import BLOCK, DailyUsage, MonthlyUsage, Purchase, UsageEvent
 
 CHUNK = 10_000
 UNUSABLE_PASSWORD = "!"  # what set_unusable_password() stores: nobody can log in with it
@@ -191,6 +192,8 @@ class Command(BaseCommand):
         mean_max = sum(max_inf) / n_users
         cap = max(100, int(mean_max * n_users / max(n_events, 1)))
 
+        daily: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+
         def event_rows():
             for i in range(n_events):
                 # Times increase with ids, as real events arrive; some users are much busier.
@@ -210,7 +213,11 @@ class Command(BaseCommand):
                 tokens = min(rng.randint(1, cap), room)
                 used[kind][month][u] += tokens
                 models_ = INFERENCE_MODELS if kind == "inference" else EMBEDDING_MODELS
-                yield (org.pk, user_ids[u], kind, tokens, rng.choice(models_), at, "")
+                model = rng.choice(models_)
+                row = daily[(u, kind, model, at.date())]
+                row[0] += tokens
+                row[1] += 1
+                yield (org.pk, user_ids[u], kind, tokens, model, at, "", "")
 
         made["events"] = bulk_insert(
             UsageEvent,
@@ -222,8 +229,18 @@ class Command(BaseCommand):
                 "model",
                 "created_at",
                 "idempotency_key",
+                "request_hash",
             ],  # fmt: skip
             event_rows(),
+        )
+        # The daily rollups the statistics read, as the usage API maintains them.
+        made["daily"] = bulk_insert(
+            DailyUsage,
+            ["organization_id", "user_id", "kind", "model", "day", "tokens", "events"],
+            (
+                (org.pk, user_ids[u], kind, model, day, tokens, count)
+                for (u, kind, model, day), (tokens, count) in daily.items()
+            ),
         )
         made["monthly"] = bulk_insert(
             MonthlyUsage,
