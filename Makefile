@@ -37,8 +37,10 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: $(STAMP)
+bench: $(STAMP)  # set DATABASE_URL=postgres://... : the figures in the README are PostgreSQL's
 	$(PY) benchmarks/user_table.py
+	$(PY) benchmarks/usage_api.py
+	$(PY) benchmarks/exports.py
 
 ci:
 	bash .ci/run

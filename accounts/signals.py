@@ -4,10 +4,7 @@ from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.dispatch import receiver
 
 from analytics import services as audit
-
-
-def _ip(request) -> str | None:
-    return request.META.get("REMOTE_ADDR") if request is not None else None
+from asksage_admin.lib.http import client_ip
 
 
 def _over_http(request) -> bool:
@@ -20,10 +17,10 @@ def _over_http(request) -> bool:
 @receiver(user_logged_in, dispatch_uid="audit_login")
 def audit_login(sender, request, user, **kwargs) -> None:
     if _over_http(request):
-        audit.audit_login(user=user, ip=_ip(request))
+        audit.audit_login(user=user, ip=client_ip(request))
 
 
 @receiver(user_login_failed, dispatch_uid="audit_login_failed")
 def audit_login_failed(sender, credentials, request=None, **kwargs) -> None:
     email = credentials.get("username") or credentials.get("email") or ""
-    audit.audit_login_failed(email=str(email), ip=_ip(request))
+    audit.audit_login_failed(email=str(email), ip=client_ip(request))

@@ -15,6 +15,7 @@ from accounts.decorators import member_required
 from accounts.forms import RegistrationForm
 from accounts.http import AuthedRequest
 from asksage_admin.lib.errors import DomainError
+from asksage_admin.lib.http import client_ip
 from tokens import selectors as token_selectors
 from tokens import services as token_services
 from tokens.forms import TokenRequestForm, add_domain_errors
@@ -73,7 +74,7 @@ def token_request_create(request: AuthedRequest) -> HttpResponse:
                 kind=data["kind"],
                 raw_amount=data["amount"],
                 reason=data["reason"],
-                ip=request.META.get("REMOTE_ADDR"),
+                ip=client_ip(request),
             )
         except DomainError as exc:
             add_domain_errors(form, exc)
@@ -115,7 +116,7 @@ def mfa(request: AuthedRequest) -> HttpResponse:
                     request=request,
                     user=request.user,
                     token=token,
-                    ip=request.META.get("REMOTE_ADDR"),
+                    ip=client_ip(request),
                 )
             else:
                 codes = mfa_services.mfa_enroll_confirm(

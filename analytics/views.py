@@ -12,10 +12,7 @@ from accounts.decorators import org_admin_required
 from accounts.http import PanelRequest
 from analytics import charts, exports, selectors, services
 from analytics.filters import ACTIONS, ActivityFilter, DateRangeForm
-
-
-def client_ip(request) -> str | None:
-    return request.META.get("REMOTE_ADDR")
+from asksage_admin.lib.http import client_ip
 
 
 def _period(request: PanelRequest, default: str = "30"):

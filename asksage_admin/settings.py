@@ -206,6 +206,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
+    # 4xx answers (an API over-limit 402, a 404 for another org's id) are expected traffic.
+    "loggers": {"django.request": {"level": "ERROR"}},
 }
 
 # Email is unique case-insensitively through a UniqueConstraint on Lower("email"), which this

@@ -59,7 +59,12 @@ def check_column(column: str) -> str:
 
 
 def _locked_org(org: Organization) -> Organization:
-    return Organization.objects.select_for_update().get(pk=org.pk)
+    """Lock the organization row: two admins writing at once must not both pass the pool check.
+
+    FOR NO KEY UPDATE, not FOR UPDATE: inserts that merely reference the organization (usage
+    events, audit rows) take KEY SHARE and must not queue behind an admin's save.
+    """
+    return Organization.objects.select_for_update(no_key=True).get(pk=org.pk)
 
 
 def validate_amount(org: Organization, column: str, raw: object) -> int:

@@ -17,6 +17,7 @@ from accounts.decorators import org_admin_required
 from accounts.http import PanelRequest
 from accounts.models import Membership
 from asksage_admin.lib.errors import DomainError
+from asksage_admin.lib.http import client_ip
 from tokens import selectors, services, usage
 from tokens.filters import UserTableFilter
 from tokens.models import (
@@ -30,10 +31,6 @@ from tokens.models import (
 from tokens.tables import UserTable, max_cell_context
 
 PAGE = "tokens/users.html"
-
-
-def client_ip(request) -> str | None:
-    return request.META.get("REMOTE_ADDR")
 
 
 def _membership(request: PanelRequest, user_id: int) -> Membership:
@@ -223,6 +220,7 @@ def batch_discard(request: PanelRequest, column: str) -> HttpResponse:
 @require_POST
 @org_admin_required
 def batch_undo(request: PanelRequest, batch_id: uuid.UUID) -> HttpResponse:
+    get_object_or_404(AllocationBatch, organization=request.org, pk=batch_id)
     try:
         result = services.allocation_batch_undo(
             admin=request.user, org=request.org, batch_id=batch_id, ip=client_ip(request)
@@ -230,7 +228,6 @@ def batch_undo(request: PanelRequest, batch_id: uuid.UUID) -> HttpResponse:
     except DomainError as exc:
         return _after_batch(request, error=" ".join(exc.messages))
     n = len(result.changes)
-    get_object_or_404(AllocationBatch, organization=request.org, pk=batch_id)
     return _after_batch(
         request,
         info=f"Undone: {n} cell{'s' * (n != 1)} of {COLUMN_LABELS[result.batch.column]} restored.",
