@@ -251,6 +251,18 @@ def _apply_changes(
     return BatchResult(batch=batch, changes=[Change(u, e, n) for u, _, e, n in changed])
 
 
+def _apply_or_reject(refusal: str, **changes) -> BatchResult:
+    """`_apply_changes`, or roll the transaction back and raise BatchRejected.
+
+    `refusal` starts the message ("Nothing was applied: "); each distinct cell error follows.
+    """
+    result = _apply_changes(**changes)
+    if not result.ok:
+        transaction.set_rollback(True)
+        raise BatchRejected(refusal + "; ".join(sorted(set(result.errors.values()))), result.errors)
+    return result
+
+
 def allocation_batch_save(
     *, admin: User, org: Organization, column: str, signature: str | None = None, ip=None
 ) -> BatchResult:
@@ -326,7 +338,8 @@ def allocation_batch_undo(
         for c in batch.changes
         if c["user"] in users
     ]
-    result = _apply_changes(
+    result = _apply_or_reject(
+        "Undo refused, nothing was changed: ",
         actor=admin,
         actor_label="",
         org=org,
@@ -336,13 +349,47 @@ def allocation_batch_undo(
         undoes=batch,
         ip=ip,
     )
-    if not result.ok:
-        transaction.set_rollback(True)
-        raise BatchRejected(
-            "Undo refused, nothing was changed: " + "; ".join(sorted(set(result.errors.values()))),
-            result.errors,
-        )
     return result
+
+
+def _upsert_pending_edits(
+    *, admin: User, org: Organization, column: str, rows: list[tuple[int, int, int]], keep_old: bool
+) -> int:
+    """Create or update the admin's pending edits for `(user id, current, new)` rows.
+
+    With `keep_old`, an existing edit keeps the value the admin first edited from (unless its
+    last save reported a conflict, which the admin has now seen). Three queries for any size.
+    """
+    existing = {
+        e.target_id: e
+        for e in PendingEdit.objects.filter(
+            admin=admin, column=column, target_id__in=[uid for uid, _, _ in rows]
+        )
+    }
+    now = timezone.now()
+    to_update, to_create = [], []
+    for uid, current, new in rows:
+        edit = existing.get(uid)
+        if edit:
+            if not keep_old or edit.error:
+                edit.old_value = current
+            edit.new_value, edit.error, edit.created_at = new, "", now
+            to_update.append(edit)
+        else:
+            to_create.append(
+                PendingEdit(
+                    organization=org,
+                    admin=admin,
+                    target_id=uid,
+                    column=column,
+                    old_value=current,
+                    new_value=new,
+                    created_at=now,
+                )
+            )
+    PendingEdit.objects.bulk_update(to_update, ["old_value", "new_value", "error", "created_at"])
+    PendingEdit.objects.bulk_create(to_create, batch_size=2000)
+    return len(rows)
 
 
 @transaction.atomic
@@ -367,35 +414,13 @@ def pending_bulk_create(
     if mode == "topup":
         rows = [(uid, cur) for uid, cur in rows if cur < amount]
     rows = [(uid, cur) for uid, cur in rows if cur != amount]
-    ids = [uid for uid, _ in rows]
-    existing = {
-        e.target_id: e
-        for e in PendingEdit.objects.filter(admin=admin, column=column, target_id__in=ids)
-    }
-    now = timezone.now()
-    to_update, to_create = [], []
-    for uid, current in rows:
-        edit = existing.get(uid)
-        if edit:
-            if edit.error:
-                edit.old_value = current  # the admin saw the conflict: edit from the current
-            edit.new_value, edit.error, edit.created_at = amount, "", now
-            to_update.append(edit)
-        else:
-            to_create.append(
-                PendingEdit(
-                    organization=org,
-                    admin=admin,
-                    target_id=uid,
-                    column=column,
-                    old_value=current,
-                    new_value=amount,
-                    created_at=now,
-                )
-            )
-    PendingEdit.objects.bulk_update(to_update, ["new_value", "error", "created_at", "old_value"])
-    PendingEdit.objects.bulk_create(to_create, batch_size=2000)
-    return len(rows)
+    return _upsert_pending_edits(
+        admin=admin,
+        org=org,
+        column=column,
+        rows=[(uid, cur, amount) for uid, cur in rows],
+        keep_old=True,
+    )
 
 
 # --- Emails ------------------------------------------------------------------------------
@@ -1476,7 +1501,8 @@ def distribution_apply(
             "Allocations changed since this preview: nothing was applied. Preview again."
         )
     _plan_errors(plan)
-    result = _apply_changes(
+    result = _apply_or_reject(
+        "Nothing was applied: ",
         actor=admin,
         actor_label="",
         org=org,
@@ -1485,12 +1511,6 @@ def distribution_apply(
         source="distribution",
         ip=ip,
     )
-    if not result.ok:
-        transaction.set_rollback(True)
-        raise BatchRejected(
-            "Nothing was applied: " + "; ".join(sorted(set(result.errors.values()))),
-            result.errors,
-        )
     audit_record(
         action="distribution.applied",
         organization=org,
@@ -1564,7 +1584,8 @@ def reclaim_apply(
         raise DomainError("Allocations changed since this preview: nothing was reclaimed.")
     if not plan.rows:
         raise DomainError(f"No idle member has unused {kind} tokens above their floor.")
-    result = _apply_changes(
+    result = _apply_or_reject(
+        "Nothing was reclaimed: ",
         actor=admin,
         actor_label="" if admin else "policy",
         org=org,
@@ -1573,12 +1594,6 @@ def reclaim_apply(
         source="reclaim",
         ip=ip,
     )
-    if not result.ok:
-        transaction.set_rollback(True)
-        raise BatchRejected(
-            "Nothing was reclaimed: " + "; ".join(sorted(set(result.errors.values()))),
-            result.errors,
-        )
     audit_record(
         action="reclaim.applied",
         organization=org,
@@ -1692,32 +1707,10 @@ def distribution_to_pending(
     )
     if not plan.rows:
         raise DomainError("Nothing would change: every chosen user already has that amount.")
-    column = column_for_kind(kind)
-    existing = {
-        e.target_id: e
-        for e in PendingEdit.objects.filter(
-            admin=admin, column=column, target_id__in=[u.pk for u, *_ in plan.rows]
-        )
-    }
-    now = timezone.now()
-    to_update, to_create = [], []
-    for user, _m, current, new in plan.rows:
-        edit = existing.get(user.pk)
-        if edit:
-            edit.old_value, edit.new_value, edit.error, edit.created_at = current, new, "", now
-            to_update.append(edit)
-        else:
-            to_create.append(
-                PendingEdit(
-                    organization=org,
-                    admin=admin,
-                    target=user,
-                    column=column,
-                    old_value=current,
-                    new_value=new,
-                    created_at=now,
-                )
-            )
-    PendingEdit.objects.bulk_update(to_update, ["old_value", "new_value", "error", "created_at"])
-    PendingEdit.objects.bulk_create(to_create, batch_size=2000)
-    return len(plan.rows)
+    return _upsert_pending_edits(
+        admin=admin,
+        org=org,
+        column=column_for_kind(kind),
+        rows=[(user.pk, current, new) for user, _m, current, new in plan.rows],
+        keep_old=False,
+    )
