@@ -57,3 +57,77 @@ def test_pending_edits_survive_a_restart(alice, org_a, pending):
     client.force_login(alice)
     html = client.get(reverse("tokens:users")).content.decode()
     assert "Save Changes — Max Inference Tokens (2)" in html
+
+
+# Approvals, distribution actions and usage records -----------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failure_in_the_middle_of_an_approval_leaves_nothing_half_written(alice, bob, org_a):
+    from tokens.models import TokenRequest
+
+    request = services.token_request_create(
+        user=bob, kind="inference", raw_amount="300k", reason="Quarterly reports"
+    )
+    with (
+        mock.patch("tokens.services.audit_record", side_effect=OperationalError("gone")),
+        pytest.raises(OperationalError),
+    ):
+        services.token_request_approve(admin=alice, org=org_a, request_id=request.pk)
+    request = TokenRequest.objects.get(pk=request.pk)
+    assert request.status == "pending" and request.granted is None
+    assert values() == [200_000, 200_000]
+    assert not AllocationBatch.objects.exists()
+    services.token_request_approve(admin=alice, org=org_a, request_id=request.pk)
+    assert values() == [200_000, 500_000]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failure_in_the_middle_of_a_distribution_action_applies_nothing(alice, bob, org_a):
+    with (
+        mock.patch("tokens.services.audit_record", side_effect=RuntimeError("boom")),
+        pytest.raises(RuntimeError),
+    ):
+        services.distribution_apply(
+            admin=alice, org=org_a, kind="inference", action="set", raw_amount="1M"
+        )
+    assert values() == [200_000, 200_000]
+    assert not AllocationBatch.objects.exists()
+    assert not AuditLog.objects.filter(action__startswith="distribution").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_lost_while_recording_usage_records_nothing_and_answers_503(
+    client, alice, bob, org_a
+):
+    from tokens import usage
+    from tokens.models import DailyUsage, MonthlyUsage, UsageEvent
+
+    key = usage.api_key_create(actor=alice, org=org_a, name="Gateway")[1]
+
+    def lose_connection_at_the_rollup(execute, sql, params, many, context):
+        if "tokens_dailyusage" in sql:
+            raise OperationalError("server closed the connection unexpectedly")
+        return execute(sql, params, many, context)
+
+    body = {"user": bob.email, "kind": "inference", "tokens": 1_000, "model": "gpt-4o"}
+    with connection.execute_wrapper(lose_connection_at_the_rollup):
+        response = client.post(
+            "/api/v1/usage",
+            body,
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {key}",
+            HTTP_IDEMPOTENCY_KEY="fault-1",
+        )
+    assert response.status_code == 503 and response["Retry-After"]
+    assert not UsageEvent.objects.exists()
+    assert not DailyUsage.objects.exists()
+    assert not MonthlyUsage.objects.filter(used__gt=0).exists()
+    retry = client.post(
+        "/api/v1/usage",
+        body,
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {key}",
+        HTTP_IDEMPOTENCY_KEY="fault-1",
+    )
+    assert retry.status_code == 200 and retry.json()["used"] == 1_000
