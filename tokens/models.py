@@ -129,6 +129,9 @@ class UsageEvent(models.Model):
     request_hash = models.CharField(
         max_length=64, blank=True, help_text="Hash of the request body, to spot a reused key."
     )
+    # The balance the first answer reported, so a retry with the same key answers the same.
+    used_after = models.BigIntegerField(null=True, blank=True)
+    max_after = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
         constraints = [

@@ -381,11 +381,11 @@ def _write_in_steps(
             return None
         cursor.execute(
             f"INSERT INTO {_table(UsageEvent)} (organization_id, user_id, kind, tokens, model, "
-            "created_at, idempotency_key, request_hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
-            "RETURNING id",
+            "created_at, idempotency_key, request_hash, used_after, max_after) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
             [org_id, user_id, usage.kind, usage.tokens, usage.model]
             + [adapt.adapt_datetimefield_value(now), idempotency_key]
-            + [usage.fingerprint if idempotency_key else ""],
+            + [usage.fingerprint if idempotency_key else "", row[0], limit],
         )
         event_id = cursor.fetchone()[0]
         cursor.execute(
@@ -420,9 +420,9 @@ def _write_in_one_statement(
             "   AND used + %(tokens)s <= %(limit)s RETURNING used"
             "), event AS ("
             f"  INSERT INTO {_table(UsageEvent)} (organization_id, user_id, kind, tokens, model,"
-            "   created_at, idempotency_key, request_hash)"
+            "   created_at, idempotency_key, request_hash, used_after, max_after)"
             "   SELECT %(org)s, %(user)s, %(kind)s, %(tokens)s, %(model)s, %(now)s, %(key)s,"
-            "   %(hash)s FROM counted RETURNING id"
+            "   %(hash)s, counted.used, %(limit)s FROM counted RETURNING id"
             "), daily AS ("
             f"  INSERT INTO {_DAILY} (organization_id, user_id, kind, model, day, tokens, events)"
             f"   SELECT %(org)s, %(user)s, %(kind)s, %(model)s, %(day)s, %(tokens)s, 1"
@@ -468,7 +468,7 @@ def _replay(*, org: Organization, usage: UsageRequest, idempotency_key: str) -> 
     """The recorded answer for a retried key; 409 when the key came with another body."""
     event = (
         UsageEvent.objects.filter(organization=org, idempotency_key=idempotency_key)
-        .only("id", "user_id", "kind", "created_at", "request_hash")
+        .only("id", "user_id", "kind", "created_at", "request_hash", "used_after", "max_after")
         .first()
     )
     if event is None:
@@ -481,8 +481,12 @@ def _replay(*, org: Organization, usage: UsageRequest, idempotency_key: str) -> 
         )
     membership = _membership_for(org, usage.email)
     month = month_start(event.created_at)
-    used = _month_used(user_id=event.user_id, kind=event.kind, month=month) or 0
-    limit = getattr(membership, column_for_kind(usage.kind))
+    if event.used_after is not None:
+        # The balance the first answer gave: a retry answers exactly what was first said.
+        used, limit = event.used_after, event.max_after
+    else:  # events recorded before the balance was kept with them
+        used = _month_used(user_id=event.user_id, kind=event.kind, month=month) or 0
+        limit = getattr(membership, column_for_kind(usage.kind))
     return UsageResult(
         event_id=event.pk,
         request=usage,

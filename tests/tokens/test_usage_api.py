@@ -167,6 +167,16 @@ def test_a_retry_is_answered_even_when_the_user_is_now_over_the_max(post, key_a,
     assert used(bob) == 200_000
 
 
+def test_a_retry_answers_the_balance_the_first_answer_gave(post, key_a, bob):
+    first = post(key_a, body(tokens=150_000), idempotency_key="big").json()
+    post(key_a, body(tokens=30_000), idempotency_key="later")
+    again = post(key_a, body(tokens=150_000), idempotency_key="big").json()
+    assert (again["max"], again["used"], again["remaining"]) == (200_000, 150_000, 50_000)
+    assert {k: v for k, v in again.items() if k != "replayed"} == {
+        k: v for k, v in first.items() if k != "replayed"
+    }
+
+
 def test_a_retry_of_a_recorded_usage_is_answered_after_the_user_is_banned(post, key_a, bob):
     post(key_a, body(tokens=10), idempotency_key="k1")
     bob.is_banned = True
