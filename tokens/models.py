@@ -233,7 +233,13 @@ class DailyUsage(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["organization", "day"]),
+            # Covering on PostgreSQL: the statistics read a date range of an organization
+            # from the index alone (other databases ignore INCLUDE).
+            models.Index(
+                fields=["organization", "day"],
+                include=["user", "kind", "model", "tokens", "events"],
+                name="daily_usage_org_day_cover",
+            ),
             models.Index(fields=["organization", "kind", "day"]),
         ]
 
