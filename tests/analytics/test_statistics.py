@@ -33,7 +33,7 @@ def usage(org_a, org_b, bob, alice, dave):
         DailyUsageFactory(
             organization=org_a, user=bob, tokens=10_000, day=today - dt.timedelta(days=n)
         )
-    DailyUsageFactory(organization=org_a, user=alice, tokens=630_000, day=today, model="o1")
+    DailyUsageFactory(organization=org_a, user=alice, tokens=630_000, day=today, model="acme-o1-model")
     DailyUsageFactory(
         organization=org_a, user=alice, kind="embedding", model="embed-3", tokens=5_000, day=today
     )
@@ -57,7 +57,7 @@ def test_it_draws_each_chart_as_svg_with_its_numbers_in_a_table(alice_client, us
     assert "<script" not in html.split("<main")[1]  # charts need no JavaScript
     assert "123,456" in html  # 13 months ago, in the year/month table
     assert "3,655,000" in html  # this month, both users
-    assert "630,000" in html and "o1" in html and "embed-3" in html
+    assert "630,000" in html and "acme-o1-model" in html and "embed-3" in html
 
 
 def test_the_tables_are_grouped_by_year_with_year_totals(alice_client, usage):
@@ -73,7 +73,7 @@ def test_it_never_shows_another_organizations_usage(carol_client, usage):
     html = carol_client.get(URL).content.decode()
 
     assert "bird-lm" in html and "424,242" in html
-    assert "o1" not in html and "Bob Member" not in html
+    assert "acme-o1-model" not in html and "Bob Member" not in html
 
 
 def test_top_users_and_models_cover_the_chosen_range(alice_client, usage):
@@ -85,7 +85,7 @@ def test_top_users_and_models_cover_the_chosen_range(alice_client, usage):
     ]
     assert response.context["top"][1]["total"] == 70_000
     assert [(m["model"], m["total"]) for m in response.context["models"]] == [
-        ("o1", 630_000),
+        ("acme-o1-model", 630_000),
         ("gpt-4o", 70_000),
         ("embed-3", 5_000),
     ]
