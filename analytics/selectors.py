@@ -8,7 +8,6 @@ import calendar
 import datetime as dt
 from dataclasses import dataclass, field
 
-from django.apps import apps
 from django.db import connection
 from django.db.models import (
     Q,
@@ -24,19 +23,11 @@ from analytics.models import AuditLog
 from analytics.services import LOGIN, LOGIN_FAILED
 from asksage_admin.lib.months import current_month
 from tokens.filters import UserTableFilter
-from tokens.models import DailyUsage, MonthlyUsage, TokenKind, UsageEvent
+from tokens.models import DailyUsage, MonthlyUsage, TokenKind, TokenRequest, UsageEvent
 from tokens.selectors import pool_statuses, user_table_rows
 
 KINDS = TokenKind.values
 FORECAST_WINDOW_DAYS = 7
-
-
-def token_request_model():
-    """TokenRequest when the tokens app has it (it is being added alongside this app)."""
-    try:
-        return apps.get_model("tokens", "TokenRequest")
-    except LookupError:
-        return None
 
 
 # Audit trail --------------------------------------------------------------------------------
@@ -96,11 +87,10 @@ def user_usage_by_day(org: Organization, user, start: dt.date, end: dt.date) -> 
     return list(days.values())
 
 
-def user_requests(org: Organization, user, limit: int = 20) -> list | None:
-    model = token_request_model()
-    if model is None:
-        return None
-    return list(model.objects.filter(organization=org, user=user).order_by("-created_at")[:limit])
+def user_requests(org: Organization, user, limit: int = 20) -> list:
+    return list(
+        TokenRequest.objects.filter(organization=org, user=user).order_by("-created_at")[:limit]
+    )
 
 
 # Statistics ---------------------------------------------------------------------------------
@@ -409,13 +399,10 @@ def export_daily_usage(org: Organization, params) -> Export:
 
 
 def export_token_requests(org: Organization, params) -> Export:
-    model = token_request_model()
-    if model is None:
-        raise BadQuery("Token requests are not available yet.")
     start, end = _period(params)
     low, high = day_bounds(start, end)
     rows = (
-        model.objects.filter(organization=org, created_at__gte=low, created_at__lt=high)
+        TokenRequest.objects.filter(organization=org, created_at__gte=low, created_at__lt=high)
         .order_by("created_at", "id")
         .values_list(
             "created_at",

@@ -77,12 +77,9 @@ def _export_links(request: PanelRequest) -> list[tuple[str, str]]:
         ("Users (all)", reverse("analytics:export", args=["users"])),
         ("Usage events", reverse("analytics:export", args=["usage-events"]) + suffix),
         ("Daily usage per user", reverse("analytics:export", args=["daily-usage"]) + suffix),
+        ("Token requests", reverse("analytics:export", args=["token-requests"]) + suffix),
         ("Activity log", reverse("analytics:export", args=["activity"])),
     ]
-    if selectors.token_request_model() is not None:
-        links.insert(
-            3, ("Token requests", reverse("analytics:export", args=["token-requests"]) + suffix)
-        )
     return links
 
 

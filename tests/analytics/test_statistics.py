@@ -33,7 +33,9 @@ def usage(org_a, org_b, bob, alice, dave):
         DailyUsageFactory(
             organization=org_a, user=bob, tokens=10_000, day=today - dt.timedelta(days=n)
         )
-    DailyUsageFactory(organization=org_a, user=alice, tokens=630_000, day=today, model="acme-o1-model")
+    DailyUsageFactory(
+        organization=org_a, user=alice, tokens=630_000, day=today, model="acme-o1-model"
+    )
     DailyUsageFactory(
         organization=org_a, user=alice, kind="embedding", model="embed-3", tokens=5_000, day=today
     )
