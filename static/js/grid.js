@@ -41,6 +41,27 @@
     event.preventDefault();
     commit(form, "enter");
   }, true);
+  // The editable cells in reading order; Tab and Shift+Tab step through them.
+  function neighbourCell(cell, step) {
+    const cells = Array.from(document.querySelectorAll("#users-grid [data-cell]"));
+    return cells[cells.indexOf(cell) + step] || null;
+  }
+  document.addEventListener("keydown", (event) => {
+    if (event.key !== "Tab" || event.altKey || event.ctrlKey || event.metaKey) return;
+    const cell = event.target.closest && event.target.closest("#users-grid [data-cell]");
+    if (!cell) return;
+    const next = neighbourCell(cell, event.shiftKey ? -1 : 1);
+    if (!next) return; // the first or last cell: Tab leaves the grid as usual
+    event.preventDefault();
+    const form = cell.querySelector("[data-cell-editor]");
+    if (form) {
+      commit(form, "tab"); // confirm, then continue in the next cell
+      restoreFocusTo = next.id;
+    } else {
+      const button = next.querySelector(".cell-value");
+      if (button) button.focus();
+    }
+  }, true);
   document.addEventListener("keydown", (event) => {
     if (event.key !== "Escape") return;
     const form = event.target.closest && event.target.closest("[data-cell-editor]");
@@ -65,6 +86,7 @@
     if (!(target instanceof Element)) return;
     const form = target.matches("[data-cell-editor]") ? target : target.querySelector("[data-cell-editor]");
     if (form) {
+      restoreFocusTo = null; // still editing (an error, or just opened): stay here
       const input = form.elements.value;
       input.focus();
       input.select();

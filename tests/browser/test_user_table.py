@@ -197,3 +197,18 @@ def test_sorting_and_searching_swap_the_table_and_keep_the_url(admin_page, alice
     expect(page.locator("#users-grid tbody tr")).to_have_count(1)
     page.go_back()
     expect(page).to_have_url(re.compile(r"sort=max_inference_tokens$"))
+
+
+def test_tab_moves_between_editable_cells_and_confirms_an_edit(admin_page, alice, bob):
+    page = admin_page
+    cell(page, alice).focus()
+    page.keyboard.press("Tab")
+    expect(cell(page, alice, "Max Embedding Tokens")).to_be_focused()
+    page.keyboard.press("Shift+Tab")
+    expect(cell(page, alice)).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(editor(page, alice)).to_be_focused()
+    page.keyboard.type("250k")
+    page.keyboard.press("Tab")  # confirms, then continues in the next editable cell
+    expect(cell(page, alice)).to_have_text("250,000")
+    expect(cell(page, alice, "Max Embedding Tokens")).to_be_focused()
