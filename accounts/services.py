@@ -357,7 +357,7 @@ def organization_provision(
     return org
 
 
-def _locked_org(org: Organization) -> Organization:
+def organization_lock(org: Organization) -> Organization:
     """Lock the organization row: two admins writing at once must not both pass the pool check.
 
     FOR NO KEY UPDATE, not FOR UPDATE: inserts that merely reference the organization (usage
@@ -368,7 +368,7 @@ def _locked_org(org: Organization) -> Organization:
 
 @transaction.atomic
 def organization_activate(*, actor: User, org: Organization) -> Organization:
-    org = _locked_org(org)
+    org = organization_lock(org)
     if org.status == Organization.Status.ACTIVE:
         return org
     if not Purchase.objects.filter(organization=org).exists():
@@ -387,7 +387,7 @@ def organization_activate(*, actor: User, org: Organization) -> Organization:
 
 @transaction.atomic
 def organization_suspend(*, actor: User, org: Organization, reason: str = "") -> Organization:
-    org = _locked_org(org)
+    org = organization_lock(org)
     if org.status == Organization.Status.SUSPENDED:
         return org
     old = org.status
@@ -423,7 +423,7 @@ def organization_update(
     *, actor: User, org: Organization, name: str, billing_address: str, admin_notes: str
 ) -> Organization:
     """Change the organization's details. Status changes go through activate / suspend."""
-    org = _locked_org(org)
+    org = organization_lock(org)
     errors = organization_update_errors(org=org, name=name, billing_address=billing_address)
     if errors:
         raise DomainError(errors=errors)
@@ -609,7 +609,7 @@ def membership_add(
     *, actor: User, org: Organization, user: User, role: str = "member"
 ) -> Membership:
     """Add a registered user with the org's default allocation, if the unallocated pool allows."""
-    org = _locked_org(org)
+    org = organization_lock(org)
     errors = membership_batch_errors(org=org, add=[(user, role)])
     if errors:
         raise DomainError(errors={"user": errors})
@@ -628,7 +628,7 @@ def membership_add(
 
 @transaction.atomic
 def membership_set_role(*, actor: User, membership: Membership, role: str) -> Membership:
-    org = _locked_org(membership.organization)
+    org = organization_lock(membership.organization)
     membership = Membership.objects.select_for_update().select_related("user").get(pk=membership.pk)
     if membership.role == role:
         return membership
@@ -652,7 +652,7 @@ def membership_set_role(*, actor: User, membership: Membership, role: str) -> Me
 @transaction.atomic
 def membership_remove(*, actor: User, membership: Membership) -> None:
     """The user leaves the organization; their user record and history stay."""
-    org = _locked_org(membership.organization)
+    org = organization_lock(membership.organization)
     membership = Membership.objects.select_for_update().select_related("user").get(pk=membership.pk)
     errors = membership_batch_errors(org=org, remove=[membership])
     if errors:
@@ -678,7 +678,7 @@ def membership_batch_save(
     Returns the new memberships.
     """
     add, set_roles, remove = list(add), list(set_roles), list(remove)
-    org = _locked_org(org)
+    org = organization_lock(org)
     errors = membership_batch_errors(org=org, add=add, set_roles=set_roles, remove=remove)
     if errors:
         raise DomainError(errors={"__all__": errors})

@@ -21,7 +21,6 @@ import datetime as dt
 import os
 import random
 import resource
-import statistics
 import subprocess
 import sys
 import time
@@ -32,13 +31,13 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "asksage_admin.settings")
 os.environ.setdefault("MFA_REQUIRED", "0")  # the admin's client logs in with force_login
 
 import django  # noqa: E402
+from benchtools import median_ms  # noqa: E402
 
 django.setup()
 
 from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from django.test import Client  # noqa: E402
-from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from accounts.models import Membership, Organization  # noqa: E402
@@ -164,18 +163,6 @@ def child(mode: str) -> tuple[int, float, int, float, float]:
     return int(out[0]), float(out[1]), int(out[2]), float(out[3]), float(out[4])
 
 
-def median_ms(func) -> tuple[float, int]:
-    func()
-    times, queries = [], 0
-    for _ in range(RUNS):
-        with CaptureQueriesContext(connection) as captured:
-            start = time.perf_counter()
-            func()
-            times.append((time.perf_counter() - start) * 1000)
-        queries = len(captured.captured_queries)
-    return statistics.median(times), queries
-
-
 def main() -> None:
     print(f"database: {connection.vendor}")
     call_command("migrate", verbosity=0)
@@ -196,7 +183,7 @@ def main() -> None:
         def page(d=days):
             assert client.get("/panel/statistics/", {"range": d}).status_code == 200
 
-        ms, queries = median_ms(page)
+        ms, queries = median_ms(page, RUNS)
         print(
             f"(a) statistics page, {days} days: median {ms:.1f} ms over {RUNS} runs, "
             f"{queries} queries"

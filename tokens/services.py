@@ -17,6 +17,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import Membership, Organization, User
+from accounts.services import organization_lock
 from analytics.models import AuditLog
 from analytics.services import audit_bulk, audit_record
 from asksage_admin.lib.amounts import MAX_TOKENS, AmountError, parse_tokens
@@ -56,15 +57,6 @@ def check_column(column: str) -> str:
     if column not in MAX_COLUMNS:
         raise DomainError(f"“{column[:40]}” is not an editable column.")
     return column
-
-
-def _locked_org(org: Organization) -> Organization:
-    """Lock the organization row: two admins writing at once must not both pass the pool check.
-
-    FOR NO KEY UPDATE, not FOR UPDATE: inserts that merely reference the organization (usage
-    events, audit rows) take KEY SHARE and must not queue behind an admin's save.
-    """
-    return Organization.objects.select_for_update(no_key=True).get(pk=org.pk)
 
 
 def validate_amount(org: Organization, column: str, raw: object) -> int:
@@ -273,7 +265,7 @@ def allocation_batch_save(
     """
     check_column(column)
     with transaction.atomic():
-        org = _locked_org(org)
+        org = organization_lock(org)
         edits = list(
             PendingEdit.objects.filter(admin=admin, organization=org, column=column)
             .select_related("target", "target__membership")
@@ -323,7 +315,7 @@ def allocation_batch_undo(
     *, admin: User, org: Organization, batch_id: uuid.UUID, ip=None
 ) -> BatchResult:
     """Put back the values a saved batch replaced: itself a validated, audited batch."""
-    org = _locked_org(org)
+    org = organization_lock(org)
     batch = AllocationBatch.objects.filter(organization=org, pk=batch_id).first()
     if batch is None:
         raise DomainError("That batch does not exist.")
@@ -497,7 +489,7 @@ def token_request_create(
         raise DomainError("You are not part of an organization, so there is no one to ask.")
     if errors:
         raise DomainError(errors=errors)
-    org = _locked_org(membership.organization)
+    org = organization_lock(membership.organization)
     if not org.is_active:
         raise DomainError(f"{org.name} is {org.get_status_display().lower()}: requests are paused.")
     membership = Membership.objects.select_for_update().get(pk=membership.pk)
@@ -676,7 +668,7 @@ def token_request_approve(
 ) -> TokenRequest:
     """Approve the requested amount or a smaller one. Exactly one of two racing admins wins:
     the organization row is locked before the request's status is read."""
-    org = _locked_org(org)
+    org = organization_lock(org)
     token_request = _locked_request(org, request_id)
     amount = token_request.amount
     if raw_amount not in (None, ""):
@@ -721,7 +713,7 @@ def token_request_deny(
         raise DomainError(errors={"note": ["Say why the request is denied: the member sees it."]})
     if len(note) > REASON_MAX:
         raise DomainError(errors={"note": [f"Keep the note to {REASON_MAX} characters."]})
-    org = _locked_org(org)
+    org = organization_lock(org)
     token_request = _locked_request(org, request_id)
     token_request.status = TokenRequest.Status.DENIED
     token_request.note = note
@@ -920,7 +912,7 @@ def policy_apply(
 ) -> AllocationPolicy:
     """Choose a preset (or Custom settings). Its floors become the organization's minimums:
     new members start there; members already below keep their max until raised."""
-    org = _locked_org(org)
+    org = organization_lock(org)
     new = policy_settings_clean(preset, raw)
     policy = AllocationPolicy.objects.select_for_update().filter(organization=org).first()
     if policy is None:
@@ -971,7 +963,7 @@ def policy_options_update(
     ip=None,
 ) -> AllocationPolicy:
     """Alerts, the auto-approval rule and reclamation's idle days."""
-    org = _locked_org(org)
+    org = organization_lock(org)
     errors: dict[str, list[str]] = {}
     parsed: dict = {}
     try:
@@ -1037,7 +1029,7 @@ def member_override_set(
     ip=None,
 ) -> MemberOverride:
     """Pin a user (no auto-increase) or give them their own floor/ceiling per kind."""
-    org = _locked_org(org)
+    org = organization_lock(org)
     if membership.organization_id != org.pk:
         raise DomainError("That user is not in your organization.")
     errors: dict[str, list[str]] = {}
@@ -1239,7 +1231,7 @@ def _policy_may_act(membership: Membership, policy, kind: str, current: int) -> 
 
 @transaction.atomic
 def _auto_increase_locked_apply(*, membership: Membership, kind: str) -> int | None:
-    org = _locked_org(membership.organization)
+    org = organization_lock(membership.organization)
     policy = policy_for(org)
     membership = Membership.objects.select_related("user").get(pk=membership.pk)
     new = None
@@ -1490,7 +1482,7 @@ def distribution_apply(
     With `signature`, refuses when the plan differs from the previewed one (someone changed
     an allocation meanwhile): the admin previews again instead of applying a surprise.
     """
-    org = _locked_org(org)
+    org = organization_lock(org)
     plan = distribution_plan(
         org=org, kind=kind, action=action, raw_amount=raw_amount, user_ids=user_ids
     )
@@ -1576,7 +1568,7 @@ def reclaim_apply(
     signature: str | None = None,
     ip=None,
 ) -> BatchResult:
-    org = _locked_org(org)
+    org = organization_lock(org)
     plan = reclaim_plan(org=org, kind=kind, idle_days=idle_days)
     if signature == "":
         raise DomainError("Preview the reclamation first: nothing was reclaimed.")
@@ -1624,7 +1616,7 @@ def purchase_request_create(
     note = (note or "").strip()
     if len(note) > 1000:
         raise DomainError(errors={"note": ["Keep the note to 1000 characters."]})
-    org = _locked_org(org)
+    org = organization_lock(org)
     request = PurchaseRequest.objects.create(
         organization=org, requested_by=admin, kind=kind, blocks=int(text), note=note
     )
