@@ -1,8 +1,18 @@
-"""ASGI entry point."""
+"""ASGI entry point: Django, with the usage API's fast path in front of it.
+
+    gunicorn asksage_admin.asgi -k asgi --workers 2
+
+serves every page through Django and `POST /api/v1/usage` through `tokens.fastpath` when the
+database is PostgreSQL (see the README's deployment notes).
+"""
 
 import os
 
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "asksage_admin.settings")
-application = get_asgi_application()
+django_application = get_asgi_application()
+
+from tokens.fastpath import UsageFastPath  # noqa: E402 - needs the apps loaded above
+
+application = UsageFastPath(django_application)

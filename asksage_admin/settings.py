@@ -196,6 +196,16 @@ AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False
 
+# The usage API's fast path (tokens/fastpath.py), served by the ASGI application on
+# PostgreSQL. Per worker process: batches of up to USAGE_API_BATCH_SIZE reports,
+# USAGE_API_BATCH_CONCURRENCY of them in flight, USAGE_API_POOL_SIZE connections, and
+# USAGE_API_POOL_TIMEOUT seconds to get one before answering 503.
+USAGE_FAST_PATH = env_bool("USAGE_FAST_PATH", True)
+USAGE_API_BATCH_SIZE = int(os.environ.get("USAGE_API_BATCH_SIZE", "64"))
+USAGE_API_BATCH_CONCURRENCY = int(os.environ.get("USAGE_API_BATCH_CONCURRENCY", "2"))
+USAGE_API_POOL_SIZE = int(os.environ.get("USAGE_API_POOL_SIZE", "6"))
+USAGE_API_POOL_TIMEOUT = float(os.environ.get("USAGE_API_POOL_TIMEOUT", "2"))
+
 # Domain settings.
 PLATFORM_MIN_INFERENCE_TOKENS = int(os.environ.get("PLATFORM_MIN_INFERENCE_TOKENS", "200000"))
 PLATFORM_MIN_EMBEDDING_TOKENS = int(os.environ.get("PLATFORM_MIN_EMBEDDING_TOKENS", "0"))

@@ -1,37 +1,47 @@
 """Usage API under load, compared with PostgreSQL's own rate for the same conditional UPDATE.
 
-Run with (PostgreSQL; the database is created if missing):
+Run with (PostgreSQL, the database is created if missing; and wrk: apt-get install -y wrk):
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/asksage_bench_usage \\
         .venv/bin/python benchmarks/usage_api.py
 
 It migrates, seeds an organization of 1,000 users (one in ten with a small max, so refusals
-happen), starts the app under gunicorn on 127.0.0.1 (DEBUG off), then for BENCH_SECONDS
-drives `POST /api/v1/usage` from BENCH_CLIENTS concurrent keep-alive connections (a bounded
-asyncio loop, a fresh Idempotency-Key per request) and reports requests/s, p50/p95/p99 and
-errors. It then checks that no user's usage exceeds their max and that events, daily
-rollups and monthly totals agree, and runs `pgbench` for as long with a custom script doing
-the same single-row `UPDATE … SET used = used + n WHERE … AND used + n <= max` on the same
-table, reporting our throughput as a percentage of pgbench's. For scale, it also measures
-the same server answering a database-free JSON document for 10 s.
+happen) and serves the app as deployed: gunicorn's ASGI worker on `asksage_admin.asgi` (DEBUG
+off, on 127.0.0.1, its output in a log file). wrk drives `POST /api/v1/usage` from
+BENCH_CLIENTS keep-alive connections (random user, tokens and model, a fresh Idempotency-Key
+each; the Lua script is usage_load.lua.tmpl filled in): 2 s of warm-up, then BENCH_SECONDS
+measured. wrk, not a Python client, because on 2 CPUs the load generator must leave them to
+the app and PostgreSQL; the CPU seconds each used are reported.
 
-Knobs (environment): BENCH_SECONDS=30, BENCH_CLIENTS=32, BENCH_USERS=1000,
-BENCH_WORKERS=<2 × CPUs + 1>, BENCH_THREADS=1 (gunicorn gthread threads per worker),
-BENCH_PORT=8765.
+It reports requests/s, p50/p95/p99, answers and errors; checks that no user's usage exceeds
+their max and that the tokens and answers the client saw accepted agree with the events, daily
+rollups and monthly totals (exit status 1 if not); runs `pgbench` as long, with as many
+clients, doing the same single-row `UPDATE … SET used = used + n WHERE … AND used + n <= max`
+on the same table, and gives our throughput as a share of its; measures for scale the same
+server answering a database-free document through Django (5 s); and gives a verdict on the
+goals (≥ 30 % of pgbench, p99 < 50 ms, no acceptance over a max), where a MISS does not fail
+the run.
+
+Knobs (environment): BENCH_SECONDS=30, BENCH_CLIENTS=32, BENCH_USERS=1000, BENCH_WORKERS=2
+(gunicorn workers), BENCH_PORT=8765, BENCH_FAST_PATH=1 (USAGE_FAST_PATH for the server; 0
+measures the plain Django view under the same server).
 """
 
-import asyncio
 import json
+import math
 import os
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -42,12 +52,18 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "asksage_admin.settings")
 SECONDS = float(os.environ.get("BENCH_SECONDS", "30"))
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "32"))
 USERS = int(os.environ.get("BENCH_USERS", "1000"))
-WORKERS = int(os.environ.get("BENCH_WORKERS", str(2 * (os.cpu_count() or 1) + 1)))
-THREADS = int(os.environ.get("BENCH_THREADS", "1"))
+WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 PORT = int(os.environ.get("BENCH_PORT", "8765"))
+FAST_PATH = os.environ.get("BENCH_FAST_PATH", "1").strip().lower() not in ("0", "false", "no", "")
 SLUG = "bench-usage-api"
 BIG_MAX = 5_000_000
 SMALL_MAX = 3_000  # one user in ten: they reach it within the run, and are refused after
+WARM_UP = 2.0
+DRAIN = 2  # seconds of wrk's -d after the window, for the answers in flight to arrive
+BASELINE = 5
+CPUS = len(os.sched_getaffinity(0))
+LUA_TEMPLATE = Path(__file__).with_name("usage_load.lua.tmpl")
+GOAL_RATIO, GOAL_P99_MS = 30.0, 50.0
 
 
 def ensure_database(url: str) -> None:
@@ -137,139 +153,246 @@ def seed():
     return org, secret, emails
 
 
-def start_gunicorn(env: dict) -> subprocess.Popen:
-    gunicorn = str(Path(sys.executable).parent / "gunicorn")
+def start_gunicorn(env: dict, log) -> subprocess.Popen:
+    """The app as deployed; its output goes to `log`, so errors cannot flood the terminal."""
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", PORT)) == 0:  # we would measure that server instead
+            raise SystemExit(f"127.0.0.1:{PORT} is already in use: stop it or set BENCH_PORT.")
     args = [
-        gunicorn,
-        "asksage_admin.wsgi",
-        "--bind",
-        f"127.0.0.1:{PORT}",
+        str(Path(sys.executable).parent / "gunicorn"),
+        "asksage_admin.asgi:application",
+        "-k",
+        "asgi",
         "--workers",
         str(WORKERS),
+        "--worker-connections",
+        "1000",
+        "--bind",
+        f"127.0.0.1:{PORT}",
         "--log-level",
         "warning",
     ]
-    if THREADS > 1:
-        args += ["--worker-class", "gthread", "--threads", str(THREADS)]
-    process = subprocess.Popen(args, cwd=ROOT, env=env)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    process = subprocess.Popen(
+        args, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
         try:
-            import urllib.request
-
             urllib.request.urlopen(f"http://127.0.0.1:{PORT}/api/v1/openapi.json", timeout=1)
             return process
         except OSError:
             time.sleep(0.2)
-    process.terminate()
+    stop_gunicorn(process)
     raise SystemExit("gunicorn did not start")
 
 
-class Connection:
-    """A minimal HTTP/1.1 client: the load generator must cost far less CPU than the app."""
-
-    def __init__(self):
-        self.reader = self.writer = None
-
-    async def request(self, raw: bytes) -> tuple[int, bytes]:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", PORT)
-        self.writer.write(raw)
-        status_line = await self.reader.readline()
-        if not status_line:  # the server closed an idle keep-alive connection: reconnect
-            self.close()
-            return await self.request(raw)
-        status = int(status_line.split()[1])
-        length, close = 0, False
-        while True:
-            line = await self.reader.readline()
-            if line in (b"\r\n", b""):
-                break
-            name, _, value = line.partition(b":")
-            name = name.strip().lower()
-            if name == b"content-length":
-                length = int(value)
-            elif name == b"connection" and value.strip().lower() == b"close":
-                close = True
-        body = await self.reader.readexactly(length) if length else b""
-        if close:
-            self.close()
-        return status, body
-
-    def close(self):
-        if self.writer is not None:
-            self.writer.close()
-        self.reader = self.writer = None
+def stop_gunicorn(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
-async def load(secret: str, emails: list[str], seconds: float, record: bool):
-    latencies: list[float] = []
-    statuses: Counter = Counter()
-    errors: Counter = Counter()
-    accepted_tokens = 0
-    deadline = time.monotonic() + seconds
-    rng = random.Random(42)
+def log_tail(path: str, lines: int = 20) -> str:
+    with open(path, errors="replace") as handle:
+        return "".join(handle.readlines()[-lines:])
 
-    async def client():
-        nonlocal accepted_tokens
-        conn = Connection()
-        while time.monotonic() < deadline:
-            tokens = rng.randint(50, 2_000)
-            body = json.dumps(
-                {
-                    "user": rng.choice(emails),
-                    "kind": "inference",
-                    "tokens": tokens,
-                    "model": rng.choice(["gpt-4o", "claude-3-5-sonnet", "llama-3-70b"]),
-                }
-            ).encode()
-            raw = (
-                b"POST /api/v1/usage HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                b"Content-Type: application/json\r\n"
-                b"Authorization: Bearer " + secret.encode() + b"\r\n"
-                b"Idempotency-Key: " + uuid.uuid4().hex.encode() + b"\r\n"
-                b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
-            )
-            start = time.perf_counter()
-            try:
-                status, _ = await conn.request(raw)
-            except (OSError, asyncio.IncompleteReadError, ValueError, IndexError) as exc:
-                conn.close()
-                errors[type(exc).__name__] += 1
+
+def lua_string(text: str) -> str:
+    """A Lua string literal. JSON's escapes are Lua's too, except \\uXXXX: ASCII only."""
+    if not text.isascii():
+        raise ValueError(f"not ASCII: {text!r}")
+    return json.dumps(text)
+
+
+def write_lua_script(secret: str, emails: list[str]) -> str:
+    """The wrk script, with the API key and the users (as JSON strings) embedded."""
+    users = ",\n".join(f"   {lua_string(json.dumps(email))}" for email in emails)
+    script = (
+        LUA_TEMPLATE.read_text()
+        .replace("@@API_KEY@@", lua_string(secret))
+        .replace("@@USERS@@", "{\n" + users + ",\n}")
+    )
+    with tempfile.NamedTemporaryFile("w", prefix="usage_load-", suffix=".lua", delete=False) as f:
+        f.write(script)
+    return f.name
+
+
+@dataclass
+class Load:
+    """What one wrk run saw, from the lines its script's done() prints."""
+
+    requests: int
+    seconds: float
+    latency_ms: dict[str, float]  # p50, p95, p99, mean
+    socket_errors: dict[str, int]  # connect, read, write, timeout
+    statuses: Counter
+    accepted_tokens: int
+    unanswered: int  # sent, never answered: lost with a broken connection, or still in flight
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def errors(self) -> int:
+        bad = sum(n for status, n in self.statuses.items() if status not in (200, 402))
+        return bad + sum(self.socket_errors.values())
+
+
+def run_wrk(wrk: str, script: str, window: float) -> Load:
+    """POST /api/v1/usage for `window` seconds; wrk runs DRAIN s more for the last answers."""
+    args = [
+        wrk,
+        f"-t{min(2, CLIENTS)}",
+        f"-c{CLIENTS}",
+        f"-d{math.ceil(window) + DRAIN}s",
+        "--timeout",
+        "10s",
+        "-s",
+        script,
+        f"http://127.0.0.1:{PORT}/",
+        "--",
+        str(window),
+        uuid.uuid4().hex[:12],  # the run's id, in every Idempotency-Key
+    ]
+    run = subprocess.run(args, capture_output=True, text=True)
+    lines = [line[3:].split() for line in run.stdout.splitlines() if line.startswith("@@ ")]
+    if run.returncode or not lines:
+        raise SystemExit(f"wrk failed ({run.returncode}):\n{run.stdout}\n{run.stderr}")
+    latency, socket_errors, statuses, values = {}, {}, Counter(), {}
+    for key, *rest in lines:
+        if key == "latency_us":
+            latency[rest[0]] = int(rest[1]) / 1000
+        elif key == "socket_errors":
+            socket_errors[rest[0]] = int(rest[1])
+        elif key == "status":
+            statuses[int(rest[0])] += int(rest[1])
+        else:
+            values[key] = int(rest[0])
+    return Load(
+        requests=values["requests"],
+        seconds=values["duration_us"] / 1e6,
+        latency_ms=latency,
+        socket_errors=socket_errors,
+        statuses=statuses,
+        accepted_tokens=values["accepted_tokens"],
+        unanswered=values["unanswered"],
+    )
+
+
+def baseline(wrk: str) -> tuple[float, int]:
+    """Requests/s of a database-free JSON answer (the OpenAPI document, through Django) on the
+    same server, and how many were not 2xx: what this stack serves at best without the fast
+    path, for reading the usage API's figure."""
+    run = subprocess.run(
+        [
+            wrk,
+            f"-t{min(2, CLIENTS)}",
+            f"-c{CLIENTS}",
+            f"-d{BASELINE}s",
+            "--timeout",
+            "10s",
+            f"http://127.0.0.1:{PORT}/api/v1/openapi.json",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    rate, failed = 0.0, 0
+    for line in run.stdout.splitlines():
+        label, _, value = line.strip().partition(":")
+        if label == "Requests/sec":
+            rate = float(value)
+        elif label == "Non-2xx or 3xx responses":
+            failed = int(value)
+    if run.returncode or not rate:
+        raise SystemExit(f"wrk failed ({run.returncode}):\n{run.stdout}\n{run.stderr}")
+    return rate, failed
+
+
+def _cpu_ticks(stat: bytes) -> tuple[int, int]:
+    """(parent pid, utime + stime + cutime + cstime) from /proc/<pid>/stat. The children's
+    part keeps a process that exits between two samples counted, in its reaping parent."""
+    fields = stat[stat.rindex(b")") + 2 :].split()  # the name in parentheses may hold spaces
+    return int(fields[1]), sum(int(field) for field in fields[11:15])
+
+
+@dataclass
+class CpuSample:
+    """CPU seconds used so far, read from /proc (no dependency): the server's process tree;
+    PostgreSQL's processes, every database's (they share the CPUs), per pid; the wrk runs
+    already finished (this process's reaped children: the server is reaped only at the end);
+    and the whole machine."""
+
+    app: float
+    postgres: dict[int, float]
+    wrk: float
+    machine: float
+
+    @classmethod
+    def take(cls, server_pid: int) -> "CpuSample":
+        hz = os.sysconf("SC_CLK_TCK")
+        children: dict[int, list[int]] = {}
+        used: dict[int, int] = {}
+        postgres: dict[int, float] = {}
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
                 continue
-            if status == 200:
-                accepted_tokens += tokens  # warm-up included: the checks compare totals
-            if record:
-                latencies.append(time.perf_counter() - start)
-                statuses[status] += 1
-        conn.close()
+            pid = int(entry.name)
+            try:
+                with open(f"/proc/{pid}/stat", "rb") as handle:
+                    stat = handle.read()
+                ppid, used[pid] = _cpu_ticks(stat)
+                name = stat[stat.index(b"(") + 1 : stat.rindex(b")")]
+                if not name.startswith(b"postgres"):
+                    with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                        name = handle.read(64)
+            except (OSError, ValueError):  # gone meanwhile
+                continue
+            children.setdefault(ppid, []).append(pid)
+            if name.startswith(b"postgres"):
+                postgres[pid] = used[pid] / hz
+        app, tree = 0, [server_pid]
+        for pid in tree:  # grows as it goes: the master, its workers, anything they started
+            app += used.get(pid, 0)
+            tree.extend(children.get(pid, []))
+        with open("/proc/self/stat", "rb") as handle:
+            fields = handle.read().rsplit(b")", 1)[1].split()
+        with open("/proc/stat") as handle:  # "cpu user nice system idle iowait irq softirq steal"
+            total = [int(n) for n in handle.readline().split()[1:9]]
+        return cls(
+            app=app / hz,
+            postgres=postgres,
+            wrk=(int(fields[13]) + int(fields[14])) / hz,  # cutime + cstime
+            machine=(sum(total) - total[3] - total[4]) / hz,
+        )
 
-    await asyncio.gather(*(client() for _ in range(CLIENTS)))
-    return latencies, statuses, errors, accepted_tokens
 
+def cpu_used(before: CpuSample, after: CpuSample) -> dict[str, float]:
+    """CPU seconds between two samples: app, postgres, wrk; and, to tell whether the machine
+    was ours alone, other_databases (PostgreSQL backends of other databases, by
+    pg_stat_activity after the run) and other (everything else)."""
+    from django.db import connection
 
-async def baseline(seconds: float) -> float:
-    """Requests/s of a database-free JSON answer (the OpenAPI document) on the same server:
-    what this Django stack serves at best, for reading the usage API's figure."""
-    deadline = time.monotonic() + seconds
-    count = 0
-    raw = b"GET /api/v1/openapi.json HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname <> current_database()")
+        elsewhere = {pid for (pid,) in cursor.fetchall()}
 
-    async def client():
-        nonlocal count
-        conn = Connection()
-        while time.monotonic() < deadline:
-            status, _ = await conn.request(raw)
-            count += status == 200
-        conn.close()
+    def postgres(pids) -> float:
+        return sum(after.postgres[pid] - before.postgres.get(pid, 0) for pid in pids)
 
-    await asyncio.gather(*(client() for _ in range(CLIENTS)))
-    return count / seconds
-
-
-def percentile(sorted_values: list[float], p: float) -> float:
-    index = min(len(sorted_values) - 1, max(0, round(p / 100 * len(sorted_values)) - 1))
-    return sorted_values[index]
+    used = {
+        "app": after.app - before.app,
+        # The processes gone meanwhile are in their parent's share (the postmaster's).
+        "postgres": sum(after.postgres.values()) - sum(before.postgres.values()),
+        "wrk": after.wrk - before.wrk,
+        "other_databases": postgres(elsewhere & after.postgres.keys()),
+    }
+    mine = used["app"] + used["postgres"] + used["wrk"]
+    used["other"] = max(0.0, after.machine - before.machine - mine)
+    return used
 
 
 def verify(org, seeded_usage: int) -> dict:
@@ -395,14 +518,15 @@ def main() -> None:
     db_url = os.environ.get("DATABASE_URL", "")
     if not db_url.startswith(("postgres://", "postgresql://")):
         raise SystemExit("Set DATABASE_URL=postgres://…: this benchmark compares with pgbench.")
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise SystemExit("wrk is not installed: apt-get install -y wrk")
     ensure_database(db_url)
 
     import django
 
     django.setup()
     from django.core.management import call_command
-
-    from asksage_admin.lib.months import current_month
 
     call_command("migrate", verbosity=0)
     org, secret, emails = seed()
@@ -411,10 +535,15 @@ def main() -> None:
     from tokens.models import MonthlyUsage
 
     seeded = MonthlyUsage.objects.filter(organization=org).aggregate(t=Sum("used"))["t"] or 0
+    path = (
+        "usage fast path on (USAGE_FAST_PATH=1)"
+        if FAST_PATH
+        else "usage fast path off (USAGE_FAST_PATH=0): the plain Django view"
+    )
     print(
-        f"{len(emails):,} users (one in ten with a max of {SMALL_MAX:,}); "
-        f"gunicorn {WORKERS} workers × {THREADS} thread(s); {CLIENTS} clients; {SECONDS:.0f} s; "
-        f"{os.cpu_count()} CPUs shared by the app, PostgreSQL and the load generator"
+        f"{len(emails):,} users (one in ten with a max of {SMALL_MAX:,}); gunicorn -k asgi, "
+        f"{WORKERS} workers; {path}; wrk, {CLIENTS} connections; {SECONDS:g} s; "
+        f"{CPUS} CPUs shared by the app, PostgreSQL and wrk"
     )
 
     env = {
@@ -423,69 +552,120 @@ def main() -> None:
         "ALLOWED_HOSTS": "127.0.0.1",
         "SECURE_SSL_REDIRECT": "0",
         "LOG_LEVEL": "ERROR",
+        "USAGE_FAST_PATH": "1" if FAST_PATH else "0",
     }
     # The key was hashed with this process's SECRET_KEY: the server must use the same one.
     from django.conf import settings
 
     env["SECRET_KEY"] = settings.SECRET_KEY
-    server = start_gunicorn(env)
-    try:
-        # Warm up workers and their connections; its usage counts in the totals checked after.
-        _, _, _, warm_accepted = asyncio.run(load(secret, emails, 2, record=False))
-        start = time.perf_counter()
-        latencies, statuses, errors, accepted = asyncio.run(load(secret, emails, SECONDS, True))
-        elapsed = time.perf_counter() - start
-        accepted += warm_accepted
-        floor_rate = asyncio.run(baseline(min(SECONDS, 10)))
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
+    script = write_lua_script(secret, emails)
+    failed = True
+    with tempfile.NamedTemporaryFile(
+        "w", prefix="usage_api-gunicorn-", suffix=".log", delete=False
+    ) as log:
+        try:
+            server = start_gunicorn(env, log)
+            try:
+                # Warm up workers and their connections; its usage counts in the totals checked.
+                warm = run_wrk(wrk, script, WARM_UP)
+                before, start = CpuSample.take(server.pid), time.monotonic()
+                load = run_wrk(wrk, script, SECONDS)
+                after, wall = CpuSample.take(server.pid), time.monotonic() - start
+                cpu = cpu_used(before, after), CPUS * wall
+                floor = baseline(wrk)
+            finally:
+                stop_gunicorn(server)
+            failed = report(db_url, org, seeded, emails, warm, load, cpu, floor)
+        finally:
+            os.unlink(script)
+            if failed:
+                print(f"\nlast lines of the server's log, {log.name}:\n{log_tail(log.name)}")
+            else:
+                os.unlink(log.name)
 
-    latencies.sort()
-    total = len(latencies)
-    rate = total / elapsed
-    bad = {s: n for s, n in statuses.items() if s not in (200, 402)}
-    print("\nPOST /api/v1/usage")
-    print(f"  requests            {total:,} in {elapsed:.1f} s = {rate:,.0f} requests/s")
-    print(f"  answers             {dict(sorted(statuses.items()))}  (402 = over the max)")
+
+def report(db_url, org, seeded, emails, warm: Load, load: Load, cpu, floor) -> bool:
+    """Print the run's figures, the consistency checks, pgbench and the verdict. True when
+    anything went wrong (errors), so the server's log is shown; SystemExit when the data is
+    inconsistent."""
+    from asksage_admin.lib.months import current_month
+
+    latency = load.latency_ms
+    bad = {status: n for status, n in load.statuses.items() if status not in (200, 402)}
+    socket_errors = {kind: n for kind, n in load.socket_errors.items() if n}
+    print(f"\nPOST /api/v1/usage, {'fast path' if FAST_PATH else 'plain Django view'}")
     print(
-        f"  latency ms          p50 {percentile(latencies, 50) * 1000:.1f}   "
-        f"p95 {percentile(latencies, 95) * 1000:.1f}   p99 {percentile(latencies, 99) * 1000:.1f}"
-        f"   mean {sum(latencies) / total * 1000:.1f}"
+        f"  requests            {load.requests:,} in {load.seconds:.1f} s = "
+        f"{load.rate:,.0f} requests/s"
+    )
+    print(f"  answers             {dict(sorted(load.statuses.items()))}  (402 = over the max)")
+    print(
+        f"  latency ms          p50 {latency['p50']:.1f}   p95 {latency['p95']:.1f}   "
+        f"p99 {latency['p99']:.1f}   mean {latency['mean']:.1f}"
+    )
+    details = " ".join(str(what) for what in (bad, socket_errors) if what)
+    print(f"  errors              {load.errors} {details}".rstrip())
+    used, available = cpu
+    print(
+        f"  CPU seconds during the run: app {used['app']:.1f}, PostgreSQL {used['postgres']:.1f}"
+        f", wrk {used['wrk']:.1f} (of {available:.1f} available)"
     )
     print(
-        f"  errors              {sum(bad.values()) + sum(errors.values())} "
-        f"{bad or ''}{dict(errors) or ''}"
+        f"  not this benchmark's: {used['other_databases']:.1f} of PostgreSQL's (backends of "
+        f"other databases), and {used['other']:.1f} by other processes"
     )
 
     checks = verify(org, seeded)
-    print("\nconsistency after the run")
+    accepted = warm.accepted_tokens + load.accepted_tokens
+    answers = warm.statuses[200] + load.statuses[200]
+    unanswered = warm.unanswered + load.unanswered
+    print("\nconsistency after the run (warm-up included)")
     print(f"  users over their max          {checks['over_limit_users']}")
     print(
         f"  small-max users filled up     {checks['small_max_users_full']} "
         f"of {len(emails) // 10 + 1}"
     )
-    agree = (
-        checks["monthly_tokens"] == checks["event_tokens"] == checks["daily_tokens"] == accepted
-        and checks["events"] == checks["daily_events"]
+    tokens_agree = (
+        accepted == checks["monthly_tokens"] == checks["event_tokens"] == checks["daily_tokens"]
     )
     print(
-        f"  accepted tokens               {accepted:,} (client) = {checks['monthly_tokens']:,} "
-        f"(monthly, less the seeded usage) = {checks['event_tokens']:,} (events) = "
-        f"{checks['daily_tokens']:,} (daily): "
-        f"{'agree' if agree else 'DISAGREE'}"
+        f"  accepted tokens               {accepted:,} (client) = "
+        f"{checks['monthly_tokens']:,} (monthly, less the seeded usage) = "
+        f"{checks['event_tokens']:,} (events) = {checks['daily_tokens']:,} (daily): "
+        f"{'agree' if tokens_agree else 'DISAGREE'}"
     )
+    events_agree = answers == checks["events"] == checks["daily_events"]
+    print(
+        f"  events                        {answers:,} (client, 200 answers) = "
+        f"{checks['events']:,} (events) = {checks['daily_events']:,} (daily): "
+        f"{'agree' if events_agree else 'DISAGREE'}"
+    )
+    if unanswered:
+        print(f"  requests never answered       {unanswered} (their outcome is unknown to us)")
 
     tps, pg_latency = run_pgbench(db_url, org, current_month())
+    ratio = 100 * load.rate / tps
     print("\npgbench, same conditional UPDATE, same table, same clients")
     print(f"  {tps:,.0f} transactions/s, mean latency {pg_latency:.2f} ms")
-    print(f"\nusage API / pgbench: {100 * rate / tps:.1f} %")
+    print(f"\nusage API / pgbench: {ratio:.1f} %")
+    floor_rate, floor_failed = floor
     print(
-        f"usage API / the same server answering GET /api/v1/openapi.json (no database, "
-        f"{floor_rate:,.0f}/s): {100 * rate / floor_rate:.0f} %"
+        f"usage API / the same server answering GET /api/v1/openapi.json through Django, no "
+        f"database ({floor_rate:,.0f}/s{f', {floor_failed} not 2xx' if floor_failed else ''}):"
+        f" {100 * load.rate / floor_rate:.0f} %"
     )
-    if checks["over_limit_users"] or not agree:
+
+    def goal(met: bool, text: str) -> None:
+        print(f"  {'PASS' if met else 'MISS'}  {text}")
+
+    print("\ngoals")
+    goal(ratio >= GOAL_RATIO, f"throughput ≥ {GOAL_RATIO:g} % of pgbench's: {ratio:.1f} %")
+    goal(latency["p99"] < GOAL_P99_MS, f"p99 < {GOAL_P99_MS:g} ms: {latency['p99']:.1f} ms")
+    over = checks["over_limit_users"]
+    goal(not over, f"no acceptance over a max: {over} users over theirs")
+    if over or not tokens_agree or not events_agree:
         raise SystemExit("consistency check failed")
+    return bool(load.errors or warm.errors or unanswered or floor_failed)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from tokens import usage
-from tokens.models import ApiKey
 from tokens.usage import UsageError
 
 MAX_BODY_BYTES = getattr(settings, "USAGE_API_MAX_BODY_BYTES", 4096)
@@ -28,12 +27,28 @@ def json_response(data: dict, status: int = 200) -> JsonResponse:
     return JsonResponse(data, status=status, json_dumps_params={"ensure_ascii": False})
 
 
+def error_headers(error: UsageError) -> dict[str, str]:
+    """What an error answer says besides its body: how to authenticate, when to retry."""
+    if error.status == 401:
+        return {"WWW-Authenticate": 'Bearer realm="api"'}
+    if error.status == 503:
+        return {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    return {}
+
+
+def database_unavailable() -> UsageError:
+    # Down, restarting, or a lock timeout: nothing was recorded; retry later.
+    return UsageError(
+        503,
+        "database_unavailable",
+        "The usage database is unavailable; nothing was recorded. Retry later.",
+    )
+
+
 def error_response(error: UsageError) -> JsonResponse:
     response = json_response(error.as_dict(), status=error.status)
-    if error.status == 401:
-        response["WWW-Authenticate"] = 'Bearer realm="api"'
-    if error.status == 503:
-        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    for name, value in error_headers(error).items():
+        response[name] = value
     return response
 
 
@@ -57,14 +72,7 @@ def api_view(*methods: str) -> Callable:
             except UsageError as error:
                 response = error_response(error)
             except (OperationalError, InterfaceError):
-                # Down, restarting, or a lock timeout: nothing was recorded; retry later.
-                response = error_response(
-                    UsageError(
-                        503,
-                        "database_unavailable",
-                        "The usage database is unavailable; nothing was recorded. Retry later.",
-                    )
-                )
+                response = error_response(database_unavailable())
             response["Cache-Control"] = "no-store"
             return response
 
@@ -73,9 +81,9 @@ def api_view(*methods: str) -> Callable:
     return decorate
 
 
-def _bearer_key(request: HttpRequest) -> str:
-    """The presented secret, if it has the shape of a key; no database access."""
-    header = request.headers.get("Authorization", "")
+def bearer_key(header: str) -> str:
+    """The secret presented in an Authorization header, if it has the shape of a key; no
+    database access."""
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise UsageError(
@@ -87,32 +95,48 @@ def _bearer_key(request: HttpRequest) -> str:
     return key
 
 
-def _read_json(request: HttpRequest) -> object:
-    """The decoded body, refusing oversized or malformed ones before any database work."""
-    too_large = UsageError(
+def body_too_large() -> UsageError:
+    return UsageError(
         413, "body_too_large", f"The request body is larger than {MAX_BODY_BYTES:,} bytes."
     )
+
+
+def declared_too_large(content_length: str | None) -> bool:
+    """Whether the declared length is over the cap: refused before reading the body."""
     try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        return int(content_length or 0) > MAX_BODY_BYTES
     except ValueError:
-        declared = 0
-    if declared > MAX_BODY_BYTES:
-        raise too_large
-    raw = request.read(MAX_BODY_BYTES + 1)  # also bounds a body sent without a length
-    if len(raw) > MAX_BODY_BYTES:
-        raise too_large
+        return False
 
-    def reject_constant(name: str):
-        raise ValueError(f"{name} is not valid JSON")
 
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def decode_json(raw: bytes) -> object:
+    """A body (at most the cap) decoded as `json.loads` would; NaN and Infinity are not
+    JSON. One decoder for every request: building one per call costs more than decoding."""
     try:
-        return json.loads(raw, parse_constant=reject_constant)
+        return _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and bad UTF-8 are ValueErrors
         raise UsageError(400, "malformed_json", "The request body is not valid JSON.") from exc
 
 
-def _idempotency_key(request: HttpRequest) -> str:
-    key = request.headers.get("Idempotency-Key", "").strip()
+def _read_json(request: HttpRequest) -> object:
+    """The decoded body, refusing oversized or malformed ones before any database work."""
+    if declared_too_large(request.META.get("CONTENT_LENGTH")):
+        raise body_too_large()
+    raw = request.read(MAX_BODY_BYTES + 1)  # also bounds a body sent without a length
+    if len(raw) > MAX_BODY_BYTES:
+        raise body_too_large()
+    return decode_json(raw)
+
+
+def idempotency_key(header: str) -> str:
+    key = header.strip()
     if len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable():
         raise UsageError(
             400,
@@ -125,11 +149,10 @@ def _idempotency_key(request: HttpRequest) -> str:
 @api_view("POST")
 def usage_create(request: HttpRequest) -> JsonResponse:
     """Record tokens a user consumed, within their monthly max, once per Idempotency-Key."""
-    raw_key = _bearer_key(request)
+    raw_key = bearer_key(request.headers.get("Authorization", ""))
     report = usage.parse_usage(_read_json(request))
-    idempotency_key = _idempotency_key(request)
-    key: ApiKey = usage.api_key_authenticate(raw_key)
-    result = usage.usage_record(org=key.organization, usage=report, idempotency_key=idempotency_key)
+    idem = idempotency_key(request.headers.get("Idempotency-Key", ""))
+    result = usage.usage_record(raw_key=raw_key, usage=report, idempotency_key=idem)
     response = json_response(result.as_dict())
     if result.replayed:
         response["Idempotent-Replayed"] = "true"
@@ -139,7 +162,7 @@ def usage_create(request: HttpRequest) -> JsonResponse:
 @api_view("GET")
 def user_balance(request: HttpRequest, email: str) -> JsonResponse:
     """Max, used this month and remaining, per kind, for one of the organization's users."""
-    key = usage.api_key_authenticate(_bearer_key(request))
+    key = usage.api_key_authenticate(bearer_key(request.headers.get("Authorization", "")))
     return json_response(usage.balance_for(org=key.organization, email=email))
 
 

@@ -90,9 +90,16 @@ class Purchase(models.Model):
 class MonthlyUsage(models.Model):
     """Tokens one user consumed of one kind in one UTC month: a new month starts at zero."""
 
-    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
+    # No single-column indexes on the two foreign keys: the composite indexes below lead
+    # with them, and each index costs every usage report a write.
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="monthly_usage"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="monthly_usage",
+        db_index=False,
     )
     kind = models.CharField(max_length=10, choices=TokenKind)
     month = models.DateField()
@@ -119,8 +126,13 @@ class MonthlyUsage(models.Model):
 class UsageEvent(models.Model):
     """One recorded consumption reported by the gateway."""
 
-    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    # Indexed by the composite indexes below, which lead with them (see MonthlyUsage).
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     kind = models.CharField(max_length=10, choices=TokenKind)
     tokens = models.BigIntegerField()
     model = models.CharField(max_length=100)
@@ -215,8 +227,13 @@ class DailyUsage(models.Model):
     Maintained in the same transaction that records a usage event.
     """
 
-    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    # Indexed by the composite indexes below, which lead with them (see MonthlyUsage).
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     kind = models.CharField(max_length=10, choices=TokenKind)
     model = models.CharField(max_length=100)
     day = models.DateField()

@@ -230,13 +230,17 @@ def policy_for(org: Organization):
     return policy if policy is not None else default_policy(org)
 
 
+# The usage alerts of an organization that never chose a policy.
+DEFAULT_ALERT_THRESHOLDS = (80, 95)
+
+
 def default_policy(org: Organization) -> AllocationPolicy:
     """Manual (no auto-increase), the organization's floors, alerts at 80 % and 95 %."""
     return AllocationPolicy(
         organization=org,
         floor_inference=org.min_inference_tokens,
         floor_embedding=org.min_embedding_tokens,
-        alert_thresholds=[80, 95],
+        alert_thresholds=list(DEFAULT_ALERT_THRESHOLDS),
     )
 
 

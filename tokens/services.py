@@ -1165,6 +1165,25 @@ def _auto_increase_locked(
     return new
 
 
+def policy_marks(
+    *, preset: str, step_mode: str, trigger_percent: int, alert_thresholds
+) -> list[int]:
+    """The usage percentages at which a policy acts: its alerts, and its trigger when it
+    auto-increases. Plain values, so the usage API can decide without loading the policy."""
+    marks = list(alert_thresholds or [])
+    if preset != Preset.MANUAL:
+        marks.append(75 if step_mode == StepMode.DYNAMIC else trigger_percent)
+    return marks
+
+
+def policy_marks_reached(marks: list[int], used: int, current: int) -> int:
+    """How many of a policy's marks the usage reached: below all of them the policy has
+    nothing to do."""
+    if current <= 0:
+        return 0
+    return sum(1 for mark in marks if used * 100 >= mark * current)
+
+
 def auto_increase_apply(*, user: User, kind: str) -> int | None:
     """Run the organization's auto-increase policy for one user and kind, after usage was
     recorded. Returns the user's new max, or None when nothing changed. Also sends the
@@ -1192,10 +1211,13 @@ def auto_increase_apply(*, user: User, kind: str) -> int | None:
     except AllocationPolicy.DoesNotExist:
         policy = default_policy(membership.organization)
     current = getattr(membership, column_for_kind(kind))
-    marks = list(policy.alert_thresholds or [])
-    if policy.auto_increase:
-        marks.append(75 if policy.step_mode == StepMode.DYNAMIC else policy.trigger_percent)
-    if current <= 0 or not marks or membership.month_used * 100 < min(marks) * current:
+    marks = policy_marks(
+        preset=policy.preset,
+        step_mode=policy.step_mode,
+        trigger_percent=policy.trigger_percent,
+        alert_thresholds=policy.alert_thresholds,
+    )
+    if not policy_marks_reached(marks, membership.month_used, current):
         return None
     if not _policy_may_act(membership, policy, kind, current):
         return None

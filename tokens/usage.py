@@ -1,18 +1,20 @@
 """The usage API's writes and reads: org API keys, recording usage against limits, balances.
 
-Recording one usage is one short transaction:
+Recording one usage is one short transaction that
 
-1. lock the user's membership row (so an admin lowering the max waits for us, and we wait
+1. authenticates the key and finds the member in the key's organization;
+2. locks the user's membership row (so an admin lowering the max waits for us, and we wait
    for them: no usage is accepted over a max after the save that lowered it commits);
-2. add the tokens with one conditional UPDATE: `used = used + n WHERE … AND used + n <= max`
+3. adds the tokens with one conditional UPDATE: `used = used + n WHERE … AND used + n <= max`
    (the database enforces the limit: no read-modify-write race), creating the month's row
    with INSERT … ON CONFLICT DO NOTHING when it is the first usage of the month;
-3. insert the usage event: its unique (organization, idempotency key) index makes a retry
-   fail here, rolling the count back, and the retry is answered from the recorded event;
-4. add the tokens to the day's rollup with an upsert.
+4. inserts the usage event: its unique (organization, idempotency key) index refuses a
+   concurrent retry, and the retry is answered from the recorded event;
+5. adds the tokens to the day's rollup with an upsert.
 
-On PostgreSQL steps 2–4 are one statement (one round trip). After the commit, the
-auto-increase policy runs (`_after_usage_recorded`).
+On PostgreSQL all of it is one statement (`tokens.recording`), shared with the batched fast
+path (`tokens.fastpath`); on SQLite it runs statement by statement in an IMMEDIATE
+transaction. After the commit, the auto-increase policy runs (`_after_usage_recorded`).
 
 The usage events are the audit of usage: no AuditLog row per event (it would double the
 write cost of the hot path). Key creation and revocation are audited.
@@ -24,6 +26,7 @@ import hmac
 import json
 import logging
 import secrets
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -70,7 +73,7 @@ class UsageError(DomainError):
         return {"error": self.code, "detail": self.detail, **self.extra}
 
 
-def _user_not_found() -> UsageError:
+def user_not_found() -> UsageError:
     # The same answer for an unknown email and another organization's user: emails of other
     # organizations cannot be probed with a key.
     return UsageError(404, "user_not_found", "No user with this email in your organization.")
@@ -256,7 +259,14 @@ class UsageResult:
     month: dt.date
     balance: Balance
     replayed: bool = False
-    user: User | None = field(default=None, repr=False)
+    user_id: int | None = field(default=None, repr=False)
+    # How many of the organization's policy marks (alert thresholds, auto-increase trigger)
+    # the usage has reached; None when not known, and the policy hook decides.
+    marks_reached: int | None = field(default=None, repr=False)
+
+    @property
+    def policy_may_act(self) -> bool:
+        return self.marks_reached is None or self.marks_reached > 0
 
     def as_dict(self) -> dict:
         return {
@@ -273,6 +283,7 @@ class UsageResult:
 
 _MAX_TOKENS = 2**53 - 1
 _FIELDS = ("user", "kind", "tokens", "model")
+_KINDS = frozenset(TokenKind.values)
 
 
 def parse_usage(data: object) -> UsageRequest:
@@ -289,7 +300,7 @@ def parse_usage(data: object) -> UsageRequest:
     email, kind, tokens, model = (data[name] for name in _FIELDS)
     if not isinstance(email, str) or "@" not in email or len(email) > 254:
         raise bad("“user” must be the user's email address.")
-    if kind not in TokenKind.values:
+    if not isinstance(kind, str) or kind not in _KINDS:
         raise UsageError(400, "unknown_kind", "“kind” must be “inference” or “embedding”.")
     # bool is an int in Python; JSON true is not a number of tokens.
     if isinstance(tokens, bool) or not isinstance(tokens, int):
@@ -324,7 +335,7 @@ def _membership_for(org: Organization, email: str, *, lock: bool = False) -> Mem
         )
         row = cursor.fetchone()
     if row is None:
-        raise _user_not_found()
+        raise user_not_found()
     user = User.from_db(
         "default", ["id", "email", "name", "is_paid", "is_banned", "is_active"], row[4:]
     )
@@ -397,55 +408,6 @@ def _write_in_steps(
     return row[0], event_id
 
 
-def _write_in_one_statement(
-    *,
-    org_id: int,
-    user_id: int,
-    usage: UsageRequest,
-    now: dt.datetime,
-    month: dt.date,
-    limit: int,
-    idempotency_key: str,
-) -> tuple[int, int] | None:
-    """PostgreSQL: the same three writes in one statement (one round trip, not three).
-
-    The event and the day's row are written only from the UPDATE's RETURNING row, so an
-    UPDATE that matched nothing writes nothing.
-    """
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "WITH counted AS ("
-            f"  UPDATE {_table(MonthlyUsage)} SET used = used + %(tokens)s"
-            "   WHERE user_id = %(user)s AND kind = %(kind)s AND month = %(month)s"
-            "   AND used + %(tokens)s <= %(limit)s RETURNING used"
-            "), event AS ("
-            f"  INSERT INTO {_table(UsageEvent)} (organization_id, user_id, kind, tokens, model,"
-            "   created_at, idempotency_key, request_hash, used_after, max_after)"
-            "   SELECT %(org)s, %(user)s, %(kind)s, %(tokens)s, %(model)s, %(now)s, %(key)s,"
-            "   %(hash)s, counted.used, %(limit)s FROM counted RETURNING id"
-            "), daily AS ("
-            f"  INSERT INTO {_DAILY} (organization_id, user_id, kind, model, day, tokens, events)"
-            f"   SELECT %(org)s, %(user)s, %(kind)s, %(model)s, %(day)s, %(tokens)s, 1"
-            f"   FROM counted {_DAILY_CONFLICT}"
-            ") SELECT counted.used, event.id FROM counted, event",
-            {
-                "tokens": usage.tokens,
-                "user": user_id,
-                "kind": usage.kind,
-                "month": month,
-                "limit": limit,
-                "org": org_id,
-                "model": usage.model,
-                "now": now,
-                "key": idempotency_key,
-                "hash": usage.fingerprint if idempotency_key else "",
-                "day": _utc_day(now),
-            },
-        )
-        row = cursor.fetchone()
-    return None if row is None else (row[0], row[1])
-
-
 def _utc_day(now: dt.datetime) -> dt.date:
     return now.astimezone(dt.UTC).date()
 
@@ -493,14 +455,15 @@ def _replay(*, org: Organization, usage: UsageRequest, idempotency_key: str) -> 
         month=month,
         balance=Balance(usage.kind, limit, used),
         replayed=True,
-        user=membership.user,
+        user_id=membership.user_id,
     )
 
 
 @transaction.atomic
-def _record(
+def _record_in_steps(
     *, org: Organization, usage: UsageRequest, idempotency_key: str, now: dt.datetime
 ) -> UsageResult:
+    """SQLite: the recording transaction statement by statement (see the module's steps)."""
     membership = _membership_for(org, usage.email, lock=True)
     user = membership.user
     try:
@@ -513,7 +476,7 @@ def _record(
         raise
     limit = getattr(membership, column_for_kind(usage.kind))
     month = month_start(now)
-    write = _write_in_one_statement if connection.vendor == "postgresql" else _write_in_steps
+    write = _write_in_steps
     args = {
         "org_id": org.pk,
         "user_id": user.pk,
@@ -554,23 +517,43 @@ def _record(
         request=usage,
         month=month,
         balance=Balance(usage.kind, limit, used),
-        user=user,
+        user_id=user.pk,
     )
 
 
-def usage_record(
-    *, org: Organization, usage: UsageRequest, idempotency_key: str = ""
-) -> UsageResult:
-    """Count a usage if it stays within the user's max, once per idempotency key.
+def usage_record(*, raw_key: str, usage: UsageRequest, idempotency_key: str = "") -> UsageResult:
+    """Count a usage for the key's organization if it stays within the user's max, once per
+    idempotency key.
 
     Not atomic itself: the count commits in `_record`, then the policy runs, outside the
     usage transaction and its lock.
 
-    Raises UsageError: 404 unknown or other organization's user, 403 banned/disabled/paid
-    off, 402 over the max (with the balance), 409 idempotency key reused with another body.
+    Raises UsageError: 401 unknown or revoked key, 403 organization inactive, 404 unknown or
+    other organization's user, 403 banned/disabled/paid off, 402 over the max (with the
+    balance), 409 idempotency key reused with another body.
     """
+    result = _record(
+        raw_key=raw_key, usage=usage, idempotency_key=idempotency_key, now=timezone.now()
+    )
+    if not result.replayed:
+        result = _after_usage_recorded(result)
+    return result
+
+
+def _record(
+    *, raw_key: str, usage: UsageRequest, idempotency_key: str, now: dt.datetime
+) -> UsageResult:
+    """The recording transaction: the shared statement on PostgreSQL, steps on SQLite."""
+    if connection.vendor == "postgresql":
+        from tokens import recording
+
+        if not api_key_well_formed(raw_key):
+            raise invalid_key()
+        report = recording.Report(api_key_hash(raw_key), usage, idempotency_key)
+        return recording.run(recording.record_one(report, now), _execute)
+    org = api_key_authenticate(raw_key).organization
     try:
-        result = _record(org=org, usage=usage, idempotency_key=idempotency_key, now=timezone.now())
+        return _record_in_steps(org=org, usage=usage, idempotency_key=idempotency_key, now=now)
     except IntegrityError:
         # Only the idempotency index can refuse the event: a request with this key committed
         # first (concurrently, or earlier). Its transaction is over: answer what it recorded.
@@ -578,9 +561,15 @@ def usage_record(
         if replay is None:
             raise
         return replay
-    if not result.replayed:
-        result = _after_usage_recorded(result)
-    return result
+
+
+def _execute(sql: str, params: dict) -> list[tuple]:
+    """One statement on Django's connection; its own transaction (autocommit), or a
+    savepoint inside an enclosing one, which a refused statement must not abort."""
+    scope = transaction.atomic() if connection.in_atomic_block else nullcontext()
+    with scope, connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall() if cursor.description else []
 
 
 def _after_usage_recorded(result: UsageResult) -> UsageResult:
@@ -593,11 +582,11 @@ def _after_usage_recorded(result: UsageResult) -> UsageResult:
     from tokens import services
 
     apply = getattr(services, "auto_increase_apply", None)
-    if apply is None:
+    if apply is None or not result.policy_may_act:
         return result
     try:
         # It returns at once, without locking, while usage is below the policy's triggers.
-        new_max = apply(user=result.user, kind=result.request.kind)
+        new_max = apply(user=User(pk=result.user_id), kind=result.request.kind)
         if isinstance(new_max, int) and not isinstance(new_max, bool):
             result.balance.max = new_max
     except Exception:

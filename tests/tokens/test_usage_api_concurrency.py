@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 
 import pytest
-from django.db import connections, transaction
+from django.db import connection, connections, transaction
 from django.db.models import Sum
 from django.test import Client
 
@@ -212,52 +212,86 @@ def test_no_usage_is_accepted_over_a_max_lowered_while_usage_pours_in(key_a, bob
     assert UsageEvent.objects.filter(user=bob).aggregate(total=Sum("tokens"))["total"] == final
 
 
-def test_a_max_lowered_during_a_usage_applies_to_it_or_waits_for_it(key_a, bob, monkeypatch):
-    """Deterministic: a usage pauses after reading the max; an admin lowers it meanwhile.
+def test_a_usage_arriving_during_a_save_that_lowers_the_max_waits_and_obeys_it(key_a, bob):
+    """Deterministic: the save has lowered the max but not committed when the usage arrives.
 
-    Either the admin's save waits for the usage to commit (the usage is counted before the
-    save), or the usage sees the new max. Never: the save commits first and the usage is
-    then accepted against the old max.
+    The usage read the old max in its snapshot; it must wait for the save and count against
+    the max the save commits (900 fits the old 1,000, not the new 500).
     """
     set_max(bob, 1_000)
-    paused, release = threading.Event(), threading.Event()
-    done: dict[str, float] = {}
-
-    def slowly(write):
-        def slow_write(**kwargs):  # after the max was read, before counting
-            paused.set()
-            release.wait(timeout=10)
-            transaction.on_commit(lambda: done.setdefault("usage", time.monotonic()))
-            return write(**kwargs)
-
-        return slow_write
-
-    for writer in ("_write_in_steps", "_write_in_one_statement"):
-        monkeypatch.setattr(usage, writer, slowly(getattr(usage, writer)))
+    MonthlyUsage.objects.create(
+        organization=bob.membership.organization, user=bob, kind="inference", month=current_month()
+    )
+    saving, arriving = threading.Event(), threading.Event()
+    done: dict[str, float | int] = {}
 
     def work(index: int) -> None:
         if index == 0:
+            with transaction.atomic():
+                set_max(bob, 500)  # the member's row lock (PostgreSQL), the write lock (SQLite)
+                saving.set()
+                assert arriving.wait(timeout=10)
+                time.sleep(0.5)  # the usage is now waiting for this transaction
+            done["saved"] = time.monotonic()
+        else:
+            assert saving.wait(timeout=10)
+            arriving.set()
+            done["status"] = post_usage(key_a, 900, idempotency_key="during").status_code
+            done["answered"] = time.monotonic()
+
+    run_threads(2, work)
+
+    assert done["status"] == 402
+    assert done["answered"] > done["saved"]  # it waited for the save
+    assert stored_used(bob) == 0
+
+
+def test_a_save_arriving_during_a_usage_waits_for_it(key_a, bob):
+    """Deterministic: the usage holds the member's row when the save lowering the max comes.
+
+    A third transaction holds the month's usage row, so the usage stops after locking the
+    member and before counting. Either the save waits for the usage (which then counts under
+    the max of its time, committed before the save), or the usage sees the new max. Never:
+    the save commits first and the usage is then accepted against the old max.
+    """
+    set_max(bob, 1_000)
+    MonthlyUsage.objects.create(
+        organization=bob.membership.organization, user=bob, kind="inference", month=current_month()
+    )
+    held, release = threading.Event(), threading.Event()
+    done: dict[str, int] = {}
+
+    def work(index: int) -> None:
+        if index == 0:  # holds the month's row (PostgreSQL) or the write lock (SQLite)
+            with transaction.atomic():
+                MonthlyUsage.objects.select_for_update().filter(user=bob).first()
+                held.set()
+                assert release.wait(timeout=10)
+        elif index == 1:
+            assert held.wait(timeout=10)
             done["status"] = post_usage(key_a, 900, idempotency_key="slow").status_code
         else:
-            assert paused.wait(timeout=10)
+            assert held.wait(timeout=10)
+            time.sleep(0.3)  # the usage has locked the member and waits for the month's row
             with transaction.atomic():
                 set_max(bob, 500)
-            done["save"] = time.monotonic()
+                done["seen_by_save"] = stored_used(bob)
 
     def release_later() -> None:
-        # Let the admin's save commit first if nothing makes it wait for the usage.
-        paused.wait(timeout=10)
-        time.sleep(0.5)
+        held.wait(timeout=10)
+        time.sleep(0.8)
         release.set()
 
     releaser = threading.Thread(target=release_later)
     releaser.start()
-    run_threads(2, work)
+    run_threads(3, work)
     releaser.join()
 
     if done["status"] == 200:
-        # Committed before the save did: it was counted under the max of its time.
-        assert done["usage"] < done["save"], "accepted against a max lowered before it"
+        assert done["seen_by_save"] == 900, "accepted against a max lowered before it"
         assert stored_used(bob) == 900
     else:
         assert done["status"] == 402 and stored_used(bob) == 0
+    if connection.vendor == "postgresql":
+        # Row locks make the order certain: the usage locked the member first.
+        assert done["status"] == 200

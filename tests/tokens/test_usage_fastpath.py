@@ -1,0 +1,611 @@
+"""The ASGI application's usage fast path (tokens/fastpath.py), driven in process.
+
+On PostgreSQL, `POST /api/v1/usage` through `asksage_admin.asgi.application` is served by
+the fast path: batched, one statement per batch, on its own connections. On SQLite the same
+application hands every request to Django. Every test here holds on both: the fast path must
+answer exactly as the view does, and the view is what answers on SQLite.
+
+The fast path's connections see only committed data: these tests are transactional.
+"""
+
+import asyncio
+import json
+import threading
+import time
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.db import connection, connections, transaction
+from django.db.models import Sum
+from django.test import Client
+
+from accounts.models import Membership, Organization
+from asksage_admin.lib.months import current_month
+from tests.asgi import AsgiClient
+from tests.factories import MembershipFactory
+from tokens import fastpath, services, usage
+from tokens.models import DailyUsage, MonthlyUsage, UsageEvent
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+URL = "/api/v1/usage"
+FAST = connection.vendor == "postgresql"  # else the ASGI application is Django itself
+
+
+@pytest.fixture(scope="module")
+def application():
+    from asksage_admin.asgi import application
+
+    return application
+
+
+@pytest.fixture(scope="module")
+def asgi(application, django_db_setup, django_db_blocker):
+    """One client (one event loop, one fast-path pool) for the module; closed before the
+    test database is dropped."""
+    client = AsgiClient(application)
+    yield client
+    with django_db_blocker.unblock():
+        client.run(application.aclose())
+        client.run(sync_to_async(connections.close_all)())
+    client.close()
+
+
+@pytest.fixture
+def key_a(alice, org_a):
+    return usage.api_key_create(actor=alice, org=org_a, name="Gateway")[1]
+
+
+def body(user="bob@example.com", kind="inference", tokens=1_000, model="gpt-4o", **extra):
+    return {"user": user, "kind": kind, "tokens": tokens, "model": model, **extra}
+
+
+def headers_for(key: str | None, idempotency_key: str | None = None, **extra) -> dict:
+    headers = dict(extra)
+    if key is not None:
+        headers["authorization"] = f"Bearer {key}"
+    if idempotency_key is not None:
+        headers["idempotency_key"] = idempotency_key
+    return headers
+
+
+def post(asgi: AsgiClient, key, payload, idempotency_key=None, raw=None, **extra):
+    data = raw if raw is not None else json.dumps(payload)
+    return asgi.request("POST", URL, data, **headers_for(key, idempotency_key, **extra))
+
+
+def apost(asgi: AsgiClient, key, payload, idempotency_key=None):
+    return asgi.arequest("POST", URL, json.dumps(payload), **headers_for(key, idempotency_key))
+
+
+def used(user, kind="inference") -> int:
+    row = MonthlyUsage.objects.filter(user=user, kind=kind, month=current_month()).first()
+    return row.used if row else 0
+
+
+def set_max(user, value: int) -> None:
+    Membership.objects.filter(user=user).update(max_inference_tokens=value)
+
+
+def statements(application) -> int:
+    """Round trips the fast path made to record usage (0 when it never ran)."""
+    batcher = application.batcher
+    return batcher.database.statements if batcher is not None else 0
+
+
+# ---------------------------------------------------------------- recording
+
+
+def test_the_asgi_application_records_usage_and_answers_the_balance(asgi, key_a, bob):
+    answer = post(asgi, key_a, body(tokens=1_500), idempotency_key="req-1")
+    assert answer.status == 200, answer.body
+    data = answer.json()
+    assert (data["max"], data["used"], data["remaining"]) == (200_000, 1_500, 198_500)
+    assert data["user"] == "bob@example.com" and data["replayed"] is False
+    assert answer["content-type"] == "application/json"
+    assert answer["cache-control"] == "no-store"
+    assert used(bob) == 1_500
+    event = UsageEvent.objects.get()
+    assert (event.pk, event.user, event.tokens, event.idempotency_key) == (
+        data["event_id"],
+        bob,
+        1_500,
+        "req-1",
+    )
+    daily = DailyUsage.objects.get()
+    assert (daily.user, daily.model, daily.tokens, daily.events) == (bob, "gpt-4o", 1_500, 1)
+
+
+def test_a_retry_through_either_door_answers_what_the_first_answer_said(asgi, key_a, bob):
+    first = post(asgi, key_a, body(tokens=700), idempotency_key="k").json()
+    via_django = Client().post(
+        URL,
+        json.dumps(body(tokens=700)),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {key_a}",
+        HTTP_IDEMPOTENCY_KEY="k",
+    )
+    assert via_django.json() == {**first, "replayed": True}
+    again = post(asgi, key_a, body(tokens=700), idempotency_key="k")
+    assert again.json() == {**first, "replayed": True}
+    assert again["idempotent-replayed"] == "true"
+    assert used(bob) == 700 and UsageEvent.objects.count() == 1
+
+
+def test_an_idempotency_key_reused_with_another_body_is_a_conflict(asgi, key_a, bob):
+    post(asgi, key_a, body(tokens=700), idempotency_key="abc")
+    answer = post(asgi, key_a, body(tokens=701), idempotency_key="abc")
+    assert answer.status == 409 and answer.json()["error"] == "idempotency_key_reused"
+    assert used(bob) == 700
+
+
+def test_a_retry_of_a_recorded_usage_is_answered_after_the_user_is_banned(asgi, key_a, bob):
+    post(asgi, key_a, body(tokens=10), idempotency_key="k1")
+    bob.is_banned = True
+    bob.save()
+    assert post(asgi, key_a, body(tokens=10), idempotency_key="k1").status == 200
+    assert post(asgi, key_a, body(tokens=10), idempotency_key="k2").status == 403
+    assert used(bob) == 10
+
+
+def test_the_first_usage_of_the_month_creates_its_row(asgi, key_a, bob):
+    assert not MonthlyUsage.objects.exists()
+    assert post(asgi, key_a, body(tokens=10)).status == 200
+    assert post(asgi, key_a, body(tokens=20)).status == 200
+    row = MonthlyUsage.objects.get(user=bob)
+    assert (row.month, row.used) == (current_month(), 30)
+
+
+def test_a_first_usage_over_the_max_is_refused_without_creating_anything(asgi, key_a, bob):
+    answer = post(asgi, key_a, body(tokens=200_001))
+    assert answer.status == 402 and answer.json()["remaining"] == 200_000
+    assert used(bob) == 0 and not UsageEvent.objects.exists()
+
+
+def test_usage_over_the_max_is_refused_with_the_balance(asgi, key_a, bob, org_a):
+    MonthlyUsage.objects.create(
+        organization=org_a, user=bob, kind="inference", month=current_month(), used=180_000
+    )
+    answer = post(asgi, key_a, body(tokens=20_001))
+    assert answer.status == 402
+    data = answer.json()
+    assert (data["used"], data["remaining"], data["requested"]) == (180_000, 20_000, 20_001)
+    assert used(bob) == 180_000 and not UsageEvent.objects.exists()
+    assert post(asgi, key_a, body(tokens=20_000)).json()["remaining"] == 0
+
+
+def test_using_a_key_marks_when_it_was_last_used_at_most_once_a_minute(asgi, key_a, org_a, bob):
+    post(asgi, key_a, body())
+    first = org_a.api_keys.get().last_used_at
+    assert first is not None
+    post(asgi, key_a, body())
+    assert org_a.api_keys.get().last_used_at == first
+
+
+# ---------------------------------------------------------------- same answers as the view
+
+
+@pytest.fixture
+def world(org_a, org_b, alice, bob, carol, dave, key_a):
+    """Keys and members for every refusal the API has."""
+    MembershipFactory(organization=org_a, user__email="banned@example.com", user__is_banned=True)
+    MembershipFactory(organization=org_a, user__email="unpaid@example.com", user__is_paid=False)
+    revoked = usage.api_key_create(actor=alice, org=org_a, name="Old")[1]
+    usage.api_key_revoke(actor=alice, org=org_a, key_id=org_a.api_keys.get(name="Old").pk)
+    suspended = usage.api_key_create(actor=carol, org=org_b, name="Birds")[1]
+    Organization.objects.filter(pk=org_b.pk).update(status=Organization.Status.SUSPENDED)
+    return {"key": key_a, "revoked": revoked, "suspended": suspended}
+
+
+REFUSALS = [
+    ("no key", None, body(), None, {}),
+    ("not shaped like a key", "not-a-key", body(), None, {}),
+    ("unknown key", "ask_unknown", body(), None, {}),
+    ("revoked key", "revoked", body(), None, {}),
+    ("suspended organization", "suspended", body(), None, {}),
+    ("malformed JSON", "key", None, "{nope", {}),
+    ("NaN", "key", None, '{"tokens": NaN}', {}),
+    ("too large", "key", None, json.dumps(body(padding="x" * 5_000)), {}),
+    ("no user", "key", {"kind": "inference", "tokens": 5, "model": "m"}, None, {}),
+    ("unknown kind", "key", body(kind="training"), None, {}),
+    ("a list as kind", "key", body(kind=["inference"]), None, {}),
+    ("true tokens", "key", body(tokens=True), None, {}),
+    ("zero tokens", "key", body(tokens=0), None, {}),
+    ("bad idempotency key", "key", body(), None, {"idempotency_key": "x" * 201}),
+    ("unknown user", "key", body(user="nobody@example.com"), None, {}),
+    ("another organization's user", "key", body(user="dave@example.com"), None, {}),
+    ("banned user", "key", body(user="banned@example.com"), None, {}),
+    ("paid-off user", "key", body(user="unpaid@example.com"), None, {}),
+    ("over the max", "key", body(tokens=10**9), None, {}),
+]
+COMPARED_HEADERS = [
+    "content-type",
+    "cache-control",
+    "www-authenticate",
+    "retry-after",
+    "x-content-type-options",
+    "x-frame-options",
+    "referrer-policy",
+    "cross-origin-opener-policy",
+    "content-security-policy",
+]
+
+
+def test_every_refusal_is_answered_exactly_as_the_django_view_answers_it(asgi, world):
+    mismatches = []
+    for name, key_name, payload, raw, extra in REFUSALS:
+        key = world.get(key_name, key_name)
+        data = raw if raw is not None else json.dumps(payload)
+        meta = {f"HTTP_{k.upper()}": v for k, v in headers_for(key, **extra).items()}
+        django = Client().post(URL, data, content_type="application/json", **meta)
+        ours = asgi.request("POST", URL, data, **headers_for(key, **extra))
+        theirs_headers = {h: django.headers.get(h) for h in COMPARED_HEADERS}
+        ours_headers = {h: ours.headers.get(h) for h in COMPARED_HEADERS}
+        if (ours.status, ours.json(), ours_headers) != (
+            django.status_code,
+            django.json(),
+            theirs_headers,
+        ):
+            mismatches.append((name, ours.status, django.status_code, ours.body, django.content))
+        assert 400 <= ours.status < 500, name
+    assert not mismatches
+    assert not UsageEvent.objects.exists() and not MonthlyUsage.objects.filter(used__gt=0)
+
+
+# ---------------------------------------------------------------- batches
+
+
+def test_reports_arriving_together_are_recorded_in_few_statements(asgi, application, key_a, org_a):
+    members = [
+        MembershipFactory(organization=org_a, user__email=f"m{i}@example.com").user
+        for i in range(20)
+    ]
+    before = statements(application)
+    answers = asgi.gather(
+        apost(asgi, key_a, body(user=m.email, tokens=10 + i), idempotency_key=f"t{i}")
+        for i, m in enumerate(members)
+    )
+    assert [a.status for a in answers] == [200] * 20
+    assert [a.json()["used"] for a in answers] == [10 + i for i in range(20)]
+    assert len({a.json()["event_id"] for a in answers}) == 20
+    assert DailyUsage.objects.aggregate(t=Sum("tokens"))["t"] == sum(10 + i for i in range(20))
+    if FAST:
+        # First usages of the month: a batch that finds no month rows, one statement that
+        # creates them, a batch that counts (at most two batches in flight: twice that).
+        assert statements(application) - before <= 6
+        before = statements(application)
+        answers = asgi.gather(
+            apost(asgi, key_a, body(user=m.email, tokens=1), idempotency_key=f"u{i}")
+            for i, m in enumerate(members)
+        )
+        assert [a.status for a in answers] == [200] * 20
+        assert statements(application) - before <= 2
+
+
+def test_reports_for_one_user_arriving_together_are_each_counted_once(asgi, key_a, bob, org_a):
+    MonthlyUsage.objects.create(
+        organization=org_a, user=bob, kind="inference", month=current_month()
+    )
+    answers = asgi.gather(
+        apost(asgi, key_a, body(tokens=tokens), idempotency_key=f"same-user-{tokens}")
+        for tokens in (100, 200, 300)
+    )
+    # One after the other, in some order: each answer's balance adds its own tokens.
+    previous = 0
+    for balance, tokens in sorted((a.json()["used"], a.json()["tokens"]) for a in answers):
+        assert balance == previous + tokens
+        previous = balance
+    assert used(bob) == 600 and UsageEvent.objects.filter(user=bob).count() == 3
+
+
+def test_fifty_concurrent_reports_never_push_a_user_over_the_max(asgi, key_a, bob):
+    limit = 10_000
+    set_max(bob, limit)
+    sizes = [150 + (i * 7) % 200 for i in range(120)]  # 150…349, sums well over the max
+    answers = asgi.gather(
+        apost(asgi, key_a, body(tokens=tokens), idempotency_key=f"c{i}")
+        for i, tokens in enumerate(sizes)
+    )
+    assert {a.status for a in answers} <= {200, 402}
+    accepted = sum(t for a, t in zip(answers, sizes, strict=True) if a.status == 200)
+    assert accepted == used(bob) <= limit
+    assert limit - accepted < 350  # it filled up: the refusals were real
+    events = UsageEvent.objects.filter(user=bob)
+    assert events.aggregate(t=Sum("tokens"))["t"] == accepted
+    daily = DailyUsage.objects.get(user=bob)
+    assert (daily.tokens, daily.events) == (accepted, events.count())
+
+
+def test_the_same_idempotency_key_twenty_times_at_once_counts_once(asgi, key_a, bob):
+    answers = asgi.gather(
+        apost(asgi, key_a, body(tokens=1_000), idempotency_key="the-same") for _ in range(20)
+    )
+    assert [a.status for a in answers] == [200] * 20
+    assert len({a.json()["event_id"] for a in answers}) == 1
+    assert sum(1 for a in answers if not a.json()["replayed"]) == 1
+    assert used(bob) == 1_000 and UsageEvent.objects.count() == 1
+
+
+def test_concurrent_first_usages_of_the_month_make_one_row_and_lose_nothing(asgi, key_a, bob):
+    answers = asgi.gather(
+        apost(asgi, key_a, body(tokens=10 + i), idempotency_key=f"first-{i}") for i in range(30)
+    )
+    assert [a.status for a in answers] == [200] * 30
+    rows = MonthlyUsage.objects.filter(user=bob, kind="inference", month=current_month())
+    assert rows.count() == 1 and rows.get().used == sum(10 + i for i in range(30))
+
+
+# ---------------------------------------------------------------- locks
+
+
+def test_a_report_meeting_a_save_that_lowers_the_max_waits_and_obeys_it(
+    asgi, key_a, alice, bob, org_a
+):
+    """The save holds bob's row; bob's report waits for it and counts against the new max,
+    while alice's report, in the same batch, is not held up (on PostgreSQL)."""
+    for user in (alice, bob):
+        MonthlyUsage.objects.create(
+            organization=org_a, user=user, kind="inference", month=current_month()
+        )
+    set_max(bob, 1_000)
+    saving, release = threading.Event(), threading.Event()
+    saved_at: list[float] = []
+
+    def save() -> None:
+        try:
+            with transaction.atomic():
+                set_max(bob, 500)
+                saving.set()
+                release.wait(timeout=10)
+            saved_at.append(time.monotonic())
+        finally:
+            connections.close_all()
+
+    saver = threading.Thread(target=save)
+    saver.start()
+    assert saving.wait(timeout=10)
+
+    async def both():
+        bobs = asyncio.ensure_future(apost(asgi, key_a, body(tokens=900), idempotency_key="b"))
+        alices = await apost(asgi, key_a, body(user="alice@example.com", tokens=5))
+        alice_answered = time.monotonic()
+        release.set()
+        return await bobs, alices, alice_answered
+
+    if FAST:
+        bobs, alices, alice_answered = asgi.run(both())
+        assert alices.status == 200 and alice_answered < saved_at[0]
+    else:  # SQLite: the save holds the database's write lock; everyone waits
+        threading.Timer(0.3, release.set).start()
+        bobs = post(asgi, key_a, body(tokens=900), idempotency_key="b")
+    saver.join(timeout=10)
+    assert bobs.status == 402 and used(bob) == 0
+
+
+def test_a_concurrent_duplicate_sends_the_batch_to_record_each_report_alone(
+    asgi, key_a, alice, bob, org_a
+):
+    """Another transaction is inserting bob's event with the same Idempotency-Key: the batch
+    (bob's retry and alice's report) fails on the unique index once that commits; each
+    report is then recorded alone: bob's is answered from the committed event, alice's is
+    counted once."""
+    for user in (alice, bob):
+        MonthlyUsage.objects.create(
+            organization=org_a, user=user, kind="inference", month=current_month()
+        )
+    report = usage.UsageRequest("bob@example.com", "inference", 40, "gpt-4o")
+    inserting, release = threading.Event(), threading.Event()
+
+    def insert() -> None:
+        try:
+            with transaction.atomic():
+                UsageEvent.objects.create(
+                    organization=org_a,
+                    user=bob,
+                    kind="inference",
+                    tokens=40,
+                    model="gpt-4o",
+                    idempotency_key="dup",
+                    request_hash=report.fingerprint,
+                    used_after=40,
+                    max_after=200_000,
+                )
+                inserting.set()
+                release.wait(timeout=10)
+        finally:
+            connections.close_all()
+
+    inserter = threading.Thread(target=insert)
+    inserter.start()
+    assert inserting.wait(timeout=10)
+    threading.Timer(0.5, release.set).start()
+    bobs, alices = asgi.gather(
+        [
+            apost(asgi, key_a, body(tokens=40), idempotency_key="dup"),
+            apost(asgi, key_a, body(user="alice@example.com", tokens=7), idempotency_key="a"),
+        ]
+    )
+    inserter.join(timeout=10)
+    assert bobs.status == 200 and bobs.json()["replayed"] is True
+    assert bobs.json()["event_id"] == UsageEvent.objects.get(user=bob).pk
+    assert used(bob) == 0  # the other transaction wrote the event only
+    assert alices.status == 200 and used(alice) == 7
+    assert UsageEvent.objects.filter(user=alice).count() == 1
+
+
+# ---------------------------------------------------------------- the policy hook
+
+
+def test_the_policy_hook_runs_after_the_usage_commits(asgi, key_a, bob, monkeypatch):
+    calls = []
+
+    def apply(*, user, kind):
+        calls.append((user.pk, kind, used(user, kind)))
+        return 300_000
+
+    monkeypatch.setattr(services, "auto_increase_apply", apply)
+    low = post(asgi, key_a, body(tokens=10_000))  # 5 %: below every mark
+    assert low.status == 200
+    if FAST:
+        assert calls == []  # the statement said which marks were reached: none
+    high = post(asgi, key_a, body(tokens=160_000))  # 85 %: the 80 % alert's mark
+    assert calls[-1] == (bob.pk, "inference", 170_000)  # after the usage committed
+    assert high.json()["max"] == 300_000 and high.json()["remaining"] == 130_000
+
+
+def test_the_policy_hook_is_not_rerun_for_every_report_past_the_same_mark(
+    asgi, key_a, bob, monkeypatch
+):
+    calls = []
+    monkeypatch.setattr(services, "auto_increase_apply", lambda **kw: calls.append(kw))
+    post(asgi, key_a, body(tokens=170_000))
+    post(asgi, key_a, body(tokens=1_000))
+    post(asgi, key_a, body(tokens=1_000))
+    if FAST:
+        assert len(calls) == 1  # same max, same marks reached: quiet for a while
+        post(asgi, key_a, body(tokens=20_000))  # 96 %: the 95 % mark is new
+        assert len(calls) == 2
+    else:
+        assert len(calls) == 3  # the view runs it each time
+
+
+def test_a_failing_policy_hook_never_undoes_the_usage(asgi, key_a, bob, monkeypatch):
+    def broken(**kwargs):
+        raise RuntimeError("policy bug")
+
+    monkeypatch.setattr(services, "auto_increase_apply", broken)
+    answer = post(asgi, key_a, body(tokens=190_000))
+    assert answer.status == 200 and used(bob) == 190_000
+
+
+# ---------------------------------------------------------------- before the database
+
+
+@pytest.mark.parametrize(
+    ("key", "raw", "extra", "status"),
+    [
+        (None, json.dumps(body()), {}, 401),
+        ("not-a-key", json.dumps(body()), {}, 401),
+        ("key", "{nope", {}, 400),
+        ("key", json.dumps(body(padding="x" * 1_000_000)), {}, 413),
+        ("key", json.dumps(body()), {"idempotency_key": "\x01"}, 400),
+    ],
+)
+def test_bad_requests_are_refused_before_the_database(
+    asgi, application, key_a, bob, key, raw, extra, status
+):
+    before = statements(application)
+    answer = post(asgi, key_a if key == "key" else key, None, raw=raw, **extra)
+    assert answer.status == status
+    assert statements(application) == before
+    assert not UsageEvent.objects.exists()
+
+
+def test_a_body_longer_than_the_cap_without_a_length_is_refused(asgi, key_a, bob):
+    chunk = b"x" * 3_000
+    messages = [
+        {"type": "http.request", "body": chunk, "more_body": True},
+        {"type": "http.request", "body": chunk, "more_body": False},
+    ]
+    answer = asgi.run(
+        asgi.arequest("POST", URL, messages=messages, authorization=f"Bearer {key_a}")
+    )
+    assert answer.status == 413
+    assert answer.json()["error"] == "body_too_large"
+
+
+def test_a_client_gone_before_its_body_arrived_records_nothing(asgi, key_a, bob):
+    messages = [{"type": "http.disconnect"}]
+    asgi.run(asgi.arequest("POST", URL, messages=messages, authorization=f"Bearer {key_a}"))
+    assert not UsageEvent.objects.exists() and used(bob) == 0
+
+
+def test_an_unreachable_database_answers_503_with_retry_after(asgi, key_a, bob, settings):
+    settings.USAGE_API_POOL_TIMEOUT = 0.5
+    app = fastpath.UsageFastPath(None, conninfo="host=127.0.0.1 port=1 connect_timeout=1")
+    client = AsgiClient(app)
+    try:
+        answer = client.post_json(URL, body(), authorization=f"Bearer {key_a}")
+    finally:
+        client.run(app.aclose())
+        client.close()
+    assert answer.status == 503
+    assert answer.json()["error"] == "database_unavailable"
+    assert int(answer["retry-after"]) > 0
+
+
+# ---------------------------------------------------------------- everything else is Django
+
+
+def test_other_methods_and_urls_are_answered_by_django(asgi, key_a):
+    answer = asgi.request("GET", URL, authorization=f"Bearer {key_a}")
+    assert answer.status == 405 and answer.json()["error"] == "method_not_allowed"
+    assert asgi.request("GET", "/api/v1/openapi.json").json()["openapi"].startswith("3.")
+    assert asgi.request("POST", URL + "/", json.dumps(body())).status == 404
+
+
+def test_a_host_django_refuses_is_refused_as_django_refuses_it(asgi, application, key_a, bob):
+    before = statements(application)
+    client = AsgiClient(application, host="evil.example.com")
+    try:
+        answer = client.post_json(URL, body(), authorization=f"Bearer {key_a}")
+    finally:
+        client.close()
+    assert answer.status == 400
+    assert statements(application) == before and used(bob) == 0
+
+
+def test_plain_http_is_redirected_when_https_is_required(key_a, bob, settings):
+    from django.core.asgi import get_asgi_application
+
+    settings.SECURE_SSL_REDIRECT = True
+    settings.SECURE_HSTS_SECONDS = 3600
+    app = fastpath.UsageFastPath(get_asgi_application())  # middleware reads its settings once
+    client = AsgiClient(app)
+    try:
+        plain = client.post_json(URL, body(), authorization=f"Bearer {key_a}")
+        https = client.run(
+            client.arequest(
+                "POST", URL, json.dumps(body()), scheme="https", authorization=f"Bearer {key_a}"
+            )
+        )
+    finally:
+        client.run(app.aclose())
+        client.run(sync_to_async(connections.close_all)())
+        client.close()
+    assert plain.status == 301 and plain["location"].startswith("https://")
+    assert https.status == 200 and https["strict-transport-security"].startswith("max-age=3600")
+    assert used(bob) == 1_000
+
+
+def test_the_fast_path_can_be_switched_off(asgi, application, key_a, bob, settings):
+    settings.USAGE_FAST_PATH = False
+    before = statements(application)
+    assert post(asgi, key_a, body(tokens=5)).status == 200
+    assert statements(application) == before and used(bob) == 5
+
+
+def test_lifespan_is_answered_and_shutdown_closes_the_pool(asgi, application, key_a, bob):
+    post(asgi, key_a, body())
+    sent = asgi.run(asgi.lifespan("startup", "shutdown"))
+    assert [m["type"] for m in sent] == [
+        "lifespan.startup.complete",
+        "lifespan.shutdown.complete",
+    ]
+    assert application.batcher is None  # the next request opens a new pool
+    assert post(asgi, key_a, body()).status == 200
+
+
+def test_the_connection_settings_leave_out_djangos_own_options():
+    conninfo = fastpath.conninfo_from_django(
+        {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": "usage",
+            "USER": "app",
+            "HOST": "db.internal",
+            "PORT": "5433",
+            "OPTIONS": {"sslmode": "require", "server_side_binding": True, "pool": True},
+        }
+    )
+    assert "sslmode=require" in conninfo and "host=db.internal" in conninfo
+    assert "pool" not in conninfo and "server_side_binding" not in conninfo

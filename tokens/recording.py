@@ -1,0 +1,381 @@
+"""Recording usage on PostgreSQL: one statement authenticates, checks and counts a whole batch.
+
+The usage API's hot path. One round trip per batch of reports, each report counted with the
+one conditional UPDATE (`used = used + n WHERE … AND used + n <= max`), its event and its
+daily rollup written by the same statement, so in the same transaction:
+
+    r        the reports (a JSON array), one row each, in arrival order
+    k        each report's API key, organization and allocation policy
+    who      the member with that email in the key's organization (as of the statement's
+             snapshot: found or not, banned, paid)
+    m        the membership rows, locked FOR NO KEY UPDATE in id order: their max is the one
+             committed now (an admin's save that lowered it either committed before the lock,
+             and we see its value, or waits for our commit). The batch variant skips rows
+             locked elsewhere (SKIP LOCKED, so a batch never waits on a row lock); those
+             reports are recorded alone afterwards, waiting for the lock
+    prior    the event already recorded under the report's Idempotency-Key (a retry)
+    counted  the conditional UPDATE of the month's row
+    event    the usage event (its unique (organization, idempotency key) index refuses a
+             concurrent duplicate: the whole statement fails and every report is retried alone)
+    daily    the day's rollup, an upsert
+    touch    the key's last-used time, at most once a minute, skipping a row being touched
+
+`settle` reads a report's row into an answer (a `UsageResult`, or a `UsageError` to raise)
+or says why it must run again alone; `record_one` is that alone-run, a generator of queries
+so the same control flow serves the synchronous Django view and the asynchronous fast path
+(`tokens.fastpath`). The caller deduplicates a batch: one report per user and per
+idempotency key (a row can be updated only once per statement).
+
+SQLite has its own path in `tokens.usage` (IMMEDIATE transactions, statement by statement).
+"""
+
+import datetime as dt
+import json
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from accounts.models import Organization
+from asksage_admin.lib.months import month_start
+from tokens.selectors import DEFAULT_ALERT_THRESHOLDS
+from tokens.services import policy_marks, policy_marks_reached
+from tokens.usage import (
+    LAST_USED_RESOLUTION,
+    Balance,
+    UsageError,
+    UsageRequest,
+    UsageResult,
+    invalid_key,
+    user_not_found,
+)
+
+# Quoted names are not needed: Django's default table names are lowercase identifiers.
+_STATEMENT = """
+WITH r AS MATERIALIZED (
+  SELECT (e->>0)::int AS ord, e->>1 AS key_hash, e->>2 AS email, e->>3 AS kind,
+      (e->>4)::bigint AS tokens, e->>5 AS model, e->>6 AS idem, e->>7 AS fingerprint
+  FROM json_array_elements(%(reports)s::json) e
+), k AS (
+  SELECT r.ord, ak.id AS key_id, ak.organization_id AS org_id,
+      ak.revoked_at IS NOT NULL AS revoked, o.status AS org_status,
+      o.status = 'active' AND ak.revoked_at IS NULL AS usable,
+      p.preset, p.step_mode, p.trigger_percent, p.alert_thresholds::text AS alert_thresholds
+  FROM r JOIN tokens_apikey ak ON ak.key_hash = r.key_hash
+  JOIN accounts_organization o ON o.id = ak.organization_id
+  LEFT JOIN tokens_allocationpolicy p ON p.organization_id = o.id
+), who AS (
+  SELECT r.ord, mb.id AS membership_id, u.id AS user_id, u.is_paid, u.is_banned, u.is_active
+  FROM r JOIN k ON k.ord = r.ord AND k.usable
+  JOIN accounts_user u ON lower(u.email) = r.email
+  JOIN accounts_membership mb ON mb.user_id = u.id AND mb.organization_id = k.org_id
+), m AS (
+  SELECT who.ord, CASE r.kind WHEN 'inference' THEN mb.max_inference_tokens
+      ELSE mb.max_embedding_tokens END AS max
+  FROM accounts_membership mb JOIN who ON who.membership_id = mb.id JOIN r ON r.ord = who.ord
+  ORDER BY mb.id
+  FOR NO KEY UPDATE OF mb {skip_locked}
+), prior AS (
+  SELECT r.ord, e.id, e.created_at, e.request_hash,
+      COALESCE(e.used_after, (
+        SELECT used FROM tokens_monthlyusage pm WHERE pm.user_id = e.user_id
+        AND pm.kind = e.kind AND pm.month = date_trunc('month', e.created_at AT TIME ZONE 'UTC')
+      ), 0) AS used_after,
+      COALESCE(e.max_after, (
+        SELECT CASE e.kind WHEN 'inference' THEN pb.max_inference_tokens
+          ELSE pb.max_embedding_tokens END
+        FROM accounts_membership pb WHERE pb.user_id = e.user_id
+      ), 0) AS max_after
+  FROM r JOIN k ON k.ord = r.ord AND k.usable
+  JOIN tokens_usageevent e ON e.organization_id = k.org_id AND e.idempotency_key = r.idem
+    AND e.idempotency_key <> ''
+), counted AS (
+  UPDATE tokens_monthlyusage mu SET used = mu.used + r.tokens
+  FROM r JOIN who ON who.ord = r.ord JOIN m ON m.ord = r.ord
+  WHERE mu.user_id = who.user_id AND mu.kind = r.kind AND mu.month = %(month)s
+    AND mu.used + r.tokens <= m.max
+    AND who.is_paid AND NOT who.is_banned AND who.is_active
+    AND NOT EXISTS (SELECT FROM prior WHERE prior.ord = r.ord)
+  RETURNING r.ord, mu.user_id, mu.used
+), event AS (
+  INSERT INTO tokens_usageevent (organization_id, user_id, kind, tokens, model, created_at,
+      idempotency_key, request_hash, used_after, max_after)
+  SELECT k.org_id, c.user_id, r.kind, r.tokens, r.model, %(now)s, r.idem,
+      CASE WHEN r.idem <> '' THEN r.fingerprint ELSE '' END, c.used, m.max
+  FROM counted c JOIN r ON r.ord = c.ord JOIN k ON k.ord = c.ord JOIN m ON m.ord = c.ord
+  RETURNING id, user_id
+), daily AS (
+  INSERT INTO tokens_dailyusage AS d (organization_id, user_id, kind, model, day, tokens, events)
+  SELECT k.org_id, c.user_id, r.kind, r.model, %(day)s, r.tokens, 1
+  FROM counted c JOIN r ON r.ord = c.ord JOIN k ON k.ord = c.ord
+  ON CONFLICT (user_id, kind, model, day)
+  DO UPDATE SET tokens = d.tokens + excluded.tokens, events = d.events + 1
+), touch AS (
+  UPDATE tokens_apikey SET last_used_at = %(now)s WHERE id IN (
+    SELECT ak.id FROM tokens_apikey ak
+    WHERE ak.id IN (SELECT key_id FROM k WHERE k.usable)
+      AND (ak.last_used_at IS NULL OR ak.last_used_at < %(stale_before)s)
+    FOR NO KEY UPDATE SKIP LOCKED)
+)
+SELECT r.ord, k.key_id, k.revoked, k.org_status,
+    k.preset, k.step_mode, k.trigger_percent, k.alert_thresholds,
+    who.user_id, who.is_paid, who.is_banned, who.is_active,
+    m.ord IS NOT NULL AS locked, m.max, cur.used AS seen_used,
+    prior.id, prior.created_at, prior.request_hash, prior.used_after, prior.max_after,
+    c.used, event.id
+FROM r
+LEFT JOIN k ON k.ord = r.ord
+LEFT JOIN who ON who.ord = r.ord
+LEFT JOIN m ON m.ord = r.ord
+LEFT JOIN tokens_monthlyusage cur
+  ON cur.user_id = who.user_id AND cur.kind = r.kind AND cur.month = %(month)s
+LEFT JOIN prior ON prior.ord = r.ord
+LEFT JOIN counted c ON c.ord = r.ord
+LEFT JOIN event ON event.user_id = c.user_id
+ORDER BY r.ord
+"""
+
+# In `prior`, the literal `e.idempotency_key <> ''` lets a generic plan use the partial unique
+# index. One line, under psycopg's 4 KiB limit for caching a query's parsing.
+BATCH_SQL = " ".join(_STATEMENT.format(skip_locked="SKIP LOCKED").split())
+ONE_SQL = " ".join(_STATEMENT.format(skip_locked="").split())
+assert "--" not in _STATEMENT and len(BATCH_SQL) < 4096
+
+# The first usages of a month: their rows, created race-free (a concurrent creator wins
+# quietly). `pairs` is a JSON array of [user id, kind].
+ENSURE_MONTH_SQL = """
+INSERT INTO tokens_monthlyusage (organization_id, user_id, kind, month, used)
+SELECT mb.organization_id, mb.user_id, e->>1, %(month)s, 0
+FROM json_array_elements(%(pairs)s::json) e
+JOIN accounts_membership mb ON mb.user_id = (e->>0)::bigint
+ON CONFLICT (user_id, kind, month) DO NOTHING
+"""
+
+
+def ensure_month_params(pairs: Sequence[tuple[int, str]], now: dt.datetime) -> dict:
+    return {"pairs": json.dumps(list(pairs)), "month": month_start(now)}
+
+
+class Row(NamedTuple):
+    """One report's row of the statement, in its SELECT order."""
+
+    ord: int
+    key_id: int | None
+    revoked: bool | None
+    org_status: str | None
+    preset: str | None
+    step_mode: str | None
+    trigger_percent: int | None
+    alert_thresholds: str | None
+    user_id: int | None
+    is_paid: bool | None
+    is_banned: bool | None
+    is_active: bool | None
+    locked: bool
+    max: int | None
+    seen_used: int | None
+    prior_id: int | None
+    prior_created_at: dt.datetime | None
+    prior_hash: str | None
+    prior_used: int | None
+    prior_max: int | None
+    used: int | None
+    event_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """One usage report, validated, with its key already hashed."""
+
+    key_hash: str
+    usage: UsageRequest
+    idempotency_key: str
+
+
+class Again(Exception):
+    """The report was not settled by this run; `why` says what the alone-run must do."""
+
+    LOCKED = "member row locked elsewhere"
+    NO_MONTH_ROW = "first usage of the month"
+    STALE = "refused, but the snapshot's balance would have allowed it"
+
+    def __init__(self, why: str):
+        self.why = why
+        super().__init__(why)
+
+
+class DuplicateReport(Exception):
+    """The idempotency index refused the event: a report with this key committed first."""
+
+
+def is_duplicate_report(exc: BaseException) -> bool:
+    """Whether a database error is the idempotency index refusing an event (psycopg's own
+    error, or Django's IntegrityError wrapping it)."""
+    for error in (exc, exc.__cause__):
+        diag = getattr(error, "diag", None)
+        if diag is not None and diag.constraint_name == "event_idempotency_unique":
+            return True
+    return False
+
+
+def params(reports: Sequence[Report], now: dt.datetime) -> dict:
+    """The statement's parameters: the reports as one JSON array of arrays (one parameter
+    is far cheaper for the driver to send than an array per column)."""
+    rows = [
+        [
+            i,
+            r.key_hash,
+            r.usage.email,
+            r.usage.kind,
+            r.usage.tokens,
+            r.usage.model,
+            r.idempotency_key,
+            r.usage.fingerprint if r.idempotency_key else "",
+        ]
+        for i, r in enumerate(reports)
+    ]
+    return {
+        "reports": json.dumps(rows, separators=(",", ":")),
+        "now": now,
+        "stale_before": now - LAST_USED_RESOLUTION,
+        "month": month_start(now),
+        "day": now.astimezone(dt.UTC).date(),
+    }
+
+
+def settle(report: Report, row: Row, *, now: dt.datetime, waited: bool) -> UsageResult:
+    """The answer to one report from its row: a result, or UsageError (refused) or Again.
+
+    The checks come in the order of the API's contract: the key, the organization, the
+    user's membership, a retry's recorded answer, the user's standing, then the count.
+    `waited`: the row came from the statement that waits for row locks (`ONE_SQL`).
+    """
+    usage = report.usage
+    if row.key_id is None:
+        raise invalid_key()
+    if row.revoked:
+        raise UsageError(401, "key_revoked", "This API key was revoked.")
+    if row.org_status != Organization.Status.ACTIVE:
+        label = Organization.Status(row.org_status).label.lower()
+        raise UsageError(
+            403,
+            "organization_inactive",
+            f"The organization is {label}: its API keys are refused.",
+        )
+    if row.user_id is None:
+        raise user_not_found()
+    if row.prior_id is not None:
+        if row.prior_hash != usage.fingerprint:
+            raise UsageError(
+                409,
+                "idempotency_key_reused",
+                "This Idempotency-Key was already used with a different request body.",
+            )
+        return UsageResult(
+            event_id=row.prior_id,
+            request=usage,
+            month=month_start(row.prior_created_at),
+            balance=Balance(usage.kind, row.prior_max, row.prior_used),
+            replayed=True,
+            user_id=row.user_id,
+        )
+    if row.is_banned:
+        raise UsageError(403, "user_banned", "This user is banned: their usage is refused.")
+    if not row.is_active:
+        raise UsageError(403, "user_inactive", "This user's account is disabled.")
+    if not row.is_paid:
+        raise UsageError(403, "user_not_paid", "This user is paid off: they have no paid features.")
+    if not row.locked:
+        # Waiting for the lock found the row gone (deleted meanwhile), or SKIP LOCKED passed it.
+        if waited:
+            raise user_not_found()
+        raise Again(Again.LOCKED)
+    if row.used is not None:
+        return UsageResult(
+            event_id=row.event_id,
+            request=usage,
+            month=month_start(now),
+            balance=Balance(usage.kind, row.max, row.used),
+            user_id=row.user_id,
+            marks_reached=policy_marks_reached(_marks(row), row.used, row.max),
+        )
+    seen = row.seen_used
+    if seen is None and usage.tokens <= row.max:
+        raise Again(Again.NO_MONTH_ROW)
+    if seen is not None and seen + usage.tokens <= row.max:
+        raise Again(Again.STALE)
+    raise over_limit(usage, Balance(usage.kind, row.max, seen or 0))
+
+
+def over_limit(usage: UsageRequest, balance: Balance) -> UsageError:
+    return UsageError(
+        402,
+        "over_limit",
+        f"{usage.tokens:,} {usage.kind} tokens would exceed the user's monthly max: "
+        f"{balance.remaining:,} remaining.",
+        requested=usage.tokens,
+        **balance.as_dict(),
+    )
+
+
+def _marks(row: Row) -> list[int]:
+    if row.preset is None:  # the organization never chose a policy: Manual's alerts
+        return list(DEFAULT_ALERT_THRESHOLDS)
+    return policy_marks(
+        preset=row.preset,
+        step_mode=row.step_mode,
+        trigger_percent=row.trigger_percent,
+        alert_thresholds=json.loads(row.alert_thresholds or "[]"),
+    )
+
+
+Query = tuple[str, dict]
+Flow = Generator[Query, list[tuple], UsageResult]
+
+# Each pass either settles the report or fixes what stopped it (a month's row created, a
+# concurrent duplicate committed, a fresher snapshot); three passes cover any one of those.
+_PASSES = 3
+
+
+def record_one(report: Report, now: dt.datetime) -> Flow:
+    """Record one report alone, waiting for its member's row lock: the queries it needs, as a
+    generator (send each query's rows back; throw DuplicateReport into it when the
+    idempotency index refused the event). Returns the result or raises UsageError."""
+    row = last = None
+    for _ in range(_PASSES):
+        try:
+            rows = yield ONE_SQL, params([report], now)
+        except DuplicateReport:
+            continue  # the next pass finds the committed event and answers it
+        row = Row._make(rows[0])
+        try:
+            return settle(report, row, now=now, waited=True)
+        except Again as again:
+            last = again
+            if again.why == Again.NO_MONTH_ROW:
+                yield ENSURE_MONTH_SQL, ensure_month_params([(row.user_id, report.usage.kind)], now)
+    if row is not None and last is not None and last.why == Again.STALE:
+        # Refused each time against a balance that kept moving: answer what the last pass saw.
+        raise over_limit(report.usage, Balance(report.usage.kind, row.max, row.seen_used or 0))
+    raise UsageError(
+        503,
+        "database_unavailable",
+        "The usage could not be recorded for now; nothing was recorded. Retry later.",
+    )
+
+
+def run(flow: Flow, execute: Callable[[str, dict], list[tuple]]) -> UsageResult:
+    """Drive a flow synchronously; `execute` runs one statement and returns its rows (none
+    for a statement without results)."""
+    try:
+        query = next(flow)
+        while True:
+            try:
+                rows = execute(*query)
+            except Exception as exc:
+                if not is_duplicate_report(exc):
+                    raise
+                query = flow.throw(DuplicateReport())
+            else:
+                query = flow.send(rows)
+    except StopIteration as stop:
+        return stop.value
