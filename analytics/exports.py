@@ -10,9 +10,10 @@ both paths write the same cells.
 import csv
 import datetime as dt
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 
+from asgiref.sync import sync_to_async
 from django.db import connections
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
@@ -140,8 +141,21 @@ def filename(slug: str, what: str) -> str:
     return f"{slug}-{what}-{today():%Y-%m-%d}.csv"
 
 
-def response(slug: str, export: Export) -> StreamingHttpResponse:
-    answer = StreamingHttpResponse(lines(export), content_type="text/csv; charset=utf-8")
+async def _in_request_thread(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """The chunks for an ASGI server, each read in the request's own thread (its database
+    connection and cursor stay there). Given a synchronous iterator instead, Django under
+    ASGI would read the whole export into memory before sending a byte."""
+    step = sync_to_async(next, thread_sensitive=True)
+    end = object()
+    while (chunk := await step(chunks, end)) is not end:
+        yield chunk
+
+
+def response(slug: str, export: Export, *, asgi: bool = False) -> StreamingHttpResponse:
+    """The export as a streamed CSV download; `asgi`: served by the ASGI application."""
+    chunks = lines(export)
+    content = _in_request_thread(chunks) if asgi else chunks
+    answer = StreamingHttpResponse(content, content_type="text/csv; charset=utf-8")
     answer["Content-Disposition"] = f'attachment; filename="{filename(slug, export.what)}"'
     answer["Cache-Control"] = "no-store"
     return answer

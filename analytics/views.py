@@ -2,6 +2,7 @@
 
 from urllib.parse import urlencode
 
+from django.core.handlers.asgi import ASGIRequest
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
@@ -103,7 +104,7 @@ def export(request: PanelRequest, what: str) -> HttpResponse:
         ip=client_ip(request),
         query=request.GET.urlencode()[:500],
     )
-    return exports.response(request.org.slug, data)
+    return exports.response(request.org.slug, data, asgi=isinstance(request, ASGIRequest))
 
 
 @require_GET

@@ -11,6 +11,8 @@ import os
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "asksage_admin.settings")
+# Django's own connections from a pool (PostgreSQL): see DATABASE_POOL in the settings.
+os.environ.setdefault("DATABASE_POOL", "1")
 django_application = get_asgi_application()
 
 from tokens.fastpath import UsageFastPath  # noqa: E402 - needs the apps loaded above

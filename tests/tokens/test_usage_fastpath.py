@@ -10,6 +10,7 @@ The fast path's connections see only committed data: these tests are transaction
 
 import asyncio
 import json
+import os
 import threading
 import time
 
@@ -34,8 +35,13 @@ FAST = connection.vendor == "postgresql"  # else the ASGI application is Django 
 
 @pytest.fixture(scope="module")
 def application():
+    before = os.environ.get("DATABASE_POOL")
     from asksage_admin.asgi import application
 
+    # The entry point turns Django's pool on for servers it starts; not for the processes
+    # other tests start from this one.
+    if before is None:
+        os.environ.pop("DATABASE_POOL", None)
     return application
 
 
