@@ -45,7 +45,12 @@ from tokens.usage import (
     UsageError,
     UsageRequest,
     UsageResult,
+    check_user_may_use,
     invalid_key,
+    key_reused,
+    key_revoked,
+    organization_inactive,
+    over_limit,
     user_not_found,
 )
 
@@ -253,23 +258,14 @@ def settle(report: Report, row: Row, *, now: dt.datetime, waited: bool) -> Usage
     if row.key_id is None:
         raise invalid_key()
     if row.revoked:
-        raise UsageError(401, "key_revoked", "This API key was revoked.")
+        raise key_revoked()
     if row.org_status != Organization.Status.ACTIVE:
-        label = Organization.Status(row.org_status).label.lower()
-        raise UsageError(
-            403,
-            "organization_inactive",
-            f"The organization is {label}: its API keys are refused.",
-        )
+        raise organization_inactive(row.org_status)
     if row.user_id is None:
         raise user_not_found()
     if row.prior_id is not None:
         if row.prior_hash != usage.fingerprint:
-            raise UsageError(
-                409,
-                "idempotency_key_reused",
-                "This Idempotency-Key was already used with a different request body.",
-            )
+            raise key_reused()
         return UsageResult(
             event_id=row.prior_id,
             request=usage,
@@ -278,12 +274,7 @@ def settle(report: Report, row: Row, *, now: dt.datetime, waited: bool) -> Usage
             replayed=True,
             user_id=row.user_id,
         )
-    if row.is_banned:
-        raise UsageError(403, "user_banned", "This user is banned: their usage is refused.")
-    if not row.is_active:
-        raise UsageError(403, "user_inactive", "This user's account is disabled.")
-    if not row.is_paid:
-        raise UsageError(403, "user_not_paid", "This user is paid off: they have no paid features.")
+    check_user_may_use(row)
     if not row.locked:
         # Waiting for the lock found the row gone (deleted meanwhile), or SKIP LOCKED passed it.
         if waited:
@@ -304,17 +295,6 @@ def settle(report: Report, row: Row, *, now: dt.datetime, waited: bool) -> Usage
     if seen is not None and seen + usage.tokens <= row.max:
         raise Again(Again.STALE)
     raise over_limit(usage, Balance(usage.kind, row.max, seen or 0))
-
-
-def over_limit(usage: UsageRequest, balance: Balance) -> UsageError:
-    return UsageError(
-        402,
-        "over_limit",
-        f"{usage.tokens:,} {usage.kind} tokens would exceed the user's monthly max: "
-        f"{balance.remaining:,} remaining.",
-        requested=usage.tokens,
-        **balance.as_dict(),
-    )
 
 
 def _marks(row: Row) -> list[int]:

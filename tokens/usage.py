@@ -73,6 +73,46 @@ class UsageError(DomainError):
         return {"error": self.code, "detail": self.detail, **self.extra}
 
 
+def key_revoked() -> UsageError:
+    return UsageError(401, "key_revoked", "This API key was revoked.")
+
+
+def organization_inactive(status: str) -> UsageError:
+    label = Organization.Status(status).label.lower()
+    return UsageError(
+        403, "organization_inactive", f"The organization is {label}: its API keys are refused."
+    )
+
+
+def key_reused() -> UsageError:
+    return UsageError(
+        409,
+        "idempotency_key_reused",
+        "This Idempotency-Key was already used with a different request body.",
+    )
+
+
+def over_limit(usage: "UsageRequest", balance: "Balance") -> UsageError:
+    return UsageError(
+        402,
+        "over_limit",
+        f"{usage.tokens:,} {usage.kind} tokens would exceed the user's monthly max: "
+        f"{balance.remaining:,} remaining.",
+        requested=usage.tokens,
+        **balance.as_dict(),
+    )
+
+
+def check_user_may_use(user) -> None:
+    """A User, or anything with its is_banned, is_active and is_paid."""
+    if user.is_banned:
+        raise UsageError(403, "user_banned", "This user is banned: their usage is refused.")
+    if not user.is_active:
+        raise UsageError(403, "user_inactive", "This user's account is disabled.")
+    if not user.is_paid:
+        raise UsageError(403, "user_not_paid", "This user is paid off: they have no paid features.")
+
+
 def user_not_found() -> UsageError:
     # The same answer for an unknown email and another organization's user: emails of other
     # organizations cannot be probed with a key.
@@ -188,15 +228,11 @@ def api_key_authenticate(raw_key: str) -> ApiKey:
         raise invalid_key()
     key_id, name, prefix, key_hash, revoked, stale, *org_values = row
     if revoked:
-        raise UsageError(401, "key_revoked", "This API key was revoked.")
+        raise key_revoked()
     # Instances with only these fields loaded; anything else is fetched if ever read.
     org = Organization.from_db("default", ["id", "name", "slug", "status"], org_values)
     if not org.is_active:
-        raise UsageError(
-            403,
-            "organization_inactive",
-            f"The organization is {org.get_status_display().lower()}: its API keys are refused.",
-        )
+        raise organization_inactive(org.status)
     key = ApiKey.from_db(
         "default",
         ["id", "organization_id", "name", "prefix", "key_hash"],
@@ -349,15 +385,6 @@ def _membership_for(org: Organization, email: str, *, lock: bool = False) -> Mem
     return membership
 
 
-def _check_user_may_use(user: User) -> None:
-    if user.is_banned:
-        raise UsageError(403, "user_banned", "This user is banned: their usage is refused.")
-    if not user.is_active:
-        raise UsageError(403, "user_inactive", "This user's account is disabled.")
-    if not user.is_paid:
-        raise UsageError(403, "user_not_paid", "This user is paid off: they have no paid features.")
-
-
 def _table(model) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
@@ -436,11 +463,7 @@ def _replay(*, org: Organization, usage: UsageRequest, idempotency_key: str) -> 
     if event is None:
         return None
     if event.request_hash != usage.fingerprint:
-        raise UsageError(
-            409,
-            "idempotency_key_reused",
-            "This Idempotency-Key was already used with a different request body.",
-        )
+        raise key_reused()
     membership = _membership_for(org, usage.email)
     month = month_start(event.created_at)
     if event.used_after is not None:
@@ -467,7 +490,7 @@ def _record_in_steps(
     membership = _membership_for(org, usage.email, lock=True)
     user = membership.user
     try:
-        _check_user_may_use(user)
+        check_user_may_use(user)
     except UsageError:
         if idempotency_key:  # a retry of a usage recorded before the user was banned
             replay = _replay(org=org, usage=usage, idempotency_key=idempotency_key)
@@ -502,15 +525,7 @@ def _record_in_steps(
             replay = _replay(org=org, usage=usage, idempotency_key=idempotency_key)
             if replay is not None:
                 return replay
-        balance = Balance(usage.kind, limit, current)
-        raise UsageError(
-            402,
-            "over_limit",
-            f"{usage.tokens:,} {usage.kind} tokens would exceed the user's monthly max: "
-            f"{balance.remaining:,} remaining.",
-            requested=usage.tokens,
-            **balance.as_dict(),
-        )
+        raise over_limit(usage, Balance(usage.kind, limit, current))
     used, event_id = written
     return UsageResult(
         event_id=event_id,
