@@ -208,11 +208,13 @@ AXES_VERBOSE = False
 
 # The usage API's fast path (tokens/fastpath.py), served by the ASGI application on
 # PostgreSQL. Per worker process: batches of up to USAGE_API_BATCH_SIZE reports,
-# USAGE_API_BATCH_CONCURRENCY of them in flight, USAGE_API_POOL_SIZE connections, and
+# USAGE_API_BATCH_CONCURRENCY of them in flight (a second one only once
+# USAGE_API_BATCH_MIN_FILL reports wait), USAGE_API_POOL_SIZE connections, and
 # USAGE_API_POOL_TIMEOUT seconds to get one before answering 503.
 USAGE_FAST_PATH = env_bool("USAGE_FAST_PATH", True)
 USAGE_API_BATCH_SIZE = int(os.environ.get("USAGE_API_BATCH_SIZE", "64"))
 USAGE_API_BATCH_CONCURRENCY = int(os.environ.get("USAGE_API_BATCH_CONCURRENCY", "2"))
+USAGE_API_BATCH_MIN_FILL = int(os.environ.get("USAGE_API_BATCH_MIN_FILL", "8"))
 USAGE_API_POOL_SIZE = int(os.environ.get("USAGE_API_POOL_SIZE", "6"))
 USAGE_API_POOL_TIMEOUT = float(os.environ.get("USAGE_API_POOL_TIMEOUT", "2"))
 

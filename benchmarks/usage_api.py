@@ -178,6 +178,9 @@ def start_gunicorn(env: dict, log) -> subprocess.Popen:
         str(WORKERS),
         "--worker-connections",
         "1000",
+        # A listening socket per worker: the kernel spreads connections over the workers
+        # (sharing one, a few long keep-alive connections can all land on one worker).
+        "--reuse-port",
         "--bind",
         f"127.0.0.1:{PORT}",
         "--log-level",

