@@ -6,12 +6,12 @@ Run with (PostgreSQL, the database is created if missing; and wrk: apt-get insta
         .venv/bin/python benchmarks/usage_api.py
 
 It migrates, seeds an organization of 1,000 users (one in ten with a small max, so refusals
-happen) and serves the app as deployed: gunicorn's ASGI worker on `asksage_admin.asgi` (DEBUG
-off, on 127.0.0.1, its output in a log file). wrk drives `POST /api/v1/usage` from
-BENCH_CLIENTS keep-alive connections (random user, tokens and model, a fresh Idempotency-Key
-each; the Lua script is usage_load.lua.tmpl filled in): 2 s of warm-up, then BENCH_SECONDS
-measured. wrk, not a Python client, because on 2 CPUs the load generator must leave them to
-the app and PostgreSQL; the CPU seconds each used are reported.
+happen) and serves the app as deployed: gunicorn with uvicorn's worker on
+`asksage_admin.asgi` (DEBUG off, on 127.0.0.1, its output in a log file). wrk drives
+`POST /api/v1/usage` from BENCH_CLIENTS keep-alive connections (random user, tokens and
+model, a fresh Idempotency-Key each; the Lua script is usage_load.lua.tmpl filled in): 2 s
+of warm-up, then BENCH_SECONDS measured. wrk, not a Python client, because on 2 CPUs the load
+generator must leave them to the app and PostgreSQL; the CPU seconds each used are reported.
 
 It reports requests/s, p50/p95/p99, answers and errors; checks that no user's usage exceeds
 their max and that the tokens and answers the client saw accepted agree with the events, daily
@@ -23,8 +23,9 @@ goals (≥ 30 % of pgbench, p99 < 50 ms, no acceptance over a max), where a MISS
 the run.
 
 Knobs (environment): BENCH_SECONDS=30, BENCH_CLIENTS=32, BENCH_USERS=1000, BENCH_WORKERS=2
-(gunicorn workers), BENCH_PORT=8765, BENCH_FAST_PATH=1 (USAGE_FAST_PATH for the server; 0
-measures the plain Django view under the same server).
+(gunicorn workers), BENCH_WORKER_CLASS=uvicorn_worker.UvicornWorker (gunicorn's own: asgi),
+BENCH_PORT=8765, BENCH_FAST_PATH=1 (USAGE_FAST_PATH for the server; 0 measures the plain
+Django view under the same server).
 """
 
 import json
@@ -54,6 +55,7 @@ CLIENTS = int(os.environ.get("BENCH_CLIENTS", "32"))
 USERS = int(os.environ.get("BENCH_USERS", "1000"))
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 PORT = int(os.environ.get("BENCH_PORT", "8765"))
+WORKER_CLASS = os.environ.get("BENCH_WORKER_CLASS", "uvicorn_worker.UvicornWorker")
 FAST_PATH = os.environ.get("BENCH_FAST_PATH", "1").strip().lower() not in ("0", "false", "no", "")
 SLUG = "bench-usage-api"
 BIG_MAX = 5_000_000
@@ -173,7 +175,7 @@ def start_gunicorn(env: dict, log) -> subprocess.Popen:
         str(Path(sys.executable).parent / "gunicorn"),
         "asksage_admin.asgi:application",
         "-k",
-        "asgi",
+        WORKER_CLASS,
         "--workers",
         str(WORKERS),
         "--worker-connections",
@@ -556,8 +558,9 @@ def main() -> None:
         else "usage fast path off (USAGE_FAST_PATH=0): the plain Django view"
     )
     print(
-        f"{len(emails):,} users (one in ten with a max of {SMALL_MAX:,}); gunicorn -k asgi, "
-        f"{WORKERS} workers; {path}; wrk, {CLIENTS} connections; {SECONDS:g} s; "
+        f"{len(emails):,} users (one in ten with a max of {SMALL_MAX:,}); "
+        f"gunicorn -k {WORKER_CLASS}, {WORKERS} workers; {path}; wrk, {CLIENTS} connections; "
+        f"{SECONDS:g} s; "
         f"{CPUS} CPUs shared by the app, PostgreSQL and wrk"
     )
 

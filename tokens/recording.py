@@ -5,12 +5,14 @@ one conditional UPDATE (`used = used + n WHERE … AND used + n <= max`), its ev
 daily rollup written by the same statement, so in the same transaction:
 
     r        the reports (a JSON array), one row each, in arrival order
-    k        each report's API key, organization and allocation policy
+    k        each report's API key, organization and allocation policy (looked up once per
+             key: a batch is mostly one gateway's)
     who      the member with that email in the key's organization (as of the statement's
              snapshot: found or not, banned, paid), with the report: each later lookup
              takes all its keys from this one row, so its plan is an index lookup on the
              full unique key whatever the statistics say
-    m        the membership rows, locked FOR NO KEY UPDATE: their max is the one
+    m        the membership rows, locked FOR NO KEY UPDATE, with their report (the writes
+             below read everything from it and `counted`, no join): their max is the one
              committed now (an admin's save that lowered it either committed before the lock,
              and we see its value, or waits for our commit). The batch variant skips rows
              locked elsewhere (SKIP LOCKED, so a batch never waits on a row lock); those
@@ -62,18 +64,19 @@ WITH r AS MATERIALIZED (
   SELECT (e->>0)::int AS ord, e->>1 AS key_hash, e->>2 AS email, e->>3 AS kind,
       (e->>4)::bigint AS tokens, e->>5 AS model, e->>6 AS idem, e->>7 AS fingerprint
   FROM jsonb_array_elements(%(reports)s::jsonb) e
-), k AS (
-  SELECT r.ord, ak.id AS key_id, ak.organization_id AS org_id,
+), k AS MATERIALIZED (
+  SELECT ak.key_hash, ak.id AS key_id, ak.organization_id AS org_id,
       ak.revoked_at IS NOT NULL AS revoked, o.status AS org_status,
       o.status = 'active' AND ak.revoked_at IS NULL AS usable,
       p.preset, p.step_mode, p.trigger_percent, p.alert_thresholds::text AS alert_thresholds
-  FROM r JOIN tokens_apikey ak ON ak.key_hash = r.key_hash
+  FROM (SELECT DISTINCT key_hash FROM r) h
+  JOIN tokens_apikey ak ON ak.key_hash = h.key_hash
   JOIN accounts_organization o ON o.id = ak.organization_id
   LEFT JOIN tokens_allocationpolicy p ON p.organization_id = o.id
 ), who AS (
   SELECT r.ord, k.org_id, u.membership_id, u.user_id, u.is_paid, u.is_banned, u.is_active,
       r.kind, r.tokens, r.model, r.idem, r.fingerprint
-  FROM r JOIN k ON k.ord = r.ord AND k.usable
+  FROM r JOIN k ON k.key_hash = r.key_hash AND k.usable
   CROSS JOIN LATERAL (
     SELECT mb.id AS membership_id, u.id AS user_id, u.is_paid, u.is_banned, u.is_active
     FROM accounts_user u JOIN accounts_membership mb ON mb.user_id = u.id
@@ -81,7 +84,7 @@ WITH r AS MATERIALIZED (
     LIMIT 1
   ) u
 ), m AS (
-  SELECT who.ord, CASE who.kind WHEN 'inference' THEN mb.max_inference_tokens
+  SELECT who.*, CASE who.kind WHEN 'inference' THEN mb.max_inference_tokens
       ELSE mb.max_embedding_tokens END AS max
   FROM who JOIN accounts_membership mb ON mb.id = who.membership_id
   FOR NO KEY UPDATE OF mb {skip_locked}
@@ -89,29 +92,31 @@ WITH r AS MATERIALIZED (
   SELECT who.ord, e.id, e.created_at, e.request_hash,
       COALESCE(e.used_after, 0) AS used_after, COALESCE(e.max_after, 0) AS max_after
   FROM who CROSS JOIN LATERAL (
-    SELECT * FROM tokens_usageevent e WHERE e.idempotency_key = who.idem
+    SELECT e.id, e.created_at, e.request_hash, e.used_after, e.max_after
+    FROM tokens_usageevent e WHERE e.idempotency_key = who.idem
       AND e.idempotency_key <> '' AND e.organization_id IS NOT DISTINCT FROM who.org_id
     LIMIT 1
   ) e
 ), counted AS (
-  UPDATE tokens_monthlyusage mu SET used = mu.used + who.tokens
-  FROM who JOIN m ON m.ord = who.ord
-  WHERE mu.user_id = who.user_id AND mu.kind = who.kind AND mu.month = %(month)s
-    AND mu.used + who.tokens <= m.max
-    AND who.is_paid AND NOT who.is_banned AND who.is_active
-    AND NOT EXISTS (SELECT FROM prior WHERE prior.ord = who.ord)
-  RETURNING who.ord, mu.user_id, mu.used
+  UPDATE tokens_monthlyusage mu SET used = mu.used + m.tokens
+  FROM m
+  WHERE mu.user_id = m.user_id AND mu.kind = m.kind AND mu.month = %(month)s
+    AND mu.used + m.tokens <= m.max
+    AND m.is_paid AND NOT m.is_banned AND m.is_active
+    AND NOT EXISTS (SELECT FROM prior WHERE prior.ord = m.ord)
+  RETURNING m.ord, m.org_id, mu.user_id, m.kind, m.tokens, m.model, m.idem, m.fingerprint,
+    m.max, mu.used
 ), event AS (
   INSERT INTO tokens_usageevent (organization_id, user_id, kind, tokens, model, created_at,
       idempotency_key, request_hash, used_after, max_after)
-  SELECT who.org_id, c.user_id, who.kind, who.tokens, who.model, %(now)s, who.idem,
-      CASE WHEN who.idem <> '' THEN who.fingerprint ELSE '' END, c.used, m.max
-  FROM counted c JOIN who ON who.ord = c.ord JOIN m ON m.ord = c.ord
+  SELECT c.org_id, c.user_id, c.kind, c.tokens, c.model, %(now)s, c.idem,
+      CASE WHEN c.idem <> '' THEN c.fingerprint ELSE '' END, c.used, c.max
+  FROM counted c
   RETURNING id, user_id
 ), daily AS (
   INSERT INTO tokens_dailyusage AS d (organization_id, user_id, kind, model, day, tokens, events)
-  SELECT who.org_id, c.user_id, who.kind, who.model, %(day)s, who.tokens, 1
-  FROM counted c JOIN who ON who.ord = c.ord
+  SELECT c.org_id, c.user_id, c.kind, c.model, %(day)s, c.tokens, 1
+  FROM counted c
   ON CONFLICT (user_id, kind, model, day)
   DO UPDATE SET tokens = d.tokens + excluded.tokens, events = d.events + 1
 ), touch AS (
@@ -123,14 +128,14 @@ WITH r AS MATERIALIZED (
 SELECT r.ord, k.key_id, k.revoked, k.org_status,
     k.preset, k.step_mode, k.trigger_percent, k.alert_thresholds,
     who.user_id, who.is_paid, who.is_banned, who.is_active,
-    m.ord IS NOT NULL AS locked, m.max, (
+    m.ord IS NOT NULL AS locked, m.max, CASE WHEN c.used IS NULL THEN (
       SELECT used FROM tokens_monthlyusage cur WHERE cur.user_id = who.user_id
       AND cur.kind = who.kind AND cur.month = %(month)s
-    ) AS seen_used,
+    ) END AS seen_used,
     prior.id, prior.created_at, prior.request_hash, prior.used_after, prior.max_after,
     c.used, event.id
 FROM r
-LEFT JOIN k ON k.ord = r.ord
+LEFT JOIN k ON k.key_hash = r.key_hash
 LEFT JOIN who ON who.ord = r.ord
 LEFT JOIN m ON m.ord = r.ord
 LEFT JOIN prior ON prior.ord = r.ord
