@@ -92,6 +92,7 @@ def conninfo_from_django(conf: dict | None = None) -> str:
 
 _SESSION_SETTINGS = (
     "plan_cache_mode = force_generic_plan",
+    "jit = off",  # also in Django's settings; here for a fast path given its own conninfo
     "enable_seqscan = off",
     "enable_hashjoin = off",
     "enable_mergejoin = off",

@@ -615,3 +615,15 @@ def test_the_connection_settings_leave_out_djangos_own_options():
     )
     assert "sslmode=require" in conninfo and "host=db.internal" in conninfo
     assert "pool" not in conninfo and "server_side_binding" not in conninfo
+
+
+@pytest.mark.skipif(not FAST, reason="JIT compilation is PostgreSQL's; SQLite has none")
+def test_no_connection_compiles_its_queries_with_jit(asgi, application, key_a, bob):
+    """Once the tables grow, the usage statement's estimated cost passes jit_above_cost:
+    compiling it would then cost about 60 ms on every execution (measured), so JIT is off
+    on the fast path's connections and on Django's."""
+    assert post(asgi, key_a, body()).status == 200  # the fast path's pool is open
+    assert asgi.run(application.batcher.database.execute("SHOW jit", {})) == [("off",)]
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW jit")
+        assert cursor.fetchone() == ("off",)
