@@ -1,9 +1,11 @@
 """The cast: alice (admin of org A), bob (member of org A), carol (admin of org B), sam (sales)."""
 
 import os
+import shutil
 
 import pytest
 
+from tests.browser.conftest import CHROMIUM
 from tests.factories import (
     PASSWORD,
     MembershipFactory,
@@ -13,6 +15,21 @@ from tests.factories import (
 )
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+# Here, not in tests/browser/: browser tests live in other folders too, and a run of one
+# folder must skip them as a full run does.
+def pytest_collection_modifyitems(config, items):
+    missing = not (shutil.which(CHROMIUM) or os.path.exists(CHROMIUM))
+    # CI must never skip browser tests: it installs Chromium, so a missing one is an error.
+    if missing and os.environ.get("CI"):
+        raise pytest.UsageError(f"CI needs Chromium at {CHROMIUM} for the browser tests.")
+    only_without_chromium = pytest.mark.skipif(
+        missing, reason=f"{CHROMIUM} is not installed (apt-get install chromium)"
+    )
+    for item in items:
+        if {"page", "browser"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(only_without_chromium)
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 import os
 import re
-import shutil
 
 import pytest
 
@@ -17,19 +16,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-
-
-def pytest_collection_modifyitems(config, items):
-    missing = not (shutil.which(CHROMIUM) or os.path.exists(CHROMIUM))
-    # CI must never skip browser tests: it installs Chromium, so a missing one is an error.
-    if missing and os.environ.get("CI"):
-        raise pytest.UsageError(f"CI needs Chromium at {CHROMIUM} for the browser tests.")
-    only_without_chromium = pytest.mark.skipif(
-        missing, reason=f"{CHROMIUM} is not installed (apt-get install chromium)"
-    )
-    for item in items:
-        if {"page", "browser"} & set(getattr(item, "fixturenames", ())):
-            item.add_marker(only_without_chromium)
 
 
 @pytest.fixture(scope="session")
