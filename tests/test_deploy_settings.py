@@ -56,3 +56,15 @@ def test_settings_refuse_to_load_without_a_secret_key_when_debug_is_off():
 def test_debug_defaults_to_a_development_key_so_make_run_just_works():
     result = manage("check")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_postgresql_connections_turn_jit_off_and_keep_the_urls_own_options():
+    printed = "from django.conf import settings; print(settings.DATABASES['default']['OPTIONS'])"
+    result = manage(
+        "shell",
+        "-c",
+        printed,
+        DATABASE_URL="postgres://app@db.internal:5432/admin?options=-c%20statement_timeout%3D5000",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "'options': '-c statement_timeout=5000 -c jit=off'" in result.stdout
