@@ -102,21 +102,19 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
     # No JIT compilation: every query here is short. Once a table's growth pushes a plan's
     # estimated cost past jit_above_cost, PostgreSQL compiles it on each execution: 60 ms
     # for the usage statement (measured), a hundred times what running it costs.
-    _options = DATABASES["default"].setdefault("OPTIONS", {})
     _options["options"] = f"{_options.get('options', '')} -c jit=off".strip()
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool(
-    "DATABASE_POOL", False
-):
-    # Under ASGI each request runs in a thread of its own: persistent connections would be
-    # one per thread. A pool per process instead (asksage_admin/asgi.py turns it on).
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-        "min_size": 1,
-        "max_size": int(os.environ.get("DATABASE_POOL_SIZE", "4")),
-    }
+    if env_bool("DATABASE_POOL", False):
+        # Under ASGI each request runs in a thread of its own: persistent connections would
+        # be one per thread. A pool per process instead (asksage_admin/asgi.py turns it on).
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
+        _options["pool"] = {
+            "min_size": 1,
+            "max_size": int(os.environ.get("DATABASE_POOL_SIZE", "4")),
+        }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Wait for a writer instead of failing with "database is locked"; IMMEDIATE makes
     # select_for_update-style critical sections serialize on SQLite too.

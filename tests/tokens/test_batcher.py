@@ -13,11 +13,14 @@ from tokens.usage import UsageError, UsageRequest
 
 
 class StandIn:
-    """Records the reports of each statement; each statement ends when `release` is set."""
+    """Records the reports of each statement; each statement ends when `release` is set
+    (from the start when `released`)."""
 
-    def __init__(self):
+    def __init__(self, *, released: bool = False):
         self.batches: list[list[str]] = []
         self.release = asyncio.Event()
+        if released:
+            self.release.set()
 
     async def execute(self, sql: str, params: dict) -> list[tuple]:
         reports = json.loads(params["reports"])
@@ -85,8 +88,7 @@ def test_reports_waiting_when_the_running_batch_ends_go_together():
 
 def test_one_report_per_user_and_per_idempotency_key_in_a_batch():
     async def scenario():
-        database = StandIn()
-        database.release.set()
+        database = StandIn(released=True)
         batcher = Batcher(database, size=64, concurrency=1)
         futures = [
             batcher.record(report("a")),
@@ -103,8 +105,7 @@ def test_one_report_per_user_and_per_idempotency_key_in_a_batch():
 
 def test_a_batch_holds_at_most_its_size():
     async def scenario():
-        database = StandIn()
-        database.release.set()
+        database = StandIn(released=True)
         batcher = Batcher(database, size=3, concurrency=1)
         await settle([batcher.record(report(f"u{i}")) for i in range(7)])
         assert [len(batch) for batch in database.batches] == [3, 3, 1]

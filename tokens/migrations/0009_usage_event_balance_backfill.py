@@ -5,27 +5,39 @@ the user's max as they are now), so every path answers a retry from the event al
 from django.db import migrations
 from django.db.models import Q
 
+CHUNK = 1000
+
 
 def backfill(apps, schema_editor):
     UsageEvent = apps.get_model("tokens", "UsageEvent")
     MonthlyUsage = apps.get_model("tokens", "MonthlyUsage")
     Membership = apps.get_model("accounts", "Membership")
-    legacy = UsageEvent.objects.filter(Q(used_after=None) | Q(max_after=None)).exclude(
-        idempotency_key=""
+    legacy = (
+        UsageEvent.objects.filter(Q(used_after=None) | Q(max_after=None))
+        .exclude(idempotency_key="")
+        .order_by("pk")
     )
-    for event in legacy.iterator(chunk_size=1000):
-        month = event.created_at.date().replace(day=1)
-        used = (
-            MonthlyUsage.objects.filter(user_id=event.user_id, kind=event.kind, month=month)
-            .values_list("used", flat=True)
-            .first()
-        )
-        limit = (
-            Membership.objects.filter(user_id=event.user_id)
-            .values_list(f"max_{event.kind}_tokens", flat=True)
-            .first()
-        )
-        UsageEvent.objects.filter(pk=event.pk).update(used_after=used or 0, max_after=limit or 0)
+    # A chunk at a time, three queries each: its events, their members' maxes, their months.
+    while chunk := list(legacy[:CHUNK]):
+        users = {event.user_id for event in chunk}
+        maxes = {
+            m["user_id"]: m
+            for m in Membership.objects.filter(user_id__in=users).values(
+                "user_id", "max_inference_tokens", "max_embedding_tokens"
+            )
+        }
+        used = {
+            (row["user_id"], row["kind"], row["month"]): row["used"]
+            for row in MonthlyUsage.objects.filter(user_id__in=users).values(
+                "user_id", "kind", "month", "used"
+            )
+        }
+        for event in chunk:
+            month = event.created_at.date().replace(day=1)
+            member = maxes.get(event.user_id, {})
+            event.used_after = used.get((event.user_id, event.kind, month)) or 0
+            event.max_after = member.get(f"max_{event.kind}_tokens") or 0
+        UsageEvent.objects.bulk_update(chunk, ["used_after", "max_after"])
 
 
 class Migration(migrations.Migration):
