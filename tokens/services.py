@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -1295,10 +1295,28 @@ def auto_increase_run(*, org: Organization | None = None) -> list[tuple[str, str
 # --- Alerts ------------------------------------------------------------------------------
 
 
-def _alert_once(org: Organization, key: str) -> bool:
-    """Record that an alert is sent this month; False when it already was."""
-    _, created = AlertSent.objects.get_or_create(organization=org, month=current_month(), key=key)
-    return created
+def _alerts_once(org: Organization, keys: list[str]) -> list[str]:
+    """Record alerts as sent this month; returns the keys that were not already, in order.
+
+    One INSERT … ON CONFLICT DO NOTHING RETURNING (PostgreSQL and SQLite alike): the unique
+    constraint decides which alerts are new, race-free, where a get_or_create per key cost
+    four queries each (read, savepoint, insert, release) on the path usage alerts take.
+    """
+    if not keys:
+        return []
+    ops = connection.ops
+    month = ops.adapt_datefield_value(current_month())
+    now = ops.adapt_datetimefield_value(timezone.now())
+    table = AlertSent._meta.db_table
+    rows = ", ".join(["(%s, %s, %s, %s)"] * len(keys))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (organization_id, month, key, created_at) VALUES {rows} "
+            "ON CONFLICT (organization_id, month, key) DO NOTHING RETURNING key",
+            [value for key in keys for value in (org.pk, month, key, now)],
+        )
+        fresh = {key for (key,) in cursor.fetchall()}
+    return [key for key in keys if key in fresh]
 
 
 def usage_alerts_check(*, org: Organization, policy, membership: Membership, kind: str) -> list:
@@ -1313,7 +1331,8 @@ def usage_alerts_check(*, org: Organization, policy, membership: Membership, kin
         or 0
     )
     crossed = [t for t in policy.alert_thresholds if used * 100 >= t * current]
-    fresh = [t for t in crossed if _alert_once(org, f"user:{membership.user_id}:{kind}:{t}")]
+    keys = {f"user:{membership.user_id}:{kind}:{t}": t for t in crossed}
+    fresh = [keys[key] for key in _alerts_once(org, list(keys))]
     if not fresh:
         return []
     user = membership.user
@@ -1348,7 +1367,7 @@ def pool_alert_check(*, org: Organization, policy, kind: str) -> bool:
     if limit is None:
         return False
     free = unallocated(org, kind)
-    if free >= limit or not _alert_once(org, f"pool:{kind}"):
+    if free >= limit or not _alerts_once(org, [f"pool:{kind}"]):
         return False
     _email_later(
         to=_admin_emails(org),

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from accounts.models import Membership
 from analytics.models import AuditLog
+from asksage_admin.lib.months import current_month
 from tests.factories import MembershipFactory, MonthlyUsageFactory, PurchaseFactory
 from tokens import services
 from tokens.models import AlertSent, AllocationBatch, AllocationPolicy, MemberOverride
@@ -216,6 +217,37 @@ def test_usage_alerts_email_the_user_and_admins_once_per_threshold(
         services.auto_increase_apply(user=bob, kind="inference")
     assert len(mail.outbox) == 2 and "95 %" in mail.outbox[1].subject
     assert AlertSent.objects.count() == 2
+
+
+def test_usage_crossing_two_thresholds_at_once_sends_one_email_and_records_both(
+    org_a, alice, bob, django_capture_on_commit_callbacks, django_assert_max_num_queries
+):
+    MonthlyUsageFactory(user=bob, organization=org_a, used=192_000)  # 96 %: past 80 and 95
+    with django_capture_on_commit_callbacks(execute=True):
+        # Read, check, then under the lock: re-read, one INSERT for both alerts, the audit.
+        with django_assert_max_num_queries(13):
+            services.auto_increase_apply(user=bob, kind="inference")
+        services.auto_increase_apply(user=bob, kind="inference")
+    assert len(mail.outbox) == 1 and "95 %" in mail.outbox[0].subject
+    assert sorted(AlertSent.objects.values_list("key", flat=True)) == [
+        f"user:{bob.pk}:inference:80",
+        f"user:{bob.pk}:inference:95",
+    ]
+    assert AuditLog.objects.filter(action="alert.usage", target_user=bob).count() == 1
+
+
+def test_an_alert_already_recorded_this_month_is_not_sent_again(
+    org_a, alice, bob, django_capture_on_commit_callbacks
+):
+    AlertSent.objects.create(
+        organization=org_a, month=current_month(), key=f"user:{bob.pk}:inference:80"
+    )
+    MonthlyUsageFactory(user=bob, organization=org_a, used=165_000)  # 82 %
+    with django_capture_on_commit_callbacks(execute=True):
+        services.auto_increase_apply(user=bob, kind="inference")
+    assert mail.outbox == []
+    assert AlertSent.objects.count() == 1
+    assert not AuditLog.objects.filter(action="alert.usage").exists()
 
 
 def test_a_low_unallocated_alert_emails_the_admins_once(
