@@ -19,10 +19,9 @@ rollups and monthly totals (exit status 1 if not); runs `pgbench` with as many c
 doing the same single-row `UPDATE … SET used = used + n WHERE … AND used + n <= max` on the
 same table, for half as long before the usage API's run and half after it (on a shared host
 the machine's speed drifts; the mean of the two brackets the run), and gives our throughput
-as a share of that mean; measures for scale the same
-server answering a database-free document through Django (5 s); and gives a verdict on the
-goals (≥ 30 % of pgbench, p99 < 50 ms, no acceptance over a max), where a MISS does not fail
-the run.
+as a share of that mean; measures for scale the same server answering a database-free
+document through Django (5 s); and gives a verdict on the goals (≥ 30 % of pgbench, p99 <
+50 ms, no acceptance over a max), where a MISS does not fail the run.
 
 Knobs (environment): BENCH_SECONDS=30, BENCH_CLIENTS=32, BENCH_USERS=1000, BENCH_WORKERS=2
 (gunicorn workers), BENCH_WORKER_CLASS=uvicorn_worker.UvicornWorker (gunicorn's own: asgi),
@@ -44,7 +43,6 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -454,10 +452,8 @@ def verify(org, seeded_usage: int) -> dict:
     }
 
 
-@contextmanager
-def pgbench_runs(db_url: str, org, month):
-    """A function running pgbench for some seconds (tps, mean latency), doing the same
-    conditional UPDATE with as many clients; its lookup table exists while this is open."""
+def run_pgbench(db_url: str, org, month, seconds: int) -> tuple[float, float]:
+    """pgbench's tps and mean latency for the same conditional UPDATE, as many clients."""
     from accounts.models import Membership
     from tokens.models import MonthlyUsage
 
@@ -499,55 +495,41 @@ def pgbench_runs(db_url: str, org, month):
     if parts.password:
         env["PGPASSWORD"] = parts.password
 
-    def run(seconds: int) -> tuple[float, float]:
-        vacuum("tokens_monthlyusage")  # pgbench starts as clean as the usage API did
-        args = [
-            pgbench,
-            "-n",
-            "-M",
-            "prepared",
-            "-c",
-            str(CLIENTS),
-            "-j",
-            str(min(CLIENTS, os.cpu_count() or 1)),
-            "-T",
-            str(seconds),
-            "-f",
-            handle.name,
-            "-h",
-            parts.hostname or "127.0.0.1",
-            "-p",
-            str(parts.port or 5432),
-            "-U",
-            parts.username or "postgres",
-            parts.path.lstrip("/"),
-        ]
-        done = subprocess.run(args, capture_output=True, text=True, env=env)
-        if done.returncode:
-            raise SystemExit(f"pgbench failed:\n{done.stdout}\n{done.stderr}")
-        tps = latency = 0.0
-        for line in done.stdout.splitlines():
-            if line.startswith("tps ="):
-                tps = float(line.split()[2])
-            elif line.startswith("latency average"):
-                latency = float(line.split("=")[1].split()[0])
-        return tps, latency
-
-    try:
-        yield run
-    finally:
-        os.unlink(handle.name)
-        with connection.cursor() as cursor:
-            cursor.execute("DROP TABLE bench_usage_ids")
-
-
-def pgbench_alone(db_url: str, org) -> tuple[float, float]:
-    """pgbench for half the run's length, before the usage API's run (whose seed comes after
-    and undoes its updates): with the half after it, the host's drift cancels out."""
-    from asksage_admin.lib.months import current_month
-
-    with pgbench_runs(db_url, org, current_month()) as run:
-        return run(PGBENCH_SECONDS)
+    vacuum("tokens_monthlyusage")  # pgbench starts as clean as the usage API did
+    args = [
+        pgbench,
+        "-n",
+        "-M",
+        "prepared",
+        "-c",
+        str(CLIENTS),
+        "-j",
+        str(min(CLIENTS, os.cpu_count() or 1)),
+        "-T",
+        str(seconds),
+        "-f",
+        handle.name,
+        "-h",
+        parts.hostname or "127.0.0.1",
+        "-p",
+        str(parts.port or 5432),
+        "-U",
+        parts.username or "postgres",
+        parts.path.lstrip("/"),
+    ]
+    run = subprocess.run(args, capture_output=True, text=True, env=env)
+    os.unlink(handle.name)
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE bench_usage_ids")
+    if run.returncode:
+        raise SystemExit(f"pgbench failed:\n{run.stdout}\n{run.stderr}")
+    tps = latency = 0.0
+    for line in run.stdout.splitlines():
+        if line.startswith("tps ="):
+            tps = float(line.split()[2])
+        elif line.startswith("latency average"):
+            latency = float(line.split("=")[1].split()[0])
+    return tps, latency
 
 
 def main() -> None:
@@ -565,8 +547,12 @@ def main() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+    from asksage_admin.lib.months import current_month
+
     org = seed()[0]
-    pgbench_before = pgbench_alone(db_url, org)
+    # pgbench brackets the API's run: half before it (the seed below undoes its updates),
+    # half after, and the share is of their mean, so a steady drift of the host cancels.
+    pgbench_before = run_pgbench(db_url, org, current_month(), PGBENCH_SECONDS)
     org, secret, emails = seed()
     from django.db.models import Sum
 
@@ -684,8 +670,7 @@ def report(db_url, org, seeded, emails, warm: Load, load: Load, cpu, floor, pgbe
     if unanswered:
         print(f"  requests never answered       {unanswered} (their outcome is unknown to us)")
 
-    with pgbench_runs(db_url, org, current_month()) as run:
-        pgbench_after = run(PGBENCH_SECONDS)
+    pgbench_after = run_pgbench(db_url, org, current_month(), PGBENCH_SECONDS)
     tps = (pgbench_before[0] + pgbench_after[0]) / 2
     ratio = 100 * load.rate / tps
     print(
