@@ -4,7 +4,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench ci install clean
+.PHONY: run test test-dates lint format bench ci install clean
+
+# The application fails closed: without DEBUG=1 it runs as in production and needs a real
+# SECRET_KEY. These developer targets choose the development settings explicitly.
+DEV := DEBUG=1
+# Dates on which the suite must pass as on any other: the 1st, the 28th to the 31st, a leap
+# day and 31 December (`make test-dates` runs the whole suite once at each).
+TEST_DATES := 2027-03-01T09:00:00+00:00 2027-02-28T12:00:00+00:00 2028-02-29T12:00:00+00:00 \
+	2027-04-30T12:00:00+00:00 2027-01-31T12:00:00+00:00 2026-12-31T22:30:00+00:00
 
 $(PY):
 	@PYTHON=$$(bin/find-python) || exit 1; \
@@ -19,28 +27,35 @@ $(STAMP): $(PY) pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(PY) manage.py migrate --noinput
-	$(PY) manage.py seed_demo
-	@echo "Demo mode: DEMO_SKIP_MFA=1 (works only with DEBUG on) lets the demo admins in without an authenticator."
-	DEMO_SKIP_MFA=1 $(PY) manage.py runserver 127.0.0.1:8000
+	$(DEV) $(PY) manage.py migrate --noinput
+	$(DEV) $(PY) manage.py seed_demo
+	@echo "Demo mode: DEBUG=1 and DEMO_SKIP_MFA=1 (works only with DEBUG on) let the demo admins in without an authenticator."
+	$(DEV) DEMO_SKIP_MFA=1 $(PY) manage.py runserver 127.0.0.1:8000
 
 test: $(STAMP)
-	$(PY) manage.py collectstatic --noinput -v0
+	$(DEV) $(PY) manage.py collectstatic --noinput -v0
 	$(PY) -m pytest -q
+
+test-dates: $(STAMP)
+	$(DEV) $(PY) manage.py collectstatic --noinput -v0
+	@for when in $(TEST_DATES); do \
+		echo "== the suite on $$when"; \
+		TEST_CLOCK=$$when $(PY) -m pytest -q || exit 1; \
+	done
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) manage.py makemigrations --check --dry-run
+	$(DEV) $(PY) manage.py makemigrations --check --dry-run
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
 bench: $(STAMP)  # set DATABASE_URL=postgres://... : the figures in the README are PostgreSQL's
-	$(PY) benchmarks/user_table.py
-	$(PY) benchmarks/usage_api.py
-	$(PY) benchmarks/exports.py
+	$(DEV) $(PY) benchmarks/user_table.py
+	$(DEV) $(PY) benchmarks/usage_api.py
+	$(DEV) $(PY) benchmarks/exports.py
 
 ci:
 	bash .ci/run

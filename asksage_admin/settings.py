@@ -1,7 +1,8 @@
-"""Settings, all from the environment, with safe development defaults.
+"""Settings, all from the environment; without any, the app refuses to start (fail closed).
 
-Production: DEBUG=0, SECRET_KEY=<long random>, ALLOWED_HOSTS=admin.example.gov,
-DATABASE_URL=postgres://..., and `manage.py check --deploy` reports nothing.
+Production: SECRET_KEY=<long random>, ALLOWED_HOSTS=admin.example.gov, DATABASE_URL=postgres://...
+(DEBUG is off unless DEBUG=1), and `manage.py check --deploy` reports nothing. Development:
+DEBUG=1, which `make run` and the tests set.
 """
 
 import os
@@ -26,11 +27,18 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
-DEBUG = env_bool("DEBUG", True)
+# Fail closed: without a DEBUG variable the app runs as in production (DEBUG off, a real
+# SECRET_KEY required, the demo's switches ignored). `make run` and the tests set DEBUG=1.
+DEBUG = env_bool("DEBUG", False)
 _DEV_SECRET = "dev-only-insecure-secret-key-change-me"
 SECRET_KEY = os.environ.get("SECRET_KEY", _DEV_SECRET if DEBUG else "")
 if not SECRET_KEY:
-    raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
+    raise ImproperlyConfigured(
+        "SECRET_KEY must be set when DEBUG is off. "
+        "For development set DEBUG=1 (make run does)."
+    )
+if not DEBUG and SECRET_KEY == _DEV_SECRET:
+    raise ImproperlyConfigured("SECRET_KEY is the public development key: set a secret one.")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver" if DEBUG else "")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 

@@ -28,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "asksage_admin.settings")
+os.environ.setdefault("DEBUG", "1")  # a developer's tool: the development settings
 os.environ.setdefault("MFA_REQUIRED", "0")  # the admin's client logs in with force_login
 
 import django  # noqa: E402

@@ -1,9 +1,11 @@
 """The cast: alice (admin of org A), bob (member of org A), carol (admin of org B), sam (sales)."""
 
+import datetime as dt
 import os
 import shutil
 
 import pytest
+import time_machine
 
 from tests.browser.conftest import CHROMIUM
 from tests.factories import (
@@ -30,6 +32,30 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if {"page", "browser"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(only_without_chromium)
+
+
+# A mid-month weekday, far from any month, quarter or year boundary: tests that read "today"
+# (rollups, forecasts, month starts) pin the clock here and give the same answer any day.
+MID_MONTH = dt.datetime(2026, 6, 17, 10, 30, tzinfo=dt.UTC)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_clock():
+    """TEST_CLOCK=2026-12-31T23:00:00+00:00 runs the whole suite on that date (the clock
+    ticks from there), to prove no test depends on today's date: see `make test-dates`."""
+    when = os.environ.get("TEST_CLOCK")
+    if not when:
+        yield None
+        return
+    with time_machine.travel(dt.datetime.fromisoformat(when), tick=True) as traveller:
+        yield traveller
+
+
+@pytest.fixture
+def mid_month():
+    """Pins the clock to MID_MONTH (ticking) for tests whose data is laid out around today."""
+    with time_machine.travel(MID_MONTH, tick=True) as traveller:
+        yield traveller
 
 
 @pytest.fixture

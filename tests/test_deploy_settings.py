@@ -53,18 +53,44 @@ def test_settings_refuse_to_load_without_a_secret_key_when_debug_is_off():
     assert "SECRET_KEY must be set when DEBUG is off." in result.stderr
 
 
-def test_debug_defaults_to_a_development_key_so_make_run_just_works():
-    result = manage("check")
-    assert result.returncode == 0, result.stdout + result.stderr
+def test_without_a_debug_variable_the_app_fails_closed():
+    """No DEBUG variable means production: no public key, no debug pages, no demo switch."""
+    result = manage("check", DEMO_SKIP_MFA="1")
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set when DEBUG is off." in result.stderr
 
 
-def test_postgresql_connections_turn_jit_off_and_keep_the_urls_own_options():
-    printed = "from django.conf import settings; print(settings.DATABASES['default']['OPTIONS'])"
+def test_without_a_debug_variable_debug_and_the_demo_switch_are_off():
+    script = "from django.conf import settings; print(settings.DEBUG, settings.DEMO_SKIP_MFA)"
     result = manage(
         "shell",
         "-c",
-        printed,
-        DATABASE_URL="postgres://app@db.internal:5432/admin?options=-c%20statement_timeout%3D5000",
+        script,
+        DEMO_SKIP_MFA="1",
+        SECRET_KEY=secrets.token_urlsafe(64),
+        ALLOWED_HOSTS="example.gov",
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "'options': '-c statement_timeout=5000 -c jit=off'" in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "False False"
+
+
+def test_the_public_development_key_is_refused_when_debug_is_off():
+    result = manage(
+        "check", SECRET_KEY="dev-only-insecure-secret-key-change-me", ALLOWED_HOSTS="example.gov"
+    )
+    assert result.returncode != 0
+    assert "public development key" in result.stderr
+
+
+def test_debug_1_gives_the_development_settings_so_make_run_just_works():
+    result = manage("check", DEBUG="1")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_make_run_chooses_the_development_settings_itself():
+    makefile = (BASE_DIR / "Makefile").read_text()
+    run = makefile.split("\nrun:", 1)[1].split("\n\n", 1)[0]
+    commands = [line.strip() for line in run.splitlines()[1:] if "manage.py" in line]
+    assert commands, run
+    assert all(command.startswith("$(DEV)") for command in commands), commands
+    assert "DEV := DEBUG=1" in makefile

@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def admin_page(page, live_server, login, alice, bob, org_a):
+def admin_page(mid_month, page, live_server, login, alice, bob, org_a):
     page.set_viewport_size({"width": 1400, "height": 900})
     for n in range(5):
         DailyUsageFactory(
