@@ -9,7 +9,7 @@ from django.shortcuts import render
 from django.urls import reverse
 
 from accounts.mfa import mfa_required_for
-from accounts.models import Membership
+from accounts.models import AUDITOR_READ_ONLY, Membership
 
 
 def _membership(request) -> Membership | None:
@@ -38,9 +38,7 @@ def org_admin_required(view: Callable) -> Callable:
         if not request.user.is_verified() and mfa_required_for(request.user, membership):
             return redirect_to_login(request.get_full_path(), reverse("accounts:mfa"))
         if not membership.is_admin and request.method not in SAFE_METHODS:
-            return render(
-                request, "403.html", {"reason": "Auditors have read-only access."}, status=403
-            )
+            return render(request, "403.html", {"reason": AUDITOR_READ_ONLY}, status=403)
         if not membership.organization.is_active:
             return render(
                 request, "accounts/org_closed.html", {"org": membership.organization}, status=403

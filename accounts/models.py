@@ -134,6 +134,9 @@ class Organization(models.Model):
         return self.min_inference_tokens if kind == "inference" else self.min_embedding_tokens
 
 
+AUDITOR_READ_ONLY = "Auditors have read-only access: they change nothing."
+
+
 class Membership(models.Model):
     """A user's place in one organization, with their monthly token allocation."""
 
@@ -191,6 +194,11 @@ class Membership(models.Model):
     @property
     def is_admin(self) -> bool:
         return self.role == self.Role.ADMIN
+
+    @property
+    def is_read_only(self) -> bool:
+        """Auditors change nothing, anywhere: not even a token request of their own."""
+        return self.role == self.Role.AUDITOR
 
     @property
     def can_view_panel(self) -> bool:

@@ -14,6 +14,7 @@ from accounts import selectors, services
 from accounts.decorators import member_required
 from accounts.forms import RegistrationForm
 from accounts.http import AuthedRequest
+from accounts.models import AUDITOR_READ_ONLY
 from asksage_admin.lib.errors import DomainError
 from asksage_admin.lib.http import client_ip
 from tokens import selectors as token_selectors
@@ -65,6 +66,8 @@ def token_request_create(request: AuthedRequest) -> HttpResponse:
     if request.membership is None:
         messages.error(request, "You are not part of an organization, so there is no one to ask.")
         return redirect("accounts:home")
+    if request.membership.is_read_only:
+        return render(request, "403.html", {"reason": AUDITOR_READ_ONLY}, status=403)
     form = TokenRequestForm(request.POST)
     if form.is_valid():
         data = form.cleaned_data

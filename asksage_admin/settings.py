@@ -34,8 +34,7 @@ _DEV_SECRET = "dev-only-insecure-secret-key-change-me"
 SECRET_KEY = os.environ.get("SECRET_KEY", _DEV_SECRET if DEBUG else "")
 if not SECRET_KEY:
     raise ImproperlyConfigured(
-        "SECRET_KEY must be set when DEBUG is off. "
-        "For development set DEBUG=1 (make run does)."
+        "SECRET_KEY must be set when DEBUG is off. For development set DEBUG=1 (make run does)."
     )
 if not DEBUG and SECRET_KEY == _DEV_SECRET:
     raise ImproperlyConfigured("SECRET_KEY is the public development key: set a secret one.")

@@ -16,7 +16,7 @@ from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery, Sum, V
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from accounts.models import Membership, Organization, User
+from accounts.models import AUDITOR_READ_ONLY, Membership, Organization, User
 from accounts.services import organization_lock
 from analytics.models import AuditLog
 from analytics.services import audit_bulk, audit_record
@@ -487,6 +487,8 @@ def token_request_create(
     membership = Membership.objects.filter(user=user).select_related("organization").first()
     if membership is None:
         raise DomainError("You are not part of an organization, so there is no one to ask.")
+    if membership.is_read_only:
+        raise DomainError(AUDITOR_READ_ONLY)
     if errors:
         raise DomainError(errors=errors)
     org = organization_lock(membership.organization)

@@ -41,6 +41,38 @@ def test_a_member_asks_from_the_home_page_and_sees_the_status(client, bob, alice
     assert "Quarterly report" in page and "Pending" in page and "1,500,000" in page
 
 
+@pytest.fixture
+def auditor(org_a):
+    return MembershipFactory(
+        user__email="audrey@example.com", organization=org_a, role="auditor"
+    ).user
+
+
+def test_an_auditor_cannot_post_a_token_request(client, auditor, alice, auto_rule):
+    client.force_login(auditor)
+    response = client.post(
+        reverse("accounts:token_request_create"),
+        {"kind": "inference", "amount": "100k", "reason": "Just looking"},
+    )
+    assert response.status_code == 403
+    assert "read-only" in response.content.decode()
+    assert not TokenRequest.objects.exists()
+    assert max_of(auditor) == 200_000
+
+
+def test_the_service_refuses_an_auditors_request_even_if_a_view_forgot(auditor, alice):
+    with pytest.raises(DomainError, match="read-only"):
+        ask(auditor)
+    assert not TokenRequest.objects.exists()
+
+
+def test_an_auditors_home_page_offers_no_request_form(client, auditor, alice):
+    client.force_login(auditor)
+    page = client.get(reverse("accounts:home")).content.decode()
+    assert "read-only access" in page
+    assert "Send request" not in page
+
+
 def test_the_request_form_answers_htmx_with_its_partial(client, bob, alice):
     client.force_login(bob)
     response = client.post(
