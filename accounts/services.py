@@ -55,11 +55,22 @@ def user_register(*, email: str, name: str, password: str, accepted_terms: bool)
     if not accepted_terms:
         raise DomainError(errors={"accept_terms": ["You must accept the terms and conditions."]})
     with transaction.atomic():
+        taken = DomainError(errors={"email": ["An account with this email already exists."]})
         if User.objects.filter(email__iexact=email.strip()).exists():
-            raise DomainError(errors={"email": ["An account with this email already exists."]})
-        user = User.objects.create_user(
-            email=email, password=password, name=name.strip(), terms_accepted_at=timezone.now()
-        )
+            raise taken
+        try:
+            with transaction.atomic():
+                user = User.objects.create_user(
+                    email=email,
+                    password=password,
+                    name=name.strip(),
+                    terms_accepted_at=timezone.now(),
+                )
+        except IntegrityError:
+            # The same address registered at the same moment: the unique index let one win.
+            if User.objects.filter(email__iexact=email.strip()).exists():
+                raise taken from None
+            raise
         audit_record(action="user.registered", actor=user, target_user=user)
     return user
 

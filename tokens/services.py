@@ -88,9 +88,38 @@ def pending_edit_set(
     `seen_value` is the stored value the admin's table showed when they started editing; it
     becomes the edit's `old_value` so a save notices if someone else changed the cell since.
     Returns None when the new value equals the stored one (nothing pending).
+    The target's row is locked: the same cell confirmed twice at once (a double Enter, two
+    tabs) updates one pending edit instead of racing to create two.
     """
     check_column(column)
     value = validate_amount(org, column, raw_value)
+    with transaction.atomic():
+        locked = (
+            Membership.objects.select_for_update(no_key=True)
+            .filter(pk=membership.pk, organization=org)
+            .first()
+        )
+        if locked is None:
+            raise DomainError("This user is no longer in your organization.")
+        return _pending_edit_upsert(
+            admin=admin,
+            org=org,
+            membership=locked,
+            column=column,
+            value=value,
+            seen_value=seen_value,
+        )
+
+
+def _pending_edit_upsert(
+    *,
+    admin: User,
+    org: Organization,
+    membership: Membership,
+    column: str,
+    value: int,
+    seen_value: int | None,
+) -> PendingEdit | None:
     current = getattr(membership, column)
     existing = PendingEdit.objects.filter(
         admin=admin, column=column, target=membership.user

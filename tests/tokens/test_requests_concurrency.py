@@ -4,41 +4,15 @@ On PostgreSQL the threads overlap and the organization row lock serializes them;
 the database lock does. Either way the second admin is refused and nothing is granted twice.
 """
 
-import threading
-
 import pytest
-from django.db import connections
 
 from accounts.models import Membership
-from asksage_admin.lib.errors import DomainError
+from tests.concurrency import run_together
 from tests.factories import MembershipFactory
 from tokens import services
 from tokens.models import AllocationBatch
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def run_together(*works):
-    barrier = threading.Barrier(len(works))
-    outcomes: list = [None] * len(works)
-
-    def run(index, work):
-        try:
-            barrier.wait(timeout=30)
-            outcomes[index] = ("ok", work())
-        except DomainError as exc:
-            outcomes[index] = ("refused", " ".join(exc.messages))
-        except BaseException as exc:  # noqa: BLE001 - reported to the test
-            outcomes[index] = ("crashed", repr(exc))
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i, w)) for i, w in enumerate(works)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return outcomes
 
 
 def test_two_admins_approving_the_same_request_at_once_grant_it_once(org_a, alice, bob):
