@@ -4,6 +4,8 @@ from django.conf import settings
 from django.db import models, router
 from django.utils import timezone
 
+from asksage_admin.lib.audit_actions import label_of
+
 GENESIS = "0" * 64
 
 
@@ -99,6 +101,10 @@ class AuditLog(models.Model):
     def __str__(self) -> str:
         who = self.actor_label or (self.actor and self.actor.email) or "system"
         return f"{self.created_at:%Y-%m-%d %H:%M} {who} {self.action}"
+
+    @property
+    def action_label(self) -> str:
+        return label_of(self.action)
 
     def save(self, *args, **kwargs):
         if not self._state.adding:

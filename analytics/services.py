@@ -10,10 +10,11 @@ from django.db import transaction
 
 from accounts.models import Membership, Organization, User
 from analytics.models import AuditLog
+from asksage_admin.lib.audit_actions import AuditAction, check_action
 
-LOGIN = "auth.login"
-LOGIN_FAILED = "auth.login_failed"
-EXPORT = "export.csv"
+LOGIN = AuditAction.LOGIN
+LOGIN_FAILED = AuditAction.LOGIN_FAILED
+EXPORT = AuditAction.EXPORT
 
 
 def audit_record(
@@ -34,7 +35,7 @@ def audit_record(
         organization=organization,
         actor=actor if actor is not None and actor.is_authenticated else None,
         actor_label=actor_label,
-        action=action,
+        action=check_action(action),
         target_user=target_user,
         column=column,
         old_value="" if old is None else str(old),
@@ -48,6 +49,8 @@ def audit_record(
 def audit_bulk(rows: list[AuditLog]) -> None:
     """Many rows at once (a batch save): sealed in Python, then inserted in as few INSERTs as
     the database allows (one up to ~2,000 rows on SQLite, ~4,000 on PostgreSQL)."""
+    for action in {row.action for row in rows}:
+        check_action(action)
     AuditLog.objects.bulk_create(rows)
 
 

@@ -178,7 +178,7 @@ def test_the_badge_checks_only_the_own_organizations_chain(carol_client, audit, 
         cursor.execute(
             f"UPDATE {AuditLog._meta.db_table} SET old_value = 'x' WHERE id = %s", [edited.pk]
         )
-    audit_record(action="x", organization=org_b, actor=carol)
+    audit_record(action="org.updated", organization=org_b, actor=carol)
 
     html = carol_client.get(reverse("analytics:integrity")).content.decode()
 

@@ -136,7 +136,8 @@ def test_rows_cannot_be_changed_or_deleted_through_the_orm(audit):
 def test_bulk_rows_are_chained_in_order(org_a, alice, audit):
     audit()
     rows = [
-        AuditLog(organization=org_a, actor=alice, action="x", new_value=str(n)) for n in range(5)
+        AuditLog(organization=org_a, actor=alice, action="allocation.changed", new_value=str(n))
+        for n in range(5)
     ]
 
     audit_bulk(rows)
@@ -148,10 +149,10 @@ def test_bulk_rows_are_chained_in_order(org_a, alice, audit):
 
 def test_a_bulk_insert_across_organizations_keeps_each_chain(org_a, org_b, alice, carol):
     rows = [
-        AuditLog(organization=org_a, actor=alice, action="x"),
-        AuditLog(organization=org_b, actor=carol, action="x"),
-        AuditLog(organization=None, action="x"),
-        AuditLog(organization=org_a, actor=alice, action="x"),
+        AuditLog(organization=org_a, actor=alice, action="allocation.changed"),
+        AuditLog(organization=org_b, actor=carol, action="allocation.changed"),
+        AuditLog(organization=None, action="allocation.changed"),
+        AuditLog(organization=org_a, actor=alice, action="allocation.changed"),
     ]
 
     audit_bulk(rows)
@@ -164,8 +165,10 @@ def test_a_bulk_insert_across_organizations_keeps_each_chain(org_a, org_b, alice
 def test_a_bulk_insert_costs_the_same_queries_whatever_its_size(
     org_a, alice, size, django_assert_max_num_queries
 ):
-    audit_record(action="first", organization=org_a)
-    rows = [AuditLog(organization=org_a, actor=alice, action="x") for _ in range(size)]
+    audit_record(action="allocation.changed", organization=org_a)
+    rows = [
+        AuditLog(organization=org_a, actor=alice, action="allocation.changed") for _ in range(size)
+    ]
 
     # Lock-and-read the head, insert, move the head.
     with django_assert_max_num_queries(3):
@@ -221,9 +224,18 @@ def test_concurrent_writers_never_fork_an_organizations_chain():
         try:
             for i in range(10):
                 if i % 2:
-                    audit_record(action="t", organization=org, actor=actor, new=f"{n}.{i}")
+                    audit_record(
+                        action="allocation.changed", organization=org, actor=actor, new=f"{n}.{i}"
+                    )
                 else:
-                    audit_bulk([AuditLog(organization=org, action="b", new_value=f"{n}.{i}")] * 1)
+                    audit_bulk(
+                        [
+                            AuditLog(
+                                organization=org, action="allocation.changed", new_value=f"{n}.{i}"
+                            )
+                        ]
+                        * 1
+                    )
         except Exception as error:  # noqa: BLE001 - reported below
             errors.append(error)
         finally:
