@@ -10,6 +10,7 @@ both paths write the same cells.
 import csv
 import datetime as dt
 import json
+import re
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -24,10 +25,13 @@ BOM = "\ufeff"
 CHUNK = 2000
 COPY_BLOCK = 256 * 1024
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# A plain number ("-750000", "12.5") is data, not a formula: it stays a number in Excel.
+PLAIN_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?\Z")
 
 # How each kind of column is written, in SQL for COPY ({c} is the column).
 _NEUTRAL = (
-    "CASE WHEN left({c}, 1) IN ('=', '+', '-', '@', E'\\t', E'\\r') THEN '''' || {c} ELSE {c} END"
+    "CASE WHEN left({c}, 1) IN ('=', '+', '-', '@', E'\\t', E'\\r')"
+    " AND {c} !~ '^-?[0-9]+([.][0-9]+)?$' THEN '''' || {c} ELSE {c} END"
 )
 SQL_CELLS = {
     "text": _NEUTRAL,
@@ -56,7 +60,9 @@ def neutralise(value) -> object:
     if isinstance(value, dict | list):
         value = json.dumps(value) if value else ""
     text = str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+    if text.startswith(FORMULA_STARTS) and not PLAIN_NUMBER.match(text):
+        return "'" + text
+    return text
 
 
 @dataclass(frozen=True)

@@ -102,10 +102,6 @@ class AuditLog(models.Model):
         who = self.actor_label or (self.actor and self.actor.email) or "system"
         return f"{self.created_at:%Y-%m-%d %H:%M} {who} {self.action}"
 
-    @property
-    def action_label(self) -> str:
-        return label_of(self.action)
-
     def save(self, *args, **kwargs):
         if not self._state.adding:
             raise AppendOnlyError("Audit rows cannot be changed.")
@@ -124,3 +120,7 @@ class AuditLog(models.Model):
         if self.actor_label:
             return self.actor_label
         return self.actor.get_full_name() if self.actor_id else "system"
+
+    @property
+    def action_label(self) -> str:
+        return label_of(self.action)

@@ -39,7 +39,7 @@ def test_it_lists_the_organizations_trail_newest_first(alice_client, trail):
         "allocation.changed:300000",
     ]
     html = response.content.decode()
-    assert "200000 → 300000" in html and "198.51.100.4" in html
+    assert "200,000 → 300,000" in html and "198.51.100.4" in html
     assert reverse("analytics:user_history", args=[trail.pk]) in html
 
 

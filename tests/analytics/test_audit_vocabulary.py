@@ -71,3 +71,31 @@ def test_filter_groups_that_found_nothing_before_now_find_their_rows(alice_clien
     ]:
         rows = alice_client.get(URL, {"action": family}).context["page"].object_list
         assert [row.action for row in rows] == [expected]
+
+
+def test_activity_values_read_as_words_and_formatted_numbers(alice_client, org_a, alice, bob):
+    audit_record(
+        action="user.banned",
+        organization=org_a,
+        actor=alice,
+        target_user=bob,
+        column="banned",
+        old=False,
+        new=True,
+    )
+    audit_record(
+        action="allocation.changed",
+        organization=org_a,
+        actor=alice,
+        target_user=bob,
+        column="max_inference_tokens",
+        old=None,
+        new=20_000_000,
+    )
+    audit_record(action="reclaim.applied", organization=org_a, actor=alice, old=-750_000)
+
+    html = alice_client.get(URL).content.decode()
+
+    assert "no → yes" in html and "False → True" not in html
+    assert "Max Inference Tokens:</span> — → 20,000,000" in html
+    assert "-750,000 → —" in html

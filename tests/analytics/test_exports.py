@@ -214,7 +214,12 @@ def test_an_export_of_many_rows_streams_in_chunks_with_a_constant_query_count(
     [
         ("=1+1", "'=1+1"),
         ("+1", "'+1"),
-        ("-1", "'-1"),
+        ("-1+1", "'-1+1"),
+        ("-SUM(A1)", "'-SUM(A1)"),
+        ("-1", "-1"),  # a plain number is data: it stays a number in Excel
+        ("-750000", "-750000"),
+        ("-2.5", "-2.5"),
+        ("-1.", "'-1."),
         ("@SUM(A1)", "'@SUM(A1)"),
         ("\tx", "'\tx"),
         ("\rx", "'\rx"),
@@ -226,3 +231,14 @@ def test_an_export_of_many_rows_streams_in_chunks_with_a_constant_query_count(
 )
 def test_cells_a_spreadsheet_would_evaluate_are_neutralised(value, expected):
     assert neutralise(value) == expected
+
+
+def test_negative_numbers_in_the_activity_export_stay_numbers(alice_client, audit, bob):
+    """Activity values are stored as text: a reclaimed -750000 came out as "'-750000"."""
+    audit(target_user=bob, column="max_inference_tokens", old=-750_000, new="=HYPERLINK(1)")
+
+    _, rows = download(alice_client, "activity", {})
+
+    header, *body = rows
+    row = dict(zip(header, next(r for r in body if "max_inference_tokens" in r), strict=True))
+    assert (row["Old"], row["New"]) == ("-750000", "'=HYPERLINK(1)")
