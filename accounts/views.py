@@ -3,8 +3,11 @@
 from base64 import b32encode
 
 import segno
+from axes.helpers import get_cool_off
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
+from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -14,6 +17,7 @@ from accounts import selectors, services
 from accounts.decorators import member_required
 from accounts.forms import RegistrationForm
 from accounts.http import AuthedRequest
+from asksage_admin.lib.durations import in_words
 from asksage_admin.lib.errors import DomainError
 from asksage_admin.lib.http import client_ip
 from tokens import selectors as token_selectors
@@ -98,6 +102,7 @@ def token_request_create(request: AuthedRequest) -> HttpResponse:
     return render(request, "accounts/home.html", context, status=422)
 
 
+@transaction.non_atomic_requests  # a wrong code's failure count must commit (accounts.mfa)
 @member_required
 def mfa(request: AuthedRequest) -> HttpResponse:
     """Set up the authenticator (QR code rendered here, no network) or enter a code."""
@@ -136,3 +141,16 @@ def mfa(request: AuthedRequest) -> HttpResponse:
         )
         context["secret"] = b32encode(device.bin_key).decode()
     return render(request, "registration/mfa.html", context)
+
+
+def locked_out(request, original_response=None, credentials=None) -> HttpResponse:
+    """django-axes' answer to a login refused for too many failures (AXES_LOCKOUT_CALLABLE):
+    the wait in words ("15 minutes"), not axes' ISO 8601 duration."""
+    cool_off = get_cool_off(request)
+    context = {"cooloff": in_words(cool_off.total_seconds()) if cool_off else None}
+    return render(
+        request,
+        "registration/locked_out.html",
+        context,
+        status=settings.AXES_HTTP_RESPONSE_CODE,
+    )
