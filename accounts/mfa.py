@@ -5,6 +5,7 @@ one-time recovery codes. A session is "verified" once `django_otp.login` ran in 
 """
 
 import datetime as dt
+import math
 
 from django.conf import settings
 from django.db import transaction
@@ -77,6 +78,19 @@ def _new_recovery_codes(user: User) -> list[str]:
     return codes
 
 
+class TooManyWrongCodes(DomainError):
+    """The second factor is waiting out its delay after wrong codes; `retry_at` it may be
+    tried again."""
+
+    def __init__(self, retry_at: dt.datetime):
+        self.retry_at = retry_at
+        super().__init__(errors={"token": [_try_again(retry_at)]})
+
+    @property
+    def retry_after_seconds(self) -> int:
+        return max(1, math.ceil((self.retry_at - timezone.now()).total_seconds()))
+
+
 def _locked_devices(user: User) -> list[TOTPDevice | StaticDevice]:
     """The confirmed authenticator and recovery codes, their rows locked: two guesses sent at
     once are checked one after the other, each seeing the other's failure count."""
@@ -115,7 +129,7 @@ def mfa_verify(*, request, user: User, token: str, ip: str | None = None) -> Non
         devices = _locked_devices(user)
         retry_at = _retry_at(devices)
         if retry_at is not None:
-            message = _try_again(retry_at)
+            error: DomainError = TooManyWrongCodes(retry_at)
         else:
             for device in devices:
                 if device.verify_token(token):
@@ -146,7 +160,9 @@ def mfa_verify(*, request, user: User, token: str, ip: str | None = None) -> Non
             retry_at = _retry_at(devices)
             if retry_at is not None and retry_at - timezone.now() >= NOTICEABLE_WAIT:
                 message = f"That code is not valid. {_try_again(retry_at)}"
-    raise DomainError(errors={"token": [message]})
+            error = DomainError(errors={"token": [message]})
+    # Raised once the transaction is over: the failure count and the audit row are committed.
+    raise error
 
 
 @transaction.atomic

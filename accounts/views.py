@@ -113,6 +113,7 @@ def mfa(request: AuthedRequest) -> HttpResponse:
         next_url = ""
     enrolled = mfa_services.is_enrolled(request.user)
     context = {"next": next_url, "enrolled": enrolled, "error": None}
+    status, headers = 200, {}
     if request.method == "POST":
         token = request.POST.get("token", "")
         try:
@@ -130,8 +131,12 @@ def mfa(request: AuthedRequest) -> HttpResponse:
                 return render(
                     request, "registration/mfa_codes.html", {"codes": codes, "next": next_url}
                 )
+        except mfa_services.TooManyWrongCodes as exc:
+            context["error"] = " ".join(exc.messages)
+            status, headers = 429, {"Retry-After": str(exc.retry_after_seconds)}
         except DomainError as exc:
             context["error"] = " ".join(exc.messages)
+            status = 422
         else:
             return redirect(next_url or "accounts:home")
     if not enrolled:
@@ -140,7 +145,10 @@ def mfa(request: AuthedRequest) -> HttpResponse:
             scale=4, title="QR code for your authenticator app"
         )
         context["secret"] = b32encode(device.bin_key).decode()
-    return render(request, "registration/mfa.html", context)
+    response = render(request, "registration/mfa.html", context, status=status)
+    for name, value in headers.items():
+        response[name] = value
+    return response
 
 
 def locked_out(request, original_response=None, credentials=None) -> HttpResponse:
@@ -148,9 +156,9 @@ def locked_out(request, original_response=None, credentials=None) -> HttpRespons
     the wait in words ("15 minutes"), not axes' ISO 8601 duration."""
     cool_off = get_cool_off(request)
     context = {"cooloff": in_words(cool_off.total_seconds()) if cool_off else None}
-    return render(
-        request,
-        "registration/locked_out.html",
-        context,
-        status=settings.AXES_HTTP_RESPONSE_CODE,
+    response = render(
+        request, "registration/locked_out.html", context, status=settings.AXES_HTTP_RESPONSE_CODE
     )
+    if cool_off:
+        response["Retry-After"] = str(int(cool_off.total_seconds()))
+    return response

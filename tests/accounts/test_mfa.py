@@ -160,7 +160,7 @@ def wrong_codes(client, device: TOTPDevice, clock, count: int) -> None:
     """`count` wrong codes, each sent once the previous one's wait is over."""
     for _ in range(count):
         wrong = f"{(int(current_code(device)) + 500_000) % 1_000_000:06d}"
-        assert client.post(MFA, {"token": wrong}).status_code == 200
+        assert client.post(MFA, {"token": wrong}).status_code == 422
         device.refresh_from_db()
         clock.shift(dt.timedelta(seconds=2 ** (device.throttling_failure_count - 1)))
 
@@ -184,6 +184,7 @@ def test_after_wrong_codes_the_right_code_is_refused_until_the_wait_is_over(clie
         wrong_codes(client, device, clock, 5)
         clock.shift(dt.timedelta(seconds=-16))  # back to the moment of the fifth wrong code
         response = client.post(MFA, {"token": current_code(device)})
+        assert response.status_code == 429 and response["Retry-After"] == "16"
         assert "Too many wrong codes. Try again in 16 seconds." in response.content.decode()
         assert client.get(PANEL).status_code == 302
 

@@ -75,7 +75,7 @@ def test_the_lockout_page_says_how_long_in_words(client, bob, settings):
     for _ in range(settings.AXES_FAILURE_LIMIT):
         response = attempt(client, bob.email)
     page = response.content.decode()
-    assert response.status_code == 429
+    assert response.status_code == 429 and response["Retry-After"] == "900"
     assert "Try again in 15 minutes" in page
     assert "PT15M" not in page
 
