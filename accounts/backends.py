@@ -14,3 +14,16 @@ class EmailBackend(ModelBackend):
         return super().authenticate(
             request, username=username or email, password=password, **kwargs
         )
+
+
+def axes_username(request, credentials: dict | None = None) -> str | None:
+    """The account a login attempt is against, for django-axes: the email the login form
+    posts as `username` (or a backend was given as `email`), trimmed and lower-cased, so
+    every spelling of one address counts against the same account."""
+    credentials = credentials or {}
+    raw = credentials.get("username") or credentials.get("email")
+    if raw is None and request is not None:
+        raw = getattr(request, "POST", {}).get("username")
+    if raw is None:
+        return None
+    return str(raw).strip().lower()[:254] or None

@@ -4,18 +4,25 @@ Built on django-otp: a confirmed TOTPDevice is the authenticator app, a StaticDe
 one-time recovery codes. A session is "verified" once `django_otp.login` ran in it.
 """
 
+import datetime as dt
+import math
+
 from django.conf import settings
 from django.db import transaction
-from django_otp import devices_for_user
+from django.utils import timezone
 from django_otp import login as otp_login
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import Membership, User
 from analytics.services import audit_record
+from asksage_admin.lib.durations import in_words
 from asksage_admin.lib.errors import DomainError
 
 RECOVERY_CODES = 10
+# The wait after a wrong code that is worth telling about with the error (the fifth wrong
+# code in a row makes the next one wait 16 s); shorter ones pass while the person retypes.
+NOTICEABLE_WAIT = dt.timedelta(seconds=10)
 
 
 def mfa_required_for(user: User, membership: Membership | None = None) -> bool:
@@ -71,25 +78,91 @@ def _new_recovery_codes(user: User) -> list[str]:
     return codes
 
 
-@transaction.atomic
+class TooManyWrongCodes(DomainError):
+    """The second factor is waiting out its delay after wrong codes; `retry_at` it may be
+    tried again."""
+
+    def __init__(self, retry_at: dt.datetime):
+        self.retry_at = retry_at
+        super().__init__(errors={"token": [_try_again(retry_at)]})
+
+    @property
+    def retry_after_seconds(self) -> int:
+        return max(1, math.ceil((self.retry_at - timezone.now()).total_seconds()))
+
+
+def _locked_devices(user: User) -> list[TOTPDevice | StaticDevice]:
+    """The confirmed authenticator and recovery codes, their rows locked: two guesses sent at
+    once are checked one after the other, each seeing the other's failure count."""
+    return [
+        *TOTPDevice.objects.select_for_update().filter(user=user, confirmed=True).order_by("pk"),
+        *StaticDevice.objects.select_for_update().filter(user=user, confirmed=True).order_by("pk"),
+    ]
+
+
+def _retry_at(devices) -> dt.datetime | None:
+    """When the next code may be tried, if a device is still waiting out its delay."""
+    waits = []
+    for device in devices:
+        allowed, data = device.verify_is_allowed()
+        if not allowed:
+            waits.append((data or {}).get("locked_until") or timezone.now())
+    return max(waits, default=None)
+
+
+def _try_again(retry_at: dt.datetime) -> str:
+    wait = in_words((retry_at - timezone.now()).total_seconds())
+    return f"Too many wrong codes. Try again in {wait}."
+
+
 def mfa_verify(*, request, user: User, token: str, ip: str | None = None) -> None:
-    """Check a code from the authenticator or a recovery code, and mark the session verified."""
+    """Check a code from the authenticator or a recovery code, and mark the session verified.
+
+    A wrong code is committed before the error is raised: its failure count (django-otp's
+    throttle, which doubles the wait after each wrong code) and its `mfa.failed` audit row
+    must outlive the request. Raising inside the transaction would roll both back, and with
+    them every limit on guessing. While the wait lasts no code is checked at all, the right
+    one included. Call it outside any transaction (the view is `non_atomic_requests`).
+    """
     token = (token or "").strip().replace(" ", "")
-    for device in devices_for_user(user, confirmed=True):
-        if device.verify_token(token):
-            otp_login(request, device)
-            kind = "recovery code" if isinstance(device, StaticDevice) else "authenticator"
+    with transaction.atomic():
+        devices = _locked_devices(user)
+        retry_at = _retry_at(devices)
+        if retry_at is not None:
+            error: DomainError = TooManyWrongCodes(retry_at)
+        else:
+            for device in devices:
+                if device.verify_token(token):
+                    for other in devices:
+                        if other is not device and other.throttling_failure_count:
+                            other.throttle_reset()
+                    otp_login(request, device)
+                    kind = "recovery code" if isinstance(device, StaticDevice) else "authenticator"
+                    audit_record(
+                        action="mfa.verified",
+                        organization=_org(user),
+                        actor=user,
+                        target_user=user,
+                        ip=ip,
+                        method=kind,
+                    )
+                    return
+            failures = max((d.throttling_failure_count for d in devices), default=0)
             audit_record(
-                action="mfa.verified",
+                action="mfa.failed",
                 organization=_org(user),
                 actor=user,
                 target_user=user,
                 ip=ip,
-                method=kind,
+                failures=failures,
             )
-            return
-    audit_record(action="mfa.failed", organization=_org(user), actor=user, target_user=user, ip=ip)
-    raise DomainError(errors={"token": ["That code is not valid. Try the current code again."]})
+            message = "That code is not valid. Try the current code again."
+            retry_at = _retry_at(devices)
+            if retry_at is not None and retry_at - timezone.now() >= NOTICEABLE_WAIT:
+                message = f"That code is not valid. {_try_again(retry_at)}"
+            error = DomainError(errors={"token": [message]})
+    # Raised once the transaction is over: the failure count and the audit row are committed.
+    raise error
 
 
 @transaction.atomic

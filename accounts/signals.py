@@ -1,8 +1,13 @@
 """Logins and failed logins land in the audit trail, with the address they came from."""
 
+from axes.attempts import get_cool_off_threshold
+from axes.helpers import get_failure_limit
+from axes.models import AccessAttempt
 from django.contrib.auth.signals import user_logged_in, user_login_failed
+from django.db.models import Sum
 from django.dispatch import receiver
 
+from accounts.models import User
 from analytics import services as audit
 from asksage_admin.lib.http import client_ip
 
@@ -20,7 +25,34 @@ def audit_login(sender, request, user, **kwargs) -> None:
         audit.audit_login(user=user, ip=client_ip(request))
 
 
+def _failures_from_address(request) -> int:
+    """Failed logins from this request's address within the cool-off, any email (axes' rows)."""
+    since = get_cool_off_threshold(request)
+    rows = AccessAttempt.objects.filter(ip_address=request.axes_ip_address, attempt_time__gte=since)
+    return rows.aggregate(total=Sum("failures_since_start"))["total"] or 0
+
+
 @receiver(user_login_failed, dispatch_uid="audit_login_failed")
 def audit_login_failed(sender, credentials, request=None, **kwargs) -> None:
-    email = credentials.get("username") or credentials.get("email") or ""
-    audit.audit_login_failed(email=str(email), ip=client_ip(request))
+    """A failed login goes on the audit chain only when it says something new, so strangers
+    cannot grow an organization's chain (or the platform's) without bound: per account and
+    cool-off, its first failure and the failure that locked it; for an email no account has,
+    the first failure from that address. Every attempt, locked-out ones included, is still
+    counted in django-axes' own tables (AccessAttempt, AccessFailureLog), outside the chain.
+
+    django-axes' receiver runs first (axes is installed before accounts) and leaves the
+    account's failure count in the cool-off on the request.
+    """
+    email = str(credentials.get("username") or credentials.get("email") or "").strip()
+    user = User.objects.filter(email__iexact=email).first() if email else None
+    ip = client_ip(request)
+    failures = getattr(request, "axes_failures_since_start", None)
+    if failures is None:  # axes did not count it (no request): record it
+        audit.audit_login_failed(email=email, user=user, ip=ip)
+    elif user is None:
+        if _failures_from_address(request) <= 1:
+            audit.audit_login_failed(email=email, user=None, ip=ip)
+    elif failures == get_failure_limit(request, credentials):
+        audit.audit_login_failed(email=email, user=user, ip=ip, locked_after=failures)
+    elif failures == 1:
+        audit.audit_login_failed(email=email, user=user, ip=ip)

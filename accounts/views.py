@@ -3,8 +3,11 @@
 from base64 import b32encode
 
 import segno
+from axes.helpers import get_cool_off
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
+from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -15,6 +18,7 @@ from accounts.decorators import member_required
 from accounts.forms import RegistrationForm
 from accounts.http import AuthedRequest
 from accounts.models import AUDITOR_READ_ONLY
+from asksage_admin.lib.durations import in_words
 from asksage_admin.lib.errors import DomainError
 from asksage_admin.lib.http import client_ip
 from tokens import selectors as token_selectors
@@ -101,6 +105,7 @@ def token_request_create(request: AuthedRequest) -> HttpResponse:
     return render(request, "accounts/home.html", context, status=422)
 
 
+@transaction.non_atomic_requests  # a wrong code's failure count must commit (accounts.mfa)
 @member_required
 def mfa(request: AuthedRequest) -> HttpResponse:
     """Set up the authenticator (QR code rendered here, no network) or enter a code."""
@@ -111,6 +116,7 @@ def mfa(request: AuthedRequest) -> HttpResponse:
         next_url = ""
     enrolled = mfa_services.is_enrolled(request.user)
     context = {"next": next_url, "enrolled": enrolled, "error": None}
+    status, headers = 200, {}
     if request.method == "POST":
         token = request.POST.get("token", "")
         try:
@@ -128,8 +134,12 @@ def mfa(request: AuthedRequest) -> HttpResponse:
                 return render(
                     request, "registration/mfa_codes.html", {"codes": codes, "next": next_url}
                 )
+        except mfa_services.TooManyWrongCodes as exc:
+            context["error"] = " ".join(exc.messages)
+            status, headers = 429, {"Retry-After": str(exc.retry_after_seconds)}
         except DomainError as exc:
             context["error"] = " ".join(exc.messages)
+            status = 422
         else:
             return redirect(next_url or "accounts:home")
     if not enrolled:
@@ -138,4 +148,20 @@ def mfa(request: AuthedRequest) -> HttpResponse:
             scale=4, title="QR code for your authenticator app"
         )
         context["secret"] = b32encode(device.bin_key).decode()
-    return render(request, "registration/mfa.html", context)
+    response = render(request, "registration/mfa.html", context, status=status)
+    for name, value in headers.items():
+        response[name] = value
+    return response
+
+
+def locked_out(request, original_response=None, credentials=None) -> HttpResponse:
+    """django-axes' answer to a login refused for too many failures (AXES_LOCKOUT_CALLABLE):
+    the wait in words ("15 minutes"), not axes' ISO 8601 duration."""
+    cool_off = get_cool_off(request)
+    context = {"cooloff": in_words(cool_off.total_seconds()) if cool_off else None}
+    response = render(
+        request, "registration/locked_out.html", context, status=settings.AXES_HTTP_RESPONSE_CODE
+    )
+    if cool_off:
+        response["Retry-After"] = str(int(cool_off.total_seconds()))
+    return response

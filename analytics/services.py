@@ -69,16 +69,21 @@ def audit_login(*, user: User, ip: str | None) -> AuditLog:
 
 
 @transaction.atomic
-def audit_login_failed(*, email: str, ip: str | None) -> AuditLog:
-    """A refused login. An unknown email is recorded without an organization (global chain)."""
-    email = (email or "").strip()[:254]
-    user = User.objects.filter(email__iexact=email).first() if email else None
+def audit_login_failed(
+    *, email: str, user: User | None, ip: str | None, locked_after: int | None = None
+) -> AuditLog:
+    """A refused login against `user` (None: no account has that email; recorded without an
+    organization, on the global chain). `locked_after`: this failure locked the account,
+    the count of failures that did."""
+    details: dict[str, Any] = {"email": (email or "").strip()[:254]}
+    if locked_after is not None:
+        details.update(locked_out=True, failures=locked_after)
     return audit_record(
         action=LOGIN_FAILED,
         organization=_organization_of(user),
         target_user=user,
         ip=ip,
-        email=email,
+        **details,
     )
 
 

@@ -208,14 +208,37 @@ MFA_REQUIRED = env_bool("MFA_REQUIRED", True)
 DEMO_SKIP_MFA = DEBUG and env_bool("DEMO_SKIP_MFA", False)
 OTP_TOTP_ISSUER = "Enterprise Admin"
 
-# Login throttling: after AXES_FAILURE_LIMIT failures an account, and separately an address,
-# is locked out for AXES_COOLOFF_MINUTES.
+# The client's address (audit rows, login throttling) is REMOTE_ADDR. Behind reverse proxies
+# of ours, TRUSTED_PROXY_COUNT says how many: the client is then the entry that many places
+# from the right of X-Forwarded-For (asksage_admin.lib.http.client_ip). Set it only when the
+# app cannot be reached except through those proxies; by default X-Forwarded-For is ignored.
+TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", "0"))
+if TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured("TRUSTED_PROXY_COUNT must be 0 or more.")
+
+# Login throttling (django-axes): AXES_FAILURE_LIMIT failures against one account, from any
+# number of addresses, lock that account for AXES_COOLOFF_MINUTES. Never by address alone:
+# behind one office NAT that would lock out everyone of an agency. Attempts while locked out
+# are refused and keep the lock fresh.
 AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_TIME = int(os.environ.get("AXES_COOLOFF_MINUTES", "15")) / 60  # hours
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_LOCKOUT_PARAMETERS = [["username"], ["username", "ip_address"]]
+# The login forms post the email as `username`; axes records it lower-cased, so that
+# "Bob@Example.com" and "bob@example.com" count against one account.
+AXES_USERNAME_FORM_FIELD = "username"
+AXES_USERNAME_CALLABLE = "accounts.backends.axes_username"
+AXES_CLIENT_IP_CALLABLE = "asksage_admin.lib.http.client_ip"
 AXES_RESET_ON_SUCCESS = True
-AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_LOCKOUT_CALLABLE = "accounts.views.locked_out"
+# Every failed attempt, locked-out ones included, is kept in axes' failure log (capped per
+# account by axes), outside the organizations' audit chains (see accounts.signals).
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
 AXES_VERBOSE = False
+
+# Second-factor throttling (django-otp): after n wrong codes the next try waits
+# factor × 2^(n-1) seconds, for the authenticator and the recovery codes alike.
+OTP_TOTP_THROTTLE_FACTOR = int(os.environ.get("OTP_THROTTLE_FACTOR", "1"))
+OTP_STATIC_THROTTLE_FACTOR = OTP_TOTP_THROTTLE_FACTOR
 
 # The usage API's fast path (tokens/fastpath.py), served by the ASGI application on
 # PostgreSQL. Per worker process: batches of up to USAGE_API_BATCH_SIZE reports,

@@ -1,8 +1,10 @@
 """The second factor: admins, auditors and sales staff pass TOTP before the panel or /staff/."""
 
+import datetime as dt
 import re
 
 import pytest
+import time_machine
 from django.test import Client
 from django.urls import reverse
 from django_otp.oath import totp
@@ -149,3 +151,94 @@ def test_the_user_admin_action_resets_the_second_factor(client, sam, alice):
     assert response.status_code == 302
     assert not TOTPDevice.objects.filter(user=alice).exists()
     assert AuditLog.objects.filter(action="mfa.reset", target_user=alice).exists()
+
+
+NOON = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC)
+
+
+def wrong_codes(client, device: TOTPDevice, clock, count: int) -> None:
+    """`count` wrong codes, each sent once the previous one's wait is over."""
+    for _ in range(count):
+        wrong = f"{(int(current_code(device)) + 500_000) % 1_000_000:06d}"
+        assert client.post(MFA, {"token": wrong}).status_code == 422
+        device.refresh_from_db()
+        clock.shift(dt.timedelta(seconds=2 ** (device.throttling_failure_count - 1)))
+
+
+def test_wrong_codes_are_counted_and_audited_although_the_request_fails(client, alice):
+    device = enrolled(alice)
+    client.force_login(alice)
+    with time_machine.travel(NOON, tick=False) as clock:
+        wrong_codes(client, device, clock, 3)
+
+    device.refresh_from_db()
+    assert device.throttling_failure_count == 3
+    failed = AuditLog.objects.filter(action="mfa.failed", target_user=alice)
+    assert sorted(row.details["failures"] for row in failed) == [1, 2, 3]
+
+
+def test_after_wrong_codes_the_right_code_is_refused_until_the_wait_is_over(client, alice):
+    device = enrolled(alice)
+    client.force_login(alice)
+    with time_machine.travel(NOON, tick=False) as clock:
+        wrong_codes(client, device, clock, 5)
+        clock.shift(dt.timedelta(seconds=-16))  # back to the moment of the fifth wrong code
+        response = client.post(MFA, {"token": current_code(device)})
+        assert response.status_code == 429 and response["Retry-After"] == "16"
+        assert "Too many wrong codes. Try again in 16 seconds." in response.content.decode()
+        assert client.get(PANEL).status_code == 302
+
+        clock.shift(dt.timedelta(seconds=10))
+        response = client.post(MFA, {"token": current_code(device)})
+        assert "Try again in 6 seconds." in response.content.decode()
+
+        clock.shift(dt.timedelta(seconds=6))
+        assert client.post(MFA, {"token": current_code(device), "next": PANEL}).status_code == 302
+        assert client.get(PANEL).status_code == 200
+    device.refresh_from_db()
+    assert device.throttling_failure_count == 0
+
+
+def test_the_fifth_wrong_code_says_when_to_try_again(client, alice):
+    device = enrolled(alice)
+    client.force_login(alice)
+    with time_machine.travel(NOON, tick=False) as clock:
+        wrong_codes(client, device, clock, 4)
+        response = client.post(MFA, {"token": "000000"})
+    assert "That code is not valid. Too many wrong codes. Try again in 16 seconds." in (
+        response.content.decode()
+    )
+
+
+def test_recovery_codes_are_throttled_the_same_way(client, alice):
+    device = enrolled(alice)
+    static = StaticDevice.objects.create(user=alice, name="Recovery codes")
+    static.token_set.create(token="abcd1234")
+    client.force_login(alice)
+    with time_machine.travel(NOON, tick=False) as clock:
+        for _ in range(5):
+            client.post(MFA, {"token": "zzzz9999"})
+            static.refresh_from_db()
+            clock.shift(dt.timedelta(seconds=2 ** (static.throttling_failure_count - 1)))
+        clock.shift(dt.timedelta(seconds=-16))
+        response = client.post(MFA, {"token": "abcd1234"})
+        assert "Too many wrong codes" in response.content.decode()
+        assert static.token_set.filter(token="abcd1234").exists()  # not spent
+
+        clock.shift(dt.timedelta(seconds=16))
+        assert client.post(MFA, {"token": "abcd1234"}).status_code == 302
+    device.refresh_from_db()
+    assert device.throttling_failure_count == 0  # one factor: a success clears both counts
+
+
+def test_a_hundred_guesses_in_a_row_try_one_code(client, alice):
+    """Before: 400 wrong codes in 12 s, none counted. Now the first wrong code makes the next
+    wait a second; guesses sent without waiting are refused unchecked."""
+    device = enrolled(alice)
+    client.force_login(alice)
+    with time_machine.travel(NOON, tick=False):
+        for n in range(100):
+            client.post(MFA, {"token": f"{n:06d}"})
+    device.refresh_from_db()
+    assert device.throttling_failure_count == 1
+    assert AuditLog.objects.filter(action="mfa.failed").count() == 1
