@@ -62,6 +62,10 @@ def allocated(org: Organization) -> dict[str, int]:
     return {kind: totals[kind] or 0 for kind in TokenKind.values}
 
 
+def unallocated(org: Organization, kind: str) -> int:
+    return max(pools(org)[kind] - allocated(org)[kind], 0)
+
+
 def used_this_month(org: Organization) -> dict[str, int]:
     rows = (
         MonthlyUsage.objects.filter(organization=org, month=current_month())
