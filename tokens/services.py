@@ -1098,6 +1098,22 @@ def auto_increase_step(policy, *, current: int, used: int, ceiling: int | None, 
     return max(current * percent // 100, 1)
 
 
+def _month_used(membership: Membership, kind: str) -> int:
+    """What the member used this month in their organization (a member moved mid-month
+    starts at zero in the new one)."""
+    return (
+        MonthlyUsage.objects.filter(
+            organization_id=membership.organization_id,
+            user_id=membership.user_id,
+            kind=kind,
+            month=current_month(),
+        )
+        .values_list("used", flat=True)
+        .first()
+        or 0
+    )
+
+
 def _auto_increase_locked(
     *, org: Organization, policy, membership: Membership, kind: str, now
 ) -> int | None:
@@ -1110,12 +1126,7 @@ def _auto_increase_locked(
         if last is not None and now - last < dt.timedelta(minutes=policy.cooldown_minutes):
             return None
     current = getattr(membership, column)
-    used = (
-        MonthlyUsage.objects.filter(user_id=membership.user_id, kind=kind, month=current_month())
-        .values_list("used", flat=True)
-        .first()
-        or 0
-    )
+    used = _month_used(membership, kind)
     _floor, ceiling = _member_bounds(policy, override, kind)
     free = unallocated(org, kind)
     step = auto_increase_step(policy, current=current, used=used, ceiling=ceiling, free=free)
@@ -1178,7 +1189,10 @@ def auto_increase_apply(*, user: User, kind: str) -> int | None:
     if kind not in TokenKind.values:
         return None
     month_used = MonthlyUsage.objects.filter(
-        user_id=OuterRef("user_id"), kind=kind, month=current_month()
+        organization_id=OuterRef("organization_id"),
+        user_id=OuterRef("user_id"),
+        kind=kind,
+        month=current_month(),
     ).values("used")[:1]
     membership = (
         Membership.objects.filter(user=user, organization__status=Organization.Status.ACTIVE)
@@ -1280,12 +1294,7 @@ def usage_alerts_check(*, org: Organization, policy, membership: Membership, kin
     current = getattr(membership, column_for_kind(kind))
     if not current or not policy.alert_thresholds:
         return []
-    used = (
-        MonthlyUsage.objects.filter(user_id=membership.user_id, kind=kind, month=current_month())
-        .values_list("used", flat=True)
-        .first()
-        or 0
-    )
+    used = _month_used(membership, kind)
     crossed = [t for t in policy.alert_thresholds if used * 100 >= t * current]
     keys = {f"user:{membership.user_id}:{kind}:{t}": t for t in crossed}
     fresh = [keys[key] for key in alerts_once(org, list(keys))]
@@ -1513,7 +1522,7 @@ def reclaim_plan(*, org: Organization, kind: str, idle_days: int | None = None) 
         organization=org, user_id=OuterRef("user_id"), day__gte=since.date()
     )
     used = MonthlyUsage.objects.filter(
-        user_id=OuterRef("user_id"), kind=kind, month=current_month()
+        organization=org, user_id=OuterRef("user_id"), kind=kind, month=current_month()
     ).values("used")[:1]
     members = (
         Membership.objects.filter(organization=org, joined_at__lt=since)
