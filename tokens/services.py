@@ -22,7 +22,13 @@ from analytics.services import audit_bulk, audit_record
 from asksage_admin.lib.amounts import MAX_TOKENS, AmountError, parse_tokens
 from asksage_admin.lib.errors import DomainError
 from asksage_admin.lib.months import current_month
-from tokens.alerts import admin_emails, alerts_once, email_later, pool_alert_after_commit
+from tokens.alerts import (
+    admin_emails,
+    alerts_once,
+    email_later,
+    pool_alert_after_commit,
+    pool_alert_check,
+)
 from tokens.models import (
     COLUMN_LABELS,
     DYNAMIC_MIN_STEP,
@@ -1272,6 +1278,11 @@ def auto_increase_run(*, org: Organization | None = None) -> list[tuple[str, str
         orgs = orgs.filter(pk=org.pk)
     month = current_month()
     for organization in orgs.order_by("pk"):
+        # A purchase that ended lowers the pool at the month's turn, with no write to check
+        # it: the periodic run does (once a month per pool, as after a write).
+        for kind in TokenKind.values:
+            with transaction.atomic():
+                pool_alert_check(org=organization, kind=kind)
         if not policy_for(organization).auto_increase:
             continue
         rows = (

@@ -12,7 +12,7 @@ from django.core import mail
 from accounts import services as accounts_services
 from accounts.models import Membership
 from analytics.models import AuditLog
-from tests.factories import UserFactory
+from tests.factories import PurchaseFactory, UserFactory
 from tokens import services
 from tokens.models import AlertSent, AllocationPolicy
 
@@ -119,4 +119,28 @@ def test_a_member_added_by_sales_that_drops_the_pool_below_the_alert_emails_the_
 
     [sent] = pool_mails()
     assert sent.subject == "Acme Agency: only 3,400,000 inference tokens are unallocated"
+    assert AuditLog.objects.filter(action="alert.pool").count() == 1
+
+
+def test_the_periodic_run_alerts_when_a_purchase_that_ended_shrinks_the_pool(
+    alice, bob, org_a, alert_at, django_capture_on_commit_callbacks
+):
+    """A purchase ending lowers the pool at the month's turn, with no write: the cron sees it."""
+    Membership.objects.filter(user=bob).update(max_inference_tokens=2_200_000)
+    alert_at(2_000_000)
+    march = dt.date(2026, 3, 1)
+    PurchaseFactory(organization=org_a, start_month=march, end_month=march)  # +2M in March
+    with django_capture_on_commit_callbacks(execute=True):
+        services.auto_increase_run()
+    assert pool_mails() == []  # March: 6M purchased, 2.4M allocated
+
+    april = dt.datetime(2026, 4, 1, 6, tzinfo=dt.UTC)
+    with (
+        time_machine.travel(april, tick=True),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        services.auto_increase_run()
+        services.auto_increase_run()
+    [sent] = pool_mails()
+    assert sent.subject == "Acme Agency: only 1,600,000 inference tokens are unallocated"
     assert AuditLog.objects.filter(action="alert.pool").count() == 1
