@@ -8,9 +8,13 @@ from tokens.models import KIND_HELP, MonthlyUsage, TokenKind, column_for_kind
 
 
 def member_home(user: User, membership: Membership | None) -> dict:
-    """Per kind: this month's max, used, remaining, the previous month and the total."""
+    """Per kind: this month's max, used, remaining, the previous month and the total, in the
+    member's organization (usage recorded under an organization they left stays there)."""
     cur, prev = current_month(), previous_month()
-    rows = MonthlyUsage.objects.filter(user=user).values("kind", "month", "used")
+    org_id = membership.organization_id if membership else None
+    rows = MonthlyUsage.objects.filter(user=user, organization_id=org_id).values(
+        "kind", "month", "used"
+    )
     totals = dict.fromkeys(TokenKind.values, 0)
     by_month: dict[tuple[str, object], int] = {}
     for row in rows:

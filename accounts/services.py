@@ -22,6 +22,7 @@ from analytics.services import audit_record
 from asksage_admin.lib.amounts import MAX_TOKENS
 from asksage_admin.lib.errors import DomainError
 from asksage_admin.lib.months import current_month, month_start
+from tokens.alerts import pool_alert_after_commit
 from tokens.models import BLOCK, PendingEdit, Purchase, TokenKind
 from tokens.selectors import allocated, pools
 
@@ -634,6 +635,10 @@ def membership_add(
     audit_record(
         action="membership.added", organization=org, actor=actor, target_user=user, role=role
     )
+    # The new member's floors come out of the unallocated pool.
+    for kind in TokenKind.values:
+        if org.floor(kind):
+            pool_alert_after_commit(org=org, kind=kind)
     return membership
 
 

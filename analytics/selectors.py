@@ -256,12 +256,13 @@ def _users_at_risk(
         JOIN {members} m ON m.user_id = r.user_id AND m.organization_id = %s
         JOIN {users} u ON u.id = r.user_id
         LEFT JOIN {monthly} mu ON mu.user_id = r.user_id AND mu.kind = r.kind AND mu.month = %s
+            AND mu.organization_id = %s
         WHERE r.recent > 0 AND {limit_sql} > 0
           AND COALESCE(mu.used, 0) * {window} + r.recent * %s >= {limit_sql} * {window}
         ORDER BY u.email, r.kind
         LIMIT %s
     """
-    params = [org.pk, start, end, org.pk, current_month(), days_left, limit]
+    params = [org.pk, start, end, org.pk, current_month(), org.pk, days_left, limit]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         names = ["user_id", "name", "email", "kind", "used", "limit", "recent"]

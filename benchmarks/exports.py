@@ -95,7 +95,8 @@ def seed_events(org: Organization, count: int) -> None:
             f"SELECT organization_id, user_id, kind, "
             f"date_trunc('month', created_at AT TIME ZONE 'UTC')::date, SUM(tokens) "
             f"FROM {table} WHERE organization_id = %s GROUP BY 1, 2, 3, 4 "
-            f"ON CONFLICT (user_id, kind, month) DO UPDATE SET used = EXCLUDED.used",
+            f"ON CONFLICT (user_id, kind, month, organization_id) "
+            f"DO UPDATE SET used = EXCLUDED.used",
             [org.pk],
         )
 

@@ -107,8 +107,12 @@ class MonthlyUsage(models.Model):
 
     class Meta:
         constraints = [
+            # A member moved to another organization mid-month starts a new row there: each
+            # row, and so each total, belongs to one organization. The user first: the key
+            # also indexes the user's foreign key.
             models.UniqueConstraint(
-                fields=["user", "kind", "month"], name="usage_one_row_per_month"
+                fields=["user", "kind", "month", "organization"],
+                name="usage_one_row_per_org_month",
             ),
             models.CheckConstraint(
                 condition=models.Q(used__gte=0, used__lte=MAX_TOKENS), name="usage_used_in_range"
@@ -245,7 +249,8 @@ class DailyUsage(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["user", "kind", "model", "day"], name="daily_usage_one_row"
+                fields=["user", "kind", "model", "day", "organization"],
+                name="daily_usage_one_row_per_org",
             ),
             models.CheckConstraint(
                 condition=models.Q(tokens__gte=0, events__gte=0), name="daily_usage_non_negative"

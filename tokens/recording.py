@@ -101,7 +101,7 @@ WITH r AS MATERIALIZED (
   UPDATE tokens_monthlyusage mu SET used = mu.used + m.tokens
   FROM m
   WHERE mu.user_id = m.user_id AND mu.kind = m.kind AND mu.month = %(month)s
-    AND mu.used + m.tokens <= m.max
+    AND mu.organization_id = m.org_id AND mu.used + m.tokens <= m.max
     AND m.is_paid AND NOT m.is_banned AND m.is_active
     AND NOT EXISTS (SELECT FROM prior WHERE prior.ord = m.ord)
   RETURNING m.ord, m.org_id, mu.user_id, m.kind, m.tokens, m.model, m.idem, m.fingerprint,
@@ -117,7 +117,7 @@ WITH r AS MATERIALIZED (
   INSERT INTO tokens_dailyusage AS d (organization_id, user_id, kind, model, day, tokens, events)
   SELECT c.org_id, c.user_id, c.kind, c.model, %(day)s, c.tokens, 1
   FROM counted c
-  ON CONFLICT (user_id, kind, model, day)
+  ON CONFLICT (user_id, kind, model, day, organization_id)
   DO UPDATE SET tokens = d.tokens + excluded.tokens, events = d.events + 1
 ), touch AS (
   UPDATE tokens_apikey SET last_used_at = %(now)s WHERE id IN (
@@ -130,7 +130,7 @@ SELECT r.ord, k.key_id, k.revoked, k.org_status,
     who.user_id, who.is_paid, who.is_banned, who.is_active,
     m.ord IS NOT NULL AS locked, m.max, CASE WHEN c.used IS NULL THEN (
       SELECT used FROM tokens_monthlyusage cur WHERE cur.user_id = who.user_id
-      AND cur.kind = who.kind AND cur.month = %(month)s
+      AND cur.kind = who.kind AND cur.month = %(month)s AND cur.organization_id = who.org_id
     ) END AS seen_used,
     prior.id, prior.created_at, prior.request_hash, prior.used_after, prior.max_after,
     c.used, event.id
@@ -165,7 +165,7 @@ INSERT INTO tokens_monthlyusage (organization_id, user_id, kind, month, used)
 SELECT mb.organization_id, mb.user_id, e->>1, %(month)s, 0
 FROM json_array_elements(%(pairs)s::json) e
 JOIN accounts_membership mb ON mb.user_id = (e->>0)::bigint
-ON CONFLICT (user_id, kind, month) DO NOTHING
+ON CONFLICT (user_id, kind, month, organization_id) DO NOTHING
 """
 
 

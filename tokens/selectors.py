@@ -62,6 +62,10 @@ def allocated(org: Organization) -> dict[str, int]:
     return {kind: totals[kind] or 0 for kind in TokenKind.values}
 
 
+def unallocated(org: Organization, kind: str) -> int:
+    return max(pools(org)[kind] - allocated(org)[kind], 0)
+
+
 def used_this_month(org: Organization) -> dict[str, int]:
     rows = (
         MonthlyUsage.objects.filter(organization=org, month=current_month())
@@ -125,19 +129,25 @@ def pool_statuses(
 def user_table_rows(org: Organization):
     """The organization's users with this and last month's usage and their lifetime total.
 
-    Month columns are LEFT JOINs on MonthlyUsage's unique (user, kind, month) index, so a
-    page costs one query whatever the sort, and sorting stays a single indexed plan.
+    Month columns are LEFT JOINs on MonthlyUsage's unique (user, kind, month, organization)
+    index, so a page costs one query whatever the sort, and sorting stays a single indexed
+    plan. Only usage recorded in this organization counts: a member who moved here from
+    another organization brings none of it.
     """
     cur, prev = current_month(), previous_month()
 
     def usage(kind: str, month: dt.date) -> FilteredRelation:
         return FilteredRelation(
             "monthly_usage",
-            condition=Q(monthly_usage__kind=kind, monthly_usage__month=month),
+            condition=Q(
+                monthly_usage__kind=kind,
+                monthly_usage__month=month,
+                monthly_usage__organization=org,
+            ),
         )
 
     total = (
-        MonthlyUsage.objects.filter(user=OuterRef("pk"))
+        MonthlyUsage.objects.filter(user=OuterRef("pk"), organization=org)
         .order_by()
         .values("user")
         .annotate(total=Sum("used"))

@@ -10,8 +10,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.core.mail import send_mail
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -23,6 +22,13 @@ from analytics.services import audit_bulk, audit_record
 from asksage_admin.lib.amounts import MAX_TOKENS, AmountError, parse_tokens
 from asksage_admin.lib.errors import DomainError
 from asksage_admin.lib.months import current_month
+from tokens.alerts import (
+    admin_emails,
+    alerts_once,
+    email_later,
+    pool_alert_after_commit,
+    pool_alert_check,
+)
 from tokens.models import (
     COLUMN_LABELS,
     DYNAMIC_MIN_STEP,
@@ -49,6 +55,7 @@ from tokens.selectors import (
     default_policy,
     policy_for,
     pools,
+    unallocated,
     used_this_month,
 )
 
@@ -269,6 +276,10 @@ def _apply_changes(
             for user, _m, expected, new in changed
         ]
     )
+    if delta > 0:
+        # Every allocation write comes through here (table, undo, request, policy,
+        # distribution): the one place that checks the pool it just lowered.
+        pool_alert_after_commit(org=org, kind=kind)
     return BatchResult(batch=batch, changes=[Change(u, e, n) for u, _, e, n in changed])
 
 
@@ -447,24 +458,6 @@ def pending_bulk_create(
 # --- Emails ------------------------------------------------------------------------------
 
 
-def _email_later(*, to: list[str], subject: str, body: str) -> None:
-    """Send a plain email once the transaction commits (nothing is sent for a rollback)."""
-    to = [address for address in to if address]
-    if not to:
-        return
-    transaction.on_commit(
-        lambda: send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, to, fail_silently=True)
-    )
-
-
-def _admin_emails(org: Organization) -> list[str]:
-    return list(
-        Membership.objects.filter(organization=org, role=Membership.Role.ADMIN)
-        .order_by("user__email")
-        .values_list("user__email", flat=True)
-    )
-
-
 def _home_url() -> str:
     return settings.SITE_URL.rstrip("/") + "/" if getattr(settings, "SITE_URL", "") else "/"
 
@@ -488,10 +481,6 @@ def _check_kind(kind: str) -> str:
     if kind not in TokenKind.values:
         raise DomainError(errors={"kind": [f"Choose inference or embedding, not “{kind[:20]}”."]})
     return kind
-
-
-def unallocated(org: Organization, kind: str) -> int:
-    return max(pools(org)[kind] - allocated(org)[kind], 0)
 
 
 @transaction.atomic
@@ -565,8 +554,8 @@ def token_request_create(
             ip=ip,
         )
     else:
-        _email_later(
-            to=_admin_emails(org),
+        email_later(
+            to=admin_emails(org),
             subject=f"Token request from {user.get_full_name()}: {amount:,} {kind} tokens",
             body=(
                 f"{user.get_full_name()} ({user.email}) asks for {amount:,} more {kind} "
@@ -650,9 +639,8 @@ def _approve_locked(
         note=note,
         ip=ip,
     )
-    pool_alert_check(org=org, policy=policy_for(org), kind=kind)
     smaller = f" (you asked for {token_request.amount:,})" if amount < token_request.amount else ""
-    _email_later(
+    email_later(
         to=[token_request.user.email],
         subject=f"Your request for {kind} tokens was approved",
         body=(
@@ -762,7 +750,7 @@ def token_request_deny(
         note=note,
         ip=ip,
     )
-    _email_later(
+    email_later(
         to=[token_request.user.email],
         subject=f"Your request for {token_request.kind} tokens was denied",
         body=(
@@ -1147,6 +1135,22 @@ def auto_increase_step(policy, *, current: int, used: int, ceiling: int | None, 
     return max(current * percent // 100, 1)
 
 
+def _month_used(membership: Membership, kind: str) -> int:
+    """What the member used this month in their organization (a member moved mid-month
+    starts at zero in the new one)."""
+    return (
+        MonthlyUsage.objects.filter(
+            organization_id=membership.organization_id,
+            user_id=membership.user_id,
+            kind=kind,
+            month=current_month(),
+        )
+        .values_list("used", flat=True)
+        .first()
+        or 0
+    )
+
+
 def _auto_increase_locked(
     *, org: Organization, policy, membership: Membership, kind: str, now
 ) -> int | None:
@@ -1159,12 +1163,7 @@ def _auto_increase_locked(
         if last is not None and now - last < dt.timedelta(minutes=policy.cooldown_minutes):
             return None
     current = getattr(membership, column)
-    used = (
-        MonthlyUsage.objects.filter(user_id=membership.user_id, kind=kind, month=current_month())
-        .values_list("used", flat=True)
-        .first()
-        or 0
-    )
+    used = _month_used(membership, kind)
     _floor, ceiling = _member_bounds(policy, override, kind)
     free = unallocated(org, kind)
     step = auto_increase_step(policy, current=current, used=used, ceiling=ceiling, free=free)
@@ -1227,7 +1226,10 @@ def auto_increase_apply(*, user: User, kind: str) -> int | None:
     if kind not in TokenKind.values:
         return None
     month_used = MonthlyUsage.objects.filter(
-        user_id=OuterRef("user_id"), kind=kind, month=current_month()
+        organization_id=OuterRef("organization_id"),
+        user_id=OuterRef("user_id"),
+        kind=kind,
+        month=current_month(),
     ).values("used")[:1]
     membership = (
         Membership.objects.filter(user=user, organization__status=Organization.Status.ACTIVE)
@@ -1293,8 +1295,6 @@ def _auto_increase_locked_apply(*, membership: Membership, kind: str) -> int | N
             org=org, policy=policy, membership=membership, kind=kind, now=timezone.now()
         )
     usage_alerts_check(org=org, policy=policy, membership=membership, kind=kind)
-    if new is not None:
-        pool_alert_check(org=org, policy=policy, kind=kind)
     return new
 
 
@@ -1309,6 +1309,11 @@ def auto_increase_run(*, org: Organization | None = None) -> list[tuple[str, str
         orgs = orgs.filter(pk=org.pk)
     month = current_month()
     for organization in orgs.order_by("pk"):
+        # A purchase that ended lowers the pool at the month's turn, with no write to check
+        # it: the periodic run does (once a month per pool, as after a write).
+        for kind in TokenKind.values:
+            with transaction.atomic():
+                pool_alert_check(org=organization, kind=kind)
         if not policy_for(organization).auto_increase:
             continue
         rows = (
@@ -1326,51 +1331,22 @@ def auto_increase_run(*, org: Organization | None = None) -> list[tuple[str, str
 # --- Alerts ------------------------------------------------------------------------------
 
 
-def _alerts_once(org: Organization, keys: list[str]) -> list[str]:
-    """Record alerts as sent this month; returns the keys that were not already, in order.
-
-    One INSERT … ON CONFLICT DO NOTHING RETURNING (PostgreSQL and SQLite alike): the unique
-    constraint decides which alerts are new, race-free, where a get_or_create per key cost
-    four queries each (read, savepoint, insert, release) on the path usage alerts take.
-    """
-    if not keys:
-        return []
-    ops = connection.ops
-    month = ops.adapt_datefield_value(current_month())
-    now = ops.adapt_datetimefield_value(timezone.now())
-    table = AlertSent._meta.db_table
-    rows = ", ".join(["(%s, %s, %s, %s)"] * len(keys))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (organization_id, month, key, created_at) VALUES {rows} "
-            "ON CONFLICT (organization_id, month, key) DO NOTHING RETURNING key",
-            [value for key in keys for value in (org.pk, month, key, now)],
-        )
-        fresh = {key for (key,) in cursor.fetchall()}
-    return [key for key in keys if key in fresh]
-
-
 def usage_alerts_check(*, org: Organization, policy, membership: Membership, kind: str) -> list:
     """Email the user and the admins when usage crosses a threshold: once per month each."""
     current = getattr(membership, column_for_kind(kind))
     if not current or not policy.alert_thresholds:
         return []
-    used = (
-        MonthlyUsage.objects.filter(user_id=membership.user_id, kind=kind, month=current_month())
-        .values_list("used", flat=True)
-        .first()
-        or 0
-    )
+    used = _month_used(membership, kind)
     crossed = [t for t in policy.alert_thresholds if used * 100 >= t * current]
     keys = {f"user:{membership.user_id}:{kind}:{t}": t for t in crossed}
-    fresh = [keys[key] for key in _alerts_once(org, list(keys))]
+    fresh = [keys[key] for key in alerts_once(org, list(keys))]
     if not fresh:
         return []
     user = membership.user
     top = max(fresh)
     percent = used * 100 // current
-    _email_later(
-        to=[user.email, *[e for e in _admin_emails(org) if e != user.email]],
+    email_later(
+        to=[user.email, *[e for e in admin_emails(org) if e != user.email]],
         subject=f"{user.get_full_name()} has used {top} % of their {kind} tokens",
         body=(
             f"{user.get_full_name()} ({user.email}) has used {used:,} of {current:,} {kind} "
@@ -1390,27 +1366,6 @@ def usage_alerts_check(*, org: Organization, policy, membership: Membership, kin
         max=current,
     )
     return fresh
-
-
-def pool_alert_check(*, org: Organization, policy, kind: str) -> bool:
-    """Email the admins once a month when the unallocated part drops below the set amount."""
-    limit = policy.low_unallocated_alert
-    if limit is None:
-        return False
-    free = unallocated(org, kind)
-    if free >= limit or not _alerts_once(org, [f"pool:{kind}"]):
-        return False
-    _email_later(
-        to=_admin_emails(org),
-        subject=f"{org.name}: only {free:,} {kind} tokens are unallocated",
-        body=(
-            f"The unallocated {kind} pool of {org.name} is down to {free:,} tokens "
-            f"(your alert is set at {limit:,}).\n\n"
-            "Reclaim unused allocations or ask sales for more tokens from Token Distribution.\n"
-        ),
-    )
-    audit_record(action="alert.pool", organization=org, actor_label="policy", new=free, kind=kind)
-    return True
 
 
 # --- Distribution actions ------------------------------------------------------------------
@@ -1586,7 +1541,6 @@ def distribution_apply(
         users=len(plan.rows),
         ip=ip,
     )
-    pool_alert_check(org=org, policy=policy_for(org), kind=kind)
     return result
 
 
@@ -1610,7 +1564,7 @@ def reclaim_plan(*, org: Organization, kind: str, idle_days: int | None = None) 
         organization=org, user_id=OuterRef("user_id"), day__gte=since.date()
     )
     used = MonthlyUsage.objects.filter(
-        user_id=OuterRef("user_id"), kind=kind, month=current_month()
+        organization=org, user_id=OuterRef("user_id"), kind=kind, month=current_month()
     ).values("used")[:1]
     members = (
         Membership.objects.filter(organization=org, joined_at__lt=since)
@@ -1702,7 +1656,7 @@ def purchase_request_create(
         ip=ip,
     )
     sales = User.objects.filter(is_staff=True, is_active=True, is_banned=False).order_by("email")
-    _email_later(
+    email_later(
         to=list(sales.values_list("email", flat=True)),
         subject=f"{org.name} asks for {request.tokens:,} more {kind} tokens a month",
         body=f"{admin.get_full_name()} ({admin.email}) asks for {request.blocks} block(s).\n\n"
@@ -1743,7 +1697,7 @@ def purchase_request_fulfil(
         kind=request.kind,
         request=request.pk,
     )
-    _email_later(
+    email_later(
         to=[request.requested_by.email],
         subject=f"Your purchase of {request.tokens:,} {request.kind} tokens is recorded",
         body=(

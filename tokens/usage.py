@@ -425,9 +425,9 @@ def _write_in_steps(
         # The one conditional UPDATE: the limit is enforced by the database, not by a read.
         cursor.execute(
             f"UPDATE {_table(MonthlyUsage)} SET used = used + %s "
-            "WHERE user_id = %s AND kind = %s AND month = %s AND used + %s <= %s "
-            "RETURNING used",
-            [usage.tokens, user_id, usage.kind, adapt.adapt_datefield_value(month)]
+            "WHERE user_id = %s AND kind = %s AND month = %s AND organization_id = %s "
+            "AND used + %s <= %s RETURNING used",
+            [usage.tokens, user_id, usage.kind, adapt.adapt_datefield_value(month), org_id]
             + [usage.tokens, limit],
         )
         row = cursor.fetchone()
@@ -457,15 +457,15 @@ def _utc_day(now: dt.datetime) -> dt.date:
 
 _DAILY = _table(DailyUsage)
 _DAILY_CONFLICT = (
-    "ON CONFLICT (user_id, kind, model, day) DO UPDATE "
+    "ON CONFLICT (user_id, kind, model, day, organization_id) DO UPDATE "
     f"SET tokens = {_DAILY}.tokens + excluded.tokens, events = {_DAILY}.events + 1"
 )
 
 
-def _month_used(*, user_id: int, kind: str, month: dt.date) -> int | None:
-    row = MonthlyUsage.objects.filter(user_id=user_id, kind=kind, month=month).values_list(
-        "used", flat=True
-    )
+def _month_used(*, org_id: int, user_id: int, kind: str, month: dt.date) -> int | None:
+    row = MonthlyUsage.objects.filter(
+        organization_id=org_id, user_id=user_id, kind=kind, month=month
+    ).values_list("used", flat=True)
     return next(iter(row), None)
 
 
@@ -522,7 +522,7 @@ def _record_in_steps(
     }
     written = write(**args)
     if written is None:
-        current = _month_used(user_id=user.pk, kind=usage.kind, month=month)
+        current = _month_used(org_id=org.pk, user_id=user.pk, kind=usage.kind, month=month)
         if current is None:
             # First usage of the month: create the row; a concurrent creator is not an error.
             MonthlyUsage.objects.bulk_create(
@@ -625,9 +625,9 @@ def balance_for(*, org: Organization, email: str, month: dt.date | None = None) 
     membership = _membership_for(org, email.strip().lower())
     month = month or month_start(timezone.now())
     used = dict(
-        MonthlyUsage.objects.filter(user_id=membership.user_id, month=month).values_list(
-            "kind", "used"
-        )
+        MonthlyUsage.objects.filter(
+            organization=org, user_id=membership.user_id, month=month
+        ).values_list("kind", "used")
     )
     user = membership.user
     return {

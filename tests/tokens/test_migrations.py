@@ -1,14 +1,18 @@
-"""Data migrations of the tokens app, run against today's models."""
+"""Migrations of the tokens app: data migrations run against today's models, schema ones
+migrated back and forth."""
 
 import datetime as dt
 import importlib
 
+import pytest
 from django.apps import apps
+from django.db import IntegrityError, connection, transaction
+from django.db.migrations.executor import MigrationExecutor
 
 from asksage_admin.lib.months import current_month
 from tests.analytics.conftest import UsageEventFactory
 from tests.factories import MonthlyUsageFactory
-from tokens.models import UsageEvent
+from tokens.models import DailyUsage, MonthlyUsage, UsageEvent
 
 backfill = importlib.import_module("tokens.migrations.0009_usage_event_balance_backfill")
 
@@ -36,3 +40,51 @@ def test_legacy_events_with_a_key_get_the_balance_their_retry_was_answered_with(
     limit = bob.membership.max_inference_tokens
     assert UsageEvent.objects.get(pk=now.pk).max_after == limit
     assert UsageEvent.objects.get(pk=keyless.pk).max_after is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_keying_the_usage_rollups_by_organization_keeps_every_row(org_a, org_b, bob):
+    """0010 widens the rollups' unique keys to the organization: existing rows keep their data,
+    and a member moved to another organization gets a row of their own there."""
+    before = [("tokens", "0009_usage_event_balance_backfill")]
+    after = [("tokens", "0010_usage_rollups_keyed_by_organization")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    try:
+        old = MigrationExecutor(connection).loader.project_state(before).apps
+        month, day = dt.date(2026, 3, 1), dt.date(2026, 3, 10)
+        old.get_model("tokens", "MonthlyUsage").objects.create(
+            organization_id=org_b.pk, user_id=bob.pk, kind="inference", month=month, used=300
+        )
+        old.get_model("tokens", "DailyUsage").objects.create(
+            organization_id=org_b.pk,
+            user_id=bob.pk,
+            kind="inference",
+            model="gpt-4o",
+            day=day,
+            tokens=300,
+            events=2,
+        )
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.loader.build_graph()
+        executor.migrate(after)
+
+    assert list(MonthlyUsage.objects.values_list("organization", "user", "month", "used")) == [
+        (org_b.pk, bob.pk, month, 300)
+    ]
+    assert list(DailyUsage.objects.values_list("organization", "day", "tokens", "events")) == [
+        (org_b.pk, day, 300, 2)
+    ]
+    MonthlyUsage.objects.create(
+        organization=org_a, user=bob, kind="inference", month=month, used=200
+    )
+    DailyUsage.objects.create(
+        organization=org_a, user=bob, kind="inference", model="gpt-4o", day=day, tokens=200
+    )
+    with pytest.raises(IntegrityError), transaction.atomic():
+        MonthlyUsage.objects.create(organization=org_a, user=bob, kind="inference", month=month)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        DailyUsage.objects.create(
+            organization=org_a, user=bob, kind="inference", model="gpt-4o", day=day
+        )
