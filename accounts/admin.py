@@ -521,22 +521,26 @@ class UserAdmin(ServiceErrorsAsMessages, StaffPermissions, auth_admin.UserAdmin)
             fields += ["is_staff", "is_superuser", "groups"]
         return fields
 
-    def response_action(self, request, queryset):
-        # Django drops an action the user may not run with "No action selected"; a posted
-        # second-factor reset without the permission is an attempt worth a 403 and a record.
-        if self._posted_action(
-            request
-        ) == "reset_second_factor" and not self.has_reset_second_factor_permission(request):
-            if request.POST.get("select_across") != "1":
-                selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
-                queryset = queryset.filter(pk__in=[pk for pk in selected if pk.isdigit()])
+    def changelist_view(self, request, extra_context=None):
+        # Django drops an action the user may not run (without a word when no action is left
+        # to them); a posted second-factor reset without the permission is an attempt worth a
+        # 403 and a record.
+        if (
+            request.method == "POST"
+            and self._posted_action(request) == "reset_second_factor"
+            and not self.has_reset_second_factor_permission(request)
+        ):
+            selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
+            targets = self.get_queryset(request).filter(
+                pk__in=[pk for pk in selected if pk.isdigit()]
+            )
             return deny(
                 request,
-                users=list(queryset),
+                users=list(targets),
                 attempt=services.STAFF_MFA_RESET,
                 reason="Only a sales lead can reset a second factor.",
             )
-        return super().response_action(request, queryset)
+        return super().changelist_view(request, extra_context)
 
     @staticmethod
     def _posted_action(request) -> str:
