@@ -27,6 +27,8 @@ from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.views.decorators.debug import sensitive_post_parameters
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import services, staff_roles
 from accounts.admin_forms import (
@@ -50,6 +52,11 @@ from tokens.selectors import pool_statuses
 # The groups are defined in code (accounts/staff_roles.py, created by a migration), and who is
 # in them is set on the user's page by a superuser (audited): no group editor here.
 admin.site.unregister(Group)
+# django-otp's device lists show every TOTP secret and recovery code (as a QR code, too) and
+# change them unaudited; here a second factor is only ever reset, by the audited action below.
+for _device_model in (TOTPDevice, StaticDevice):
+    if admin.site.is_registered(_device_model):
+        admin.site.unregister(_device_model)
 
 
 def deny(

@@ -338,3 +338,25 @@ def test_a_refusal_is_recorded_even_when_each_request_runs_in_a_transaction(
 
     assert response.status_code == 403
     assert the_refusal(sales, sam).column == "escalation"
+
+
+# --- Second-factor secrets ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/staff/otp_totp/totpdevice/",
+        "/staff/otp_totp/totpdevice/{pk}/change/",
+        "/staff/otp_totp/totpdevice/{pk}/config/",
+        "/staff/otp_totp/totpdevice/{pk}/qrcode/",
+        "/staff/otp_static/staticdevice/",
+    ],
+)
+def test_no_one_reads_second_factor_secrets_in_the_sales_admin(client, sam, alice, path):
+    device = second_factor(alice)
+
+    response = as_user(client, sam).get(path.format(pk=device.pk))
+
+    assert response.status_code == 404
+    assert device.key.encode() not in response.content
