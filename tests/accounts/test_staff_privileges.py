@@ -151,6 +151,26 @@ def test_sales_staff_cannot_make_themselves_superusers(client, sales):
     assert the_refusal(sales, sales).column == "escalation"
 
 
+def test_sales_staff_cannot_create_a_staff_account(client, sales):
+    as_user(client, sales)
+
+    response = client.post(
+        reverse("admin:accounts_user_add"),
+        {
+            "email": "mole@example.com",
+            "name": "Mole",
+            "password1": NEW_PASSWORD,
+            "password2": NEW_PASSWORD,
+            "is_staff": "on",
+        },
+    )
+
+    assert response.status_code == 403
+    assert not User.objects.filter(email="mole@example.com").exists()
+    entry = the_refusal(sales, None)
+    assert (entry.column, entry.new_value) == ("escalation", "is_staff")
+
+
 def test_the_privilege_fields_are_read_only_for_sales_staff(client, sales_lead, bob):
     response = as_user(client, sales_lead).get(change_url(bob))
 
