@@ -2,18 +2,22 @@
 accounts and fields that only superusers touch. Every refused attempt answers 403, changes
 nothing and leaves a "staff.denied" row in the audit log."""
 
+import importlib
+
 import pytest
+from django.apps import apps as django_apps
 from django.contrib.auth.models import Group
 from django.db import connection
 from django.urls import reverse
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts import services
+from accounts import services, staff_roles
 from accounts.models import Organization, User
 from analytics.models import AuditLog
 from asksage_admin.lib.errors import DomainError
 from asksage_admin.lib.months import current_month
 from tests.factories import UserFactory
+from tokens import services as token_services
 from tokens.models import Purchase
 
 pytestmark = pytest.mark.django_db
@@ -57,6 +61,28 @@ def the_refusal(actor: User, target: User | None) -> AuditLog:
 def as_user(client, user: User):
     client.force_login(user)
     return client
+
+
+# --- The groups ---------------------------------------------------------------------------
+
+
+def test_the_migration_creates_the_groups_sales_and_sales_lead():
+    migration = importlib.import_module("accounts.migrations.0003_staff_groups")
+    Group.objects.filter(name__in=["Sales", "Sales lead"]).delete()
+
+    migration.create_groups(django_apps, None)
+
+    def perms(name: str) -> set[str]:
+        group = Group.objects.get(name=name)
+        return {f"{p.content_type.app_label}.{p.codename}" for p in group.permissions.all()}
+
+    assert perms("Sales") == set(staff_roles.SALES_PERMISSIONS)
+    assert perms("Sales lead") - perms("Sales") == {
+        "accounts.reset_second_factor",
+        "accounts.set_user_password",
+        "analytics.view_auditlog",
+    }
+    assert not {p for p in perms("Sales lead") if p.startswith("auth.") or "delete_user" in p}
 
 
 # --- Superusers' accounts -----------------------------------------------------------------
@@ -315,6 +341,21 @@ def test_sales_can_still_provision_record_a_purchase_and_edit_a_member(client, s
     bob.refresh_from_db()
     assert bob.name == "Robert Member"
     assert not AuditLog.objects.filter(action="staff.denied").exists()
+
+
+def test_sales_mark_a_purchase_request_fulfilled(client, sales, alice, org_a):
+    purchase_request = token_services.purchase_request_create(
+        admin=alice, org=org_a, kind="embedding", raw_blocks="1", note="More docs"
+    )
+    url = reverse("admin:tokens_purchaserequest_changelist")
+
+    response = as_user(client, sales).post(
+        url, {"action": "mark_fulfilled", "_selected_action": [purchase_request.pk]}
+    )
+
+    assert response.status_code == 302
+    purchase_request.refresh_from_db()
+    assert (purchase_request.status, purchase_request.fulfilled_by) == ("fulfilled", sales)
 
 
 @pytest.mark.parametrize(
