@@ -2,6 +2,11 @@
 
 Every write goes through `accounts.services`, validated and audited there; these classes only
 collect input and show refusals. Nothing is deleted from here: records are retained.
+
+What each staff member may see and do is Django's model permissions, granted by the groups
+"Sales" and "Sales lead" (accounts/staff_roles.py); superusers hold them all. On top of those,
+no non-superuser touches a staff or superuser account or anyone's privileges: such an attempt
+answers 403 and is audited (`deny`).
 """
 
 import copy
@@ -9,6 +14,7 @@ import functools
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.utils import unquote
 from django.contrib.auth import admin as auth_admin
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
@@ -21,8 +27,10 @@ from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.views.decorators.debug import sensitive_post_parameters
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts import services
+from accounts import services, staff_roles
 from accounts.admin_forms import (
     MembershipInlineForm,
     MembershipInlineFormSet,
@@ -36,38 +44,57 @@ from accounts.admin_forms import (
 )
 from accounts.models import Membership, Organization, User
 from asksage_admin.lib.errors import DomainError
+from asksage_admin.lib.http import client_ip
 from asksage_admin.lib.months import current_month
 from tokens.models import Purchase, TokenKind
 from tokens.selectors import pool_statuses
 
-# Access is by `is_staff` (sales staff), not by groups and per-model permissions.
+# The groups are defined in code (accounts/staff_roles.py, created by a migration), and who is
+# in them is set on the user's page by a superuser (audited): no group editor here.
 admin.site.unregister(Group)
+# django-otp's device lists show every TOTP secret and recovery code (as a QR code, too) and
+# change them unaudited; here a second factor is only ever reset, by the audited action below.
+for _device_model in (TOTPDevice, StaticDevice):
+    if admin.site.is_registered(_device_model):
+        admin.site.unregister(_device_model)
 
 
-class SalesStaffPermissions:
-    """Sales staff (`is_staff`) run the whole sales admin: Django's per-model permissions are
-    not used. Nothing can be deleted (users are disabled, purchases are payment records)."""
+def deny(
+    request: HttpRequest,
+    *,
+    users: list[User | None],
+    attempt: str,
+    reason: str,
+    fields: tuple[str, ...] | list[str] = (),
+) -> HttpResponse:
+    """Refuse a staff member's attempt: audit it, then answer 403 with the reason.
 
-    def _is_sales(self, request: HttpRequest) -> bool:
-        return request.user.is_active and request.user.is_staff
+    A response rather than `raise PermissionDenied`: the audit row is committed in its own
+    transaction, and a returned response never rolls back an enclosing request transaction.
+    """
+    services.staff_denied_record(
+        actor=request.user,
+        users=users or [None],
+        attempt=attempt,
+        reason=reason,
+        path=request.path,
+        fields=fields,
+        ip=client_ip(request),
+    )
+    context = {**admin.site.each_context(request), "title": "Not allowed", "reason": reason}
+    return TemplateResponse(request, "admin/denied.html", context, status=403)
 
-    def has_module_permission(self, request):
-        return self._is_sales(request)
 
-    def has_view_permission(self, request, obj=None):
-        return self._is_sales(request)
-
-    def has_add_permission(self, request, obj=None):
-        return self._is_sales(request)
-
-    def has_change_permission(self, request, obj=None):
-        return self._is_sales(request)
+class StaffPermissions:
+    """Django's model permissions decide (`user.has_perm`, granted by the staff groups); being
+    staff alone shows nothing. Nothing can be deleted (users are disabled, purchases are
+    payment records)."""
 
     def has_delete_permission(self, request, obj=None):
         return False
 
 
-class ReadOnlyAdmin(SalesStaffPermissions, admin.ModelAdmin):
+class ReadOnlyAdmin(StaffPermissions, admin.ModelAdmin):
     """A list to look at: rows are written by services elsewhere, never here."""
 
     def has_add_permission(self, request, obj=None):
@@ -118,7 +145,7 @@ def _member_count() -> Coalesce:
     return Coalesce(Subquery(counts), 0)
 
 
-class PurchaseHistoryInline(SalesStaffPermissions, admin.TabularInline):
+class PurchaseHistoryInline(StaffPermissions, admin.TabularInline):
     """Recorded purchases are payment records: shown, never edited or deleted."""
 
     model = Purchase
@@ -160,7 +187,7 @@ class PurchaseHistoryInline(SalesStaffPermissions, admin.TabularInline):
         return f"{purchase.end_month:%Y-%m}" if purchase.end_month else "ongoing"
 
 
-class PurchaseInline(SalesStaffPermissions, admin.TabularInline):
+class PurchaseInline(StaffPermissions, admin.TabularInline):
     """Adds purchases (rows only, no existing ones: those are in the history above)."""
 
     model = Purchase
@@ -177,7 +204,7 @@ class PurchaseInline(SalesStaffPermissions, admin.TabularInline):
         return super().get_queryset(request).none()
 
 
-class MembershipInline(SalesStaffPermissions, admin.TabularInline):
+class MembershipInline(StaffPermissions, admin.TabularInline):
     model = Membership
     form = MembershipInlineForm
     formset = MembershipInlineFormSet
@@ -196,14 +223,14 @@ class MembershipInline(SalesStaffPermissions, admin.TabularInline):
 
     def has_delete_permission(self, request, obj=None):
         # Removing a member only ends the membership; the user and their history stay.
-        return self._is_sales(request)
+        return request.user.has_perm("accounts.delete_membership")
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("user").order_by("role", "user__email")
 
 
 @admin.register(Organization)
-class OrganizationAdmin(ServiceErrorsAsMessages, SalesStaffPermissions, admin.ModelAdmin):
+class OrganizationAdmin(ServiceErrorsAsMessages, StaffPermissions, admin.ModelAdmin):
     form = OrganizationChangeForm
     list_display = [
         "name",
@@ -365,11 +392,14 @@ class OrganizationAdmin(ServiceErrorsAsMessages, SalesStaffPermissions, admin.Mo
             noun = "organization" if done == 1 else "organizations"
             self.message_user(request, f"{done} {noun} {done_label}.", messages.SUCCESS)
 
-    @admin.action(description="Activate selected (requires a recorded purchase)")
+    @admin.action(
+        description="Activate selected (requires a recorded purchase)",
+        permissions=["change"],
+    )
     def activate_selected(self, request, queryset):
         self._change_status(request, queryset, services.organization_activate, "active")
 
-    @admin.action(description="Suspend selected")
+    @admin.action(description="Suspend selected", permissions=["change"])
     def suspend_selected(self, request, queryset):
         self._change_status(request, queryset, services.organization_suspend, "suspended")
 
@@ -404,7 +434,7 @@ class InOrganizationFilter(admin.SimpleListFilter):
 
 
 @admin.register(User)
-class UserAdmin(ServiceErrorsAsMessages, SalesStaffPermissions, auth_admin.UserAdmin):
+class UserAdmin(ServiceErrorsAsMessages, StaffPermissions, auth_admin.UserAdmin):
     form = StaffUserChangeForm
     add_form = StaffUserCreationForm
     add_form_template = "admin/accounts/user/add_form.html"
@@ -430,13 +460,43 @@ class UserAdmin(ServiceErrorsAsMessages, SalesStaffPermissions, auth_admin.UserA
     search_fields = ["email", "name"]
     actions = ["reset_second_factor"]
 
-    @admin.action(description="Reset second factor (they enrol again at next login)")
+    def has_change_permission(self, request, obj=None):
+        # Staff and superuser accounts are superusers' to change; to others they are read-only.
+        if obj is not None and services.staff_refusal(
+            actor=request.user, user=obj, attempt=services.STAFF_CHANGE
+        ):
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_reset_second_factor_permission(self, request) -> bool:
+        return request.user.has_perm(staff_roles.RESET_SECOND_FACTOR)
+
+    @admin.action(
+        description="Reset second factor (they enrol again at next login)",
+        permissions=["reset_second_factor"],
+    )
     def reset_second_factor(self, request, queryset):
         from accounts.mfa import mfa_reset
 
-        for user in queryset:
+        users = list(queryset)
+        refusals = {
+            user: services.staff_refusal(
+                actor=request.user, user=user, attempt=services.STAFF_MFA_RESET
+            )
+            for user in users
+        }
+        refused = [user for user, reason in refusals.items() if reason]
+        if refused:
+            # All or nothing: a selection that includes a staff account resets no one.
+            return deny(
+                request,
+                users=refused,
+                attempt=services.STAFF_MFA_RESET,
+                reason=refusals[refused[0]],
+            )
+        for user in users:
             mfa_reset(actor=request.user, user=user)
-        count = queryset.count()
+        count = len(users)
         self.message_user(
             request, f"Second factor reset for {count} user{'s' * (count != 1)}.", messages.SUCCESS
         )
@@ -448,9 +508,10 @@ class UserAdmin(ServiceErrorsAsMessages, SalesStaffPermissions, auth_admin.UserA
         (
             "Access",
             {
-                "fields": ["is_paid", "is_banned", "is_staff", "is_superuser"],
+                "fields": ["is_paid", "is_banned", "is_staff", "is_superuser", "groups"],
                 "description": "Paid and banned changes are audited. Users are never deleted: "
-                "untick paid or tick banned to disable them.",
+                "untick paid or tick banned to disable them. Staff access, superuser status "
+                "and groups (Sales, Sales lead) are set by superusers only.",
             },
         ),
         ("Organization", {"fields": ["organization", "role"]}),
@@ -464,8 +525,48 @@ class UserAdmin(ServiceErrorsAsMessages, SalesStaffPermissions, auth_admin.UserA
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))
         if obj is not None and not request.user.is_superuser:
-            fields += ["is_staff", "is_superuser"]
+            fields += ["is_staff", "is_superuser", "groups"]
         return fields
+
+    def changelist_view(self, request, extra_context=None):
+        # Django drops an action the user may not run (without a word when no action is left
+        # to them); a posted second-factor reset without the permission is an attempt worth a
+        # 403 and a record.
+        if (
+            request.method == "POST"
+            and self._posted_action(request) == "reset_second_factor"
+            and not self.has_reset_second_factor_permission(request)
+        ):
+            selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
+            targets = self.get_queryset(request).filter(
+                pk__in=[pk for pk in selected if pk.isdigit()]
+            )
+            return deny(
+                request,
+                users=list(targets),
+                attempt=services.STAFF_MFA_RESET,
+                reason="Only a sales lead can reset a second factor.",
+            )
+        return super().changelist_view(request, extra_context)
+
+    @staticmethod
+    def _posted_action(request) -> str:
+        actions = request.POST.getlist("action")
+        index = request.POST.get("index", "0")
+        index = int(index) if index.isdigit() else 0
+        return actions[index] if index < len(actions) else ""
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # Checked before the admin opens its transaction, and answered with a response: the
+        # audit row of the refusal is committed (see `deny`).
+        if request.method == "POST" and not request.user.is_superuser:
+            user = self.get_object(request, unquote(object_id)) if object_id else None
+            posted = [f for f in staff_roles.ESCALATION_FIELDS if f in request.POST]
+            attempt = services.STAFF_ESCALATION if posted else services.STAFF_CHANGE
+            if reason := services.staff_refusal(actor=request.user, user=user, attempt=attempt):
+                changed = posted or sorted(set(request.POST) - {"csrfmiddlewaretoken"})
+                return deny(request, users=[user], attempt=attempt, reason=reason, fields=changed)
+        return super().changeform_view(request, object_id, form_url, extra_context)
 
     def get_form(self, request, obj=None, **kwargs):
         form = super().get_form(request, obj, **kwargs)
@@ -517,8 +618,22 @@ class UserAdmin(ServiceErrorsAsMessages, SalesStaffPermissions, auth_admin.UserA
         if changes:
             services.user_update(actor=request.user, user=obj, changes=changes)
 
+    def save_related(self, request, form, formsets, change):
+        # The groups were saved by `save_model` through the audited service, not by the form.
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
+
     @method_decorator(sensitive_post_parameters())
     def user_change_password(self, request, id, form_url=""):
+        user = self.get_object(request, unquote(id))
+        if user is not None and user.pk != request.user.pk:
+            reason = services.staff_refusal(
+                actor=request.user, user=user, attempt=services.STAFF_PASSWORD
+            )
+            if not reason and not request.user.has_perm(staff_roles.SET_USER_PASSWORD):
+                reason = "Only a sales lead can set another user's password."
+            if reason:
+                return deny(request, users=[user], attempt=services.STAFF_PASSWORD, reason=reason)
         # The password form saves through a service that records who acted. Bind the actor
         # to a copy of this admin for this request: the admin instance is shared by threads.
         for_request = copy.copy(self)

@@ -267,7 +267,16 @@ class StaffUserChangeForm(UserChangeForm):
 
     class Meta:
         model = User
-        fields = ["email", "name", "password", "is_paid", "is_banned", "is_staff", "is_superuser"]
+        fields = [
+            "email",
+            "name",
+            "password",
+            "is_paid",
+            "is_banned",
+            "is_staff",
+            "is_superuser",
+            "groups",
+        ]
 
     def clean_email(self) -> str:
         email = self.cleaned_data["email"].strip().lower()

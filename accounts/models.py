@@ -60,6 +60,12 @@ class User(AbstractBaseUser, PermissionsMixin):
             models.UniqueConstraint(Lower("email"), name="user_email_ci_unique"),
         ]
         indexes = [models.Index(fields=["name"], name="user_name_idx")]
+        # Account-recovery powers in the sales admin, held by the "Sales lead" group
+        # (accounts/staff_roles.py).
+        permissions = [
+            ("reset_second_factor", "Can reset the second factor of a user who is not staff"),
+            ("set_user_password", "Can set the password of a user who is not staff"),
+        ]
 
     def __str__(self) -> str:
         return self.email

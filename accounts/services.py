@@ -20,6 +20,7 @@ from django.utils.text import slugify
 from accounts.models import Membership, Organization, User
 from analytics.services import audit_record
 from asksage_admin.lib.amounts import MAX_TOKENS
+from asksage_admin.lib.audit_actions import AuditAction
 from asksage_admin.lib.errors import DomainError
 from asksage_admin.lib.months import current_month, month_start
 from tokens.alerts import pool_alert_after_commit
@@ -105,18 +106,90 @@ def user_create(*, actor: User, email: str, name: str, password: str | None) -> 
     return user
 
 
+# What a non-superuser may not do to a user, by what they attempted (`staff_refusal`).
+STAFF_CHANGE = "change"
+STAFF_PASSWORD = "password"
+STAFF_MFA_RESET = "mfa.reset"
+STAFF_ESCALATION = "escalation"
+STAFF_DENIED = AuditAction.STAFF_DENIED
+
+
+def staff_refusal(*, actor: User, user: User | None, attempt: str) -> str:
+    """Why `actor` may not make `attempt` on `user` in the sales admin, or "" if they may.
+
+    Only the rules about whose account it is live here; which group may do what is Django's
+    model permissions (accounts/staff_roles.py), checked by the admin.
+    """
+    if actor.is_superuser:
+        return ""
+    if attempt == STAFF_ESCALATION:
+        return "Only a superuser can change staff access, superuser status, groups or permissions."
+    if user is None:
+        return ""
+    if user.is_superuser:
+        return "Only a superuser can change a superuser's account."
+    if user.is_staff:
+        return {
+            STAFF_PASSWORD: "Only a superuser can set the password of a staff member.",
+            STAFF_MFA_RESET: "Only a superuser can reset the second factor of a staff member.",
+        }.get(attempt, "Only a superuser can change a staff member's account.")
+    return ""
+
+
+@transaction.atomic
+def staff_denied_record(
+    *,
+    actor: User,
+    users: Iterable[User | None],
+    attempt: str,
+    reason: str,
+    path: str = "",
+    fields: Iterable[str] = (),
+    ip: str | None = None,
+) -> None:
+    """Audit a refused attempt in the sales admin, one row per account it aimed at.
+
+    Its own transaction, and callers answer 403 with a response rather than an exception, so
+    the row is committed even when the request runs inside a transaction (ATOMIC_REQUESTS).
+    """
+    for user in users:
+        audit_record(
+            action=STAFF_DENIED,
+            organization=_org_of(user) if user is not None else None,
+            actor=actor,
+            target_user=user,
+            column=attempt,
+            new=_clip(", ".join(sorted(fields))),
+            ip=ip,
+            reason=reason,
+            path=path[:200],
+        )
+
+
 # Fields of a user that sales staff edit directly; `is_paid` / `is_banned` go through
 # `user_set_flag`, the password through `user_set_password`.
-USER_STAFF_FIELDS = ("email", "name", "is_staff", "is_superuser")
-_PRIVILEGE_FIELDS = {"is_staff", "is_superuser"}
+USER_STAFF_FIELDS = ("email", "name", "is_staff", "is_superuser", "groups")
+_PRIVILEGE_FIELDS = {"is_staff", "is_superuser", "groups"}
+
+
+def _group_names(groups: Iterable) -> str:
+    return ", ".join(sorted(g.name for g in groups))
 
 
 @transaction.atomic
 def user_update(*, actor: User, user: User, changes: dict[str, object]) -> User:
+    """Change a user's email, name, or (superusers only) staff flags and groups."""
     unknown = set(changes) - set(USER_STAFF_FIELDS)
     if unknown:
         raise DomainError(f"{', '.join(sorted(unknown))} cannot be changed here.")
     user = User.objects.select_for_update().get(pk=user.pk)
+    if refusal := staff_refusal(actor=actor, user=user, attempt=STAFF_CHANGE):
+        raise DomainError(refusal)
+    groups = None
+    if "groups" in changes:
+        groups = list(changes.pop("groups"))
+        if _group_names(groups) == _group_names(user.groups.all()):
+            groups = None
     changes = {f: v for f, v in changes.items() if getattr(user, f) != v}
     errors: dict[str, list[str]] = {}
     if "email" in changes:
@@ -127,11 +200,22 @@ def user_update(*, actor: User, user: User, changes: dict[str, object]) -> User:
         changes["name"] = str(changes["name"]).strip()
         if not changes["name"]:
             errors["name"] = ["Enter the user's name."]
-    if _PRIVILEGE_FIELDS & set(changes) and not actor.is_superuser:
+    if (_PRIVILEGE_FIELDS & set(changes) or groups is not None) and not actor.is_superuser:
         errors["__all__"] = ["Only a superuser can grant or remove staff access."]
     if errors:
         raise DomainError(errors=errors)
     org = _org_of(user)
+    if groups is not None:
+        audit_record(
+            action="user.updated",
+            organization=org,
+            actor=actor,
+            target_user=user,
+            column="groups",
+            old=_clip(_group_names(user.groups.all())),
+            new=_clip(_group_names(groups)),
+        )
+        user.groups.set(groups)
     for field, value in changes.items():
         audit_record(
             action="user.updated",
@@ -152,6 +236,10 @@ def user_update(*, actor: User, user: User, changes: dict[str, object]) -> User:
 def user_set_password(*, actor: User, user: User, password: str | None) -> User:
     """Set a user's password, or disable password login when `password` is None."""
     user = User.objects.select_for_update().get(pk=user.pk)
+    if actor.pk != user.pk and (
+        refusal := staff_refusal(actor=actor, user=user, attempt=STAFF_PASSWORD)
+    ):
+        raise DomainError(refusal)
     if password is None:
         user.set_unusable_password()
     else:

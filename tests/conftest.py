@@ -1,4 +1,5 @@
-"""The cast: alice (admin of org A), bob (member of org A), carol (admin of org B), sam (sales)."""
+"""The cast: alice (admin of org A), bob (member of org A), carol (admin of org B), sam (a
+superuser in the sales admin), sales (sales staff) and sales_lead."""
 
 import datetime as dt
 import os
@@ -6,7 +7,9 @@ import shutil
 
 import pytest
 import time_machine
+from django.contrib.auth.models import Group, Permission
 
+from accounts.staff_roles import SALES, SALES_LEAD, sync_staff_groups
 from tests.browser.conftest import CHROMIUM
 from tests.factories import (
     PASSWORD,
@@ -107,6 +110,27 @@ def dave(org_b):
 @pytest.fixture
 def sam(db):
     return UserFactory(email="sam@example.com", name="Sam Sales", is_staff=True, is_superuser=True)
+
+
+def _staff_in(group_name: str, **fields):
+    # The migration created the groups, but a transactional test's flush empties them: make
+    # sure they are there, with their permissions.
+    sync_staff_groups(Group, Permission)
+    user = UserFactory(is_staff=True, **fields)
+    user.groups.add(Group.objects.get(name=group_name))
+    return user
+
+
+@pytest.fixture
+def sales(db):
+    """Plain sales staff: in the "Sales" group, not a superuser."""
+    return _staff_in(SALES, email="sid@example.com", name="Sid Sales")
+
+
+@pytest.fixture
+def sales_lead(db):
+    """A sales lead: in the "Sales lead" group, not a superuser."""
+    return _staff_in(SALES_LEAD, email="lee@example.com", name="Lee Lead")
 
 
 @pytest.fixture

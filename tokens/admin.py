@@ -88,7 +88,16 @@ class PurchaseRequestAdmin(ReadOnlyAdmin):
     def tokens_per_month(self, request: PurchaseRequest) -> str:
         return f"{request.tokens:,}"
 
-    @admin.action(description="Mark fulfilled (records the purchase from this month)")
+    def has_fulfil_permission(self, request) -> bool:
+        # The list is read-only; fulfilling records a purchase through the audited service.
+        return request.user.has_perm("tokens.change_purchaserequest") and request.user.has_perm(
+            "tokens.add_purchase"
+        )
+
+    @admin.action(
+        description="Mark fulfilled (records the purchase from this month)",
+        permissions=["fulfil"],
+    )
     def mark_fulfilled(self, http_request, queryset):
         done = 0
         for purchase_request in queryset.select_related("organization", "requested_by"):

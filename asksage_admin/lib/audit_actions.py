@@ -44,6 +44,7 @@ class AuditAction(models.TextChoices):
     API_KEY_CREATED = "api_key.created", "API key created"
     API_KEY_REVOKED = "api_key.revoked", "API key revoked"
     EXPORT = "export.csv", "Export downloaded"
+    STAFF_DENIED = "staff.denied", "Staff action refused"
 
 
 # The filter's groups, in the order the Activity page lists them.
@@ -63,6 +64,7 @@ FAMILIES: dict[str, str] = {
     "purchase_request": "Purchase requests",
     "api_key": "API keys",
     "export": "Exports",
+    "staff": "Refused staff actions",
 }
 
 _LABELS = dict(AuditAction.choices)

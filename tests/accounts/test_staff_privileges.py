@@ -1,0 +1,423 @@
+"""Least privilege in the sales admin (/staff/): the groups Sales and Sales lead, and the
+accounts and fields that only superusers touch. Every refused attempt answers 403, changes
+nothing and leaves a "staff.denied" row in the audit log."""
+
+import importlib
+
+import pytest
+from django.apps import apps as django_apps
+from django.contrib.auth.models import Group
+from django.db import connection
+from django.urls import reverse
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from accounts import services, staff_roles
+from accounts.models import Organization, User
+from analytics.models import AuditLog
+from asksage_admin.lib.errors import DomainError
+from asksage_admin.lib.months import current_month
+from tests.factories import UserFactory
+from tokens import services as token_services
+from tokens.models import Purchase
+
+pytestmark = pytest.mark.django_db
+
+USER_LIST_URL = reverse("admin:accounts_user_changelist")
+NEW_PASSWORD = "another-long-passphrase"
+
+
+def change_url(user: User) -> str:
+    return reverse("admin:accounts_user_change", args=[user.pk])
+
+
+def password_url(user: User) -> str:
+    return reverse("admin:auth_user_password_change", args=[user.pk])
+
+
+def password_data() -> dict:
+    return {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD, "usable_password": "true"}
+
+
+def user_data(user: User, **overrides) -> dict:
+    """The user's change form as a browser posts it (read-only fields are not posted)."""
+    data = {"email": user.email, "name": user.name, "password": user.password}
+    if user.is_paid:
+        data["is_paid"] = "on"
+    return {**data, **overrides}
+
+
+def reset_data(*users: User) -> dict:
+    return {"action": "reset_second_factor", "_selected_action": [u.pk for u in users]}
+
+
+def second_factor(user: User) -> TOTPDevice:
+    return TOTPDevice.objects.create(user=user, name="app", confirmed=True)
+
+
+def the_refusal(actor: User, target: User | None) -> AuditLog:
+    return AuditLog.objects.get(action="staff.denied", actor=actor, target_user=target)
+
+
+def as_user(client, user: User):
+    client.force_login(user)
+    return client
+
+
+# --- The groups ---------------------------------------------------------------------------
+
+
+def test_the_migration_creates_the_groups_sales_and_sales_lead():
+    migration = importlib.import_module("accounts.migrations.0003_staff_groups")
+    Group.objects.filter(name__in=["Sales", "Sales lead"]).delete()
+
+    migration.create_groups(django_apps, None)
+
+    def perms(name: str) -> set[str]:
+        group = Group.objects.get(name=name)
+        return {f"{p.content_type.app_label}.{p.codename}" for p in group.permissions.all()}
+
+    assert perms("Sales") == set(staff_roles.SALES_PERMISSIONS)
+    assert perms("Sales lead") - perms("Sales") == {
+        "accounts.reset_second_factor",
+        "accounts.set_user_password",
+        "analytics.view_auditlog",
+    }
+    assert not {p for p in perms("Sales lead") if p.startswith("auth.") or "delete_user" in p}
+
+
+# --- Superusers' accounts -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("actor", ["sales", "sales_lead"])
+def test_sales_staff_cannot_change_a_superusers_password(client, request, sam, actor):
+    staff = as_user(client, request.getfixturevalue(actor))
+    before = User.objects.get(pk=sam.pk).password
+
+    response = staff.post(password_url(sam), password_data())
+
+    assert response.status_code == 403
+    assert b"Only a superuser can change a superuser" in response.content
+    assert User.objects.get(pk=sam.pk).password == before
+    entry = the_refusal(request.getfixturevalue(actor), sam)
+    assert entry.column == "password"
+    assert entry.details["path"] == password_url(sam)
+    assert not AuditLog.objects.filter(action="user.password").exists()
+
+
+def test_sales_staff_cannot_change_a_superusers_email(client, sales, sam):
+    as_user(client, sales)
+
+    response = client.post(change_url(sam), user_data(sam, email="mine@example.com"))
+
+    assert response.status_code == 403
+    sam.refresh_from_db()
+    assert sam.email == "sam@example.com"
+    assert the_refusal(sales, sam).column == "change"
+
+
+def test_sales_staff_cannot_ban_a_superuser(client, sales, sam):
+    as_user(client, sales)
+
+    response = client.post(change_url(sam), user_data(sam, is_banned="on"))
+
+    assert response.status_code == 403
+    sam.refresh_from_db()
+    assert not sam.is_banned
+    assert the_refusal(sales, sam).new_value == "email, is_banned, is_paid, name, password"
+
+
+def test_a_sales_lead_cannot_reset_the_second_factor_of_a_superuser(client, sales_lead, sam, bob):
+    sams_device, bobs_device = second_factor(sam), second_factor(bob)
+    as_user(client, sales_lead)
+
+    response = client.post(USER_LIST_URL, reset_data(sam, bob))
+
+    assert response.status_code == 403
+    # All or nothing: bob, who could have been reset, was not either.
+    assert TOTPDevice.objects.filter(pk__in=[sams_device.pk, bobs_device.pk]).count() == 2
+    assert the_refusal(sales_lead, sam).column == "mfa.reset"
+    assert not AuditLog.objects.filter(action="mfa.reset").exists()
+
+
+# --- Privileges ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("is_superuser", "on"),
+        ("is_staff", "on"),
+        ("groups", "sales-lead"),
+        ("user_permissions", "1"),
+    ],
+)
+def test_sales_staff_cannot_grant_privileges_to_anyone(client, sales_lead, bob, field, value):
+    if value == "sales-lead":
+        value = str(Group.objects.get(name="Sales lead").pk)
+    as_user(client, sales_lead)
+
+    response = client.post(change_url(bob), user_data(bob, **{field: value}))
+
+    assert response.status_code == 403
+    bob.refresh_from_db()
+    assert (bob.is_staff, bob.is_superuser) == (False, False)
+    assert not bob.groups.exists() and not bob.user_permissions.exists()
+    entry = the_refusal(sales_lead, bob)
+    assert (entry.column, entry.new_value) == ("escalation", field)
+
+
+def test_sales_staff_cannot_make_themselves_superusers(client, sales):
+    as_user(client, sales)
+
+    response = client.post(change_url(sales), user_data(sales, is_superuser="on"))
+
+    assert response.status_code == 403
+    sales.refresh_from_db()
+    assert not sales.is_superuser
+    assert the_refusal(sales, sales).column == "escalation"
+
+
+def test_sales_staff_cannot_create_a_staff_account(client, sales):
+    as_user(client, sales)
+
+    response = client.post(
+        reverse("admin:accounts_user_add"),
+        {
+            "email": "mole@example.com",
+            "name": "Mole",
+            "password1": NEW_PASSWORD,
+            "password2": NEW_PASSWORD,
+            "is_staff": "on",
+        },
+    )
+
+    assert response.status_code == 403
+    assert not User.objects.filter(email="mole@example.com").exists()
+    entry = the_refusal(sales, None)
+    assert (entry.column, entry.new_value) == ("escalation", "is_staff")
+
+
+def test_the_privilege_fields_are_read_only_for_sales_staff(client, sales_lead, bob):
+    response = as_user(client, sales_lead).get(change_url(bob))
+
+    form = response.context["adminform"].form
+    assert {"is_staff", "is_superuser", "groups", "user_permissions"}.isdisjoint(form.fields)
+
+
+def test_a_superuser_puts_staff_in_a_group_and_it_is_audited(client, sam):
+    stan = UserFactory(email="stan@example.com", is_staff=True)
+    sales_group = Group.objects.get_or_create(name="Sales")[0]
+    as_user(client, sam)
+
+    response = client.post(
+        change_url(stan), user_data(stan, is_staff="on", groups=[str(sales_group.pk)])
+    )
+
+    assert response.status_code == 302
+    assert list(stan.groups.values_list("name", flat=True)) == ["Sales"]
+    entry = AuditLog.objects.get(action="user.updated", column="groups")
+    assert (entry.actor, entry.target_user, entry.old_value, entry.new_value) == (
+        sam,
+        stan,
+        "",
+        "Sales",
+    )
+
+
+# --- Other staff members ------------------------------------------------------------------
+
+
+def test_a_sales_lead_cannot_set_the_password_of_another_staff_member(client, sales_lead, sales):
+    before = User.objects.get(pk=sales.pk).password
+    as_user(client, sales_lead)
+
+    response = client.post(password_url(sales), password_data())
+
+    assert response.status_code == 403
+    assert User.objects.get(pk=sales.pk).password == before
+    assert the_refusal(sales_lead, sales).column == "password"
+
+
+def test_a_sales_lead_cannot_reset_the_second_factor_of_staff(client, sales_lead, sales):
+    device = second_factor(sales)
+    as_user(client, sales_lead)
+
+    response = client.post(USER_LIST_URL, reset_data(sales))
+
+    assert response.status_code == 403
+    assert TOTPDevice.objects.filter(pk=device.pk).exists()
+    assert the_refusal(sales_lead, sales).column == "mfa.reset"
+
+
+def test_sales_staff_cannot_change_another_staff_members_account(client, sales, sales_lead):
+    as_user(client, sales)
+
+    response = client.post(change_url(sales_lead), user_data(sales_lead, name="Demoted"))
+
+    assert response.status_code == 403
+    sales_lead.refresh_from_db()
+    assert sales_lead.name == "Lee Lead"
+    assert the_refusal(sales, sales_lead).column == "change"
+
+
+def test_the_services_refuse_a_non_superuser_on_a_staff_account(sales, sales_lead, sam):
+    """Behind the admin, the services hold the same line (defence in depth)."""
+    with pytest.raises(DomainError, match="Only a superuser"):
+        services.user_set_password(actor=sales_lead, user=sales, password=NEW_PASSWORD)
+    with pytest.raises(DomainError, match="Only a superuser"):
+        services.user_update(actor=sales_lead, user=sam, changes={"name": "Someone Else"})
+
+
+# --- What each group may do ---------------------------------------------------------------
+
+
+def test_plain_sales_cannot_set_a_customers_password(client, sales, bob):
+    before = User.objects.get(pk=bob.pk).password
+
+    response = as_user(client, sales).post(password_url(bob), password_data())
+
+    assert response.status_code == 403
+    assert User.objects.get(pk=bob.pk).password == before
+    assert the_refusal(sales, bob).details["reason"] == (
+        "Only a sales lead can set another user's password."
+    )
+
+
+def test_plain_sales_cannot_reset_a_second_factor(client, sales, bob):
+    device = second_factor(bob)
+    as_user(client, sales)
+
+    assert client.get(USER_LIST_URL).context["action_form"] is None  # no action is offered
+    response = client.post(USER_LIST_URL, reset_data(bob))
+
+    assert response.status_code == 403
+    assert TOTPDevice.objects.filter(pk=device.pk).exists()
+    assert the_refusal(sales, bob).column == "mfa.reset"
+
+
+def test_a_sales_lead_sets_a_customers_password(client, sales_lead, bob):
+    response = as_user(client, sales_lead).post(password_url(bob), password_data())
+
+    assert response.status_code == 302
+    bob.refresh_from_db()
+    assert bob.check_password(NEW_PASSWORD)
+    assert AuditLog.objects.get(action="user.password").actor == sales_lead
+
+
+def test_a_sales_lead_resets_a_customers_second_factor(client, sales_lead, alice):
+    device = second_factor(alice)
+
+    response = as_user(client, sales_lead).post(USER_LIST_URL, reset_data(alice))
+
+    assert response.status_code == 302
+    assert not TOTPDevice.objects.filter(pk=device.pk).exists()
+    assert AuditLog.objects.get(action="mfa.reset").actor == sales_lead
+
+
+def test_sales_can_still_provision_record_a_purchase_and_edit_a_member(client, sales, bob):
+    for name in ("nina", "omar", "pia"):
+        UserFactory(email=f"{name}@example.com")
+    as_user(client, sales)
+
+    response = client.post(
+        reverse("admin:accounts_organization_add"),
+        {
+            "name": "Newco",
+            "billing_address": "2 Harbour Road",
+            "user_emails": "omar@example.com\npia@example.com",
+            "admin_emails": "nina@example.com",
+            "inference_tokens": "2M",
+            "embedding_tokens": "",
+            "start_month": current_month().strftime("%Y-%m"),
+            "activate": "on",
+        },
+    )
+    org = Organization.objects.get(name="Newco")
+    assert response.status_code == 302
+    assert Purchase.objects.filter(organization=org).count() == 1
+
+    response = client.post(change_url(bob), user_data(bob, name="Robert Member"))
+    assert response.status_code == 302
+    bob.refresh_from_db()
+    assert bob.name == "Robert Member"
+    assert not AuditLog.objects.filter(action="staff.denied").exists()
+
+
+def test_sales_mark_a_purchase_request_fulfilled(client, sales, alice, org_a):
+    purchase_request = token_services.purchase_request_create(
+        admin=alice, org=org_a, kind="embedding", raw_blocks="1", note="More docs"
+    )
+    url = reverse("admin:tokens_purchaserequest_changelist")
+
+    response = as_user(client, sales).post(
+        url, {"action": "mark_fulfilled", "_selected_action": [purchase_request.pk]}
+    )
+
+    assert response.status_code == 302
+    purchase_request.refresh_from_db()
+    assert (purchase_request.status, purchase_request.fulfilled_by) == ("fulfilled", sales)
+
+
+@pytest.mark.parametrize(
+    "url_name",
+    [
+        "admin:accounts_organization_changelist",
+        "admin:accounts_user_changelist",
+        "admin:tokens_purchase_changelist",
+        "admin:tokens_purchaserequest_changelist",
+        "admin:analytics_auditlog_changelist",
+    ],
+)
+def test_staff_in_no_group_see_nothing(client, url_name):
+    stan = UserFactory(email="stan@example.com", is_staff=True)
+    as_user(client, stan)
+
+    assert client.get(reverse(url_name)).status_code == 403
+    assert client.get(reverse("admin:index")).context["app_list"] == []
+
+
+def test_only_a_sales_lead_reads_the_audit_log(client, sales, sales_lead):
+    url = reverse("admin:analytics_auditlog_changelist")
+
+    assert as_user(client, sales).get(url).status_code == 403
+    assert as_user(client, sales_lead).get(url).status_code == 200
+
+
+# --- The record of a refusal --------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refusal_is_recorded_even_when_each_request_runs_in_a_transaction(
+    client, monkeypatch, sales, sam
+):
+    # With ATOMIC_REQUESTS a raised PermissionDenied would roll the audit row back with the
+    # request: the refusal is a response, and its row is committed.
+    monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", True)
+    as_user(client, sales)
+
+    response = client.post(change_url(sam), user_data(sam, is_superuser="on"))
+
+    assert response.status_code == 403
+    assert the_refusal(sales, sam).column == "escalation"
+
+
+# --- Second-factor secrets ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/staff/otp_totp/totpdevice/",
+        "/staff/otp_totp/totpdevice/{pk}/change/",
+        "/staff/otp_totp/totpdevice/{pk}/config/",
+        "/staff/otp_totp/totpdevice/{pk}/qrcode/",
+        "/staff/otp_static/staticdevice/",
+    ],
+)
+def test_no_one_reads_second_factor_secrets_in_the_sales_admin(client, sam, alice, path):
+    device = second_factor(alice)
+
+    response = as_user(client, sam).get(path.format(pk=device.pk))
+
+    assert response.status_code == 404
+    assert device.key.encode() not in response.content
