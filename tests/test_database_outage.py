@@ -5,7 +5,8 @@ against a cluster of its own on a free port, whatever database the rest of the s
 While the cluster is down every request must answer 503 with Retry-After within
 ANSWER_WITHIN seconds (the usage API on its fast path, a panel page, a sign-in), never a 500
 and never a hang; once it is back, the fast path and the pages must serve again within
-RESUME_WITHIN seconds, however long it was down.
+RESUME_WITHIN seconds, however long it was down. A page that needs no database (the sign-in
+form before anyone signs in) keeps answering 200; submitting it answers 503.
 
 The outage lasts OUTAGE_SECONDS (default 35, what the security review measured): long enough
 for psycopg_pool's reconnect backoff (1, 2, 4, 8, 16 s … between attempts) to have grown
