@@ -114,6 +114,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # estimated cost past jit_above_cost, PostgreSQL compiles it on each execution: 60 ms
     # for the usage statement (measured), a hundred times what running it costs.
     _options["options"] = f"{_options.get('options', '')} -c jit=off".strip()
+    # A server that does not answer (a host down, packets dropped) fails a connection attempt
+    # within seconds; libpq's default is to wait as long as the kernel does, minutes.
+    _options.setdefault("connect_timeout", int(os.environ.get("DATABASE_CONNECT_TIMEOUT", "2")))
     if env_bool("DATABASE_POOL", False):
         # Under ASGI each request runs in a thread of its own: persistent connections would
         # be one per thread. A pool per process instead (asksage_admin/asgi.py turns it on).
@@ -121,6 +124,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         _options["pool"] = {
             "min_size": 1,
             "max_size": int(os.environ.get("DATABASE_POOL_SIZE", "4")),
+            # While the database is down a request waits this long for a connection, then
+            # answers 503 with Retry-After (asksage_admin/lib/db_unavailable.py); psycopg_pool's
+            # default is 30 s, and then Django answered 500.
+            "timeout": float(os.environ.get("DATABASE_POOL_TIMEOUT", "2")),
+            # psycopg_pool retries a lost connection with a delay doubling from 1 s for up to
+            # reconnect_timeout (5 minutes by default): after a 35 s outage its next attempt
+            # came up to 30 s after the database's return. It gives up after 2 s instead, and
+            # the next request that finds no connection starts a new attempt at once.
+            "reconnect_timeout": 2.0,
         }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Wait for a writer instead of failing with "database is locked"; IMMEDIATE makes

@@ -23,6 +23,7 @@ runs in a thread, only for usage at or above the organization's lowest mark.
 import asyncio
 import json
 import logging
+import select
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -59,6 +60,7 @@ Send = Callable[[dict], Awaitable[None]]
 # Connection-level failures: the database is down, restarting, or the pool has no
 # connection to give within its timeout. Nothing was recorded (or the retry says so).
 _UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
+RECONNECT_TIMEOUT = 2.0  # seconds; see Database
 
 # Options of Django's database settings that are not libpq's.
 _DJANGO_ONLY_OPTIONS = {
@@ -114,8 +116,16 @@ class Database:
             configure=self._configure,
             # New connections now and then plan again, from the tables' current size.
             max_lifetime=600,
+            # A lost connection is retried with a delay doubling from 1 s for up to
+            # reconnect_timeout (psycopg_pool's default: 5 minutes): after a 35 s outage the
+            # next attempt came 15-30 s after the database's return, and every report
+            # waiting meanwhile answered 503. Giving up after RECONNECT_TIMEOUT keeps the
+            # delays at about 1 s; the next report that finds no connection starts a new
+            # attempt at once.
+            reconnect_timeout=RECONNECT_TIMEOUT,
             name="usage-fast-path",
         )
+        self.size = size
         self._opened = False
         self.statements = 0  # for tests and curiosity: how many round trips recorded usage
 
@@ -132,13 +142,28 @@ class Database:
             self._opened = True
             await self.pool.open()  # connects in the background; a request waits `timeout`
         self.statements += 1
-        async with self.pool.connection() as conn:
-            cursor = await conn.execute(sql, params)
-            return await cursor.fetchall() if cursor.description else []
+        for _ in range(self.size + 1):
+            async with self.pool.connection() as conn:
+                if _closed_by_server(conn):
+                    await conn.close()  # the pool replaces it with a new connection
+                    continue
+                cursor = await conn.execute(sql, params)
+                return await cursor.fetchall() if cursor.description else []
+        raise psycopg.OperationalError("the server closed every connection of the pool")
 
     async def close(self) -> None:
         if self._opened:
             await self.pool.close()
+
+
+def _closed_by_server(conn: psycopg.AsyncConnection) -> bool:
+    """Whether the server closed this idle connection (a restart, an outage no report saw):
+    a poll, no round trip. An idle connection has nothing to read; a readable one was closed,
+    or holds a notice, then it is replaced all the same. Nothing was sent on it yet, so the
+    batch safely goes on another one instead of answering 503."""
+    poller = select.poll()
+    poller.register(conn.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
 
 
 async def run_async(flow: recording.Flow, database: Database) -> UsageResult:
