@@ -560,7 +560,7 @@ def _record_in_steps(
     )
 
 
-def usage_record(*, raw_key: str, usage: UsageRequest, idempotency_key: str = "") -> UsageResult:
+def usage_record(*, raw_key: str, usage: UsageRequest, idempotency_key: str) -> UsageResult:
     """Count a usage for the key's organization if it stays within the user's max, once per
     idempotency key.
 

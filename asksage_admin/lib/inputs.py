@@ -32,20 +32,6 @@ def text_problem(value: str) -> str | None:
     return None
 
 
-def clean_text(value: object, *, label: str, max_length: int, strip: bool = True) -> str:
-    """Text that PostgreSQL and SQLite both store as sent, at most `max_length` characters."""
-    if value is None:
-        value = ""
-    if not isinstance(value, str):
-        raise InputError(f"{label} must be text.")
-    if problem := text_problem(value):
-        raise InputError(f"{label} {problem}.")
-    text = value.strip() if strip else value
-    if len(text) > max_length:
-        raise InputError(f"{label} must be at most {max_length:,} characters.")
-    return text
-
-
 def parse_whole(value: object, *, label: str, low: int, high: int) -> int:
     """A whole number typed with ASCII digits only, within [low, high]."""
     if isinstance(value, bool):
