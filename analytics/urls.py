@@ -9,5 +9,5 @@ urlpatterns = [
     path("exports/<slug:what>.csv", views.export, name="export"),
     path("activity/", views.activity, name="activity"),
     path("activity/integrity/", views.integrity, name="integrity"),
-    path("activity/users/<int:user_id>/", views.user_history, name="user_history"),
+    path("activity/users/<id:user_id>/", views.user_history, name="user_history"),
 ]

@@ -1,5 +1,13 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, register_converter
+from django.urls.converters import get_converters
+
+from asksage_admin.lib.inputs import IdConverter
+
+# `<id:…>`: a database id in a path (1 … 2**63 − 1). Registered before the apps' URLconfs
+# below are imported by include().
+if "id" not in get_converters():  # a reloaded URLconf must not register it twice
+    register_converter(IdConverter, "id")
 
 admin.site.site_header = "Enterprise Accounts — Sales Admin"
 admin.site.site_title = "Sales Admin"

@@ -7,6 +7,14 @@ from hypothesis import strategies as st
 from accounts.models import Membership
 from asksage_admin.lib.amounts import MAX_TOKENS, AmountError, format_tokens, parse_tokens
 from asksage_admin.lib.errors import DomainError
+from asksage_admin.lib.inputs import (
+    MAX_ID,
+    InputError,
+    header_text,
+    parse_id,
+    parse_whole,
+    text_problem,
+)
 from tests.factories import MembershipFactory
 from tokens import services
 from tokens.models import PendingEdit
@@ -21,8 +29,17 @@ def test_formatted_amounts_parse_back_to_themselves(value):
     assert parse_tokens(f"{value:,}".replace(",", " ")) == value
 
 
+# What broke the edges (issue 13): NUL, unpaired surrogates, digits int() refuses (more than
+# 4,300) or that only str.isdigit() calls digits (superscripts, other scripts), huge ids.
+NASTY_CHARACTERS = ["\x00", "\ud800", "\udfff", "²", "³", "¹", "٣", "߀", "\u00a0", "0", "9", "@"]
+nasty_text = st.text(alphabet=st.sampled_from(NASTY_CHARACTERS), max_size=12)
+long_digits = st.integers(min_value=4_290, max_value=6_000).map(lambda n: "9" * n)
+huge_numbers = st.integers(min_value=MAX_ID - 2, max_value=2**80).map(str)
+edge_text = st.text(max_size=40) | nasty_text | long_digits | huge_numbers
+
+
 @settings(max_examples=1000)
-@given(st.text(max_size=40))
+@given(edge_text)
 def test_any_text_parses_or_raises_the_domain_error_only(text):
     try:
         value = parse_tokens(text)
@@ -84,3 +101,46 @@ def test_random_batches_never_break_the_pool_or_the_floor(team, org_a, alice, ed
     # Reset for the next example: Hypothesis reuses the function-scoped fixtures.
     for uid, value in before.items():
         Membership.objects.filter(user_id=uid).update(max_inference_tokens=value)
+
+
+@settings(max_examples=500)
+@given(edge_text | st.integers() | st.none() | st.booleans())
+def test_whole_numbers_parse_in_range_or_raise_input_error_only(raw):
+    try:
+        value = parse_whole(raw, label="The number", low=0, high=1_000)
+    except InputError as exc:
+        assert str(exc).startswith("The number must be a whole number")
+    else:
+        assert 0 <= value <= 1_000
+        if isinstance(raw, str):
+            assert raw.strip().isascii() and raw.strip().isdigit()
+
+
+@settings(max_examples=500)
+@given(edge_text | st.integers())
+def test_ids_are_between_1_and_2_63_minus_1_or_refused(raw):
+    try:
+        value = parse_id(raw)
+    except InputError as exc:
+        assert str(exc)
+    else:
+        assert 1 <= value <= MAX_ID
+
+
+@settings(max_examples=500)
+@given(st.text(alphabet=st.characters(codec=None, exclude_categories=()), max_size=30))
+def test_text_is_refused_exactly_when_it_has_nul_or_unpaired_surrogates(text):
+    # Both databases store what passes; PostgreSQL refuses NUL, and no UTF-8 has surrogates.
+    problem = text_problem(text)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        assert problem and "surrogate" in problem
+    else:
+        assert (problem is not None) == ("\x00" in text)
+
+
+@given(st.text(max_size=5_000))
+def test_header_text_is_bounded(text):
+    assert len(header_text(text)) <= 500
+    assert header_text(text) == text or len(text) > 500

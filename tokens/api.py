@@ -136,7 +136,15 @@ def _read_json(request: HttpRequest) -> object:
 
 
 def idempotency_key(header: str) -> str:
+    """The report's Idempotency-Key: required, so a gateway's retry is never counted twice."""
     key = header.strip()
+    if not key:
+        raise UsageError(
+            400,
+            "missing_idempotency_key",
+            "Send an Idempotency-Key header, unique per usage (for example a UUID): a retry "
+            "with the same key is counted once.",
+        )
     if len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable():
         raise UsageError(
             400,
@@ -162,7 +170,9 @@ def usage_create(request: HttpRequest) -> JsonResponse:
 @api_view("GET")
 def user_balance(request: HttpRequest, email: str) -> JsonResponse:
     """Max, used this month and remaining, per kind, for one of the organization's users."""
-    key = usage.api_key_authenticate(bearer_key(request.headers.get("Authorization", "")))
+    raw_key = bearer_key(request.headers.get("Authorization", ""))
+    email = usage.parse_email(email)  # checked before the database, as the body of a report
+    key = usage.api_key_authenticate(raw_key)
     return json_response(usage.balance_for(org=key.organization, email=email))
 
 
@@ -220,12 +230,19 @@ OPENAPI = {
                     {
                         "name": "Idempotency-Key",
                         "in": "header",
-                        "required": False,
-                        "schema": {"type": "string", "maxLength": MAX_IDEMPOTENCY_KEY},
+                        "required": True,
+                        "schema": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": MAX_IDEMPOTENCY_KEY,
+                        },
                         "description": (
-                            "Unique per usage. A retry with the same key and body is counted "
-                            "once and answers the recorded event (header "
-                            "`Idempotent-Replayed: true`, balance as of now)."
+                            "Required, unique per usage (for example a UUID). A retry with "
+                            "the same key and body is counted once and answers the recorded "
+                            "event (header `Idempotent-Replayed: true`, balance as of now). "
+                            "Without it the report is refused (400 "
+                            "`missing_idempotency_key`): a retry could not be told from a "
+                            "new usage."
                         ),
                     }
                 ],
@@ -253,8 +270,16 @@ OPENAPI = {
                         },
                     },
                     "400": _error(
-                        "Malformed body, wrong types, unknown kind, tokens outside 1…2^53−1",
-                        ["malformed_json", "invalid_request", "unknown_kind"],
+                        "Malformed body, wrong types, unknown kind, tokens outside 1…2^53−1, "
+                        "text with NUL or unpaired surrogates, a missing or invalid "
+                        "Idempotency-Key",
+                        [
+                            "malformed_json",
+                            "invalid_request",
+                            "unknown_kind",
+                            "missing_idempotency_key",
+                            "invalid_idempotency_key",
+                        ],
                     ),
                     "401": _error("Missing, unknown or revoked key", _KEY_ERRORS),
                     "402": {
@@ -294,7 +319,12 @@ OPENAPI = {
                 "summary": "A user's max, used this month and remaining, per kind",
                 "operationId": "userBalance",
                 "parameters": [
-                    {"name": "email", "in": "path", "required": True, "schema": {"type": "string"}}
+                    {
+                        "name": "email",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "maxLength": 254},
+                    }
                 ],
                 "responses": {
                     "200": {
@@ -305,6 +335,10 @@ OPENAPI = {
                             }
                         },
                     },
+                    "400": _error(
+                        "Not an email address (over 254 characters, NUL, unpaired surrogates)",
+                        ["invalid_request"],
+                    ),
                     "401": _error("Missing, unknown or revoked key", _KEY_ERRORS),
                     "403": _error("Organization pending or suspended", ["organization_inactive"]),
                     "404": _error("No such user in the key's organization", ["user_not_found"]),
@@ -322,10 +356,15 @@ OPENAPI = {
                 "type": "object",
                 "required": ["user", "kind", "tokens", "model"],
                 "properties": {
-                    "user": {"type": "string", "format": "email"},
+                    "user": {"type": "string", "format": "email", "maxLength": 254},
                     "kind": {"type": "string", "enum": ["inference", "embedding"]},
                     "tokens": {"type": "integer", "minimum": 1, "maximum": 2**53 - 1},
-                    "model": {"type": "string", "minLength": 1, "maxLength": 100},
+                    "model": {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": 100,
+                        "description": "No NUL characters or unpaired surrogates.",
+                    },
                 },
             },
             "UsageRecorded": {

@@ -21,6 +21,7 @@ from analytics.models import AuditLog
 from analytics.services import audit_bulk, audit_record
 from asksage_admin.lib.amounts import MAX_TOKENS, AmountError, parse_tokens
 from asksage_admin.lib.errors import DomainError
+from asksage_admin.lib.inputs import InputError, parse_whole
 from asksage_admin.lib.months import current_month
 from tokens.alerts import (
     admin_emails,
@@ -795,13 +796,13 @@ def _platform_floor(kind: str) -> int:
 
 
 def _parse_int(raw: object, field: str, label: str, low: int, high: int) -> int:
-    text = str(raw if raw is not None else "").strip()
-    if not text.isascii() or not text.isdigit():
-        raise DomainError(errors={field: [f"{label}: enter a whole number from {low} to {high}."]})
-    value = int(text)
-    if not low <= value <= high:
-        raise DomainError(errors={field: [f"{label}: enter a whole number from {low} to {high}."]})
-    return value
+    # The one whole-number validator (ASCII digits, bounded length before int()).
+    try:
+        return parse_whole(raw, label=label, low=low, high=high)
+    except InputError:
+        raise DomainError(
+            errors={field: [f"{label}: enter a whole number from {low} to {high}."]}
+        ) from None
 
 
 def policy_settings_clean(preset: str, raw: dict | None = None) -> dict:
@@ -1634,17 +1635,18 @@ def purchase_request_create(
     *, admin: User, org: Organization, kind: str, raw_blocks: object, note: str, ip=None
 ) -> PurchaseRequest:
     _check_kind(kind)
-    text = str(raw_blocks or "").strip()
-    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= 1000:
+    try:
+        blocks = parse_whole(raw_blocks, label="Blocks", low=1, high=1000)
+    except InputError:
         raise DomainError(
             errors={"blocks": ["Enter how many blocks of 2,000,000 tokens, from 1 to 1000."]}
-        )
+        ) from None
     note = (note or "").strip()
     if len(note) > 1000:
         raise DomainError(errors={"note": ["Keep the note to 1000 characters."]})
     org = organization_lock(org)
     request = PurchaseRequest.objects.create(
-        organization=org, requested_by=admin, kind=kind, blocks=int(text), note=note
+        organization=org, requested_by=admin, kind=kind, blocks=blocks, note=note
     )
     audit_record(
         action="purchase_request.created",

@@ -39,6 +39,7 @@ from django.utils import timezone
 from accounts.models import Membership, Organization, User
 from analytics.services import audit_record
 from asksage_admin.lib.errors import DomainError
+from asksage_admin.lib.inputs import text_problem
 from asksage_admin.lib.months import month_start
 from tokens.models import (
     MAX_COLUMNS,
@@ -350,8 +351,7 @@ def parse_usage(data: object) -> UsageRequest:
     if missing:
         raise bad(f"Missing field{'s' * (len(missing) > 1)}: {', '.join(missing)}.")
     email, kind, tokens, model = (data[name] for name in _FIELDS)
-    if not isinstance(email, str) or "@" not in email or len(email) > 254:
-        raise bad("“user” must be the user's email address.")
+    email = parse_email(email)
     if not isinstance(kind, str) or kind not in _KINDS:
         raise UsageError(400, "unknown_kind", "“kind” must be “inference” or “embedding”.")
     # bool is an int in Python; JSON true is not a number of tokens.
@@ -363,7 +363,20 @@ def parse_usage(data: object) -> UsageRequest:
         raise bad(f"“tokens” cannot exceed {_MAX_TOKENS:,}.")
     if not isinstance(model, str) or not model.strip() or len(model.strip()) > 100:
         raise bad("“model” must be the model's name (1 to 100 characters).")
-    return UsageRequest(email=email.strip().lower(), kind=kind, tokens=tokens, model=model.strip())
+    if problem := text_problem(model):
+        raise bad(f"“model” {problem}.")
+    return UsageRequest(email=email, kind=kind, tokens=tokens, model=model.strip())
+
+
+def parse_email(value: object) -> str:
+    """A user's email as the API receives it (body or URL), lowercased; UsageError(400) if it
+    cannot be one. NUL and unpaired surrogates are refused here: PostgreSQL cannot take them
+    (a 500 there), SQLite would look them up; both now answer the same 400."""
+    if not isinstance(value, str) or "@" not in value or len(value) > 254:
+        raise UsageError(400, "invalid_request", "“user” must be the user's email address.")
+    if problem := text_problem(value):
+        raise UsageError(400, "invalid_request", f"“user” {problem}.")
+    return value.strip().lower()
 
 
 def _membership_for(org: Organization, email: str, *, lock: bool = False) -> Membership:
@@ -547,7 +560,7 @@ def _record_in_steps(
     )
 
 
-def usage_record(*, raw_key: str, usage: UsageRequest, idempotency_key: str = "") -> UsageResult:
+def usage_record(*, raw_key: str, usage: UsageRequest, idempotency_key: str) -> UsageResult:
     """Count a usage for the key's organization if it stays within the user's max, once per
     idempotency key.
 

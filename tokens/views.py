@@ -16,8 +16,16 @@ from accounts import services as account_services
 from accounts.decorators import org_admin_required
 from accounts.http import PanelRequest
 from accounts.models import Membership
+from asksage_admin.lib.amounts import MAX_TOKENS
 from asksage_admin.lib.errors import DomainError
 from asksage_admin.lib.http import client_ip
+from asksage_admin.lib.inputs import (
+    InputError,
+    header_text,
+    parse_id,
+    parse_whole,
+    text_problem,
+)
 from tokens import selectors, services, usage
 from tokens.filters import UserTableFilter
 from tokens.models import (
@@ -31,6 +39,27 @@ from tokens.models import (
 from tokens.tables import UserTable, max_cell_context
 
 PAGE = "tokens/users.html"
+# A redirect target longer than this is not one of our pages: it must not become a header.
+MAX_NEXT_URL = 2000
+
+
+def _announce(response: HttpResponse, text: str) -> HttpResponse:
+    """Say `text` to screen readers (the `announce` event, an HX-Trigger header). Bounded:
+    the text can quote what was typed (emails, names), and a header line over a proxy's
+    limit (8 KiB in nginx) loses the whole answer."""
+    return trigger_client_event(response, "announce", {"text": header_text(text)})
+
+
+def _check_text(form: dict[str, str]) -> None:
+    """Refuse, field by field, posted text that cannot be stored or looked up the same way on
+    both databases (NUL, unpaired surrogates): PostgreSQL raised on it (a 500)."""
+    errors = {
+        name: [f"The “{name.replace('_', ' ')}” field {problem}."]
+        for name, value in form.items()
+        if (problem := text_problem(value))
+    }
+    if errors:
+        raise DomainError(errors=errors)
 
 
 def _membership(request: PanelRequest, user_id: int) -> Membership:
@@ -92,7 +121,12 @@ def _page_params(request: PanelRequest) -> QueryDict:
 def _back_to_table(request: PanelRequest) -> HttpResponse:
     """Redirect to the table view the form came from; only ever to the user table."""
     target = request.POST.get("next", "")
-    if not target.startswith(reverse("tokens:users")) or "//" in target or "\\" in target:
+    if (
+        not target.startswith(reverse("tokens:users"))
+        or "//" in target
+        or "\\" in target
+        or len(target) > MAX_NEXT_URL
+    ):
         target = reverse("tokens:users")
     return redirect(target)
 
@@ -146,7 +180,7 @@ def max_cell(request: PanelRequest, user_id: int, column: str) -> HttpResponse:
     if request.method == "GET":
         return _cell_response(request, membership, column)
     raw = request.POST.get("value", "")
-    seen = request.POST.get("seen", "")
+    seen = request.POST.get("seen", "").strip()
     try:
         edit = services.pending_edit_set(
             admin=request.user,
@@ -154,7 +188,7 @@ def max_cell(request: PanelRequest, user_id: int, column: str) -> HttpResponse:
             membership=membership,
             column=column,
             raw_value=raw,
-            seen_value=int(seen) if seen.isdigit() else None,
+            seen_value=_seen_value(seen),
         )
     except DomainError as exc:
         # 422 is swapped by our htmx config: the error shows at the cell, still editing.
@@ -174,7 +208,17 @@ def max_cell(request: PanelRequest, user_id: int, column: str) -> HttpResponse:
         text = f"{label} for {who}: {edit.new_value:,} pending (was {edit.old_value:,})."
     else:
         text = f"{label} for {who} is unchanged."
-    return trigger_client_event(response, "announce", {"text": text})
+    return _announce(response, text)
+
+
+def _seen_value(seen: str) -> int | None:
+    """The max the editor showed (a hidden field): a whole amount, or nothing."""
+    if not seen:
+        return None
+    try:
+        return parse_whole(seen, label="The value shown", low=0, high=MAX_TOKENS)
+    except InputError as exc:
+        raise DomainError(f"{exc} Reload the page and edit the cell again.") from None
 
 
 @require_GET
@@ -249,9 +293,14 @@ def bulk_edit(request: PanelRequest) -> HttpResponse:
         user_ids = filterset.qs.values("pk")
     else:
         ids = request.POST.getlist("users")
-        if not ids or not all(i.isdigit() for i in ids):
+        if not ids:
             return _after_batch(request, error="Select at least one user first.")
-        user_ids = [int(i) for i in ids]
+        try:
+            user_ids = [parse_id(i, label="A selected user") for i in ids]
+        except InputError:
+            return _after_batch(
+                request, error="The selection is not valid: reload the page and select again."
+            )
     memberships = Membership.objects.filter(organization=request.org, user_id__in=user_ids)
     try:
         count = services.pending_bulk_create(
@@ -296,7 +345,7 @@ def _after_batch(
     # the cells can never lag behind the batch that was just saved or undone.
     response = render(request, f"{PAGE}#batch-response", context)
     text = error or info or context["saved_text"]
-    return trigger_client_event(response, "announce", {"text": text})
+    return _announce(response, text)
 
 
 def _saved_text(batch, changes) -> str:
@@ -331,7 +380,7 @@ def user_flag(request: PanelRequest, user_id: int, flag: str) -> HttpResponse:
             messages.error(request, " ".join(exc.messages))
             return redirect("tokens:users")
         response = render(request, f"{PAGE}#{flag}-cell", {"u": membership.user})
-        return trigger_client_event(response, "announce", {"text": " ".join(exc.messages)})
+        return _announce(response, " ".join(exc.messages))
     state = {
         "paid": "paid" if user.is_paid else "not paid",
         "banned": "banned" if user.is_banned else "not banned",
@@ -341,7 +390,7 @@ def user_flag(request: PanelRequest, user_id: int, flag: str) -> HttpResponse:
         messages.success(request, text)
         return _back_to_table(request)
     response = render(request, f"{PAGE}#{flag}-cell", {"u": user})
-    return trigger_client_event(response, "announce", {"text": text})
+    return _announce(response, text)
 
 
 # --- Token Distribution ------------------------------------------------------------------
@@ -373,7 +422,7 @@ def _distribution_response(request: PanelRequest, *, status: int = 200, **extra)
     if request.htmx and not request.htmx.history_restore_request:
         response = render(request, f"{DISTRIBUTION_PAGE}#distribution-body", context)
         text = extra.get("notice_error") or extra.get("notice_ok") or ""
-        return trigger_client_event(response, "announce", {"text": text}) if text else response
+        return _announce(response, text) if text else response
     return render(request, DISTRIBUTION_PAGE, context, status=status)
 
 
@@ -409,6 +458,7 @@ def distribution_preset(request: PanelRequest) -> HttpResponse:
     raw = _post_dict(request, *services.POLICY_FIELDS)
     form = {"preset": preset, **raw}
     try:
+        _check_text(form)
         if request.POST.get("op") == "apply":
             policy = services.policy_apply(
                 admin=request.user, org=request.org, preset=preset, raw=raw, ip=client_ip(request)
@@ -431,9 +481,10 @@ def _user_ids_from_emails(request: PanelRequest, text: str) -> list[int] | None:
     )
     missing = [e for e in emails if e not in found]
     if missing:
-        raise DomainError(
-            errors={"users": [f"Not in {request.org.name}: {', '.join(missing[:10])}."]}
-        )
+        # Quote a few, shortened: the field can hold anything (100,000 characters of it).
+        listed = ", ".join(header_text(e, 80) for e in missing[:10])
+        more = f" and {len(missing) - 10:,} more" if len(missing) > 10 else ""
+        raise DomainError(errors={"users": [f"Not in {request.org.name}: {listed}{more}."]})
     return list(found.values())
 
 
@@ -443,6 +494,7 @@ def distribution_action(request: PanelRequest) -> HttpResponse:
     """A distribution action: a dry-run preview first, then apply exactly what was previewed."""
     form = _post_dict(request, "kind", "action", "amount", "users", "signature")
     try:
+        _check_text(form)
         user_ids = _user_ids_from_emails(request, form["users"])
         args = {
             "org": request.org,
@@ -479,6 +531,7 @@ def distribution_action(request: PanelRequest) -> HttpResponse:
 def distribution_reclaim(request: PanelRequest) -> HttpResponse:
     form = _post_dict(request, "kind", "idle_days", "signature")
     try:
+        _check_text(form)
         days = services._parse_int(form["idle_days"], "idle_days", "Idle days", 1, 366)
         if request.POST.get("op") == "apply":
             result = services.reclaim_apply(
@@ -508,14 +561,15 @@ def distribution_override(request: PanelRequest) -> HttpResponse:
         "floor_embedding",
         "ceiling_embedding",
     )
-    membership = (
-        Membership.objects.filter(
-            organization=request.org, user__email__iexact=form["email"].strip()
-        )
-        .select_related("user")
-        .first()
-    )
     try:
+        _check_text(form)
+        membership = (
+            Membership.objects.filter(
+                organization=request.org, user__email__iexact=form["email"].strip()
+            )
+            .select_related("user")
+            .first()
+        )
         if membership is None:
             raise DomainError(
                 errors={"email": [f"No member of {request.org.name} has that email."]}
@@ -545,6 +599,7 @@ def distribution_options(request: PanelRequest) -> HttpResponse:
         "reclaim_idle_days",
     )
     try:
+        _check_text(form)
         services.policy_options_update(
             admin=request.user,
             org=request.org,
@@ -566,6 +621,7 @@ def distribution_options(request: PanelRequest) -> HttpResponse:
 def distribution_purchase_request(request: PanelRequest) -> HttpResponse:
     form = _post_dict(request, "kind", "blocks", "note")
     try:
+        _check_text(form)
         created = services.purchase_request_create(
             admin=request.user,
             org=request.org,
@@ -631,7 +687,7 @@ def _after_decision(request: PanelRequest, *, ok: str = "", error: str = "", row
         request, tab, decision_ok=ok, decision_error=error, error_row=row_id
     )
     response = render(request, f"{REQUESTS_PAGE}#requests-region", context)
-    return trigger_client_event(response, "announce", {"text": error or ok})
+    return _announce(response, error or ok)
 
 
 @require_POST
@@ -639,6 +695,7 @@ def _after_decision(request: PanelRequest, *, ok: str = "", error: str = "", row
 def request_approve(request: PanelRequest, request_id: int) -> HttpResponse:
     get_object_or_404(TokenRequest, organization=request.org, pk=request_id)
     try:
+        _check_text(_post_dict(request, "amount", "note"))
         decided = services.token_request_approve(
             admin=request.user,
             org=request.org,
@@ -660,6 +717,7 @@ def request_approve(request: PanelRequest, request_id: int) -> HttpResponse:
 def request_deny(request: PanelRequest, request_id: int) -> HttpResponse:
     get_object_or_404(TokenRequest, organization=request.org, pk=request_id)
     try:
+        _check_text(_post_dict(request, "note"))
         decided = services.token_request_deny(
             admin=request.user,
             org=request.org,
@@ -697,6 +755,7 @@ def api_keys(request: PanelRequest) -> HttpResponse:
         return _api_keys_response(request)
     name = request.POST.get("name", "")
     try:
+        _check_text({"name": name})
         key, secret = usage.api_key_create(
             actor=request.user, org=request.org, name=name, ip=client_ip(request)
         )

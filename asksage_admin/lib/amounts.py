@@ -8,6 +8,8 @@ import re
 from decimal import Decimal, InvalidOperation
 
 MAX_TOKENS = 2**53 - 1
+# "9 007 199 254 740 991" is 21 characters; leading zeros and a decimal part get some room.
+MAX_AMOUNT_CHARS = 40
 ACCEPTED_FORMATS = "a whole number such as 250000, 250,000, 250 000, 250k or 1.5M"
 
 # ASCII digits only: str.isdigit() and \d would accept "٣" or "³".
@@ -32,6 +34,13 @@ def parse_tokens(raw: object) -> int:
             raise AmountError(f"Enter an amount: {ACCEPTED_FORMATS}.")
         if text.startswith("-"):
             raise AmountError("Amounts cannot be negative.")
+        # Before any int() or Decimal(): past 4,300 digits int() raises ValueError (a 500),
+        # and long ones are slow. The largest amount written with separators fits.
+        if len(text) > MAX_AMOUNT_CHARS:
+            raise AmountError(
+                f"“{text[:20]}…” is too long for an amount ({len(text):,} characters). "
+                f"Enter {ACCEPTED_FORMATS}."
+            )
         if _PLAIN.match(text):
             value = int(text.replace(",", "").replace(" ", ""))
         else:

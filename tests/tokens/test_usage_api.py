@@ -1,6 +1,7 @@
 """POST /api/v1/usage and GET /api/v1/users/<email>/balance: behaviour and error codes."""
 
 import json
+import uuid
 from unittest import mock
 
 import pytest
@@ -16,6 +17,7 @@ from tokens.models import DailyUsage, MonthlyUsage, UsageEvent
 
 URL = "/api/v1/usage"
 MAX_TOKENS = 2**53 - 1
+NO_KEY = ""  # idempotency_key=NO_KEY: send no Idempotency-Key header at all
 
 
 @pytest.fixture
@@ -32,9 +34,13 @@ def key_b(carol, org_b):
 @pytest.fixture
 def post(client):
     def send(key, body, idempotency_key=None, raw=None, **headers):
+        """A report; with a fresh Idempotency-Key unless one is given (a gateway sends one
+        per usage: the API requires it), or none at all with NO_KEY."""
         if key is not None:
             headers["HTTP_AUTHORIZATION"] = f"Bearer {key}"
-        if idempotency_key is not None:
+        if idempotency_key is None:
+            idempotency_key = uuid.uuid4().hex
+        if idempotency_key != NO_KEY:
             headers["HTTP_IDEMPOTENCY_KEY"] = idempotency_key
         data = raw if raw is not None else json.dumps(body)
         return client.post(URL, data=data, content_type="application/json", **headers)
@@ -201,9 +207,20 @@ def test_the_same_body_with_other_spacing_is_still_a_retry(post, key_a, bob):
     assert used(bob) == 5
 
 
-def test_requests_without_an_idempotency_key_each_count(post, key_a, bob):
-    post(key_a, body(tokens=5))
-    post(key_a, body(tokens=5))
+def test_a_report_without_an_idempotency_key_is_refused_and_counts_nothing(post, key_a, bob):
+    # Was test_requests_without_an_idempotency_key_each_count: a keyless report was counted,
+    # so a gateway's retry counted twice. The key is now required.
+    for header in (NO_KEY, "   "):
+        response = post(key_a, body(tokens=5), idempotency_key=header)
+        assert response.status_code == 400
+        assert response.json()["error"] == "missing_idempotency_key"
+        assert "Idempotency-Key" in response.json()["detail"]
+    assert nothing_recorded()
+
+
+def test_distinct_idempotency_keys_each_count(post, key_a, bob):
+    post(key_a, body(tokens=5), idempotency_key="one")
+    post(key_a, body(tokens=5), idempotency_key="two")
     assert used(bob) == 10 and UsageEvent.objects.count() == 2
 
 
@@ -367,6 +384,41 @@ def test_bad_bodies_are_refused_and_change_nothing(post, key_a, bob, payload, er
 
 
 @pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("user", "bob\x00@example.com"),
+        ("user", "bob@example.com\x00"),
+        ("user", "bob\ud800@example.com"),
+        ("user", "bob@example.com\udfff"),
+        ("model", "gpt\x00-4o"),
+        ("model", "gpt-4o\ud83d"),  # half of an emoji's surrogate pair
+    ],
+)
+def test_a_nul_or_an_unpaired_surrogate_in_a_text_field_is_refused_with_400(
+    post, key_a, bob, field, value
+):
+    # Was a 500 on PostgreSQL (it refuses NUL and cannot encode lone surrogates) and, for
+    # NUL in `user`, a 404 or a recorded usage on SQLite: now the same 400 on both.
+    response = post(key_a, body(**{field: value}))
+    assert response.status_code == 400, response.content
+    data = response.json()
+    assert data["error"] == "invalid_request"
+    assert f"“{field}”" in data["detail"]
+    assert nothing_recorded()
+
+
+def test_a_nul_in_the_user_field_is_refused_with_400(post, key_a, bob):
+    raw = '{"user": "bob\\u0000@example.com", "kind": "inference", "tokens": 5, "model": "m"}'
+    response = post(key_a, None, raw=raw)
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "invalid_request",
+        "detail": "“user” contains a NUL character.",
+    }
+    assert nothing_recorded()
+
+
+@pytest.mark.parametrize(
     "raw", ["{not json", "", '{"tokens": NaN}', '{"tokens": Infinity}', b"\xff\xfe", "[" * 3000]
 )
 def test_malformed_json_is_refused_before_touching_the_database(
@@ -407,6 +459,7 @@ def test_a_body_longer_than_its_declared_length_is_capped(client, key_a, bob):
         data=huge,
         content_type="application/json",
         HTTP_AUTHORIZATION=f"Bearer {key_a}",
+        HTTP_IDEMPOTENCY_KEY="capped",
         CONTENT_LENGTH="",
     )
     assert response.status_code in {400, 413}
@@ -582,6 +635,16 @@ def test_the_balance_is_refused_to_a_suspended_organizations_key(client, key_a, 
     assert response.status_code == 403
 
 
+@pytest.mark.parametrize("path", ["a%00b@x.com", "bob%00@example.com", "x" * 255 + "@x.com"])
+def test_a_balance_for_an_email_with_a_nul_or_over_254_characters_is_refused_with_400(
+    client, key_a, bob, path
+):
+    # Was a 500 on PostgreSQL for the NUL.
+    response = client.get(f"/api/v1/users/{path}/balance", HTTP_AUTHORIZATION=f"Bearer {key_a}")
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request" and response.json()["detail"]
+
+
 def test_the_balance_refuses_post(client, key_a, bob):
     response = client.post(balance_url("bob@example.com"), HTTP_AUTHORIZATION=f"Bearer {key_a}")
     assert response.status_code == 405
@@ -608,6 +671,13 @@ def test_the_openapi_document_describes_both_endpoints(client):
         "413",
         "503",
     }
+
+
+def test_the_openapi_document_says_the_idempotency_key_is_required(client):
+    post = client.get(reverse("api:openapi")).json()["paths"]["/usage"]["post"]
+    (header,) = [p for p in post["parameters"] if p["name"] == "Idempotency-Key"]
+    assert header["in"] == "header" and header["required"] is True
+    assert "missing_idempotency_key" in post["responses"]["400"]["description"]
 
 
 def test_usage_writes_no_audit_rows(post, key_a, bob):

@@ -8,6 +8,7 @@ serialized by the database lock, and the invariants must hold all the same.
 import json
 import threading
 import time
+import uuid
 from collections.abc import Callable
 
 import pytest
@@ -31,9 +32,11 @@ def key_a(alice, org_a):
 
 
 def post_usage(key: str, tokens: int, idempotency_key: str = "", email="bob@example.com"):
-    headers = {"HTTP_AUTHORIZATION": f"Bearer {key}"}
-    if idempotency_key:
-        headers["HTTP_IDEMPOTENCY_KEY"] = idempotency_key
+    # The API requires an Idempotency-Key: a fresh one unless the test gives one.
+    headers = {
+        "HTTP_AUTHORIZATION": f"Bearer {key}",
+        "HTTP_IDEMPOTENCY_KEY": idempotency_key or uuid.uuid4().hex,
+    }
     payload = {"user": email, "kind": "inference", "tokens": tokens, "model": "gpt-4o"}
     return Client().post(URL, json.dumps(payload), content_type="application/json", **headers)
 

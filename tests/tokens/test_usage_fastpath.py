@@ -13,6 +13,7 @@ import json
 import os
 import threading
 import time
+import uuid
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -66,11 +67,18 @@ def body(user="bob@example.com", kind="inference", tokens=1_000, model="gpt-4o",
     return {"user": user, "kind": kind, "tokens": tokens, "model": model, **extra}
 
 
+NO_KEY = ""  # idempotency_key=NO_KEY: send no Idempotency-Key header at all
+
+
 def headers_for(key: str | None, idempotency_key: str | None = None, **extra) -> dict:
+    """Headers of a report; a fresh Idempotency-Key unless one is given (the API requires
+    one), none with NO_KEY."""
     headers = dict(extra)
     if key is not None:
         headers["authorization"] = f"Bearer {key}"
-    if idempotency_key is not None:
+    if idempotency_key is None:
+        idempotency_key = uuid.uuid4().hex
+    if idempotency_key != NO_KEY:
         headers["idempotency_key"] = idempotency_key
     return headers
 
@@ -218,6 +226,12 @@ REFUSALS = [
     ("true tokens", "key", body(tokens=True), None, {}),
     ("zero tokens", "key", body(tokens=0), None, {}),
     ("bad idempotency key", "key", body(), None, {"idempotency_key": "x" * 201}),
+    ("no idempotency key", "key", body(), None, {"idempotency_key": NO_KEY}),
+    ("a blank idempotency key", "key", body(), None, {"idempotency_key": "  "}),
+    ("NUL in user", "key", body(user="bob\x00@example.com"), None, {}),
+    ("NUL in model", "key", body(model="gpt\x00"), None, {}),
+    ("lone surrogate in user", "key", body(user="bob\ud800@example.com"), None, {}),
+    ("lone surrogate in model", "key", body(model="gpt\udfff"), None, {}),
     ("unknown user", "key", body(user="nobody@example.com"), None, {}),
     ("another organization's user", "key", body(user="dave@example.com"), None, {}),
     ("banned user", "key", body(user="banned@example.com"), None, {}),
@@ -256,6 +270,29 @@ def test_every_refusal_is_answered_exactly_as_the_django_view_answers_it(asgi, w
         assert 400 <= ours.status < 500, name
     assert not mismatches
     assert not UsageEvent.objects.exists() and not MonthlyUsage.objects.filter(used__gt=0)
+
+
+@pytest.mark.parametrize(
+    ("name", "payload", "idempotency_key", "error"),
+    [
+        ("no key", body(), NO_KEY, "missing_idempotency_key"),
+        ("NUL in user", body(user="bob\x00@example.com"), None, "invalid_request"),
+        ("lone surrogate in model", body(model="m\ud800"), None, "invalid_request"),
+    ],
+)
+def test_a_nul_in_the_user_field_is_refused_with_400_on_both_doors(
+    asgi, key_a, bob, name, payload, idempotency_key, error
+):
+    """And a report without an Idempotency-Key, and unpaired surrogates: the fast path and
+    the view answer the same 400 (was a 500 from PostgreSQL on both for the text, and a
+    counted report without a key)."""
+    ours = post(asgi, key_a, payload, idempotency_key)
+    meta = {f"HTTP_{k.upper()}": v for k, v in headers_for(key_a, idempotency_key).items()}
+    django = Client().post(URL, json.dumps(payload), "application/json", **meta)
+    answers = [(ours.status, ours.json()), (django.status_code, django.json())]
+    assert answers[0] == answers[1], name
+    assert answers[0][0] == 400 and answers[0][1]["error"] == error
+    assert not UsageEvent.objects.exists() and not MonthlyUsage.objects.exists()
 
 
 # ---------------------------------------------------------------- batches
@@ -495,6 +532,8 @@ def test_a_failing_policy_hook_never_undoes_the_usage(asgi, key_a, bob, monkeypa
         ("key", "{nope", {}, 400),
         ("key", json.dumps(body(padding="x" * 1_000_000)), {}, 413),
         ("key", json.dumps(body()), {"idempotency_key": "\x01"}, 400),
+        ("key", json.dumps(body()), {"idempotency_key": NO_KEY}, 400),
+        ("key", json.dumps(body(model="m\x00")), {}, 400),
     ],
 )
 def test_bad_requests_are_refused_before_the_database(
@@ -531,7 +570,7 @@ def test_an_unreachable_database_answers_503_with_retry_after(asgi, key_a, bob, 
     app = fastpath.UsageFastPath(None, conninfo="host=127.0.0.1 port=1 connect_timeout=1")
     client = AsgiClient(app)
     try:
-        answer = client.post_json(URL, body(), authorization=f"Bearer {key_a}")
+        answer = client.post_json(URL, body(), **headers_for(key_a))
     finally:
         client.run(app.aclose())
         client.close()
@@ -554,7 +593,7 @@ def test_a_host_django_refuses_is_refused_as_django_refuses_it(asgi, application
     before = statements(application)
     client = AsgiClient(application, host="evil.example.com")
     try:
-        answer = client.post_json(URL, body(), authorization=f"Bearer {key_a}")
+        answer = client.post_json(URL, body(), **headers_for(key_a))
     finally:
         client.close()
     assert answer.status == 400
@@ -569,11 +608,9 @@ def test_plain_http_is_redirected_when_https_is_required(key_a, bob, settings):
     app = fastpath.UsageFastPath(get_asgi_application())  # middleware reads its settings once
     client = AsgiClient(app)
     try:
-        plain = client.post_json(URL, body(), authorization=f"Bearer {key_a}")
+        plain = client.post_json(URL, body(), **headers_for(key_a))
         https = client.run(
-            client.arequest(
-                "POST", URL, json.dumps(body()), scheme="https", authorization=f"Bearer {key_a}"
-            )
+            client.arequest("POST", URL, json.dumps(body()), scheme="https", **headers_for(key_a))
         )
     finally:
         client.run(app.aclose())
