@@ -39,7 +39,7 @@ def test_it_shows_logins_usage_by_day_model_and_kind_and_changes(alice_client, a
         ("inference", "gpt-4o", 1_234),
     ]
     html = response.content.decode()
-    assert "198.51.100.9" in html and "200000 → 350000" in html
+    assert "198.51.100.9" in html and "200,000 → 350,000" in html
     assert "?target=bob%40example.com" in html
 
 
