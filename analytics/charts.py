@@ -46,15 +46,23 @@ class Chart:
     empty: bool = False
 
 
-def _nice_max(value: int) -> int:
-    """A round axis maximum at or above `value` (1, 2, 2.5 or 5 × a power of ten)."""
+def nice_ticks(value: int, most: int = 5) -> list[int]:
+    """Round axis ticks from 0 to at or above `value`: steps of 1, 2 or 5 × a power of ten,
+    at most `most` intervals (23M → 0, 5M, 10M, 15M, 20M, 25M; never 6.25M)."""
     if value <= 0:
-        return 1
-    power = 10 ** (len(str(int(value))) - 1)
-    for step in (1, 2, 2.5, 5, 10):
-        if value <= step * power:
-            return int(step * power)
-    return 10 * power
+        return [0]
+    power = 1
+    while True:
+        for step in (power, 2 * power, 5 * power):
+            intervals = -(-value // step)  # ceiling
+            if intervals <= most:
+                return [step * n for n in range(intervals + 1)]
+        power *= 10
+
+
+def fit(text: str, chars: int) -> str:
+    """`text` cut to `chars` characters with an ellipsis; the full text stays in the title."""
+    return text if len(text) <= chars else text[: chars - 1].rstrip() + "…"
 
 
 def columns(
@@ -68,20 +76,21 @@ def columns(
 ) -> Chart:
     """Vertical stacked columns: one per category, one coloured part per series.
 
-    `series` is [(css key, label, values per category)].
+    `series` is [(css key, label, values per category)]. No usage at all draws nothing: the
+    page says so in words instead of an axis of zeros.
     """
     left, right, top, bottom = 56, 8, 10, 28
     plot_w, plot_h = width - left - right, height - top - bottom
     totals = [sum(values[i] for _, _, values in series) for i in range(len(categories))]
-    top_value = _nice_max(max(totals, default=0))
     chart = Chart(title, width, height, empty=not any(totals))
     chart.legend = [(SERIES_CLASSES.get(key, key), label) for key, label, _ in series]
-    for n in range(5):
-        value = top_value * n / 4
-        y = top + plot_h - plot_h * n / 4
-        chart.gridlines.append(Label(left, round(y, 1), short_tokens(int(value)), "end"))
-    if not categories:
+    if chart.empty:
         return chart
+    ticks = nice_ticks(max(totals))
+    top_value = ticks[-1]
+    for value in ticks:
+        y = top + plot_h - plot_h * value / top_value
+        chart.gridlines.append(Label(left, round(y, 1), short_tokens(value), "end"))
     slot = plot_w / len(categories)
     bar = max(slot * 0.7, 1)
     for i, category in enumerate(categories):
@@ -108,37 +117,43 @@ def columns(
     return chart
 
 
+CHAR_WIDTH = 6.6  # an average character of the 11px label font, in viewBox units
+
+
 def bars(
     title: str,
-    items: list[tuple[str, int, str]],
+    items: list[tuple[str, int, str] | tuple[str, int, str, str]],
     *,
     width: int = 720,
-    row: int = 26,
+    row: int = 36,
 ) -> Chart:
-    """Horizontal bars, one per item: [(label, value, css key)], longest scaled to the width."""
-    left, right = min(200, width // 3), 60
-    height = max(row * len(items) + 8, 40)
-    top_value = max((value for _, value, _ in items), default=0) or 1
-    chart = Chart(title, width, height, empty=not any(value for _, value, _ in items))
-    plot_w = width - left - right
-    for i, (label, value, key) in enumerate(items):
+    """Horizontal bars, one per item: [(label, value, css key[, hover text])], the longest
+    scaled to the width. Each label sits on its own line above its bar, so a long model name
+    has the whole width and is cut (with "…", in full on hover) only past it."""
+    right = 64
+    height = max(row * len(items) + 4, 40)
+    top_value = max((item[1] for item in items), default=0) or 1
+    chart = Chart(title, width, height, empty=not any(item[1] for item in items))
+    if chart.empty:
+        return chart
+    plot_w = width - right
+    chars = int(width / CHAR_WIDTH)
+    for i, (label, value, key, *hover) in enumerate(items):
         y = 4 + row * i
         w = plot_w * value / top_value
         css = SERIES_CLASSES.get(key, key)
         chart.rects.append(
             Rect(
-                left,
-                y + 3,
+                0,
+                y + 17,
                 round(max(w, 1 if value else 0), 1),
-                row - 8,
+                row - 22,
                 css,
-                f"{label}: {value:,}",
+                f"{hover[0] if hover else label}: {value:,}",
             )
         )
-        chart.labels.append(Label(left - 8, y + row / 2 + 4, label[:32], "end"))
-        chart.labels.append(
-            Label(round(left + w + 6, 1), y + row / 2 + 4, short_tokens(value), "start")
-        )
+        chart.labels.append(Label(0, y + 12, fit(label, chars), "start"))
+        chart.labels.append(Label(round(w + 6, 1), y + row - 9, short_tokens(value), "start"))
     return chart
 
 
@@ -149,9 +164,9 @@ def month_chart(by_month: dict[dt.date, dict[str, int]]) -> Chart:
     months = list(by_month)
     return columns(
         "Tokens used per month",
-        [f"{m:%b %y}" for m in months],
+        [f"{m:%b %Y}" for m in months],
         [(k, KIND_LABELS[k], [by_month[m][k] for m in months]) for k in KINDS],
-        label_every=-(-len(months) // 10) or 1,
+        label_every=-(-len(months) // 8) or 1,
     )
 
 
@@ -159,7 +174,7 @@ def day_chart(by_day: dict[dt.date, dict[str, int]], start: dt.date, end: dt.dat
     days = list(by_day)
     return columns(
         f"Tokens used per day, {start:%Y-%m-%d} to {end:%Y-%m-%d}",
-        [f"{d:%b %d}" for d in days],
+        [f"{d:%b} {d.day}" for d in days],
         [(k, KIND_LABELS[k], [by_day[d][k] for d in days]) for k in KINDS],
         label_every=-(-len(days) // 10) or 1,
     )
@@ -180,10 +195,25 @@ def pool_chart(statuses) -> Chart:
     )
 
 
+def person_labels(people: list[tuple[str, str]]) -> list[str]:
+    """A label per (name, email): the name, with the email beside it when two people share
+    the name (two "Dana Okafor" bars must not look the same); the email when there is no name."""
+    names = [name.strip() for name, _email in people]
+    return [
+        f"{name} ({email})" if name and names.count(name) > 1 else (name or email)
+        for name, (_name, email) in zip(names, people, strict=True)
+    ]
+
+
 def top_users_chart(top: list[dict]) -> Chart:
+    people = [(u["user__name"] or "", u["user__email"]) for u in top]
+    labels = person_labels(people)
     return bars(
         "Top users",
-        [(u["user__name"] or u["user__email"], u["total"], "s-user") for u in top],
+        [
+            (label, u["total"], "s-user", f"{name or email} <{email}>")
+            for label, u, (name, email) in zip(labels, top, people, strict=True)
+        ],
         width=520,
     )
 

@@ -71,23 +71,31 @@ def _period_query(request: PanelRequest) -> str:
     return keep.urlencode()
 
 
-def _export_links(request: PanelRequest) -> list[tuple[str, str]]:
+def _export_links(request: PanelRequest) -> list[tuple[str, str, str]]:
+    """(label, CSV url, XLSX url) of each export; the period ones keep the page's period."""
     query = _period_query(request)
     suffix = f"?{query}" if query else ""
-    links = [
-        ("Users (all)", reverse("analytics:export", args=["users"])),
-        ("Usage events", reverse("analytics:export", args=["usage-events"]) + suffix),
-        ("Daily usage per user", reverse("analytics:export", args=["daily-usage"]) + suffix),
-        ("Token requests", reverse("analytics:export", args=["token-requests"]) + suffix),
-        ("Activity log", reverse("analytics:export", args=["activity"])),
+    exports = [
+        ("Users (all)", "users", ""),
+        ("Usage events", "usage-events", suffix),
+        ("Daily usage per user", "daily-usage", suffix),
+        ("Token requests", "token-requests", suffix),
+        ("Activity log", "activity", ""),
     ]
-    return links
+    return [
+        (
+            label,
+            reverse("analytics:export", args=[what]) + tail,
+            reverse("analytics:export_xlsx", args=[what]) + tail,
+        )
+        for label, what, tail in exports
+    ]
 
 
 @require_GET
 @org_admin_required
-def export(request: PanelRequest, what: str) -> HttpResponse:
-    """One CSV, streamed. A query string it cannot honour answers 400 and says why."""
+def export(request: PanelRequest, what: str, format: str = "csv") -> HttpResponse:
+    """One CSV or XLSX, streamed. A query string it cannot honour answers 400 and says why."""
     build = selectors.EXPORTS.get(what)
     if build is None:
         raise Http404("No such export.")
@@ -103,8 +111,11 @@ def export(request: PanelRequest, what: str) -> HttpResponse:
         what=what,
         ip=client_ip(request),
         query=request.GET.urlencode()[:500],
+        **({"format": format} if format != "csv" else {}),  # CSV rows read as they always did
     )
-    return exports.response(request.org.slug, data, asgi=isinstance(request, ASGIRequest))
+    return exports.response(
+        request.org.slug, data, asgi=isinstance(request, ASGIRequest), format=format
+    )
 
 
 @require_GET
@@ -125,6 +136,8 @@ def activity(request: PanelRequest) -> HttpResponse:
         "query": query,
         "actions": ACTIONS,
         "export_url": reverse("analytics:export", args=["activity"])
+        + (f"?{query.urlencode()}" if query else ""),
+        "export_xlsx_url": reverse("analytics:export_xlsx", args=["activity"])
         + (f"?{query.urlencode()}" if query else ""),
     }
     if request.htmx and not request.htmx.history_restore_request:

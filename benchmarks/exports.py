@@ -13,6 +13,8 @@ reports:
       of a fresh process doing only that;
   (c) the same for PostgreSQL's own `COPY (SELECT …) TO STDOUT WITH CSV` through psycopg,
       and the export's speed as a share of COPY's;
+  (e) the same usage-events export as XLSX (XlsxWriter, constant-memory mode): rows per
+      second and peak RSS of a fresh process;
   (d) the audit chain: appending BENCH_AUDIT rows in batches of 1,000 with `audit_bulk`, then
       `verify_audit` of that organization's chain.
 """
@@ -138,6 +140,20 @@ def export_only() -> None:
     print(f"{rows} {seconds:.3f} {size} {before:.1f} {peak_rss_mb():.1f}")
 
 
+def xlsx_only() -> None:
+    """Child process: stream the usage-events export as XLSX, report rows/s and peak RSS."""
+    org = Organization.objects.get(slug=SLUG)
+    client = admin_client(org)
+    before = peak_rss_mb()
+    start = time.perf_counter()
+    response = client.get("/panel/exports/usage-events.xlsx?range=90")
+    assert response.status_code == 200, response.content
+    size = sum(len(chunk) for chunk in response.streaming_content)
+    seconds = time.perf_counter() - start
+    rows = UsageEvent.objects.filter(organization=org).count()
+    print(f"{rows} {seconds:.3f} {size} {before:.1f} {peak_rss_mb():.1f}")
+
+
 def copy_only() -> None:
     """Child process: PostgreSQL's COPY of the same rows, read through psycopg."""
     org = Organization.objects.get(slug=SLUG)
@@ -203,6 +219,11 @@ def main() -> None:
             f"= {c_rows / c_seconds:,.0f} rows/s; peak RSS {c_peak:.0f} MB"
         )
         print(f"    export speed = {100 * (rows / seconds) / (c_rows / c_seconds):.0f} % of COPY's")
+    x_rows, x_seconds, x_size, x_before, x_peak = child("--xlsx-only")
+    print(
+        f"(e) usage-events XLSX: {x_rows:,} rows, {x_size / 1e6:.0f} MB in {x_seconds:.1f} s = "
+        f"{x_rows / x_seconds:,.0f} rows/s; peak RSS {x_peak:.0f} MB (started at {x_before:.0f} MB)"
+    )
     audit_chain(org)
 
 
@@ -237,6 +258,8 @@ def audit_chain(org: Organization) -> None:
 if __name__ == "__main__":
     if sys.argv[1:] == ["--export-only"]:
         export_only()
+    elif sys.argv[1:] == ["--xlsx-only"]:
+        xlsx_only()
     elif sys.argv[1:] == ["--copy-only"]:
         copy_only()
     else:

@@ -5,6 +5,7 @@ from django.middleware.csrf import get_token
 from django.template.loader import render_to_string
 from django.utils.html import format_html
 
+from accounts.templatetags.local_time import local_time
 from asksage_admin.lib.amounts import format_tokens
 from tokens.models import COLUMN_LABELS, KIND_HELP, MAX_COLUMNS
 
@@ -31,6 +32,13 @@ class PartialColumn(tables.Column):
 
     def render(self, record, table):
         return render_cell(self.partial, table.cell_context(record, self), table.request)
+
+
+class LocalTimeColumn(tables.Column):
+    """A time shown in the viewer's time zone by static/js/local-time.js, UTC on hover."""
+
+    def render(self, value):
+        return local_time(value)
 
 
 class MaxColumn(tables.Column):
@@ -115,9 +123,7 @@ class UserTable(tables.Table):
         of="max_embedding_tokens", verbose_name="Embedding used", order_by=("emb_used", "id")
     )
     total_used = UsageColumn(verbose_name="Total usage", order_by=("total_used", "id"))
-    last_login = tables.DateTimeColumn(
-        verbose_name="Last login", format="Y-m-d H:i", order_by=("last_login", "id")
-    )
+    last_login = LocalTimeColumn(verbose_name="Last login", order_by=("last_login", "id"))
 
     class Meta:
         template_name = "tokens/users.html#table"

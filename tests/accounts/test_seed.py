@@ -1,8 +1,10 @@
 """The demo and benchmark seed commands."""
 
+import datetime as dt
 from io import StringIO
 
 import pytest
+import time_machine
 from django.contrib.auth import authenticate
 from django.core.management import CommandError, call_command
 from django.db import transaction
@@ -13,9 +15,10 @@ from django.test import RequestFactory
 from accounts.management.commands.seed_demo import PASSWORD
 from accounts.models import Membership, Organization, User
 from analytics.models import AuditLog
+from analytics.selectors import forecast
 from asksage_admin.lib.months import current_month
 from tests.factories import UserFactory
-from tokens.models import BLOCK, MonthlyUsage, Purchase, UsageEvent
+from tokens.models import BLOCK, DailyUsage, MonthlyUsage, Purchase, UsageEvent
 from tokens.selectors import allocated, pools
 
 pytestmark = pytest.mark.django_db
@@ -224,3 +227,37 @@ def test_seed_scale_refuses_impossible_sizes(args, message):
     with pytest.raises(CommandError, match=message):
         seed("seed_scale", *args)
     assert not Organization.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC),  # the 1st: one partial day in the month
+        dt.datetime(2026, 3, 15, 12, 0, tzinfo=dt.UTC),
+        dt.datetime(2026, 3, 31, 18, 0, tzinfo=dt.UTC),
+    ],
+    ids=["1st", "15th", "31st"],
+)
+def test_seed_demo_spreads_usage_over_the_days_whatever_todays_date(moment):
+    today = moment.date()
+    with time_machine.travel(moment, tick=False):
+        seed("seed_demo")
+        org = Organization.objects.get(slug="department-of-demos")
+        pool_forecast, at_risk = forecast(org)
+
+    per_day = dict(
+        DailyUsage.objects.filter(organization=org)
+        .values("day")
+        .annotate(total=Sum("tokens"))
+        .values_list("day", "total")
+    )
+    earlier = sorted(per_day.get(today - dt.timedelta(days=n), 0) for n in range(1, 29))
+    median = earlier[len(earlier) // 2]
+    # Today is a day like the others (a part of one), not the month's usage on one bar.
+    assert 0 < per_day[today] <= 2 * median, (per_day[today], median)
+    assert max(earlier) <= 3 * median
+    # The forecast reads plausibly: some heavy users of 130 reach their max, the pools last.
+    assert 0 < len(at_risk) <= 30
+    assert all(p.runs_out is None or p.runs_out > today for p in pool_forecast)
+    if today.day == 1:  # on the 1st nobody is about to reach their max on that very day
+        assert not [u for u in at_risk if u.reaches == today], at_risk

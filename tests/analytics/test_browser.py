@@ -5,6 +5,7 @@ import datetime as dt
 import re
 
 import pytest
+from django.urls import reverse
 from playwright.sync_api import expect
 
 from tests.analytics.conftest import DailyUsageFactory, utc_today
@@ -92,3 +93,53 @@ def alice_client_rows(audit, org_a, bob):
     audit(target_user=bob, old=1, new=2)
     audit("user.banned", target_user=nina, old=False, new=True)
     audit("policy.changed", actor=None, actor_label="policy")
+
+
+def test_times_show_in_the_viewers_time_zone_with_utc_on_hover(
+    mid_month, browser, live_server, login, alice, bob
+):
+    bob.last_login = dt.datetime(2026, 1, 15, 15, 4, 5, tzinfo=dt.UTC)
+    bob.save(update_fields=["last_login"])
+    context = browser.new_context(timezone_id="America/New_York")
+    page = context.new_page()
+    login(page, alice)
+
+    page.goto(live_server.url + reverse("analytics:user_history", args=[bob.pk]))
+
+    last_login = page.locator("dt", has_text="Last login").locator("xpath=../dd/time")
+    expect(last_login).to_have_text("2026-01-15 10:04 EST")
+    expect(last_login).to_have_attribute("title", "2026-01-15 15:04:05 UTC")
+    page.goto(f"{live_server.url}/panel/activity/")
+    # Her own login just now, in New York time, after an htmx-free page load.
+    expect(page.locator("#audit-table time").first).to_have_text(re.compile(r" E[SD]T$"))
+    context.close()
+
+
+def test_on_a_phone_the_charts_give_way_to_their_tables(admin_page, live_server):
+    page = admin_page
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{live_server.url}/panel/statistics/?range=7")
+
+    expect(page.locator("#day-chart-title").locator("xpath=..")).to_be_hidden()
+    expect(page.get_by_role("region", name="Usage per day, in numbers")).to_be_visible()
+    expect(page.get_by_role("row", name=re.compile("Bob Member"))).to_be_visible()
+
+
+def test_an_xlsx_downloads_with_typed_cells(admin_page, live_server, tmp_path):
+    import openpyxl
+
+    page = admin_page
+    page.goto(f"{live_server.url}/panel/statistics/?range=7")
+
+    with page.expect_download() as info:
+        page.get_by_role("listitem").filter(has_text="Daily usage per user").get_by_role(
+            "link", name="XLSX"
+        ).click()
+    path = tmp_path / info.value.suggested_filename
+    info.value.save_as(path)
+
+    assert re.fullmatch(r"acme-agency-daily-usage-\d{4}-\d{2}-\d{2}\.xlsx", path.name)
+    rows = list(openpyxl.load_workbook(path).worksheets[0].iter_rows(values_only=True))
+    assert len(rows) == 6 and {row[1] for row in rows[1:]} == {"bob@example.com"}
+    assert sum(row[5] for row in rows[1:]) == 61_725
+    assert all(isinstance(row[0], dt.datetime) for row in rows[1:])

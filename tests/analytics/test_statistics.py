@@ -191,7 +191,86 @@ def test_column_geometry_stacks_series_and_scales_to_a_round_maximum():
     )
 
     assert [r.title for r in chart.rects] == ["a — Inf: 30", "a — Emb: 10", "b — Emb: 20"]
-    # 40 is the tallest column; the axis tops out at 50, so it fills 80 % of the plot height.
+    # 40 is the tallest column; the axis steps by 10 and tops out at 40, the full plot height.
     plot = chart.height - 10 - 28
-    assert chart.rects[0].height + chart.rects[1].height == pytest.approx(plot * 0.8, abs=0.2)
-    assert [g.text for g in chart.gridlines][-1] == "50"
+    assert chart.rects[0].height + chart.rects[1].height == pytest.approx(plot, abs=0.2)
+    assert [g.text for g in chart.gridlines] == ["0", "10", "20", "30", "40"]
+
+
+@pytest.mark.parametrize(
+    ("top", "ticks"),
+    [
+        (23_000_000, ["0", "5M", "10M", "15M", "20M", "25M"]),
+        (25_000_000, ["0", "5M", "10M", "15M", "20M", "25M"]),
+        (1_500_000, ["0", "500K", "1M", "1.5M"]),
+        (7, ["0", "2", "4", "6", "8"]),
+        (1, ["0", "1"]),
+        (980, ["0", "200", "400", "600", "800", "1K"]),
+    ],
+)
+def test_axis_ticks_are_round_steps_of_1_2_or_5(top, ticks):
+    chart = charts.columns("t", ["a", "b"], [("inference", "Inf", [top, top // 3])])
+
+    assert [g.text for g in chart.gridlines] == ticks  # never 6.25M or 18.75M
+
+
+def test_months_are_labelled_with_the_full_year():
+    chart = charts.month_chart({dt.date(2026, 9, 1): {"inference": 5, "embedding": 0}})
+
+    assert [label.text for label in chart.labels] == ["Sep 2026"]
+    assert chart.rects[0].title == "Sep 2026 — Inference: 5"
+
+
+def test_days_are_labelled_without_a_leading_zero_so_they_never_read_as_a_month():
+    day = dt.date(2026, 9, 1)
+    chart = charts.day_chart({day: {"inference": 5, "embedding": 0}}, day, day)
+
+    assert [label.text for label in chart.labels] == ["Sep 1"]
+
+
+def test_an_empty_period_draws_no_axis_of_zeros(alice_client):
+    response = alice_client.get(URL)
+    html = response.content.decode()
+
+    assert response.context["day_chart"].gridlines == []
+    assert 'id="day-chart-title">No usage recorded in this period.' in html
+    day_figure = html.split('id="daily-title"')[1].split("</figure>")[0]
+    assert "<svg" not in day_figure and "chart-axis" not in day_figure  # no axis of zeros
+
+
+def test_two_users_with_the_same_name_are_told_apart_by_email(alice_client, org_a):
+    for email in ("dana.okafor@example.com", "dana.okafor2@example.com"):
+        user = MembershipFactory(organization=org_a, user__name="Dana Okafor", user__email=email)
+        DailyUsageFactory(organization=org_a, user=user.user, tokens=5_000)
+
+    html = alice_client.get(URL).content.decode()
+    labels = [label.text for label in alice_client.get(URL).context["top_chart"].labels]
+
+    assert "Dana Okafor (dana.okafor@example.com)" in labels
+    assert "Dana Okafor (dana.okafor2@example.com)" in labels
+    assert "Dana Okafor &lt;dana.okafor2@example.com&gt;: 5,000" in html  # the bar's hover text
+
+
+def test_a_unique_name_is_shown_alone_and_a_long_label_is_cut_with_its_full_text_on_hover():
+    chart = charts.bars("t", [("m" * 200, 10, "inference"), ("short", 5, "inference")], width=520)
+
+    assert chart.labels[0].text.endswith("…") and len(chart.labels[0].text) < 90
+    assert chart.rects[0].title == "m" * 200 + ": 10"
+    assert chart.labels[2].text == "short"
+    assert charts.person_labels([("Ann", "a@x"), ("", "b@x")]) == ["Ann", "b@x"]
+
+
+def test_a_model_name_of_40_characters_is_shown_whole():
+    name = "anthropic.claude-3-5-sonnet-20241022-v2:0"
+    chart = charts.model_chart([{"model": name, "kind": "inference", "total": 9}])
+
+    assert chart.labels[0].text == f"{name} (Inference)"
+
+
+def test_the_forecast_summary_comes_first_and_its_long_list_is_collapsed(alice_client, usage):
+    html = alice_client.get(URL).content.decode()
+
+    forecast = html.split('id="forecast-title"')[1].split("</section>")[0]
+    assert '<details class="forecast-users">' in forecast
+    assert "<summary><strong>1 user</strong>" in forecast
+    assert forecast.index("Runs out") < forecast.index("<details")

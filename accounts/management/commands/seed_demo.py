@@ -4,6 +4,7 @@ Idempotent: the demo is recognised by its big organization's slug; a second run 
 nothing and prints the logins again.
 """
 
+import calendar
 import datetime as dt
 import random
 from collections import defaultdict
@@ -398,14 +399,18 @@ class Command(BaseCommand):
         """UsageEvents over the last 90 days and the MonthlyUsage rows that sum them.
 
         Each user has a habit (idle, light, regular, heavy) giving the share of their monthly
-        max they consume; a month's usage never exceeds the max, as the usage API enforces.
+        max a whole month would use. That month's pace is spread over the days seeded, today
+        counting for the part of it gone by, so a day looks like any other whatever today's
+        date: on the 1st the month has one (partial) day of use, not the month's. A month's
+        usage stops at the max, as the usage API enforces; a heavy user may get there early.
         """
         today = now.date()
+        midnight = dt.datetime.combine(today, dt.time(), tzinfo=dt.UTC)
+        today_weight = max((now - midnight).total_seconds() / 86_400, 0.05)
         days = [today - dt.timedelta(days=n) for n in range(EVENT_DAYS - 1, -1, -1)]
         by_month: dict[dt.date, list[dt.date]] = defaultdict(list)
         for day in days:
             by_month[month_start(day)].append(day)
-        this_month = current_month()
         org_status = {}
         events: list[UsageEvent] = []
         totals: dict[tuple[int, int, str, dt.date], int] = defaultdict(int)
@@ -419,7 +424,7 @@ class Command(BaseCommand):
                 habit = "regular"  # the demo logins always have something to show
             if habit == "idle":
                 continue
-            low, high = {"light": (0.05, 0.3), "regular": (0.3, 0.75), "heavy": (0.8, 0.97)}[habit]
+            low, high = {"light": (0.05, 0.3), "regular": (0.3, 0.75), "heavy": (0.8, 1.2)}[habit]
             user = membership.user
             for kind, limit, models, weights in (
                 (
@@ -440,29 +445,34 @@ class Command(BaseCommand):
                     if not month_days:
                         continue
                     share = rng.uniform(low, high)
-                    if month == this_month and habit != "heavy":
-                        share *= min(1.0, (today.day + 1) / 30 * 1.3)
-                    budget = int(limit * share)
+                    length = calendar.monthrange(month.year, month.month)[1]
+                    per_day = limit * share / length  # this month's pace, tokens a day
                     active = [d for d in month_days if rng.random() < 0.55] or month_days[-1:]
-                    count = len(active) * rng.randint(1, 3)
-                    if budget < count:
-                        continue
-                    # Split the budget into `count` positive parts, each on an active day.
-                    cuts = sorted(rng.sample(range(1, budget), count - 1)) if count > 1 else []
-                    parts = [b - a for a, b in zip([0, *cuts], [*cuts, budget], strict=True)]
-                    for tokens in parts:
-                        created = self._moment(rng, rng.choice(active), now)
-                        events.append(
-                            UsageEvent(
-                                organization_id=org.pk,
-                                user_id=user.pk,
-                                kind=kind,
-                                tokens=tokens,
-                                model=rng.choices(models, weights)[0],
-                                created_at=created,
-                            )
-                        )
+                    # The month's use so far at that pace, over the active days only.
+                    elapsed = sum(today_weight if d == today else 1.0 for d in month_days)
+                    active_weights = [today_weight if d == today else 1.0 for d in active]
+                    scale = per_day * elapsed / sum(active_weights)
+                    used = 0
+                    for day, weight in zip(active, active_weights, strict=True):
+                        tokens = min(int(scale * weight * rng.uniform(0.6, 1.4)), limit - used)
+                        count = min(rng.randint(1, 3), tokens)
+                        if count <= 0:
+                            continue
+                        used += tokens
                         totals[(org.pk, user.pk, kind, month)] += tokens
+                        # Split the day's tokens into `count` positive parts, one event each.
+                        cuts = sorted(rng.sample(range(1, tokens), count - 1)) if count > 1 else []
+                        for a, b in zip([0, *cuts], [*cuts, tokens], strict=True):
+                            events.append(
+                                UsageEvent(
+                                    organization_id=org.pk,
+                                    user_id=user.pk,
+                                    kind=kind,
+                                    tokens=b - a,
+                                    model=rng.choices(models, weights)[0],
+                                    created_at=self._moment(rng, day, now),
+                                )
+                            )
         UsageEvent.objects.bulk_create(events, batch_size=5000)
         # The daily rollups the statistics read, as the usage API keeps them.
         daily: dict[tuple[int, int, str, str, dt.date], list[int]] = defaultdict(lambda: [0, 0])
