@@ -236,7 +236,10 @@ def audit_chain(org: Organization) -> None:
             audit_bulk(
                 [
                     AuditLog(
-                        organization=org, action="bench.row", new_value=str(n), details={"n": n}
+                        organization=org,
+                        action="allocation.changed",
+                        new_value=str(n),
+                        details={"n": n},
                     )
                     for n in range(offset, min(offset + 1000, AUDIT_ROWS))
                 ]
