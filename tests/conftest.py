@@ -7,10 +7,7 @@ import shutil
 
 import pytest
 import time_machine
-from django.apps import apps as django_apps
-from django.contrib.auth.management import create_permissions
 from django.contrib.auth.models import Group, Permission
-from django.contrib.contenttypes.models import ContentType
 
 from accounts.staff_roles import SALES, SALES_LEAD, sync_staff_groups
 from tests.browser.conftest import CHROMIUM
@@ -116,11 +113,8 @@ def sam(db):
 
 
 def _staff_in(group_name: str, **fields):
-    # The migration created the groups, but a transactional test's flush (or a migration test
-    # run back and forth) can leave them, or the permissions, missing: make sure they exist.
-    ContentType.objects.clear_cache()
-    for app_config in django_apps.get_app_configs():
-        create_permissions(app_config, verbosity=0)
+    # The migration created the groups, but a transactional test's flush empties them (its
+    # post_migrate recreates permissions, not groups): make sure they are there.
     sync_staff_groups(Group, Permission)
     user = UserFactory(is_staff=True, **fields)
     user.groups.add(Group.objects.get(name=group_name))

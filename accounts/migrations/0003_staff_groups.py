@@ -13,9 +13,19 @@ from accounts.staff_roles import GROUPS, sync_staff_groups
 def create_groups(apps, schema_editor):
     for label in ("accounts", "tokens", "analytics"):
         app_config = apps.get_app_config(label)
-        app_config.models_module = True
-        create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
+        # A migration's app configs have no models module, so create_permissions would skip
+        # them; lend one for the call and give back what was there (never clear the real
+        # registry's: post_migrate would then skip these apps' permissions for good).
+        had_one = hasattr(app_config, "models_module")
+        original = getattr(app_config, "models_module", None)
+        app_config.models_module = original or True
+        try:
+            create_permissions(app_config, apps=apps, verbosity=0)
+        finally:
+            if had_one:
+                app_config.models_module = original
+            else:
+                del app_config.models_module
     sync_staff_groups(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"))
 
 

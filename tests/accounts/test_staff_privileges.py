@@ -421,3 +421,19 @@ def test_no_one_reads_second_factor_secrets_in_the_sales_admin(client, sam, alic
 
     assert response.status_code == 404
     assert device.key.encode() not in response.content
+
+
+def test_running_the_group_migration_leaves_the_app_registry_as_it_was():
+    """The migration lends a models module to app configs for create_permissions; clearing the
+    real registry's afterwards made every later flush skip these apps' permissions."""
+    migration = importlib.import_module("accounts.migrations.0003_staff_groups")
+    before = {
+        label: django_apps.get_app_config(label).models_module
+        for label in ("accounts", "tokens", "analytics")
+    }
+
+    migration.create_groups(django_apps, None)
+
+    after = {label: django_apps.get_app_config(label).models_module for label in before}
+    assert after == before
+    assert all(module is not None for module in after.values())
