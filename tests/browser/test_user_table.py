@@ -171,6 +171,12 @@ def test_a_conflict_between_two_admins_is_reported_at_the_cell(
 
     page.get_by_role("button", name=re.compile("Save Changes")).click()
     expect(page.get_by_role("alert").filter(has_text="Nothing was saved")).to_be_visible()
+    # The cell names its error (red, "!", in its accessible description) and shows it as a
+    # popover when pointed at or focused, instead of a wall of text inside the cell.
+    expect(cell(page, bob)).to_have_accessible_description(
+        re.compile("Changed by someone else to 400,000")
+    )
+    cell(page, bob).focus()
     expect(
         page.locator(".cell-error", has_text="Changed by someone else to 400,000")
     ).to_be_visible()
