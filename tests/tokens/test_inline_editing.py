@@ -1,5 +1,7 @@
 """Inline editing: pending edits per cell, per-column batches, save, discard, undo."""
 
+import re
+
 import pytest
 from django.test import Client
 from django.urls import reverse
@@ -170,7 +172,12 @@ def test_a_batch_over_the_pool_saves_nothing_and_marks_every_offending_cell(
     assert all("Over the inference pool" in e for e in errors.values())
     assert not AuditLog.objects.filter(action="allocation.changed").exists()
     html = alice_client.get(reverse("tokens:users")).content.decode()
-    assert html.count('<p class="cell-error">Over the inference pool by') == 2
+    # Each offending cell carries its error, described by it (a popover under the cell).
+    marked = re.findall(
+        r'<p class="cell-error" id="(cell-error-\d+-[a-z_]+)">Over the inference pool by', html
+    )
+    assert len(marked) == 2
+    assert all(f'aria-describedby="{cell}"' in html for cell in marked)
 
 
 def test_a_value_changed_by_another_admin_since_editing_is_a_conflict(
