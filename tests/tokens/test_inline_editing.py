@@ -7,9 +7,9 @@ from django.urls import reverse
 from accounts.models import Membership
 from analytics.models import AuditLog
 from tests.factories import MembershipFactory, PurchaseFactory
-from tokens import services
 from tokens.models import AllocationBatch, PendingEdit
 from tokens.selectors import pending_summary
+from tokens.services import allocations as allocation_services
 
 HX = {"HX-Request": "true"}
 INF = "max_inference_tokens"
@@ -266,7 +266,7 @@ def test_saving_costs_the_same_number_of_queries_whatever_the_size(
         for m in members
     )
     with django_assert_max_num_queries(12):
-        result = services.allocation_batch_save(admin=alice, org=org_a, column=INF)
+        result = allocation_services.allocation_batch_save(admin=alice, org=org_a, column=INF)
     assert len(result.changes) == size
 
 

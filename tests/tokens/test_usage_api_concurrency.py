@@ -18,8 +18,8 @@ from django.test import Client
 
 from accounts.models import Membership
 from asksage_admin.lib.months import current_month
-from tokens import usage
 from tokens.models import DailyUsage, MonthlyUsage, UsageEvent
+from tokens.services import api_keys as api_key_services
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -28,7 +28,7 @@ URL = "/api/v1/usage"
 
 @pytest.fixture
 def key_a(alice, org_a):
-    return usage.api_key_create(actor=alice, org=org_a, name="Gateway")[1]
+    return api_key_services.api_key_create(actor=alice, org=org_a, name="Gateway")[1]
 
 
 def post_usage(key: str, tokens: int, idempotency_key: str = "", email="bob@example.com"):
