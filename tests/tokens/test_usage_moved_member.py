@@ -25,7 +25,9 @@ from django.test import Client
 from accounts import selectors as account_selectors
 from accounts import services as account_services
 from accounts.models import Membership
-from analytics import selectors as stats
+from analytics.selectors import exports as export_selectors
+from analytics.selectors import forecast as forecast_selectors
+from analytics.selectors import statistics as statistics_selectors
 from tests.asgi import AsgiClient
 from tests.factories import MembershipFactory
 from tokens import usage
@@ -177,7 +179,7 @@ def test_usage_of_a_member_moved_mid_month_stays_with_the_organization_it_was_re
     row = user_table_rows(org_a).get(pk=bob.pk)
     assert (row.inf_used, row.inf_prev, row.total_used) == (200_000, 0, 200_000)
     assert not user_table_rows(org_b).filter(pk=bob.pk).exists()
-    users = stats.export_users(org_a, QueryDict(""))
+    users = export_selectors.export_users(org_a, QueryDict(""))
     [bob_row] = [r for r in users.rows if r[1] == "bob@example.com"]
     named = dict(zip(users.header, bob_row, strict=True))
     assert (named["Inference used this month"], named["Total used"]) == (200_000, 200_000)
@@ -185,14 +187,14 @@ def test_usage_of_a_member_moved_mid_month_stays_with_the_organization_it_was_re
     # Statistics and the usage exports.
     march = QueryDict("range=custom&start=2026-03-01&end=2026-03-31")
     for org, expected in ((org_a, 200_000), (org_b, 300_000)):
-        assert stats.usage_by_month(org)[MARCH]["inference"] == expected
-        by_day = stats.period_usage(org, MARCH, dt.date(2026, 3, 31)).by_day
+        assert statistics_selectors.usage_by_month(org)[MARCH]["inference"] == expected
+        by_day = statistics_selectors.period_usage(org, MARCH, dt.date(2026, 3, 31)).by_day
         assert sum(day["inference"] for day in by_day.values()) == expected
-        top = stats.top_users(org, MARCH, dt.date(2026, 3, 31))
+        top = statistics_selectors.top_users(org, MARCH, dt.date(2026, 3, 31))
         assert [r["total"] for r in top if r["user_id"] == bob.pk] == [expected]
-        assert inference(stats.export_usage_events(org, march)) == expected
-        assert inference(stats.export_daily_usage(org, march)) == expected
-    _pools, at_risk = stats.forecast(org_a)
+        assert inference(export_selectors.export_usage_events(org, march)) == expected
+        assert inference(export_selectors.export_daily_usage(org, march)) == expected
+    _pools, at_risk = forecast_selectors.forecast(org_a)
     assert [(u.used, u.limit) for u in at_risk if u.user_id == bob.pk] == [(200_000, 500_000)]
 
 
