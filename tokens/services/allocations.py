@@ -138,25 +138,17 @@ class BatchRejected(DomainError):
         self.cell_errors = cell_errors
 
 
-def apply_changes(
-    *,
-    actor: User | None,
-    actor_label: str,
-    org: Organization,
-    column: str,
-    targets: list[tuple[User, Membership | None, int, int]],
-    source: str,
-    undoes: AllocationBatch | None = None,
-    ip: str | None = None,
-) -> BatchResult:
-    """Validate and apply `(user, membership, expected_old, new)` rows, all or nothing.
+Target = tuple[User, Membership | None, int, int]  # user, membership, expected old, new
 
-    Runs inside the caller's transaction with the organization row locked. Query count does
-    not grow with the number of rows.
+
+def _change_errors(*, org: Organization, column: str, targets: list[Target]) -> tuple[dict, int]:
+    """Why each row cannot be applied (user id → message), and the rows' total change.
+
+    A row fails when the user left, the cell changed since it was edited, or the new value is
+    below the floor; when the rows together exceed the pool, every increase fails too.
     """
     kind = MAX_COLUMNS[column]
     floor = org.floor(kind)
-    label = COLUMN_LABELS[column]
     errors: dict[int, str] = {}
     delta = 0
     for user, membership, expected, new in targets:
@@ -184,6 +176,26 @@ def apply_changes(
         for user, membership, expected, new in targets:
             if user.pk not in errors and membership is not None and new > expected:
                 errors[user.pk] = message
+    return errors, delta
+
+
+def apply_changes(
+    *,
+    actor: User | None,
+    actor_label: str,
+    org: Organization,
+    column: str,
+    targets: list[Target],
+    source: str,
+    undoes: AllocationBatch | None = None,
+    ip: str | None = None,
+) -> BatchResult:
+    """Validate and apply `(user, membership, expected_old, new)` rows, all or nothing.
+
+    Runs inside the caller's transaction with the organization row locked. Query count does
+    not grow with the number of rows.
+    """
+    errors, delta = _change_errors(org=org, column=column, targets=targets)
     if errors:
         return BatchResult(errors=errors)
 
@@ -200,6 +212,7 @@ def apply_changes(
         undoes=undoes,
     )
     now = timezone.now()
+    label = COLUMN_LABELS[column]
     audit_bulk(
         [
             AuditLog(
@@ -222,7 +235,7 @@ def apply_changes(
     if delta > 0:
         # Every allocation write comes through here (table, undo, request, policy,
         # distribution): the one place that checks the pool it just lowered.
-        pool_alert_after_commit(org=org, kind=kind)
+        pool_alert_after_commit(org=org, kind=MAX_COLUMNS[column])
     return BatchResult(batch=batch, changes=[Change(u, e, n) for u, _, e, n in changed])
 
 

@@ -46,21 +46,9 @@ POLICY_LABELS = {
 }
 
 
-def policy_settings_clean(preset: str, raw: dict | None = None) -> dict:
-    """The settings a preset stands for; for Custom, the typed ones, validated.
-
-    Raises DomainError keyed by field: floors ≥ the platform's, ceiling ≥ floors, trigger
-    1–100 %, positive step and cooldown.
-    """
-    if preset not in Preset.values:
-        raise DomainError(errors={"preset": [f"“{str(preset)[:30]}” is not a preset."]})
-    if preset in PRESETS:
-        return dict(PRESETS[preset])
-    if preset == Preset.MANUAL:
-        return {}
-    raw = raw or {}
-    errors: dict[str, list[str]] = {}
-    values: dict = {}
+def _clean_custom_bounds(raw: dict, values: dict, errors: dict[str, list[str]]) -> None:
+    """Custom floors (at least the platform's) and ceiling (none, or at least the floors),
+    parsed from `raw` into `values`; problems go into `errors` by field."""
     for kind in TokenKind.values:
         field = f"floor_{kind}"
         try:
@@ -85,6 +73,24 @@ def policy_settings_clean(preset: str, raw: dict | None = None) -> dict:
                 errors["ceiling"] = [
                     f"The ceiling ({values['ceiling']:,}) must be at least the floor ({highest:,})."
                 ]
+
+
+def policy_settings_clean(preset: str, raw: dict | None = None) -> dict:
+    """The settings a preset stands for; for Custom, the typed ones, validated.
+
+    Raises DomainError keyed by field: floors ≥ the platform's, ceiling ≥ floors, trigger
+    1–100 %, positive step and cooldown.
+    """
+    if preset not in Preset.values:
+        raise DomainError(errors={"preset": [f"“{str(preset)[:30]}” is not a preset."]})
+    if preset in PRESETS:
+        return dict(PRESETS[preset])
+    if preset == Preset.MANUAL:
+        return {}
+    raw = raw or {}
+    errors: dict[str, list[str]] = {}
+    values: dict = {}
+    _clean_custom_bounds(raw, values, errors)
     for field, label, low, high in (
         ("trigger_percent", "Trigger", 1, 100),
         ("cooldown_minutes", "Cooldown", 1, 60 * 24 * 31),
@@ -210,21 +216,16 @@ def policy_apply(
     return policy
 
 
-@transaction.atomic
-def policy_options_update(
+def _options_clean(
     *,
-    admin: User,
-    org: Organization,
     thresholds: object,
     low_unallocated: object,
     auto_approve_enabled: bool,
     auto_approve_max: object,
     auto_approve_below_percent: object,
     reclaim_idle_days: object,
-    ip=None,
-) -> AllocationPolicy:
-    """Alerts, the auto-approval rule and reclamation's idle days."""
-    org = organization_lock(org)
+) -> dict:
+    """The typed options as policy field values; DomainError keyed by field otherwise."""
     errors: dict[str, list[str]] = {}
     parsed: dict = {}
     try:
@@ -261,6 +262,32 @@ def policy_options_update(
         )
     if errors:
         raise DomainError(errors=errors)
+    return parsed
+
+
+@transaction.atomic
+def policy_options_update(
+    *,
+    admin: User,
+    org: Organization,
+    thresholds: object,
+    low_unallocated: object,
+    auto_approve_enabled: bool,
+    auto_approve_max: object,
+    auto_approve_below_percent: object,
+    reclaim_idle_days: object,
+    ip=None,
+) -> AllocationPolicy:
+    """Alerts, the auto-approval rule and reclamation's idle days."""
+    org = organization_lock(org)
+    parsed = _options_clean(
+        thresholds=thresholds,
+        low_unallocated=low_unallocated,
+        auto_approve_enabled=auto_approve_enabled,
+        auto_approve_max=auto_approve_max,
+        auto_approve_below_percent=auto_approve_below_percent,
+        reclaim_idle_days=reclaim_idle_days,
+    )
     policy = AllocationPolicy.objects.select_for_update().filter(organization=org).first()
     if policy is None:
         policy = policy_for(org)

@@ -19,12 +19,10 @@ from tokens.services.allocations import apply_changes
 REASON_MAX = 500
 
 
-@transaction.atomic
-def token_request_create(
-    *, user: User, kind: str, raw_amount: object, reason: str, ip=None
-) -> TokenRequest:
-    """A member asks for more tokens of a kind. The auto-approval rule may grant it at once."""
+def _request_input(kind: str, raw_amount: object, reason: str) -> tuple[dict, int, str]:
+    """The typed request checked field by field: (errors, amount, stripped reason)."""
     errors: dict[str, list[str]] = {}
+    amount = 0
     try:
         check_kind(kind)
     except DomainError as exc:
@@ -38,6 +36,15 @@ def token_request_create(
         errors["reason"] = ["Say why you need the tokens."]
     elif len(reason) > REASON_MAX:
         errors["reason"] = [f"Keep the reason to {REASON_MAX} characters ({len(reason)} given)."]
+    return errors, amount, reason
+
+
+@transaction.atomic
+def token_request_create(
+    *, user: User, kind: str, raw_amount: object, reason: str, ip=None
+) -> TokenRequest:
+    """A member asks for more tokens of a kind. The auto-approval rule may grant it at once."""
+    errors, amount, reason = _request_input(kind, raw_amount, reason)
     membership = Membership.objects.filter(user=user).select_related("organization").first()
     if membership is None:
         raise DomainError("You are not part of an organization, so there is no one to ask.")
@@ -106,6 +113,22 @@ def _auto_approvable(org: Organization, policy, token_request: TokenRequest) -> 
     return token_request.amount <= unallocated(org, token_request.kind)
 
 
+def _check_grantable(*, org: Organization, kind: str, amount: int, current: int) -> None:
+    """Refuse a grant the unallocated pool cannot cover or that takes the max past the limit."""
+    free = unallocated(org, kind)
+    if amount > free:
+        raise DomainError(
+            errors={
+                "amount": [
+                    f"Only {free:,} {kind} tokens are unallocated, so {amount:,} cannot be "
+                    "granted. Approve a smaller amount, free tokens elsewhere or buy more."
+                ]
+            }
+        )
+    if current + amount > MAX_TOKENS:
+        raise DomainError(errors={"amount": [f"The max cannot exceed {MAX_TOKENS:,} tokens."]})
+
+
 def _approve_locked(
     *,
     org: Organization,
@@ -118,21 +141,9 @@ def _approve_locked(
     ip=None,
 ) -> TokenRequest:
     """Grant `amount`: raise the user's max through a validated, audited allocation batch."""
-    kind = token_request.kind
-    column = column_for_kind(kind)
-    free = unallocated(org, kind)
-    if amount > free:
-        raise DomainError(
-            errors={
-                "amount": [
-                    f"Only {free:,} {kind} tokens are unallocated, so {amount:,} cannot be "
-                    "granted. Approve a smaller amount, free tokens elsewhere or buy more."
-                ]
-            }
-        )
+    column = column_for_kind(token_request.kind)
     current = getattr(membership, column)
-    if current + amount > MAX_TOKENS:
-        raise DomainError(errors={"amount": [f"The max cannot exceed {MAX_TOKENS:,} tokens."]})
+    _check_grantable(org=org, kind=token_request.kind, amount=amount, current=current)
     result = apply_changes(
         actor=actor,
         actor_label=actor_label,
