@@ -9,17 +9,13 @@ from django.utils import timezone
 from accounts.models import Membership
 from analytics.models import AuditLog
 from asksage_admin.lib.errors import DomainError
-from tests.factories import MembershipFactory, MonthlyUsageFactory
+from tests.factories import MembershipFactory, MonthlyUsageFactory, max_of
 from tokens.models import AllocationBatch, AllocationPolicy, MemberOverride, PurchaseRequest
 from tokens.services import distribution as distribution_services
 from tokens.services import policy as policy_services
 from tokens.services import purchases as purchase_services
 
 URL = reverse("tokens:distribution")
-
-
-def max_of(user, column="max_inference_tokens"):
-    return Membership.objects.values_list(column, flat=True).get(user=user)
 
 
 # --- Status and page ----------------------------------------------------------------------

@@ -11,20 +11,12 @@ from django.utils import timezone
 from accounts.models import Membership
 from analytics.models import AuditLog
 from asksage_admin.lib.months import current_month
-from tests.factories import MembershipFactory, MonthlyUsageFactory, PurchaseFactory
+from tests.factories import MembershipFactory, MonthlyUsageFactory, PurchaseFactory, max_of, set_max
 from tokens.models import AlertSent, AllocationBatch, AllocationPolicy, MemberOverride
 from tokens.services import auto_increase as auto_increase_services
 from tokens.services import policy as policy_services
 from tokens.services import purchases as purchase_services
 from tokens.services import requests as request_services
-
-
-def max_of(user, column="max_inference_tokens"):
-    return Membership.objects.values_list(column, flat=True).get(user=user)
-
-
-def set_max(user, value, column="max_inference_tokens"):
-    Membership.objects.filter(user=user).update(**{column: value})
 
 
 def use(user, org, used, kind="inference"):

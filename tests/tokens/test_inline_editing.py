@@ -6,7 +6,7 @@ from django.urls import reverse
 
 from accounts.models import Membership
 from analytics.models import AuditLog
-from tests.factories import MembershipFactory, PurchaseFactory
+from tests.factories import MembershipFactory, PurchaseFactory, max_of
 from tokens.models import AllocationBatch, PendingEdit
 from tokens.selectors import pending_summary
 from tokens.services import allocations as allocation_services
@@ -22,10 +22,6 @@ def cell_url(user, column=INF):
 
 def save_url(column=INF):
     return reverse("tokens:batch_save", args=[column])
-
-
-def max_of(user, column=INF):
-    return Membership.objects.values_list(column, flat=True).get(user=user)
 
 
 def edit(client, user, value, column=INF):

@@ -4,16 +4,11 @@ import pytest
 from django.core import mail
 from django.urls import reverse
 
-from accounts.models import Membership
 from analytics.models import AuditLog
 from asksage_admin.lib.errors import DomainError
-from tests.factories import MembershipFactory, MonthlyUsageFactory, UserFactory
+from tests.factories import MembershipFactory, MonthlyUsageFactory, UserFactory, max_of
 from tokens.models import AllocationPolicy, TokenRequest
 from tokens.services import requests as request_services
-
-
-def max_of(user, column="max_inference_tokens"):
-    return Membership.objects.values_list(column, flat=True).get(user=user)
 
 
 def ask(user, amount="500k", kind="inference", reason="Big project"):

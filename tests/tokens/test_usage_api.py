@@ -11,7 +11,7 @@ from django.urls import reverse
 from accounts.models import Organization
 from analytics.models import AuditLog
 from asksage_admin.lib.months import current_month
-from tests.factories import MembershipFactory, MonthlyUsageFactory
+from tests.factories import MembershipFactory, MonthlyUsageFactory, used
 from tokens import usage
 from tokens.models import DailyUsage, MonthlyUsage, UsageEvent
 from tokens.services import api_keys as api_key_services
@@ -52,11 +52,6 @@ def post(client):
 
 def body(user="bob@example.com", kind="inference", tokens=1_000, model="gpt-4o", **extra):
     return {"user": user, "kind": kind, "tokens": tokens, "model": model, **extra}
-
-
-def used(user, kind="inference") -> int:
-    row = MonthlyUsage.objects.filter(user=user, kind=kind, month=current_month()).first()
-    return row.used if row else 0
 
 
 def nothing_recorded() -> bool:

@@ -21,10 +21,10 @@ from django.db import connection, connections, transaction
 from django.db.models import Sum
 from django.test import Client
 
-from accounts.models import Membership, Organization
+from accounts.models import Organization
 from asksage_admin.lib.months import current_month
 from tests.asgi import AsgiClient
-from tests.factories import MembershipFactory
+from tests.factories import MembershipFactory, set_max, used
 from tokens import fastpath, usage
 from tokens.models import DailyUsage, MonthlyUsage, UsageEvent
 from tokens.services import api_keys as api_key_services
@@ -92,15 +92,6 @@ def post(asgi: AsgiClient, key, payload, idempotency_key=None, raw=None, **extra
 
 def apost(asgi: AsgiClient, key, payload, idempotency_key=None):
     return asgi.arequest("POST", URL, json.dumps(payload), **headers_for(key, idempotency_key))
-
-
-def used(user, kind="inference") -> int:
-    row = MonthlyUsage.objects.filter(user=user, kind=kind, month=current_month()).first()
-    return row.used if row else 0
-
-
-def set_max(user, value: int) -> None:
-    Membership.objects.filter(user=user).update(max_inference_tokens=value)
 
 
 def statements(application) -> int:
