@@ -22,8 +22,8 @@ from asksage_admin.lib.durations import in_words
 from asksage_admin.lib.errors import DomainError
 from asksage_admin.lib.http import client_ip
 from tokens import selectors as token_selectors
-from tokens import services as token_services
 from tokens.forms import TokenRequestForm, add_domain_errors
+from tokens.services import requests as request_services
 
 
 def register(request: AuthedRequest) -> HttpResponse:
@@ -76,7 +76,7 @@ def token_request_create(request: AuthedRequest) -> HttpResponse:
     if form.is_valid():
         data = form.cleaned_data
         try:
-            created = token_services.token_request_create(
+            created = request_services.token_request_create(
                 user=request.user,
                 kind=data["kind"],
                 raw_amount=data["amount"],

@@ -11,9 +11,14 @@ from django.views.decorators.http import require_GET
 
 from accounts.decorators import org_admin_required
 from accounts.http import PanelRequest
-from analytics import charts, exports, selectors, services
+from analytics import charts, exports, services
 from analytics.filters import ACTIONS, ActivityFilter, DateRangeForm
+from analytics.selectors import activity as activity_selectors
+from analytics.selectors import exports as export_selectors
+from analytics.selectors import forecast as forecast_selectors
+from analytics.selectors import statistics as statistics_selectors
 from asksage_admin.lib.http import client_ip
+from tokens.selectors import pool_statuses
 
 
 def _period(request: PanelRequest, default: str = "30"):
@@ -32,11 +37,11 @@ def statistics(request: PanelRequest) -> HttpResponse:
     """Charts of the rollups for a period from the query string, each with its numbers."""
     org = request.org
     form, start, end, period_error = _period(request)
-    by_month = selectors.usage_by_month(org)
-    period = selectors.period_usage(org, start, end)
-    statuses = selectors.pool_statuses(org, with_used=True)
-    top = selectors.top_users(org, start, end)
-    pools, at_risk = selectors.forecast(org, statuses=statuses)
+    by_month = statistics_selectors.usage_by_month(org)
+    period = statistics_selectors.period_usage(org, start, end)
+    statuses = pool_statuses(org, with_used=True)
+    top = statistics_selectors.top_users(org, start, end)
+    pools, at_risk = forecast_selectors.forecast(org, statuses=statuses)
     context = {
         "active": "statistics",
         "form": form,
@@ -46,7 +51,7 @@ def statistics(request: PanelRequest) -> HttpResponse:
         "period_error": period_error,
         "range_value": "30" if period_error else form.cleaned_data["range"],
         "month_chart": charts.month_chart(by_month),
-        "years": selectors.by_year(by_month),
+        "years": statistics_selectors.by_year(by_month),
         "day_chart": charts.day_chart(period.by_day, start, end),
         "days": [{"day": d, **k, "total": sum(k.values())} for d, k in period.by_day.items()],
         "pool_chart": charts.pool_chart(statuses),
@@ -57,7 +62,7 @@ def statistics(request: PanelRequest) -> HttpResponse:
         "models": period.by_model,
         "pools": pools,
         "at_risk": at_risk,
-        "window": selectors.FORECAST_WINDOW_DAYS,
+        "window": forecast_selectors.FORECAST_WINDOW_DAYS,
         "exports": _export_links(request),
     }
     return render(request, "analytics/statistics.html", context)
@@ -96,12 +101,12 @@ def _export_links(request: PanelRequest) -> list[tuple[str, str, str]]:
 @org_admin_required
 def export(request: PanelRequest, what: str, format: str = "csv") -> HttpResponse:
     """One CSV or XLSX, streamed. A query string it cannot honour answers 400 and says why."""
-    build = selectors.EXPORTS.get(what)
+    build = export_selectors.EXPORTS.get(what)
     if build is None:
         raise Http404("No such export.")
     try:
         data = build(request.org, request.GET)
-    except selectors.BadQuery as error:
+    except export_selectors.BadQuery as error:
         return HttpResponseBadRequest(
             f"Cannot export {what}: {error}", content_type="text/plain; charset=utf-8"
         )
@@ -122,7 +127,7 @@ def export(request: PanelRequest, what: str, format: str = "csv") -> HttpRespons
 @org_admin_required
 def activity(request: PanelRequest) -> HttpResponse:
     """The audit trail, filtered and paginated from the query string."""
-    filterset = ActivityFilter(request.GET, queryset=selectors.audit_rows(request.org))
+    filterset = ActivityFilter(request.GET, queryset=activity_selectors.audit_rows(request.org))
     valid = filterset.is_valid()
     rows = filterset.qs if valid else filterset.queryset.none()
     page = Paginator(rows, 50).get_page(request.GET.get("page"))
@@ -149,7 +154,7 @@ def activity(request: PanelRequest) -> HttpResponse:
 @org_admin_required
 def integrity(request: PanelRequest) -> HttpResponse:
     """The chain check behind the page's badge; loaded after the page so it never slows it."""
-    context = {"active": "activity", "verdict": selectors.integrity(request.org)}
+    context = {"active": "activity", "verdict": activity_selectors.integrity(request.org)}
     if request.htmx:
         return render(request, "analytics/activity.html#integrity-badge", context)
     return render(request, "analytics/integrity.html", context)
@@ -159,7 +164,7 @@ def integrity(request: PanelRequest) -> HttpResponse:
 @org_admin_required
 def user_history(request: PanelRequest, user_id: int) -> HttpResponse:
     """One member's logins, usage per day by model and kind, requests and changes made to them."""
-    membership = selectors.org_member(request.org, user_id)
+    membership = activity_selectors.org_member(request.org, user_id)
     if membership is None:
         raise Http404("No such user in your organization.")
     user = membership.user
@@ -172,10 +177,10 @@ def user_history(request: PanelRequest, user_id: int) -> HttpResponse:
         "start": start,
         "end": end,
         "period_error": period_error,
-        "logins": selectors.user_logins(request.org, user),
-        "usage_days": selectors.user_usage_by_day(request.org, user, start, end),
-        "requests": selectors.user_requests(request.org, user),
-        "changes": selectors.user_changes(request.org, user),
+        "logins": activity_selectors.user_logins(request.org, user),
+        "usage_days": activity_selectors.user_usage_by_day(request.org, user, start, end),
+        "requests": activity_selectors.user_requests(request.org, user),
+        "changes": activity_selectors.user_changes(request.org, user),
         "trail_url": reverse("analytics:activity") + "?" + urlencode({"target": user.email}),
     }
     return render(request, "analytics/user_history.html", context)

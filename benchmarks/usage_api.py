@@ -90,8 +90,8 @@ def seed():
 
     from accounts.models import Membership, Organization, User
     from asksage_admin.lib.months import current_month
-    from tokens import usage
     from tokens.models import ApiKey, DailyUsage, MonthlyUsage, UsageEvent
+    from tokens.services import api_keys as api_key_services
 
     org, _ = Organization.objects.get_or_create(
         slug=SLUG,
@@ -150,7 +150,7 @@ def seed():
         )
     vacuum("tokens_usageevent", "tokens_dailyusage", "tokens_monthlyusage", full=True)
     admin = members.get(role="admin").user
-    secret = usage.api_key_create(actor=admin, org=org, name="bench")[1]
+    secret = api_key_services.api_key_create(actor=admin, org=org, name="bench")[1]
     emails = list(
         User.objects.filter(pk__in=user_ids)
         .exclude(email="bench-usage-0@example.com")

@@ -1,8 +1,9 @@
 """Run pieces of work in real threads at once, each on its own database connection."""
 
 import threading
+import time
 
-from django.db import connections
+from django.db import connection, connections
 
 from asksage_admin.lib.errors import DomainError
 
@@ -49,3 +50,27 @@ def hold_first_thread(target, attribute: str, *, until: threading.Event, seconds
         return original(*args, **kwargs)
 
     return paused
+
+
+def wait_for_lock_waiters(count: int, *, sqlite_pause: float, timeout: float = 30) -> None:
+    """Return once `count` sessions of this test database wait on a lock.
+
+    PostgreSQL shows lock waits in pg_stat_activity, so a test knows the other thread is
+    blocked behind its lock instead of guessing with a sleep. SQLite's busy wait is not
+    visible from another connection: there the test still pauses `sqlite_pause` seconds.
+    """
+    if connection.vendor != "postgresql":
+        time.sleep(sqlite_pause)
+        return
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while True:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if cursor.fetchone()[0] >= count:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{count} session(s) never waited on a lock")
+            time.sleep(0.01)

@@ -19,6 +19,9 @@ from tests.factories import (
     UserFactory,
 )
 
+# For the whole session, not only the browser tests: Playwright's sync API keeps an event
+# loop running in the main thread from the first browser test to the end of the session, so
+# that test's database flush and every later test would be refused as an "async context".
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 

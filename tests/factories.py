@@ -1,11 +1,13 @@
-"""Factories for the cast of the tests."""
+"""Factories for the cast of the tests, their usage, and helpers that read a max back."""
+
+import datetime as dt
 
 import factory
 from django.utils import timezone
 
 from accounts.models import Membership, Organization, User
 from asksage_admin.lib.months import current_month
-from tokens.models import MonthlyUsage, Purchase
+from tokens.models import DailyUsage, MonthlyUsage, Purchase, UsageEvent
 
 PASSWORD = "correct-horse-battery-staple"
 
@@ -67,3 +69,51 @@ class MonthlyUsageFactory(factory.django.DjangoModelFactory):
     kind = "inference"
     month = factory.LazyFunction(current_month)
     used = 0
+
+
+def utc_today() -> dt.date:
+    return timezone.now().astimezone(dt.UTC).date()
+
+
+class DailyUsageFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = DailyUsage
+
+    user = factory.SubFactory(UserFactory)
+    organization = factory.SubFactory(OrganizationFactory)
+    kind = "inference"
+    model = "gpt-4o"
+    day = factory.LazyFunction(utc_today)
+    tokens = 1_000
+    events = 1
+
+
+class UsageEventFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = UsageEvent
+
+    user = factory.SubFactory(UserFactory)
+    organization = factory.SubFactory(OrganizationFactory)
+    kind = "inference"
+    tokens = 1_000
+    model = "gpt-4o"
+    created_at = factory.LazyFunction(timezone.now)
+
+
+# Reading back and setting what the tests check --------------------------------------------
+
+
+def max_of(user, column: str = "max_inference_tokens") -> int:
+    """The user's stored max for a column, read fresh from the database."""
+    return Membership.objects.values_list(column, flat=True).get(user=user)
+
+
+def set_max(user, value: int, column: str = "max_inference_tokens") -> None:
+    """Set the user's max directly (no service, no audit): arranging a test, not acting."""
+    Membership.objects.filter(user=user).update(**{column: value})
+
+
+def used(user, kind: str = "inference") -> int:
+    """What the user has used this month of a kind (0 before any usage)."""
+    row = MonthlyUsage.objects.filter(user=user, kind=kind, month=current_month()).first()
+    return row.used if row else 0

@@ -148,11 +148,12 @@ call_command("collectstatic", interactive=False, verbosity=0)
 from django.test import Client
 from tests.factories import MembershipFactory, OrganizationFactory, PurchaseFactory
 from tokens import usage
+from tokens.services import api_keys as api_key_services
 org = OrganizationFactory(name="Outage Agency", slug="outage-agency")
 PurchaseFactory(organization=org, kind="inference", tokens_per_month=4_000_000)
 alice = MembershipFactory(user__email="alice@example.com", organization=org, role="admin").user
 MembershipFactory(user__email="bob@example.com", organization=org)
-key = usage.api_key_create(actor=alice, org=org, name="Gateway")[1]
+key = api_key_services.api_key_create(actor=alice, org=org, name="Gateway")[1]
 client = Client()
 client.force_login(alice)
 print(json.dumps({"key": key, "session": client.cookies["sessionid"].value}))

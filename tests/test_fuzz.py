@@ -16,9 +16,9 @@ from asksage_admin.lib.inputs import (
     text_problem,
 )
 from tests.factories import MembershipFactory
-from tokens import services
 from tokens.models import PendingEdit
 from tokens.selectors import allocated, pools
+from tokens.services import allocations as allocation_services
 
 
 @settings(max_examples=500)
@@ -87,7 +87,9 @@ def test_random_batches_never_break_the_pool_or_the_floor(team, org_a, alice, ed
             defaults={"organization": org_a, "old_value": before[user.pk], "new_value": value},
         )
     try:
-        services.allocation_batch_save(admin=alice, org=org_a, column="max_inference_tokens")
+        allocation_services.allocation_batch_save(
+            admin=alice, org=org_a, column="max_inference_tokens"
+        )
         saved = True
     except DomainError:
         saved = False

@@ -13,8 +13,8 @@ from django.urls import reverse
 from accounts import services as account_services
 from accounts.models import User
 from tests.concurrency import hold_first_thread, run_together
-from tokens import services
 from tokens.models import PendingEdit
+from tokens.services import allocations as allocation_services
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -31,7 +31,7 @@ def test_the_same_cell_confirmed_twice_at_once_keeps_one_pending_edit(
     )
 
     def confirm(value):
-        return services.pending_edit_set(
+        return allocation_services.pending_edit_set(
             admin=alice,
             org=org_a,
             membership=membership,

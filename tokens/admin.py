@@ -5,7 +5,6 @@ from django.contrib import admin, messages
 
 from accounts.admin import ReadOnlyAdmin
 from asksage_admin.lib.errors import DomainError
-from tokens import services
 from tokens.models import (
     AllocationPolicy,
     MonthlyUsage,
@@ -14,6 +13,7 @@ from tokens.models import (
     TokenRequest,
     UsageEvent,
 )
+from tokens.services import purchases as purchase_services
 
 
 @admin.register(Purchase)
@@ -102,7 +102,7 @@ class PurchaseRequestAdmin(ReadOnlyAdmin):
         done = 0
         for purchase_request in queryset.select_related("organization", "requested_by"):
             try:
-                services.purchase_request_fulfil(
+                purchase_services.purchase_request_fulfil(
                     actor=http_request.user, purchase_request=purchase_request
                 )
             except DomainError as exc:

@@ -42,7 +42,7 @@ from typing import NamedTuple
 from accounts.models import Organization
 from asksage_admin.lib.months import month_start
 from tokens.selectors import DEFAULT_ALERT_THRESHOLDS
-from tokens.services import policy_marks, policy_marks_reached
+from tokens.services.auto_increase import policy_marks, policy_marks_reached
 from tokens.usage import (
     LAST_USED_RESOLUTION,
     Balance,

@@ -1,4 +1,5 @@
-"""The usage API's writes and reads: org API keys, recording usage against limits, balances.
+"""The usage API's writes and reads: authenticating API keys, recording usage against limits,
+balances.
 
 Recording one usage is one short transaction that
 
@@ -17,7 +18,8 @@ path (`tokens.fastpath`); on SQLite it runs statement by statement in an IMMEDIA
 transaction. After the commit, the auto-increase policy runs (`_after_usage_recorded`).
 
 The usage events are the audit of usage: no AuditLog row per event (it would double the
-write cost of the hot path). Key creation and revocation are audited.
+write cost of the hot path). Key creation and revocation (`tokens.services.api_keys`) are
+audited.
 """
 
 import datetime as dt
@@ -26,7 +28,6 @@ import hashlib
 import hmac
 import json
 import logging
-import secrets
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
@@ -37,7 +38,6 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from accounts.models import Membership, Organization, User
-from analytics.services import audit_record
 from asksage_admin.lib.errors import DomainError
 from asksage_admin.lib.inputs import text_problem
 from asksage_admin.lib.months import month_start
@@ -50,6 +50,7 @@ from tokens.models import (
     UsageEvent,
     column_for_kind,
 )
+from tokens.services import auto_increase
 
 logger = logging.getLogger(__name__)
 
@@ -150,67 +151,6 @@ def _keyed_mac() -> "hmac.HMAC":
 def _forget_keyed_mac(setting: str, **kwargs) -> None:
     if setting in {"API_KEY_HASH_SECRET", "SECRET_KEY"}:
         _keyed_mac.cache_clear()
-
-
-def _clean_name(name: str) -> str:
-    name = " ".join((name or "").split())
-    if not name:
-        raise DomainError(errors={"name": ["Give the key a name, such as “Gateway production”."]})
-    if len(name) > 100:
-        raise DomainError(errors={"name": ["Names are at most 100 characters."]})
-    return name
-
-
-@transaction.atomic
-def api_key_create(
-    *, actor: User, org: Organization, name: str, ip: str | None = None
-) -> tuple[ApiKey, str]:
-    """Create a key; returns it with the secret, which is never stored and never shown again."""
-    name = _clean_name(name)
-    # Lock the organization row: two admins creating the same name at once get one key.
-    # NO KEY UPDATE: usage inserts (foreign keys to the organization) are not blocked.
-    Organization.objects.select_for_update(no_key=True).filter(pk=org.pk).first()
-    if ApiKey.objects.filter(organization=org, name=name, revoked_at__isnull=True).exists():
-        raise DomainError(errors={"name": [f"An active key is already named “{name}”."]})
-    raw_key = KEY_PREFIX + secrets.token_urlsafe(32)
-    key = ApiKey.objects.create(
-        organization=org,
-        name=name,
-        prefix=raw_key[:PREFIX_LENGTH],
-        key_hash=api_key_hash(raw_key),
-        created_by=actor,
-    )
-    audit_record(
-        action="api_key.created",
-        organization=org,
-        actor=actor,
-        ip=ip,
-        key_id=key.pk,
-        name=key.name,
-        prefix=key.prefix,
-    )
-    return key, raw_key
-
-
-@transaction.atomic
-def api_key_revoke(*, actor: User, org: Organization, key_id: int, ip: str | None = None) -> ApiKey:
-    """Revoke one of the organization's keys; another organization's ids raise DoesNotExist."""
-    key = ApiKey.objects.select_for_update().get(organization=org, pk=key_id)
-    if key.revoked_at is not None:
-        raise DomainError(f"The key “{key.name}” is already revoked.")
-    key.revoked_at = timezone.now()
-    key.revoked_by = actor
-    key.save(update_fields=["revoked_at", "revoked_by"])
-    audit_record(
-        action="api_key.revoked",
-        organization=org,
-        actor=actor,
-        ip=ip,
-        key_id=key.pk,
-        name=key.name,
-        prefix=key.prefix,
-    )
-    return key
 
 
 def api_key_well_formed(raw_key: str) -> bool:
@@ -614,18 +554,17 @@ def _execute(sql: str, params: dict) -> list[tuple]:
 def _after_usage_recorded(result: UsageResult) -> UsageResult:
     """The auto-increase policy hook: runs after the usage committed, never undoes it.
 
-    `tokens.services.auto_increase_apply(user=, kind=)` belongs to Token Distribution and
-    returns the user's new max, or None. A failure there is logged; the recorded usage still
-    answers 200.
+    `tokens.services.auto_increase.auto_increase_apply(user=, kind=)` belongs to Token
+    Distribution and returns the user's new max, or None. A failure there is logged; the
+    recorded usage still answers 200.
     """
-    from tokens import services
-
-    apply = getattr(services, "auto_increase_apply", None)
-    if apply is None or not result.policy_may_act:
+    if not result.policy_may_act:
         return result
     try:
         # It returns at once, without locking, while usage is below the policy's triggers.
-        new_max = apply(user=User(pk=result.user_id), kind=result.request.kind)
+        new_max = auto_increase.auto_increase_apply(
+            user=User(pk=result.user_id), kind=result.request.kind
+        )
         if isinstance(new_max, int) and not isinstance(new_max, bool):
             result.balance.max = new_max
     except Exception:

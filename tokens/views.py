@@ -26,7 +26,7 @@ from asksage_admin.lib.inputs import (
     parse_whole,
     text_problem,
 )
-from tokens import selectors, services, usage
+from tokens import selectors, usage
 from tokens.filters import UserTableFilter
 from tokens.models import (
     COLUMN_LABELS,
@@ -36,6 +36,13 @@ from tokens.models import (
     TokenKind,
     TokenRequest,
 )
+from tokens.services import allocations as allocation_services
+from tokens.services import api_keys as api_key_services
+from tokens.services import distribution as distribution_services
+from tokens.services import policy as policy_services
+from tokens.services import purchases as purchase_services
+from tokens.services import requests as request_services
+from tokens.services._core import parse_int
 from tokens.tables import UserTable, max_cell_context
 
 PAGE = "tokens/users.html"
@@ -182,7 +189,7 @@ def max_cell(request: PanelRequest, user_id: int, column: str) -> HttpResponse:
     raw = request.POST.get("value", "")
     seen = request.POST.get("seen", "").strip()
     try:
-        edit = services.pending_edit_set(
+        edit = allocation_services.pending_edit_set(
             admin=request.user,
             org=request.org,
             membership=membership,
@@ -235,14 +242,14 @@ def batch_save(request: PanelRequest, column: str) -> HttpResponse:
     if bad := _column_or_400(column):
         return bad
     try:
-        result = services.allocation_batch_save(
+        result = allocation_services.allocation_batch_save(
             admin=request.user,
             org=request.org,
             column=column,
             signature=request.POST.get("signature"),
             ip=client_ip(request),
         )
-    except services.BatchRejected as exc:
+    except allocation_services.BatchRejected as exc:
         return _after_batch(request, error=exc.messages[0])
     except DomainError as exc:
         return _after_batch(request, error=" ".join(exc.messages))
@@ -254,7 +261,9 @@ def batch_save(request: PanelRequest, column: str) -> HttpResponse:
 def batch_discard(request: PanelRequest, column: str) -> HttpResponse:
     if bad := _column_or_400(column):
         return bad
-    count = services.pending_batch_discard(admin=request.user, org=request.org, column=column)
+    count = allocation_services.pending_batch_discard(
+        admin=request.user, org=request.org, column=column
+    )
     return _after_batch(
         request,
         info=f"Discarded {count} pending change{'s' * (count != 1)} to {COLUMN_LABELS[column]}.",
@@ -266,7 +275,7 @@ def batch_discard(request: PanelRequest, column: str) -> HttpResponse:
 def batch_undo(request: PanelRequest, batch_id: uuid.UUID) -> HttpResponse:
     get_object_or_404(AllocationBatch, organization=request.org, pk=batch_id)
     try:
-        result = services.allocation_batch_undo(
+        result = allocation_services.allocation_batch_undo(
             admin=request.user, org=request.org, batch_id=batch_id, ip=client_ip(request)
         )
     except DomainError as exc:
@@ -303,7 +312,7 @@ def bulk_edit(request: PanelRequest) -> HttpResponse:
             )
     memberships = Membership.objects.filter(organization=request.org, user_id__in=user_ids)
     try:
-        count = services.pending_bulk_create(
+        count = allocation_services.pending_bulk_create(
             admin=request.user,
             org=request.org,
             memberships=memberships,
@@ -405,7 +414,7 @@ def _distribution_context(request: PanelRequest, **extra) -> dict:
         "pools": selectors.pool_statuses(request.org, with_used=True),
         "policy": policy,
         "presets": selectors.preset_rows(),
-        "actions": services.DISTRIBUTION_ACTIONS,
+        "actions": distribution_services.DISTRIBUTION_ACTIONS,
         "overrides": list(selectors.member_overrides(request.org)),
         "purchase_requests": list(selectors.open_purchase_requests(request.org)),
         "kinds": TokenKind.choices,
@@ -455,16 +464,16 @@ def _post_dict(request: PanelRequest, *names: str) -> dict:
 def distribution_preset(request: PanelRequest) -> HttpResponse:
     """Preview a preset's changes (op=preview), then apply them (op=apply)."""
     preset = request.POST.get("preset", "")
-    raw = _post_dict(request, *services.POLICY_FIELDS)
+    raw = _post_dict(request, *policy_services.POLICY_FIELDS)
     form = {"preset": preset, **raw}
     try:
         _check_text(form)
         if request.POST.get("op") == "apply":
-            policy = services.policy_apply(
+            policy = policy_services.policy_apply(
                 admin=request.user, org=request.org, preset=preset, raw=raw, ip=client_ip(request)
             )
             return _done(request, f"The {policy.get_preset_display()} preset is now active.")
-        preview = services.policy_preview(org=request.org, preset=preset, raw=raw)
+        preview = policy_services.policy_preview(org=request.org, preset=preset, raw=raw)
     except DomainError as exc:
         return _refused(request, exc, preset_form=form)
     return _distribution_response(request, preset_form=form, preset_preview=preview)
@@ -504,14 +513,14 @@ def distribution_action(request: PanelRequest) -> HttpResponse:
             "user_ids": user_ids,
         }
         if request.POST.get("op") == "pending":
-            count = services.distribution_to_pending(admin=request.user, **args)
+            count = distribution_services.distribution_to_pending(admin=request.user, **args)
             text = f"{count} pending change{'s' * (count != 1)}: review and save them here."
             messages.success(request, text)
             if request.htmx:
                 return HttpResponseClientRedirect(reverse("tokens:users"))
             return redirect("tokens:users")
         if request.POST.get("op") == "apply":
-            result = services.distribution_apply(
+            result = distribution_services.distribution_apply(
                 admin=request.user, signature=form["signature"], ip=client_ip(request), **args
             )
             n = len(result.changes)
@@ -520,7 +529,7 @@ def distribution_action(request: PanelRequest) -> HttpResponse:
                 request,
                 f"Applied to {n} user{'s' * (n != 1)}: {added:+,} {form['kind']} tokens allocated.",
             )
-        plan = services.distribution_plan(**args)
+        plan = distribution_services.distribution_plan(**args)
     except DomainError as exc:
         return _refused(request, exc, action_form=form)
     return _distribution_response(request, action_form=form, plan=plan)
@@ -532,9 +541,9 @@ def distribution_reclaim(request: PanelRequest) -> HttpResponse:
     form = _post_dict(request, "kind", "idle_days", "signature")
     try:
         _check_text(form)
-        days = services._parse_int(form["idle_days"], "idle_days", "Idle days", 1, 366)
+        days = parse_int(form["idle_days"], "idle_days", "Idle days", 1, 366)
         if request.POST.get("op") == "apply":
-            result = services.reclaim_apply(
+            result = distribution_services.reclaim_apply(
                 admin=request.user,
                 org=request.org,
                 kind=form["kind"],
@@ -544,7 +553,9 @@ def distribution_reclaim(request: PanelRequest) -> HttpResponse:
             )
             freed = sum(c.old - c.new for c in result.changes)
             return _done(request, f"Reclaimed {freed:,} {form['kind']} tokens to the pool.")
-        plan = services.reclaim_plan(org=request.org, kind=form["kind"], idle_days=days)
+        plan = distribution_services.reclaim_plan(
+            org=request.org, kind=form["kind"], idle_days=days
+        )
     except DomainError as exc:
         return _refused(request, exc, reclaim_form=form)
     return _distribution_response(request, reclaim_form=form, reclaim_plan=plan)
@@ -574,7 +585,7 @@ def distribution_override(request: PanelRequest) -> HttpResponse:
             raise DomainError(
                 errors={"email": [f"No member of {request.org.name} has that email."]}
             )
-        services.member_override_set(
+        policy_services.member_override_set(
             admin=request.user,
             org=request.org,
             membership=membership,
@@ -600,7 +611,7 @@ def distribution_options(request: PanelRequest) -> HttpResponse:
     )
     try:
         _check_text(form)
-        services.policy_options_update(
+        policy_services.policy_options_update(
             admin=request.user,
             org=request.org,
             thresholds=form["thresholds"],
@@ -622,7 +633,7 @@ def distribution_purchase_request(request: PanelRequest) -> HttpResponse:
     form = _post_dict(request, "kind", "blocks", "note")
     try:
         _check_text(form)
-        created = services.purchase_request_create(
+        created = purchase_services.purchase_request_create(
             admin=request.user,
             org=request.org,
             kind=form["kind"],
@@ -696,7 +707,7 @@ def request_approve(request: PanelRequest, request_id: int) -> HttpResponse:
     get_object_or_404(TokenRequest, organization=request.org, pk=request_id)
     try:
         _check_text(_post_dict(request, "amount", "note"))
-        decided = services.token_request_approve(
+        decided = request_services.token_request_approve(
             admin=request.user,
             org=request.org,
             request_id=request_id,
@@ -718,7 +729,7 @@ def request_deny(request: PanelRequest, request_id: int) -> HttpResponse:
     get_object_or_404(TokenRequest, organization=request.org, pk=request_id)
     try:
         _check_text(_post_dict(request, "note"))
-        decided = services.token_request_deny(
+        decided = request_services.token_request_deny(
             admin=request.user,
             org=request.org,
             request_id=request_id,
@@ -756,7 +767,7 @@ def api_keys(request: PanelRequest) -> HttpResponse:
     name = request.POST.get("name", "")
     try:
         _check_text({"name": name})
-        key, secret = usage.api_key_create(
+        key, secret = api_key_services.api_key_create(
             actor=request.user, org=request.org, name=name, ip=client_ip(request)
         )
     except DomainError as exc:
@@ -770,7 +781,7 @@ def api_keys(request: PanelRequest) -> HttpResponse:
 @org_admin_required
 def api_key_revoke(request: PanelRequest, key_id: int) -> HttpResponse:
     try:
-        key = usage.api_key_revoke(
+        key = api_key_services.api_key_revoke(
             actor=request.user, org=request.org, key_id=key_id, ip=client_ip(request)
         )
         ok, text = True, f"Revoked “{key.name}” ({key.prefix}…): it is refused from now on."

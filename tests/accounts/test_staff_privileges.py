@@ -17,8 +17,8 @@ from analytics.models import AuditLog
 from asksage_admin.lib.errors import DomainError
 from asksage_admin.lib.months import current_month
 from tests.factories import UserFactory
-from tokens import services as token_services
 from tokens.models import Purchase
+from tokens.services import purchases as purchase_services
 
 pytestmark = pytest.mark.django_db
 
@@ -344,7 +344,7 @@ def test_sales_can_still_provision_record_a_purchase_and_edit_a_member(client, s
 
 
 def test_sales_mark_a_purchase_request_fulfilled(client, sales, alice, org_a):
-    purchase_request = token_services.purchase_request_create(
+    purchase_request = purchase_services.purchase_request_create(
         admin=alice, org=org_a, kind="embedding", raw_blocks="1", note="More docs"
     )
     url = reverse("admin:tokens_purchaserequest_changelist")

@@ -1,49 +1,10 @@
-"""Usage rollups and audit rows for the analytics tests, created directly."""
+"""Logged-in clients and audit rows for the analytics tests (usage factories are in
+tests/factories.py)."""
 
-import datetime as dt
-
-import factory
 import pytest
-from django.utils import timezone
 
 from analytics.services import audit_record
-from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
-from tokens.models import DailyUsage, UsageEvent
-
-
-def utc_today() -> dt.date:
-    return timezone.now().astimezone(dt.UTC).date()
-
-
-class DailyUsageFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = DailyUsage
-
-    user = factory.SubFactory(UserFactory)
-    organization = factory.SubFactory(OrganizationFactory)
-    kind = "inference"
-    model = "gpt-4o"
-    day = factory.LazyFunction(utc_today)
-    tokens = 1_000
-    events = 1
-
-
-class UsageEventFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = UsageEvent
-
-    user = factory.SubFactory(UserFactory)
-    organization = factory.SubFactory(OrganizationFactory)
-    kind = "inference"
-    tokens = 1_000
-    model = "gpt-4o"
-    created_at = factory.LazyFunction(timezone.now)
-
-
-@pytest.fixture
-def alice_client(client, alice):
-    client.force_login(alice)
-    return client
+from tests.factories import MembershipFactory
 
 
 @pytest.fixture

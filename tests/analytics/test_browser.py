@@ -8,8 +8,7 @@ import pytest
 from django.urls import reverse
 from playwright.sync_api import expect
 
-from tests.analytics.conftest import DailyUsageFactory, utc_today
-from tests.factories import MembershipFactory, MonthlyUsageFactory
+from tests.factories import DailyUsageFactory, MembershipFactory, MonthlyUsageFactory, utc_today
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

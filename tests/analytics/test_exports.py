@@ -12,8 +12,7 @@ from django.utils import timezone
 from analytics.exports import neutralise
 from analytics.models import AuditLog
 from analytics.services import audit_record
-from tests.analytics.conftest import DailyUsageFactory, UsageEventFactory, utc_today
-from tests.factories import MonthlyUsageFactory
+from tests.factories import DailyUsageFactory, MonthlyUsageFactory, UsageEventFactory, utc_today
 
 
 def url(what: str) -> str:

@@ -13,8 +13,8 @@ from django.conf import settings
 from django.db import connections
 from django.urls import reverse
 
-from tests.analytics.conftest import utc_today
 from tests.asgi import AsgiClient
+from tests.factories import utc_today
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -11,8 +11,7 @@ from django.urls import reverse
 
 from analytics import exports
 from analytics.models import AuditLog
-from tests.analytics.conftest import DailyUsageFactory, UsageEventFactory
-from tests.factories import MonthlyUsageFactory
+from tests.factories import DailyUsageFactory, MonthlyUsageFactory, UsageEventFactory
 
 NOW = dt.datetime(2026, 3, 16, 10, 30, tzinfo=dt.UTC)
 TODAY = NOW.date()

@@ -9,8 +9,7 @@ from django.urls import reverse
 from accounts.models import Membership
 from analytics import charts
 from asksage_admin.lib.months import add_months, current_month
-from tests.analytics.conftest import DailyUsageFactory, utc_today
-from tests.factories import MembershipFactory, MonthlyUsageFactory
+from tests.factories import DailyUsageFactory, MembershipFactory, MonthlyUsageFactory, utc_today
 
 URL = reverse("analytics:statistics")
 

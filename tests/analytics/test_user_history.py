@@ -5,7 +5,7 @@ import datetime as dt
 from django.urls import reverse
 
 from analytics.models import AuditLog
-from tests.analytics.conftest import DailyUsageFactory, utc_today
+from tests.factories import DailyUsageFactory, utc_today
 
 
 def url(user) -> str:

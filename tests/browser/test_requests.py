@@ -44,9 +44,11 @@ def test_a_member_asks_and_an_admin_approves_then_sees_the_max_rise(
 
 
 def test_denying_needs_a_note_and_says_so(page, live_server, login, alice, bob):
-    from tokens import services
+    from tokens.services import requests as request_services
 
-    services.token_request_create(user=bob, kind="inference", raw_amount="1M", reason="More")
+    request_services.token_request_create(
+        user=bob, kind="inference", raw_amount="1M", reason="More"
+    )
     page.set_viewport_size({"width": 1400, "height": 900})
     login(page, alice)
     page.goto(f"{live_server.url}/panel/requests/")
@@ -59,9 +61,11 @@ def test_denying_needs_a_note_and_says_so(page, live_server, login, alice, bob):
 
 def test_the_requests_page_has_no_serious_axe_violations(page, live_server, login, alice, bob):
     from tests.browser.test_accessibility import serious_violations
-    from tokens import services
+    from tokens.services import requests as request_services
 
-    services.token_request_create(user=bob, kind="inference", raw_amount="1M", reason="More")
+    request_services.token_request_create(
+        user=bob, kind="inference", raw_amount="1M", reason="More"
+    )
     login(page, alice)
     page.goto(f"{live_server.url}/panel/requests/")
     assert serious_violations(page) == []

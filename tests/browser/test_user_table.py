@@ -5,14 +5,9 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from accounts.models import Membership
-from tests.factories import MembershipFactory
+from tests.factories import MembershipFactory, max_of
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def max_of(user, column="max_inference_tokens"):
-    return Membership.objects.values_list(column, flat=True).get(user=user)
 
 
 @pytest.fixture

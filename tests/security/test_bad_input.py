@@ -13,8 +13,9 @@ from tests.accounts.test_staff_admin import (
     org_url,
     provision_data,
 )
-from tokens import services, usage
+from tokens import usage
 from tokens.models import ApiKey, PendingEdit, Purchase, PurchaseRequest, TokenRequest
+from tokens.services import requests as request_services
 
 pytestmark = pytest.mark.django_db
 
@@ -185,7 +186,7 @@ def test_a_nul_in_a_purchase_request_note_is_refused_with_422(alice_client, bob)
 
 @pytest.mark.parametrize("decision", ["approve", "deny"])
 def test_a_nul_in_a_decision_note_is_refused_with_a_message(alice_client, bob, decision):
-    asked = services.token_request_create(
+    asked = request_services.token_request_create(
         user=bob, kind="inference", raw_amount="5k", reason="a run"
     )
     response = alice_client.post(

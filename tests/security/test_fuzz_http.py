@@ -7,8 +7,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tokens import usage
 from tokens.models import UsageEvent
+from tokens.services import api_keys as api_key_services
 
 FUZZ = settings(
     max_examples=200,
@@ -70,7 +70,7 @@ usage_bodies = st.fixed_dictionaries(
 
 @pytest.fixture
 def key_a(alice, org_a):
-    return usage.api_key_create(actor=alice, org=org_a, name="Gateway")[1]
+    return api_key_services.api_key_create(actor=alice, org=org_a, name="Gateway")[1]
 
 
 @FUZZ

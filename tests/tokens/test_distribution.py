@@ -9,15 +9,13 @@ from django.utils import timezone
 from accounts.models import Membership
 from analytics.models import AuditLog
 from asksage_admin.lib.errors import DomainError
-from tests.factories import MembershipFactory, MonthlyUsageFactory
-from tokens import services
+from tests.factories import MembershipFactory, MonthlyUsageFactory, max_of
 from tokens.models import AllocationBatch, AllocationPolicy, MemberOverride, PurchaseRequest
+from tokens.services import distribution as distribution_services
+from tokens.services import policy as policy_services
+from tokens.services import purchases as purchase_services
 
 URL = reverse("tokens:distribution")
-
-
-def max_of(user, column="max_inference_tokens"):
-    return Membership.objects.values_list(column, flat=True).get(user=user)
 
 
 # --- Status and page ----------------------------------------------------------------------
@@ -109,7 +107,7 @@ def test_a_custom_preset_is_validated(alice, org_a):
         "step_value": "0",
     }
     with pytest.raises(DomainError) as caught:
-        services.policy_apply(admin=alice, org=org_a, preset="custom", raw=raw)
+        policy_services.policy_apply(admin=alice, org=org_a, preset="custom", raw=raw)
     errors = caught.value.errors
     assert "platform's minimum" in errors["floor_inference"][0]
     assert "from 1 to 100" in errors["trigger_percent"][0]
@@ -128,7 +126,7 @@ def test_a_custom_preset_with_ceiling_below_floor_is_refused(alice, org_a):
         "step_value": "100k",
     }
     with pytest.raises(DomainError, match="must be at least the floor"):
-        services.policy_apply(admin=alice, org=org_a, preset="custom", raw=raw)
+        policy_services.policy_apply(admin=alice, org=org_a, preset="custom", raw=raw)
     org_a.refresh_from_db()
     assert org_a.min_inference_tokens == 200_000
 
@@ -143,7 +141,7 @@ def test_a_valid_custom_preset_is_applied(alice, org_a):
         "step_mode": "fixed",
         "step_value": "1.5M",
     }
-    policy = services.policy_apply(admin=alice, org=org_a, preset="custom", raw=raw)
+    policy = policy_services.policy_apply(admin=alice, org=org_a, preset="custom", raw=raw)
     assert (policy.ceiling, policy.step_value, policy.cooldown_minutes) == (None, 1_500_000, 15)
 
 
@@ -160,7 +158,7 @@ def test_the_preset_form_errors_show_on_the_page_under_htmx(alice_client):
 
 def test_an_unknown_preset_is_refused(alice, org_a):
     with pytest.raises(DomainError, match="is not a preset"):
-        services.policy_apply(admin=alice, org=org_a, preset="yolo")
+        policy_services.policy_apply(admin=alice, org=org_a, preset="yolo")
 
 
 # --- Distribution actions -----------------------------------------------------------------
@@ -173,7 +171,7 @@ def trio(org_a, alice, bob):
 
 
 def test_an_equal_split_preview_gives_deterministic_remainders(org_a, trio):
-    plan = services.distribution_plan(org=org_a, kind="inference", action="split")
+    plan = distribution_services.distribution_plan(org=org_a, kind="inference", action="split")
     extras = [new - old for _u, _m, old, new in plan.rows]
     assert extras == [1_133_334, 1_133_333, 1_133_333]  # 3.4M / 3, first by id gets the 1
     assert plan.unallocated_after == 0
@@ -182,7 +180,7 @@ def test_an_equal_split_preview_gives_deterministic_remainders(org_a, trio):
 
 def test_an_equal_split_among_selected_users(org_a, trio):
     alice, bob, _carl = trio
-    plan = services.distribution_plan(
+    plan = distribution_services.distribution_plan(
         org=org_a, kind="inference", action="split", user_ids=[bob.pk]
     )
     assert [(u, new) for u, _m, _o, new in plan.rows] == [(bob, 3_600_000)]
@@ -208,10 +206,10 @@ def test_applying_a_split_is_one_audited_batch(alice_client, org_a, trio):
 
 
 def test_applying_after_the_allocation_changed_is_refused(alice, org_a, trio):
-    plan = services.distribution_plan(org=org_a, kind="inference", action="split")
+    plan = distribution_services.distribution_plan(org=org_a, kind="inference", action="split")
     Membership.objects.filter(user=trio[1]).update(max_inference_tokens=300_000)
     with pytest.raises(DomainError, match="Preview again"):
-        services.distribution_apply(
+        distribution_services.distribution_apply(
             admin=alice, org=org_a, kind="inference", action="split", signature=plan.signature
         )
     assert max_of(trio[0]) == 200_000
@@ -219,7 +217,7 @@ def test_applying_after_the_allocation_changed_is_refused(alice, org_a, trio):
 
 def test_set_everyone_to_n_that_would_exceed_the_pool_is_refused(alice, org_a, trio):
     with pytest.raises(DomainError, match="exceed the inference pool by 2,000,000"):
-        services.distribution_apply(
+        distribution_services.distribution_apply(
             admin=alice, org=org_a, kind="inference", action="set", raw_amount="2M"
         )
     assert [max_of(u) for u in trio] == [200_000] * 3
@@ -237,7 +235,7 @@ def test_the_over_pool_preview_says_it_cannot_be_applied(alice_client, trio):
 
 def test_top_up_raises_only_those_below_n(alice, org_a, trio):
     Membership.objects.filter(user=trio[2]).update(max_inference_tokens=900_000)
-    services.distribution_apply(
+    distribution_services.distribution_apply(
         admin=alice, org=org_a, kind="inference", action="topup", raw_amount="500k"
     )
     assert [max_of(u) for u in trio] == [500_000, 500_000, 900_000]
@@ -246,25 +244,31 @@ def test_top_up_raises_only_those_below_n(alice, org_a, trio):
 @pytest.mark.parametrize("amount", ["-1", "0", "abc", str(2**53)])
 def test_bad_amounts_for_set_are_refused(alice, org_a, trio, amount):
     with pytest.raises(DomainError):
-        services.distribution_plan(org=org_a, kind="inference", action="set", raw_amount=amount)
+        distribution_services.distribution_plan(
+            org=org_a, kind="inference", action="set", raw_amount=amount
+        )
 
 
 def test_set_below_the_floor_is_refused(alice, org_a, trio):
     with pytest.raises(DomainError, match="the organization's floor"):
-        services.distribution_plan(org=org_a, kind="inference", action="set", raw_amount="100k")
+        distribution_services.distribution_plan(
+            org=org_a, kind="inference", action="set", raw_amount="100k"
+        )
 
 
 def test_apply_preset_floor_raises_everyone_below_it(alice, org_a, trio):
-    services.policy_apply(admin=alice, org=org_a, preset="standard")
-    services.distribution_apply(admin=alice, org=org_a, kind="inference", action="floor")
+    policy_services.policy_apply(admin=alice, org=org_a, preset="standard")
+    distribution_services.distribution_apply(
+        admin=alice, org=org_a, kind="inference", action="floor"
+    )
     assert [max_of(u) for u in trio] == [500_000] * 3
 
 
 def test_an_unknown_action_or_kind_is_refused(org_a, trio):
     with pytest.raises(DomainError):
-        services.distribution_plan(org=org_a, kind="inference", action="steal")
+        distribution_services.distribution_plan(org=org_a, kind="inference", action="steal")
     with pytest.raises(DomainError):
-        services.distribution_plan(org=org_a, kind="gold", action="split")
+        distribution_services.distribution_plan(org=org_a, kind="gold", action="split")
 
 
 # --- Overrides ----------------------------------------------------------------------------
@@ -282,7 +286,7 @@ def test_an_override_pins_a_user_and_is_audited(alice_client, bob):
 
 def test_an_override_ceiling_below_its_floor_is_refused(alice, org_a, bob):
     with pytest.raises(DomainError, match="below the floor"):
-        services.member_override_set(
+        policy_services.member_override_set(
             admin=alice,
             org=org_a,
             membership=bob.membership,
@@ -299,17 +303,17 @@ def test_reclamation_previews_then_returns_unused_tokens_of_idle_users(alice, or
         max_inference_tokens=1_000_000, joined_at=timezone.now() - dt.timedelta(days=60)
     )
     MonthlyUsageFactory(user=bob, organization=org_a, used=300_000)
-    plan = services.reclaim_plan(org=org_a, kind="inference", idle_days=30)
+    plan = distribution_services.reclaim_plan(org=org_a, kind="inference", idle_days=30)
     assert [(u, old, new) for u, _m, old, new in plan.rows] == [(bob, 1_000_000, 300_000)]
     assert max_of(bob) == 1_000_000  # a preview writes nothing
-    services.reclaim_apply(admin=alice, org=org_a, kind="inference", idle_days=30)
+    distribution_services.reclaim_apply(admin=alice, org=org_a, kind="inference", idle_days=30)
     assert max_of(bob) == 300_000
     assert AllocationBatch.objects.get().source == "reclaim"
 
 
 def test_reclamation_skips_recent_members(org_a, bob):
     Membership.objects.filter(user=bob).update(max_inference_tokens=1_000_000)
-    assert services.reclaim_plan(org=org_a, kind="inference", idle_days=30).rows == []
+    assert distribution_services.reclaim_plan(org=org_a, kind="inference", idle_days=30).rows == []
 
 
 # --- Options and purchase requests ---------------------------------------------------------
@@ -317,7 +321,7 @@ def test_reclamation_skips_recent_members(org_a, bob):
 
 def test_alert_and_auto_approval_options_are_validated(alice, org_a):
     with pytest.raises(DomainError) as caught:
-        services.policy_options_update(
+        policy_services.policy_options_update(
             admin=alice,
             org=org_a,
             thresholds="80, 150",
@@ -360,23 +364,23 @@ def test_a_purchase_request_goes_to_sales_in_2m_blocks(alice_client, org_a):
 @pytest.mark.parametrize("blocks", ["0", "-1", "1.5", "abc", "100000"])
 def test_bad_block_counts_are_refused(alice, org_a, blocks):
     with pytest.raises(DomainError, match="blocks of 2,000,000"):
-        services.purchase_request_create(
+        purchase_services.purchase_request_create(
             admin=alice, org=org_a, kind="inference", raw_blocks=blocks, note=""
         )
 
 
 def test_fulfilling_a_purchase_request_records_the_purchase(alice, org_a, sam):
-    request = services.purchase_request_create(
+    request = purchase_services.purchase_request_create(
         admin=alice, org=org_a, kind="inference", raw_blocks="2", note=""
     )
-    services.purchase_request_fulfil(actor=sam, purchase_request=request)
+    purchase_services.purchase_request_fulfil(actor=sam, purchase_request=request)
     request.refresh_from_db()
     assert request.status == "fulfilled" and request.purchase.tokens_per_month == 4_000_000
     from tokens.selectors import pools
 
     assert pools(org_a)["inference"] == 8_000_000
     with pytest.raises(DomainError, match="already fulfilled"):
-        services.purchase_request_fulfil(actor=sam, purchase_request=request)
+        purchase_services.purchase_request_fulfil(actor=sam, purchase_request=request)
 
 
 def test_sales_staff_are_emailed_a_purchase_request(
@@ -385,7 +389,7 @@ def test_sales_staff_are_emailed_a_purchase_request(
     from django.core import mail
 
     with django_capture_on_commit_callbacks(execute=True):
-        services.purchase_request_create(
+        purchase_services.purchase_request_create(
             admin=alice, org=org_a, kind="inference", raw_blocks="1", note="Soon please"
         )
     assert mail.outbox[-1].to == ["sam@example.com"]
@@ -430,7 +434,9 @@ def test_an_apply_without_a_preview_is_refused(alice_client, trio):
 def test_a_refused_apply_under_htmx_shows_its_message_and_changes_nothing(
     alice_client, org_a, trio
 ):
-    plan = services.distribution_plan(org=org_a, kind="inference", action="set", raw_amount="2M")
+    plan = distribution_services.distribution_plan(
+        org=org_a, kind="inference", action="set", raw_amount="2M"
+    )
     response = alice_client.post(
         reverse("tokens:distribution_action"),
         {

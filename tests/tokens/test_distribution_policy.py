@@ -11,17 +11,12 @@ from django.utils import timezone
 from accounts.models import Membership
 from analytics.models import AuditLog
 from asksage_admin.lib.months import current_month
-from tests.factories import MembershipFactory, MonthlyUsageFactory, PurchaseFactory
-from tokens import services
+from tests.factories import MembershipFactory, MonthlyUsageFactory, PurchaseFactory, max_of, set_max
 from tokens.models import AlertSent, AllocationBatch, AllocationPolicy, MemberOverride
-
-
-def max_of(user, column="max_inference_tokens"):
-    return Membership.objects.values_list(column, flat=True).get(user=user)
-
-
-def set_max(user, value, column="max_inference_tokens"):
-    Membership.objects.filter(user=user).update(**{column: value})
+from tokens.services import auto_increase as auto_increase_services
+from tokens.services import policy as policy_services
+from tokens.services import purchases as purchase_services
+from tokens.services import requests as request_services
 
 
 def use(user, org, used, kind="inference"):
@@ -31,7 +26,7 @@ def use(user, org, used, kind="inference"):
 @pytest.fixture
 def preset(alice, org_a):
     def choose(name, org_floor=None, **extra):
-        services.policy_apply(admin=alice, org=org_a, preset=name)
+        policy_services.policy_apply(admin=alice, org=org_a, preset=name)
         if extra:
             AllocationPolicy.objects.filter(organization=org_a).update(**extra)
         if org_floor is not None:  # members below a new floor are not auto-raised to it
@@ -46,7 +41,7 @@ def preset(alice, org_a):
 def test_crossing_the_trigger_raises_the_max_by_the_step_audited_as_policy(org_a, bob, preset):
     preset("conservative")  # 90 %, +25 %
     use(bob, org_a, 180_000)  # 90 % of 200K
-    assert services.auto_increase_apply(user=bob, kind="inference") == 250_000
+    assert auto_increase_services.auto_increase_apply(user=bob, kind="inference") == 250_000
     assert max_of(bob) == 250_000
     row = AuditLog.objects.get(action="allocation.changed", target_user=bob)
     assert (row.actor, row.actor_label, row.old_value, row.new_value) == (
@@ -61,32 +56,32 @@ def test_crossing_the_trigger_raises_the_max_by_the_step_audited_as_policy(org_a
 def test_below_the_trigger_nothing_changes(org_a, bob, preset):
     preset("conservative")
     use(bob, org_a, 170_000)
-    assert services.auto_increase_apply(user=bob, kind="inference") is None
+    assert auto_increase_services.auto_increase_apply(user=bob, kind="inference") is None
     assert max_of(bob) == 200_000
 
 
 def test_the_manual_policy_never_auto_increases(org_a, bob):
     use(bob, org_a, 200_000)
-    assert services.auto_increase_apply(user=bob, kind="inference") is None
+    assert auto_increase_services.auto_increase_apply(user=bob, kind="inference") is None
 
 
 def test_at_most_once_per_cooldown(org_a, bob, preset):
     preset("conservative")  # 4 h cooldown
     use(bob, org_a, 200_000)
-    assert services.auto_increase_apply(user=bob, kind="inference") == 250_000
+    assert auto_increase_services.auto_increase_apply(user=bob, kind="inference") == 250_000
     Membership.objects.filter(user=bob).update(max_inference_tokens=200_000)
-    assert services.auto_increase_apply(user=bob, kind="inference") is None
+    assert auto_increase_services.auto_increase_apply(user=bob, kind="inference") is None
     MemberOverride.objects.filter(user=bob).update(
         last_increase_inference_at=timezone.now() - dt.timedelta(hours=4, minutes=1)
     )
-    assert services.auto_increase_apply(user=bob, kind="inference") == 250_000
+    assert auto_increase_services.auto_increase_apply(user=bob, kind="inference") == 250_000
 
 
 def test_the_increase_is_capped_by_the_ceiling(org_a, bob, preset):
     preset("conservative")  # ceiling 1M
     set_max(bob, 900_000)
     use(bob, org_a, 850_000)
-    assert services.auto_increase_apply(user=bob, kind="inference") == 1_000_000
+    assert auto_increase_services.auto_increase_apply(user=bob, kind="inference") == 1_000_000
 
 
 def test_the_increase_is_capped_by_the_unallocated_pool(org_a, bob, alice, preset):
@@ -94,28 +89,28 @@ def test_the_increase_is_capped_by_the_unallocated_pool(org_a, bob, alice, prese
     set_max(alice, 3_500_000)
     set_max(bob, 400_000)  # 3.9M of 4M allocated → 100K unallocated
     use(bob, org_a, 350_000)
-    assert services.auto_increase_apply(user=bob, kind="inference") == 500_000
+    assert auto_increase_services.auto_increase_apply(user=bob, kind="inference") == 500_000
 
 
 def test_nothing_happens_when_the_pool_is_fully_allocated(org_a, bob, alice, preset):
     preset("aggressive")
     set_max(alice, 3_800_000)
     use(bob, org_a, 200_000)
-    assert services.auto_increase_apply(user=bob, kind="inference") is None
+    assert auto_increase_services.auto_increase_apply(user=bob, kind="inference") is None
 
 
 def test_a_pinned_user_is_never_auto_increased(org_a, alice, bob, preset):
     preset("conservative")
-    services.member_override_set(
+    policy_services.member_override_set(
         admin=alice, org=org_a, membership=bob.membership, pinned=True, raw={}
     )
     use(bob, org_a, 200_000)
-    assert services.auto_increase_apply(user=bob, kind="inference") is None
+    assert auto_increase_services.auto_increase_apply(user=bob, kind="inference") is None
 
 
 def test_a_users_own_ceiling_caps_their_increase(org_a, alice, bob, preset):
     preset("aggressive", org_floor=200_000)
-    services.member_override_set(
+    policy_services.member_override_set(
         admin=alice,
         org=org_a,
         membership=bob.membership,
@@ -123,7 +118,7 @@ def test_a_users_own_ceiling_caps_their_increase(org_a, alice, bob, preset):
         raw={"ceiling_inference": "300k"},
     )
     use(bob, org_a, 200_000)
-    assert services.auto_increase_apply(user=bob, kind="inference") == 300_000
+    assert auto_increase_services.auto_increase_apply(user=bob, kind="inference") == 300_000
 
 
 def test_standard_steps_50_percent_within_10_percent_of_the_ceiling(org_a, bob, preset):
@@ -131,10 +126,10 @@ def test_standard_steps_50_percent_within_10_percent_of_the_ceiling(org_a, bob, 
     preset("standard")  # ceiling 5M
     set_max(bob, 4_000_000)
     use(bob, org_a, 3_300_000)  # 82 %: +25 % → 5M exactly
-    assert services.auto_increase_apply(user=bob, kind="inference") == 5_000_000
+    assert auto_increase_services.auto_increase_apply(user=bob, kind="inference") == 5_000_000
     policy = AllocationPolicy.objects.get(organization=org_a)
     assert (
-        services.auto_increase_step(
+        auto_increase_services.auto_increase_step(
             policy, current=4_600_000, used=4_000_000, ceiling=5_000_000, free=10**9
         )
         == 2_300_000
@@ -144,7 +139,7 @@ def test_standard_steps_50_percent_within_10_percent_of_the_ceiling(org_a, bob, 
 def test_dynamic_steps_grow_with_each_tier_crossed(org_a, bob, preset):
     preset("dynamic")
     policy = AllocationPolicy.objects.get(organization=org_a)
-    step = services.auto_increase_step
+    step = auto_increase_services.auto_increase_step
     assert step(policy, current=1_000_000, used=740_000, ceiling=None, free=4_000_000) == 0
     assert step(policy, current=1_000_000, used=750_000, ceiling=None, free=4_000_000) == (
         1_000_000
@@ -161,10 +156,10 @@ def test_dynamic_steps_grow_with_each_tier_crossed(org_a, bob, preset):
 def test_an_inactive_org_or_a_stranger_gets_none(org_a, bob, preset, db):
     preset("conservative")
     use(bob, org_a, 200_000)
-    assert services.auto_increase_apply(user=bob, kind="gold") is None
+    assert auto_increase_services.auto_increase_apply(user=bob, kind="gold") is None
     org_a.status = "suspended"
     org_a.save()
-    assert services.auto_increase_apply(user=bob, kind="inference") is None
+    assert auto_increase_services.auto_increase_apply(user=bob, kind="inference") is None
 
 
 @pytest.mark.django_db(transaction=True)
@@ -173,7 +168,7 @@ def test_two_usage_records_crossing_the_trigger_at_once_raise_the_max_once(org_a
 
     from django.db import connections
 
-    services.policy_apply(admin=alice, org=org_a, preset="conservative")
+    policy_services.policy_apply(admin=alice, org=org_a, preset="conservative")
     use(bob, org_a, 190_000)
     results, errors = [], []
     barrier = threading.Barrier(4)
@@ -181,7 +176,7 @@ def test_two_usage_records_crossing_the_trigger_at_once_raise_the_max_once(org_a
     def work():
         try:
             barrier.wait(timeout=30)
-            results.append(services.auto_increase_apply(user=bob, kind="inference"))
+            results.append(auto_increase_services.auto_increase_apply(user=bob, kind="inference"))
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
         finally:
@@ -206,15 +201,15 @@ def test_usage_alerts_email_the_user_and_admins_once_per_threshold(
 ):
     usage = MonthlyUsageFactory(user=bob, organization=org_a, used=165_000)  # 82 %
     with django_capture_on_commit_callbacks(execute=True):
-        services.auto_increase_apply(user=bob, kind="inference")
-        services.auto_increase_apply(user=bob, kind="inference")
+        auto_increase_services.auto_increase_apply(user=bob, kind="inference")
+        auto_increase_services.auto_increase_apply(user=bob, kind="inference")
     assert len(mail.outbox) == 1
     assert mail.outbox[0].to == ["bob@example.com", "alice@example.com"]
     assert "80 %" in mail.outbox[0].subject and "165,000" in mail.outbox[0].body
     usage.used = 192_000  # 96 %
     usage.save()
     with django_capture_on_commit_callbacks(execute=True):
-        services.auto_increase_apply(user=bob, kind="inference")
+        auto_increase_services.auto_increase_apply(user=bob, kind="inference")
     assert len(mail.outbox) == 2 and "95 %" in mail.outbox[1].subject
     assert AlertSent.objects.count() == 2
 
@@ -226,8 +221,8 @@ def test_usage_crossing_two_thresholds_at_once_sends_one_email_and_records_both(
     with django_capture_on_commit_callbacks(execute=True):
         # Read, check, then under the lock: re-read, one INSERT for both alerts, the audit.
         with django_assert_max_num_queries(13):
-            services.auto_increase_apply(user=bob, kind="inference")
-        services.auto_increase_apply(user=bob, kind="inference")
+            auto_increase_services.auto_increase_apply(user=bob, kind="inference")
+        auto_increase_services.auto_increase_apply(user=bob, kind="inference")
     assert len(mail.outbox) == 1 and "95 %" in mail.outbox[0].subject
     assert sorted(AlertSent.objects.values_list("key", flat=True)) == [
         f"user:{bob.pk}:inference:80",
@@ -244,7 +239,7 @@ def test_an_alert_already_recorded_this_month_is_not_sent_again(
     )
     MonthlyUsageFactory(user=bob, organization=org_a, used=165_000)  # 82 %
     with django_capture_on_commit_callbacks(execute=True):
-        services.auto_increase_apply(user=bob, kind="inference")
+        auto_increase_services.auto_increase_apply(user=bob, kind="inference")
     assert mail.outbox == []
     assert AlertSent.objects.count() == 1
     assert not AuditLog.objects.filter(action="alert.usage").exists()
@@ -256,13 +251,17 @@ def test_a_low_unallocated_alert_emails_the_admins_once(
     preset("aggressive", org_floor=200_000, low_unallocated_alert=3_000_000, alert_thresholds=[])
     use(bob, org_a, 200_000)
     with django_capture_on_commit_callbacks(execute=True):
-        services.auto_increase_apply(user=bob, kind="inference")  # 3.6M → 3.1M: no alert
+        auto_increase_services.auto_increase_apply(
+            user=bob, kind="inference"
+        )  # 3.6M → 3.1M: no alert
         MonthlyUsageFactory._meta.model.objects.filter(user=bob).update(used=700_000)
         MemberOverride.objects.filter(user=bob).update(last_increase_inference_at=None)
-        services.auto_increase_apply(user=bob, kind="inference")  # → 2.6M: alert
+        auto_increase_services.auto_increase_apply(user=bob, kind="inference")  # → 2.6M: alert
         MemberOverride.objects.filter(user=bob).update(last_increase_inference_at=None)
         MonthlyUsageFactory._meta.model.objects.filter(user=bob).update(used=1_200_000)
-        services.auto_increase_apply(user=bob, kind="inference")  # → 2.1M: already sent
+        auto_increase_services.auto_increase_apply(
+            user=bob, kind="inference"
+        )  # → 2.1M: already sent
     pool_mails = [m for m in mail.outbox if "unallocated" in m.subject]
     assert len(pool_mails) == 1 and pool_mails[0].to == ["alice@example.com"]
 
@@ -296,7 +295,7 @@ def test_the_reclaim_command_previews_unless_told_to_apply(org_a, bob, capsys):
 
 
 def test_sales_see_purchase_requests_and_mark_them_fulfilled(client, sam, alice, org_a):
-    request = services.purchase_request_create(
+    request = purchase_services.purchase_request_create(
         admin=alice, org=org_a, kind="embedding", raw_blocks="1", note="More docs"
     )
     client.force_login(sam)
@@ -316,23 +315,25 @@ def test_members_are_not_auto_increased_in_another_org(org_a, org_b, carol, pres
     preset("conservative")
     dan = MembershipFactory(organization=org_b).user
     use(dan, org_b, 200_000)
-    assert services.auto_increase_apply(user=dan, kind="inference") is None
+    assert auto_increase_services.auto_increase_apply(user=dan, kind="inference") is None
 
 
 def test_a_member_below_a_new_floor_is_lifted_to_it(org_a, bob, preset):
     preset("aggressive")  # floor 1M; bob still at 200K
     use(bob, org_a, 200_000)
-    assert services.auto_increase_apply(user=bob, kind="inference") == 1_000_000
+    assert auto_increase_services.auto_increase_apply(user=bob, kind="inference") == 1_000_000
 
 
 def test_usage_past_every_sent_alert_does_not_lock_the_organization(
     org_a, bob, django_assert_max_num_queries
 ):
     use(bob, org_a, 190_000)  # 95 % under the Manual policy
-    services.auto_increase_apply(user=bob, kind="inference")  # sends the 80 % and 95 % alerts
+    auto_increase_services.auto_increase_apply(
+        user=bob, kind="inference"
+    )  # sends the 80 % and 95 % alerts
     assert AlertSent.objects.count() == 2
     with django_assert_max_num_queries(2):  # the member row, the sent alerts: no lock
-        assert services.auto_increase_apply(user=bob, kind="inference") is None
+        assert auto_increase_services.auto_increase_apply(user=bob, kind="inference") is None
 
 
 def test_a_user_in_cooldown_is_answered_without_the_lock(
@@ -340,22 +341,22 @@ def test_a_user_in_cooldown_is_answered_without_the_lock(
 ):
     preset("conservative", alert_thresholds=[])
     use(bob, org_a, 200_000)
-    assert services.auto_increase_apply(user=bob, kind="inference") == 250_000
+    assert auto_increase_services.auto_increase_apply(user=bob, kind="inference") == 250_000
     Membership.objects.filter(user=bob).update(max_inference_tokens=200_000)
     with django_assert_max_num_queries(2):
-        assert services.auto_increase_apply(user=bob, kind="inference") is None
+        assert auto_increase_services.auto_increase_apply(user=bob, kind="inference") is None
 
 
 def test_the_common_case_costs_one_query(org_a, bob, preset, django_assert_num_queries):
     preset("conservative")
     use(bob, org_a, 10_000)
     with django_assert_num_queries(1):
-        assert services.auto_increase_apply(user=bob, kind="inference") is None
+        assert auto_increase_services.auto_increase_apply(user=bob, kind="inference") is None
 
 
 def test_sales_can_read_token_requests_and_policies(client, sam, alice, bob, org_a):
-    services.token_request_create(user=bob, kind="inference", raw_amount="1k", reason="Hi")
-    services.policy_apply(admin=alice, org=org_a, preset="standard")
+    request_services.token_request_create(user=bob, kind="inference", raw_amount="1k", reason="Hi")
+    policy_services.policy_apply(admin=alice, org=org_a, preset="standard")
     client.force_login(sam)
     assert (
         "bob@example.com"

@@ -9,8 +9,11 @@ from django.urls import reverse
 
 from accounts.models import Membership
 from analytics.models import AuditLog
-from tokens import services
 from tokens.models import AllocationBatch, PendingEdit
+from tokens.services import allocations as allocation_services
+from tokens.services import api_keys as api_key_services
+from tokens.services import distribution as distribution_services
+from tokens.services import requests as request_services
 
 INF = "max_inference_tokens"
 
@@ -38,15 +41,15 @@ def values():
 @pytest.mark.django_db(transaction=True)
 def test_a_failure_after_the_update_rolls_the_whole_batch_back(alice, org_a, pending, failure):
     with (
-        mock.patch("tokens.services.audit_bulk", side_effect=failure),
+        mock.patch("tokens.services.allocations.audit_bulk", side_effect=failure),
         pytest.raises(type(failure)),
     ):
-        services.allocation_batch_save(admin=alice, org=org_a, column=INF)
+        allocation_services.allocation_batch_save(admin=alice, org=org_a, column=INF)
     assert values() == [200_000, 200_000]
     assert not AllocationBatch.objects.exists()
     assert not AuditLog.objects.filter(action="allocation.changed").exists()
     assert PendingEdit.objects.count() == 2  # the admin's edits are still there to retry
-    services.allocation_batch_save(admin=alice, org=org_a, column=INF)
+    allocation_services.allocation_batch_save(admin=alice, org=org_a, column=INF)
     assert values() == [300_000, 400_000]
 
 
@@ -66,29 +69,29 @@ def test_pending_edits_survive_a_restart(alice, org_a, pending):
 def test_a_failure_in_the_middle_of_an_approval_leaves_nothing_half_written(alice, bob, org_a):
     from tokens.models import TokenRequest
 
-    request = services.token_request_create(
+    request = request_services.token_request_create(
         user=bob, kind="inference", raw_amount="300k", reason="Quarterly reports"
     )
     with (
-        mock.patch("tokens.services.audit_record", side_effect=OperationalError("gone")),
+        mock.patch("tokens.services.requests.audit_record", side_effect=OperationalError("gone")),
         pytest.raises(OperationalError),
     ):
-        services.token_request_approve(admin=alice, org=org_a, request_id=request.pk)
+        request_services.token_request_approve(admin=alice, org=org_a, request_id=request.pk)
     request = TokenRequest.objects.get(pk=request.pk)
     assert request.status == "pending" and request.granted is None
     assert values() == [200_000, 200_000]
     assert not AllocationBatch.objects.exists()
-    services.token_request_approve(admin=alice, org=org_a, request_id=request.pk)
+    request_services.token_request_approve(admin=alice, org=org_a, request_id=request.pk)
     assert values() == [200_000, 500_000]
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_failure_in_the_middle_of_a_distribution_action_applies_nothing(alice, bob, org_a):
     with (
-        mock.patch("tokens.services.audit_record", side_effect=RuntimeError("boom")),
+        mock.patch("tokens.services.distribution.audit_record", side_effect=RuntimeError("boom")),
         pytest.raises(RuntimeError),
     ):
-        services.distribution_apply(
+        distribution_services.distribution_apply(
             admin=alice, org=org_a, kind="inference", action="set", raw_amount="1M"
         )
     assert values() == [200_000, 200_000]
@@ -100,10 +103,9 @@ def test_a_failure_in_the_middle_of_a_distribution_action_applies_nothing(alice,
 def test_a_connection_lost_while_recording_usage_records_nothing_and_answers_503(
     client, alice, bob, org_a
 ):
-    from tokens import usage
     from tokens.models import DailyUsage, MonthlyUsage, UsageEvent
 
-    key = usage.api_key_create(actor=alice, org=org_a, name="Gateway")[1]
+    key = api_key_services.api_key_create(actor=alice, org=org_a, name="Gateway")[1]
 
     def lose_connection_at_the_rollup(execute, sql, params, many, context):
         if "tokens_dailyusage" in sql:

@@ -8,10 +8,10 @@ from django.urls import reverse
 
 from accounts.models import Membership
 from analytics.models import AuditLog
-from tests.factories import MembershipFactory, PurchaseFactory
-from tokens import services
+from tests.factories import MembershipFactory, PurchaseFactory, max_of
 from tokens.models import AllocationBatch, PendingEdit
 from tokens.selectors import pending_summary
+from tokens.services import allocations as allocation_services
 
 HX = {"HX-Request": "true"}
 INF = "max_inference_tokens"
@@ -24,10 +24,6 @@ def cell_url(user, column=INF):
 
 def save_url(column=INF):
     return reverse("tokens:batch_save", args=[column])
-
-
-def max_of(user, column=INF):
-    return Membership.objects.values_list(column, flat=True).get(user=user)
 
 
 def edit(client, user, value, column=INF):
@@ -273,7 +269,7 @@ def test_saving_costs_the_same_number_of_queries_whatever_the_size(
         for m in members
     )
     with django_assert_max_num_queries(12):
-        result = services.allocation_batch_save(admin=alice, org=org_a, column=INF)
+        result = allocation_services.allocation_batch_save(admin=alice, org=org_a, column=INF)
     assert len(result.changes) == size
 
 

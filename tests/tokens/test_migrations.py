@@ -10,8 +10,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 
 from asksage_admin.lib.months import current_month
-from tests.analytics.conftest import UsageEventFactory
-from tests.factories import MonthlyUsageFactory
+from tests.factories import MonthlyUsageFactory, UsageEventFactory
 from tokens.models import DailyUsage, MonthlyUsage, UsageEvent
 
 backfill = importlib.import_module("tokens.migrations.0009_usage_event_balance_backfill")

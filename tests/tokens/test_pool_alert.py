@@ -13,8 +13,9 @@ from accounts import services as accounts_services
 from accounts.models import Membership
 from analytics.models import AuditLog
 from tests.factories import PurchaseFactory, UserFactory
-from tokens import services
 from tokens.models import AlertSent, AllocationPolicy
+from tokens.services import allocations as allocation_services
+from tokens.services import auto_increase as auto_increase_services
 
 
 @pytest.fixture(autouse=True)
@@ -35,7 +36,7 @@ def alert_at(org_a):
 
 
 def edit(admin, org, user, value: str) -> None:
-    services.pending_edit_set(
+    allocation_services.pending_edit_set(
         admin=admin,
         org=org,
         membership=Membership.objects.get(user=user),
@@ -54,7 +55,9 @@ def test_a_table_save_that_drops_the_pool_below_the_alert_emails_the_admins_once
     alert_at(3_000_000)
     edit(alice, org_a, bob, "1M")  # 3.6M → 2.8M unallocated
     with django_capture_on_commit_callbacks(execute=True):
-        services.allocation_batch_save(admin=alice, org=org_a, column="max_inference_tokens")
+        allocation_services.allocation_batch_save(
+            admin=alice, org=org_a, column="max_inference_tokens"
+        )
 
     [sent] = pool_mails()
     assert sent.subject == "Acme Agency: only 2,800,000 inference tokens are unallocated"
@@ -70,9 +73,13 @@ def test_a_second_save_below_the_alert_in_the_same_month_sends_nothing_more(
     alert_at(3_000_000)
     with django_capture_on_commit_callbacks(execute=True):
         edit(alice, org_a, bob, "1M")
-        services.allocation_batch_save(admin=alice, org=org_a, column="max_inference_tokens")
+        allocation_services.allocation_batch_save(
+            admin=alice, org=org_a, column="max_inference_tokens"
+        )
         edit(alice, org_a, bob, "1.5M")
-        services.allocation_batch_save(admin=alice, org=org_a, column="max_inference_tokens")
+        allocation_services.allocation_batch_save(
+            admin=alice, org=org_a, column="max_inference_tokens"
+        )
     assert len(pool_mails()) == 1
     assert AuditLog.objects.filter(action="alert.pool").count() == 1
 
@@ -83,7 +90,9 @@ def test_a_table_save_that_stays_above_the_alert_sends_nothing(
     alert_at(3_000_000)
     edit(alice, org_a, bob, "500k")  # 3.6M → 3.3M
     with django_capture_on_commit_callbacks(execute=True):
-        services.allocation_batch_save(admin=alice, org=org_a, column="max_inference_tokens")
+        allocation_services.allocation_batch_save(
+            admin=alice, org=org_a, column="max_inference_tokens"
+        )
     assert pool_mails() == []
     assert not AuditLog.objects.filter(action="alert.pool").exists()
     assert not AlertSent.objects.exists()
@@ -96,13 +105,13 @@ def test_an_undo_that_drops_the_pool_below_the_alert_emails_the_admins(
     alert_at(3_000_000)
     edit(alice, org_a, bob, "200k")  # gives 800,000 back: 3.6M, above the alert
     with django_capture_on_commit_callbacks(execute=True):
-        saved = services.allocation_batch_save(
+        saved = allocation_services.allocation_batch_save(
             admin=alice, org=org_a, column="max_inference_tokens"
         )
     assert pool_mails() == []
 
     with django_capture_on_commit_callbacks(execute=True):
-        services.allocation_batch_undo(admin=alice, org=org_a, batch_id=saved.batch.id)
+        allocation_services.allocation_batch_undo(admin=alice, org=org_a, batch_id=saved.batch.id)
 
     [sent] = pool_mails()
     assert sent.subject == "Acme Agency: only 2,800,000 inference tokens are unallocated"
@@ -131,7 +140,7 @@ def test_the_periodic_run_alerts_when_a_purchase_that_ended_shrinks_the_pool(
     march = dt.date(2026, 3, 1)
     PurchaseFactory(organization=org_a, start_month=march, end_month=march)  # +2M in March
     with django_capture_on_commit_callbacks(execute=True):
-        services.auto_increase_run()
+        auto_increase_services.auto_increase_run()
     assert pool_mails() == []  # March: 6M purchased, 2.4M allocated
 
     april = dt.datetime(2026, 4, 1, 6, tzinfo=dt.UTC)
@@ -139,8 +148,8 @@ def test_the_periodic_run_alerts_when_a_purchase_that_ended_shrinks_the_pool(
         time_machine.travel(april, tick=True),
         django_capture_on_commit_callbacks(execute=True),
     ):
-        services.auto_increase_run()
-        services.auto_increase_run()
+        auto_increase_services.auto_increase_run()
+        auto_increase_services.auto_increase_run()
     [sent] = pool_mails()
     assert sent.subject == "Acme Agency: only 1,600,000 inference tokens are unallocated"
     assert AuditLog.objects.filter(action="alert.pool").count() == 1

@@ -4,20 +4,17 @@ import pytest
 from django.core import mail
 from django.urls import reverse
 
-from accounts.models import Membership
 from analytics.models import AuditLog
 from asksage_admin.lib.errors import DomainError
-from tests.factories import MembershipFactory, MonthlyUsageFactory, UserFactory
-from tokens import services
+from tests.factories import MembershipFactory, MonthlyUsageFactory, UserFactory, max_of
 from tokens.models import AllocationPolicy, TokenRequest
-
-
-def max_of(user, column="max_inference_tokens"):
-    return Membership.objects.values_list(column, flat=True).get(user=user)
+from tokens.services import requests as request_services
 
 
 def ask(user, amount="500k", kind="inference", reason="Big project"):
-    return services.token_request_create(user=user, kind=kind, raw_amount=amount, reason=reason)
+    return request_services.token_request_create(
+        user=user, kind=kind, raw_amount=amount, reason=reason
+    )
 
 
 @pytest.fixture
@@ -162,7 +159,7 @@ def test_approving_raises_the_max_at_once_audits_and_emails(
 
 
 def test_approving_a_smaller_amount_grants_only_that(alice, bob, org_a, pending):
-    services.token_request_approve(
+    request_services.token_request_approve(
         admin=alice, org=org_a, request_id=pending.pk, raw_amount="100k", note="Start small"
     )
     pending.refresh_from_db()
@@ -172,7 +169,7 @@ def test_approving_a_smaller_amount_grants_only_that(alice, bob, org_a, pending)
 
 def test_approving_more_than_requested_is_refused(alice, bob, org_a, pending):
     with pytest.raises(DomainError, match="at most the 500,000"):
-        services.token_request_approve(
+        request_services.token_request_approve(
             admin=alice, org=org_a, request_id=pending.pk, raw_amount="600k"
         )
     assert max_of(bob) == 200_000
@@ -181,7 +178,7 @@ def test_approving_more_than_requested_is_refused(alice, bob, org_a, pending):
 def test_approving_more_than_the_unallocated_pool_is_refused(alice, bob, org_a):
     request = ask(bob, amount="3.9M")  # 4M pool, 400K allocated → 3.6M unallocated
     with pytest.raises(DomainError, match="Only 3,600,000 inference tokens are unallocated"):
-        services.token_request_approve(admin=alice, org=org_a, request_id=request.pk)
+        request_services.token_request_approve(admin=alice, org=org_a, request_id=request.pk)
     request.refresh_from_db()
     assert request.status == "pending" and max_of(bob) == 200_000
 
@@ -198,7 +195,9 @@ def test_the_pool_refusal_shows_on_the_page(alice_client, bob):
 
 def test_denying_requires_a_note(alice, bob, org_a, pending):
     with pytest.raises(DomainError, match="Say why"):
-        services.token_request_deny(admin=alice, org=org_a, request_id=pending.pk, note="  ")
+        request_services.token_request_deny(
+            admin=alice, org=org_a, request_id=pending.pk, note="  "
+        )
     pending.refresh_from_db()
     assert pending.status == "pending"
 
@@ -219,11 +218,13 @@ def test_denying_leaves_the_allocation_and_emails_the_requester(
 
 
 def test_deciding_an_already_decided_request_is_refused(alice, bob, org_a, pending):
-    services.token_request_approve(admin=alice, org=org_a, request_id=pending.pk)
+    request_services.token_request_approve(admin=alice, org=org_a, request_id=pending.pk)
     with pytest.raises(DomainError, match="already approved by Alice Admin"):
-        services.token_request_approve(admin=alice, org=org_a, request_id=pending.pk)
+        request_services.token_request_approve(admin=alice, org=org_a, request_id=pending.pk)
     with pytest.raises(DomainError, match="already approved"):
-        services.token_request_deny(admin=alice, org=org_a, request_id=pending.pk, note="no")
+        request_services.token_request_deny(
+            admin=alice, org=org_a, request_id=pending.pk, note="no"
+        )
     assert max_of(bob) == 700_000
 
 
@@ -285,7 +286,7 @@ def test_tabs_show_the_spec_columns_and_oldest_pending_first(alice_client, org_a
 
 
 def test_each_tab_lists_only_its_requests(alice_client, alice, org_a, bob, pending):
-    services.token_request_deny(admin=alice, org=org_a, request_id=pending.pk, note="Nope")
+    request_services.token_request_deny(admin=alice, org=org_a, request_id=pending.pk, note="Nope")
     assert "Nope" in alice_client.get(reverse("tokens:requests") + "?tab=denied").content.decode()
     approved = alice_client.get(reverse("tokens:requests") + "?tab=approved").content.decode()
     assert "Nope" not in approved
@@ -325,7 +326,7 @@ def test_carol_cannot_see_or_decide_org_a_requests(client, carol, bob, pending):
 
 def test_a_forged_request_id_for_another_org_is_refused_by_the_service(carol, org_b, pending):
     with pytest.raises(DomainError, match="does not exist"):
-        services.token_request_approve(admin=carol, org=org_b, request_id=pending.pk)
+        request_services.token_request_approve(admin=carol, org=org_b, request_id=pending.pk)
 
 
 def test_bob_the_member_gets_403_on_the_requests_page(client, bob, pending):
@@ -356,7 +357,7 @@ def test_someone_without_an_organization_is_told_so(client, db):
 )
 def test_bad_approval_amounts_are_refused(alice, bob, org_a, pending, amount, message):
     with pytest.raises(DomainError, match=message):
-        services.token_request_approve(
+        request_services.token_request_approve(
             admin=alice, org=org_a, request_id=pending.pk, raw_amount=amount
         )
     pending.refresh_from_db()
@@ -386,6 +387,6 @@ def test_an_approval_that_drops_the_pool_below_the_alert_emails_the_admins(
     )
     request = ask(bob, amount="2M")
     with django_capture_on_commit_callbacks(execute=True):
-        services.token_request_approve(admin=alice, org=org_a, request_id=request.pk)
+        request_services.token_request_approve(admin=alice, org=org_a, request_id=request.pk)
     subjects = [m.subject for m in mail.outbox]
     assert "Acme Agency: only 1,600,000 inference tokens are unallocated" in subjects

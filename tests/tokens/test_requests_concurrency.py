@@ -9,20 +9,24 @@ import pytest
 from accounts.models import Membership
 from tests.concurrency import run_together
 from tests.factories import MembershipFactory
-from tokens import services
 from tokens.models import AllocationBatch
+from tokens.services import requests as request_services
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_two_admins_approving_the_same_request_at_once_grant_it_once(org_a, alice, bob):
     admin2 = MembershipFactory(organization=org_a, role="admin").user
-    request = services.token_request_create(
+    request = request_services.token_request_create(
         user=bob, kind="inference", raw_amount="500k", reason="Launch"
     )
     outcomes = run_together(
-        lambda: services.token_request_approve(admin=alice, org=org_a, request_id=request.pk),
-        lambda: services.token_request_approve(admin=admin2, org=org_a, request_id=request.pk),
+        lambda: request_services.token_request_approve(
+            admin=alice, org=org_a, request_id=request.pk
+        ),
+        lambda: request_services.token_request_approve(
+            admin=admin2, org=org_a, request_id=request.pk
+        ),
     )
     assert sorted(o[0] for o in outcomes) == ["ok", "refused"]
     refusal = next(o[1] for o in outcomes if o[0] == "refused")
@@ -33,12 +37,14 @@ def test_two_admins_approving_the_same_request_at_once_grant_it_once(org_a, alic
 
 def test_an_approval_racing_a_denial_leaves_one_decision(org_a, alice, bob):
     admin2 = MembershipFactory(organization=org_a, role="admin").user
-    request = services.token_request_create(
+    request = request_services.token_request_create(
         user=bob, kind="inference", raw_amount="500k", reason="Launch"
     )
     outcomes = run_together(
-        lambda: services.token_request_approve(admin=alice, org=org_a, request_id=request.pk),
-        lambda: services.token_request_deny(
+        lambda: request_services.token_request_approve(
+            admin=alice, org=org_a, request_id=request.pk
+        ),
+        lambda: request_services.token_request_deny(
             admin=admin2, org=org_a, request_id=request.pk, note="No"
         ),
     )
@@ -50,11 +56,17 @@ def test_an_approval_racing_a_denial_leaves_one_decision(org_a, alice, bob):
 
 def test_two_approvals_that_together_exceed_the_pool_cannot_both_pass(org_a, alice, bob):
     carl = MembershipFactory(organization=org_a).user  # 600K allocated → 3.4M unallocated
-    first = services.token_request_create(user=bob, kind="inference", raw_amount="2M", reason="A")
-    second = services.token_request_create(user=carl, kind="inference", raw_amount="2M", reason="B")
+    first = request_services.token_request_create(
+        user=bob, kind="inference", raw_amount="2M", reason="A"
+    )
+    second = request_services.token_request_create(
+        user=carl, kind="inference", raw_amount="2M", reason="B"
+    )
     outcomes = run_together(
-        lambda: services.token_request_approve(admin=alice, org=org_a, request_id=first.pk),
-        lambda: services.token_request_approve(admin=alice, org=org_a, request_id=second.pk),
+        lambda: request_services.token_request_approve(admin=alice, org=org_a, request_id=first.pk),
+        lambda: request_services.token_request_approve(
+            admin=alice, org=org_a, request_id=second.pk
+        ),
     )
     assert sorted(o[0] for o in outcomes) == ["ok", "refused"]
     assert "1,400,000 inference tokens are unallocated" in next(

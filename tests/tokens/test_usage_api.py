@@ -11,9 +11,11 @@ from django.urls import reverse
 from accounts.models import Organization
 from analytics.models import AuditLog
 from asksage_admin.lib.months import current_month
-from tests.factories import MembershipFactory, MonthlyUsageFactory
-from tokens import services, usage
+from tests.factories import MembershipFactory, MonthlyUsageFactory, used
+from tokens import usage
 from tokens.models import DailyUsage, MonthlyUsage, UsageEvent
+from tokens.services import api_keys as api_key_services
+from tokens.services import auto_increase as auto_increase_services
 
 URL = "/api/v1/usage"
 MAX_TOKENS = 2**53 - 1
@@ -23,12 +25,12 @@ NO_KEY = ""  # idempotency_key=NO_KEY: send no Idempotency-Key header at all
 @pytest.fixture
 def key_a(alice, org_a):
     """An API key of org A (its secret)."""
-    return usage.api_key_create(actor=alice, org=org_a, name="Gateway")[1]
+    return api_key_services.api_key_create(actor=alice, org=org_a, name="Gateway")[1]
 
 
 @pytest.fixture
 def key_b(carol, org_b):
-    return usage.api_key_create(actor=carol, org=org_b, name="Birds gateway")[1]
+    return api_key_services.api_key_create(actor=carol, org=org_b, name="Birds gateway")[1]
 
 
 @pytest.fixture
@@ -50,11 +52,6 @@ def post(client):
 
 def body(user="bob@example.com", kind="inference", tokens=1_000, model="gpt-4o", **extra):
     return {"user": user, "kind": kind, "tokens": tokens, "model": model, **extra}
-
-
-def used(user, kind="inference") -> int:
-    row = MonthlyUsage.objects.filter(user=user, kind=kind, month=current_month()).first()
-    return row.used if row else 0
 
 
 def nothing_recorded() -> bool:
@@ -324,7 +321,7 @@ def test_a_basic_auth_header_is_not_a_key(post, key_a, bob):
 
 def test_a_revoked_key_is_unauthorized(post, key_a, alice, org_a, bob):
     key = org_a.api_keys.get()
-    usage.api_key_revoke(actor=alice, org=org_a, key_id=key.pk)
+    api_key_services.api_key_revoke(actor=alice, org=org_a, key_id=key.pk)
     response = post(key_a, body())
     assert response.status_code == 401 and response.json()["error"] == "key_revoked"
     assert nothing_recorded()
@@ -490,7 +487,9 @@ def test_recording_a_usage_takes_a_bounded_number_of_queries(
     post, key_a, bob, django_assert_max_num_queries, monkeypatch
 ):
     # The policy's own queries are Token Distribution's: count ours.
-    monkeypatch.setattr(services, "auto_increase_apply", lambda **kw: None, raising=False)
+    monkeypatch.setattr(
+        auto_increase_services, "auto_increase_apply", lambda **kw: None, raising=False
+    )
     post(key_a, body(tokens=1))  # creates the month's row, marks the key used
     # Key, locked member, event, conditional UPDATE, daily upsert; plus the savepoint pair
     # the test's own transaction turns BEGIN/COMMIT into.
@@ -536,7 +535,7 @@ def test_a_database_down_during_authentication_also_answers_503(post, key_a, bob
 def test_the_auto_increase_policy_runs_after_recording(post, key_a, bob, monkeypatch):
     calls = []
     monkeypatch.setattr(
-        services,
+        auto_increase_services,
         "auto_increase_apply",
         lambda *, user, kind: calls.append((user, kind, used(user, kind))) or None,
         raising=False,
@@ -547,7 +546,7 @@ def test_the_auto_increase_policy_runs_after_recording(post, key_a, bob, monkeyp
 
 def test_the_answer_shows_the_max_after_an_auto_increase(post, key_a, bob, monkeypatch):
     monkeypatch.setattr(
-        services, "auto_increase_apply", lambda *, user, kind: 300_000, raising=False
+        auto_increase_services, "auto_increase_apply", lambda *, user, kind: 300_000, raising=False
     )
     data = post(key_a, body(tokens=170_000)).json()
     assert data["max"] == 300_000 and data["remaining"] == 130_000
@@ -557,7 +556,7 @@ def test_a_failing_auto_increase_never_undoes_the_recorded_usage(post, key_a, bo
     def broken(*, user, kind):
         raise RuntimeError("policy bug")
 
-    monkeypatch.setattr(services, "auto_increase_apply", broken, raising=False)
+    monkeypatch.setattr(auto_increase_services, "auto_increase_apply", broken, raising=False)
     response = post(key_a, body(tokens=190_000))
     assert response.status_code == 200
     assert response.json()["used"] == 190_000
@@ -567,7 +566,7 @@ def test_a_failing_auto_increase_never_undoes_the_recorded_usage(post, key_a, bo
 def test_replays_and_refusals_do_not_run_the_auto_increase(post, key_a, bob, monkeypatch):
     calls = []
     monkeypatch.setattr(
-        services, "auto_increase_apply", lambda **kw: calls.append(kw), raising=False
+        auto_increase_services, "auto_increase_apply", lambda **kw: calls.append(kw), raising=False
     )
     post(key_a, body(tokens=190_000), idempotency_key="once")
     post(key_a, body(tokens=190_000), idempotency_key="once")
@@ -576,7 +575,7 @@ def test_replays_and_refusals_do_not_run_the_auto_increase(post, key_a, bob, mon
 
 
 def test_the_real_policy_runs_without_breaking_the_answer(post, key_a, bob):
-    # Whatever tokens.services.auto_increase_apply does today, a usage at 95 % answers 200.
+    # Whatever auto_increase_apply does today, a usage at 95 % answers 200.
     response = post(key_a, body(tokens=190_000))
     assert response.status_code == 200
     assert used(bob) == 190_000

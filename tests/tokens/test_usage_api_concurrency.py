@@ -16,10 +16,11 @@ from django.db import connection, connections, transaction
 from django.db.models import Sum
 from django.test import Client
 
-from accounts.models import Membership
 from asksage_admin.lib.months import current_month
-from tokens import usage
+from tests.concurrency import wait_for_lock_waiters
+from tests.factories import set_max, used
 from tokens.models import DailyUsage, MonthlyUsage, UsageEvent
+from tokens.services import api_keys as api_key_services
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -28,7 +29,7 @@ URL = "/api/v1/usage"
 
 @pytest.fixture
 def key_a(alice, org_a):
-    return usage.api_key_create(actor=alice, org=org_a, name="Gateway")[1]
+    return api_key_services.api_key_create(actor=alice, org=org_a, name="Gateway")[1]
 
 
 def post_usage(key: str, tokens: int, idempotency_key: str = "", email="bob@example.com"):
@@ -64,15 +65,6 @@ def run_threads(count: int, work: Callable[[int], None]) -> None:
     assert not errors, errors
 
 
-def stored_used(user) -> int:
-    row = MonthlyUsage.objects.filter(user=user, kind="inference", month=current_month()).first()
-    return row.used if row else 0
-
-
-def set_max(user, value: int) -> None:
-    Membership.objects.filter(user=user).update(max_inference_tokens=value)
-
-
 def test_fifty_concurrent_clients_never_push_a_user_over_the_max(key_a, bob):
     limit = 10_000
     set_max(bob, limit)
@@ -92,7 +84,7 @@ def test_fifty_concurrent_clients_never_push_a_user_over_the_max(key_a, bob):
     statuses = {status for status, _ in answers}
     assert statuses <= {200, 402}, statuses
     accepted = sum(tokens for status, tokens in answers if status == 200)
-    assert accepted == stored_used(bob) <= limit
+    assert accepted == used(bob) <= limit
     assert limit - accepted < 350  # it filled up: refusals were real, not spurious
     events = UsageEvent.objects.filter(user=bob)
     assert events.aggregate(total=Sum("tokens"))["total"] == accepted
@@ -115,7 +107,7 @@ def test_the_same_idempotency_key_sent_twenty_times_at_once_counts_once(key_a, b
     assert [r.status_code for r in answers] == [200] * 20
     assert len({r.json()["event_id"] for r in answers}) == 1
     assert sum(1 for r in answers if not r.json()["replayed"]) == 1
-    assert stored_used(bob) == 1_000
+    assert used(bob) == 1_000
     assert UsageEvent.objects.filter(user=bob).count() == 1
     assert DailyUsage.objects.get(user=bob).events == 1
 
@@ -161,6 +153,8 @@ def test_no_usage_is_accepted_over_a_max_lowered_while_usage_pours_in(key_a, bob
     after_commit: list[tuple[float, int, int]] = []  # (start time, status, used in answer)
     lock = threading.Lock()
     committed_at = [float("inf")]
+    # Set by the clients: 3,000 tokens counted; 40 refusals under the new max.
+    warmed_up, refused_enough = threading.Event(), threading.Event()
 
     def client(index: int) -> None:
         attempt = 0
@@ -169,29 +163,28 @@ def test_no_usage_is_accepted_over_a_max_lowered_while_usage_pours_in(key_a, bob
             response = post_usage(key_a, 100, idempotency_key=f"p{index}-{attempt}")
             attempt += 1
             assert response.status_code in {200, 402}, response.content
+            if response.status_code == 200 and response.json().get("used", 0) >= 3_000:
+                warmed_up.set()
             if started > committed_at[0]:
                 with lock:
                     after_commit.append(
                         (started, response.status_code, response.json().get("used", -1))
                     )
+                    if sum(1 for _, status, _ in after_commit if status == 402) >= 40:
+                        refused_enough.set()
 
     def admin() -> None:
         deadline = time.monotonic() + 60
-        while stored_used(bob) < 3_000 and time.monotonic() < deadline:
-            time.sleep(0.005)
+        warmed_up.wait(timeout=60)
         with transaction.atomic():  # what a batch save does to the row: one UPDATE
             set_max(bob, new_max)
             # Holding the member's row lock, no usage is between its lock and its commit:
             # this is exactly what was counted under the old max.
-            used_at_commit.append(stored_used(bob))
+            used_at_commit.append(used(bob))
         committed_at[0] = time.monotonic()
         lowered.set()
         # Keep the pressure on until plenty of requests ran against the new max.
-        while time.monotonic() < deadline:
-            with lock:
-                if sum(1 for _, status, _ in after_commit if status == 402) >= 40:
-                    break
-            time.sleep(0.01)
+        refused_enough.wait(timeout=max(deadline - time.monotonic(), 0))
         stop.set()
 
     used_at_commit: list[int] = []
@@ -205,12 +198,12 @@ def test_no_usage_is_accepted_over_a_max_lowered_while_usage_pours_in(key_a, bob
     run_threads(9, work)
 
     assert lowered.is_set()
-    final = stored_used(bob)
+    final = used(bob)
     # Requests in flight when the save committed were already counted when it committed
     # (they held the member's row lock, so the save waited for them).
     assert final <= max(new_max, used_at_commit[0])
-    accepted_after = [used for _, status, used in after_commit if status == 200]
-    assert all(used <= new_max for used in accepted_after)
+    accepted_after = [amount for _, status, amount in after_commit if status == 200]
+    assert all(amount <= new_max for amount in accepted_after)
     assert any(status == 402 for _, status, _ in after_commit)
     assert UsageEvent.objects.filter(user=bob).aggregate(total=Sum("tokens"))["total"] == final
 
@@ -234,7 +227,10 @@ def test_a_usage_arriving_during_a_save_that_lowers_the_max_waits_and_obeys_it(k
                 set_max(bob, 500)  # the member's row lock (PostgreSQL), the write lock (SQLite)
                 saving.set()
                 assert arriving.wait(timeout=10)
-                time.sleep(0.5)  # the usage is now waiting for this transaction
+                # The usage is now waiting for this transaction. Not a lock wait that
+                # pg_stat_activity shows: a report that finds its member's row locked backs
+                # off and tries again, so only time tells it has arrived.
+                time.sleep(0.5)
             done["saved"] = time.monotonic()
         else:
             assert saving.wait(timeout=10)
@@ -246,7 +242,7 @@ def test_a_usage_arriving_during_a_save_that_lowers_the_max_waits_and_obeys_it(k
 
     assert done["status"] == 402
     assert done["answered"] > done["saved"]  # it waited for the save
-    assert stored_used(bob) == 0
+    assert used(bob) == 0
 
 
 def test_a_save_arriving_during_a_usage_waits_for_it(key_a, bob):
@@ -275,26 +271,35 @@ def test_a_save_arriving_during_a_usage_waits_for_it(key_a, bob):
             done["status"] = post_usage(key_a, 900, idempotency_key="slow").status_code
         else:
             assert held.wait(timeout=10)
-            time.sleep(0.3)  # the usage has locked the member and waits for the month's row
+            # The usage has locked the member and waits for the month's row.
+            wait_for_lock_waiters(1, sqlite_pause=0.3)
             with transaction.atomic():
                 set_max(bob, 500)
-                done["seen_by_save"] = stored_used(bob)
+                done["seen_by_save"] = used(bob)
+
+    releaser_errors: list[BaseException] = []
 
     def release_later() -> None:
-        held.wait(timeout=10)
-        time.sleep(0.8)
-        release.set()
+        try:
+            held.wait(timeout=10)
+            wait_for_lock_waiters(2, sqlite_pause=0.8)  # the usage, and the save behind it
+        except BaseException as exc:  # noqa: BLE001 - reported to the test below
+            releaser_errors.append(exc)
+        finally:
+            release.set()
+            connections.close_all()
 
     releaser = threading.Thread(target=release_later)
     releaser.start()
     run_threads(3, work)
     releaser.join()
+    assert not releaser_errors, releaser_errors
 
     if done["status"] == 200:
         assert done["seen_by_save"] == 900, "accepted against a max lowered before it"
-        assert stored_used(bob) == 900
+        assert used(bob) == 900
     else:
-        assert done["status"] == 402 and stored_used(bob) == 0
+        assert done["status"] == 402 and used(bob) == 0
     if connection.vendor == "postgresql":
         # Row locks make the order certain: the usage locked the member first.
         assert done["status"] == 200

@@ -21,12 +21,14 @@ from django.db import connection, connections, transaction
 from django.db.models import Sum
 from django.test import Client
 
-from accounts.models import Membership, Organization
+from accounts.models import Organization
 from asksage_admin.lib.months import current_month
 from tests.asgi import AsgiClient
-from tests.factories import MembershipFactory
-from tokens import fastpath, services, usage
+from tests.factories import MembershipFactory, set_max, used
+from tokens import fastpath, usage
 from tokens.models import DailyUsage, MonthlyUsage, UsageEvent
+from tokens.services import api_keys as api_key_services
+from tokens.services import auto_increase as auto_increase_services
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -60,7 +62,7 @@ def asgi(application, django_db_setup, django_db_blocker):
 
 @pytest.fixture
 def key_a(alice, org_a):
-    return usage.api_key_create(actor=alice, org=org_a, name="Gateway")[1]
+    return api_key_services.api_key_create(actor=alice, org=org_a, name="Gateway")[1]
 
 
 def body(user="bob@example.com", kind="inference", tokens=1_000, model="gpt-4o", **extra):
@@ -90,15 +92,6 @@ def post(asgi: AsgiClient, key, payload, idempotency_key=None, raw=None, **extra
 
 def apost(asgi: AsgiClient, key, payload, idempotency_key=None):
     return asgi.arequest("POST", URL, json.dumps(payload), **headers_for(key, idempotency_key))
-
-
-def used(user, kind="inference") -> int:
-    row = MonthlyUsage.objects.filter(user=user, kind=kind, month=current_month()).first()
-    return row.used if row else 0
-
-
-def set_max(user, value: int) -> None:
-    Membership.objects.filter(user=user).update(max_inference_tokens=value)
 
 
 def statements(application) -> int:
@@ -204,9 +197,11 @@ def world(org_a, org_b, alice, bob, carol, dave, key_a):
     """Keys and members for every refusal the API has."""
     MembershipFactory(organization=org_a, user__email="banned@example.com", user__is_banned=True)
     MembershipFactory(organization=org_a, user__email="unpaid@example.com", user__is_paid=False)
-    revoked = usage.api_key_create(actor=alice, org=org_a, name="Old")[1]
-    usage.api_key_revoke(actor=alice, org=org_a, key_id=org_a.api_keys.get(name="Old").pk)
-    suspended = usage.api_key_create(actor=carol, org=org_b, name="Birds")[1]
+    revoked = api_key_services.api_key_create(actor=alice, org=org_a, name="Old")[1]
+    api_key_services.api_key_revoke(
+        actor=alice, org=org_a, key_id=org_a.api_keys.get(name="Old").pk
+    )
+    suspended = api_key_services.api_key_create(actor=carol, org=org_b, name="Birds")[1]
     Organization.objects.filter(pk=org_b.pk).update(status=Organization.Status.SUSPENDED)
     return {"key": key_a, "revoked": revoked, "suspended": suspended}
 
@@ -486,7 +481,7 @@ def test_the_policy_hook_runs_after_the_usage_commits(asgi, key_a, bob, monkeypa
         calls.append((user.pk, kind, used(user, kind)))
         return 300_000
 
-    monkeypatch.setattr(services, "auto_increase_apply", apply)
+    monkeypatch.setattr(auto_increase_services, "auto_increase_apply", apply)
     low = post(asgi, key_a, body(tokens=10_000))  # 5 %: below every mark
     assert low.status == 200
     if FAST:
@@ -500,7 +495,9 @@ def test_the_policy_hook_is_not_rerun_for_every_report_past_the_same_mark(
     asgi, key_a, bob, monkeypatch
 ):
     calls = []
-    monkeypatch.setattr(services, "auto_increase_apply", lambda **kw: calls.append(kw))
+    monkeypatch.setattr(
+        auto_increase_services, "auto_increase_apply", lambda **kw: calls.append(kw)
+    )
     post(asgi, key_a, body(tokens=170_000))
     post(asgi, key_a, body(tokens=1_000))
     post(asgi, key_a, body(tokens=1_000))
@@ -516,7 +513,7 @@ def test_a_failing_policy_hook_never_undoes_the_usage(asgi, key_a, bob, monkeypa
     def broken(**kwargs):
         raise RuntimeError("policy bug")
 
-    monkeypatch.setattr(services, "auto_increase_apply", broken)
+    monkeypatch.setattr(auto_increase_services, "auto_increase_apply", broken)
     answer = post(asgi, key_a, body(tokens=190_000))
     assert answer.status == 200 and used(bob) == 190_000
 

@@ -25,12 +25,18 @@ from django.test import Client
 from accounts import selectors as account_selectors
 from accounts import services as account_services
 from accounts.models import Membership
-from analytics import selectors as stats
+from analytics.selectors import exports as export_selectors
+from analytics.selectors import forecast as forecast_selectors
+from analytics.selectors import statistics as statistics_selectors
 from tests.asgi import AsgiClient
 from tests.factories import MembershipFactory
-from tokens import services, usage
+from tokens import usage
 from tokens.models import DailyUsage, MonthlyUsage, UsageEvent
 from tokens.selectors import pool_statuses, user_table_rows
+from tokens.services import allocations as allocation_services
+from tokens.services import api_keys as api_key_services
+from tokens.services import auto_increase as auto_increase_services
+from tokens.services import policy as policy_services
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -108,10 +114,10 @@ def move_to(user, org, *, sales, admin, new_max: int) -> None:
     inline does); the new organization's admin then sets their max."""
     account_services.membership_remove(actor=sales, membership=Membership.objects.get(user=user))
     membership = account_services.membership_add(actor=sales, org=org, user=user)
-    services.pending_edit_set(
+    allocation_services.pending_edit_set(
         admin=admin, org=org, membership=membership, column=INF, raw_value=str(new_max)
     )
-    services.allocation_batch_save(admin=admin, org=org, column=INF)
+    allocation_services.allocation_batch_save(admin=admin, org=org, column=INF)
 
 
 def inference(export) -> int:
@@ -124,8 +130,8 @@ def test_usage_of_a_member_moved_mid_month_stays_with_the_organization_it_was_re
     report, clock, org_a, org_b, alice, carol, bob_in_b, sam
 ):
     bob = bob_in_b
-    key_a = usage.api_key_create(actor=alice, org=org_a, name="Gateway A")[1]
-    key_b = usage.api_key_create(actor=carol, org=org_b, name="Gateway B")[1]
+    key_a = api_key_services.api_key_create(actor=alice, org=org_a, name="Gateway A")[1]
+    key_b = api_key_services.api_key_create(actor=carol, org=org_b, name="Gateway B")[1]
 
     assert report(key_b, 250_000, "b-1")[0] == 200
     clock.move_to(MARCH_15)
@@ -173,7 +179,7 @@ def test_usage_of_a_member_moved_mid_month_stays_with_the_organization_it_was_re
     row = user_table_rows(org_a).get(pk=bob.pk)
     assert (row.inf_used, row.inf_prev, row.total_used) == (200_000, 0, 200_000)
     assert not user_table_rows(org_b).filter(pk=bob.pk).exists()
-    users = stats.export_users(org_a, QueryDict(""))
+    users = export_selectors.export_users(org_a, QueryDict(""))
     [bob_row] = [r for r in users.rows if r[1] == "bob@example.com"]
     named = dict(zip(users.header, bob_row, strict=True))
     assert (named["Inference used this month"], named["Total used"]) == (200_000, 200_000)
@@ -181,14 +187,14 @@ def test_usage_of_a_member_moved_mid_month_stays_with_the_organization_it_was_re
     # Statistics and the usage exports.
     march = QueryDict("range=custom&start=2026-03-01&end=2026-03-31")
     for org, expected in ((org_a, 200_000), (org_b, 300_000)):
-        assert stats.usage_by_month(org)[MARCH]["inference"] == expected
-        by_day = stats.period_usage(org, MARCH, dt.date(2026, 3, 31)).by_day
+        assert statistics_selectors.usage_by_month(org)[MARCH]["inference"] == expected
+        by_day = statistics_selectors.period_usage(org, MARCH, dt.date(2026, 3, 31)).by_day
         assert sum(day["inference"] for day in by_day.values()) == expected
-        top = stats.top_users(org, MARCH, dt.date(2026, 3, 31))
+        top = statistics_selectors.top_users(org, MARCH, dt.date(2026, 3, 31))
         assert [r["total"] for r in top if r["user_id"] == bob.pk] == [expected]
-        assert inference(stats.export_usage_events(org, march)) == expected
-        assert inference(stats.export_daily_usage(org, march)) == expected
-    _pools, at_risk = stats.forecast(org_a)
+        assert inference(export_selectors.export_usage_events(org, march)) == expected
+        assert inference(export_selectors.export_daily_usage(org, march)) == expected
+    _pools, at_risk = forecast_selectors.forecast(org_a)
     assert [(u.used, u.limit) for u in at_risk if u.user_id == bob.pk] == [(200_000, 500_000)]
 
 
@@ -197,11 +203,11 @@ def test_usage_recorded_before_a_member_moved_here_triggers_no_alert_or_increase
     org_a, org_b, alice, bob, django_capture_on_commit_callbacks
 ):
     """Bob used 195,000 in org B this month; in org A he has used nothing of his 200,000."""
-    services.policy_apply(admin=alice, org=org_a, preset="conservative")  # 90 %, +25 %
+    policy_services.policy_apply(admin=alice, org=org_a, preset="conservative")  # 90 %, +25 %
     MonthlyUsage.objects.create(organization=org_b, user=bob, kind="inference", month=MARCH)
     MonthlyUsage.objects.filter(organization=org_b).update(used=195_000)
     with django_capture_on_commit_callbacks(execute=True):
-        assert services.auto_increase_apply(user=bob, kind="inference") is None
-        services.auto_increase_run(org=org_a)
+        assert auto_increase_services.auto_increase_apply(user=bob, kind="inference") is None
+        auto_increase_services.auto_increase_run(org=org_a)
     assert Membership.objects.get(user=bob).max_inference_tokens == 200_000
     assert not [m for m in mail.outbox if "has used" in m.subject]

@@ -6,7 +6,7 @@ The usage API runs the same policy per recorded usage; this catches up after a p
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import Organization
-from tokens import services
+from tokens.services import auto_increase as auto_increase_services
 
 
 class Command(BaseCommand):
@@ -21,7 +21,7 @@ class Command(BaseCommand):
             org = Organization.objects.filter(slug=options["org"]).first()
             if org is None:
                 raise CommandError(f"No organization with the slug “{options['org']}”.")
-        done = services.auto_increase_run(org=org)
+        done = auto_increase_services.auto_increase_run(org=org)
         for email, kind, new in done:
             self.stdout.write(f"{email}: {kind} max raised to {new:,}")
         self.stdout.write(self.style.SUCCESS(f"{len(done)} increase(s) applied."))

@@ -7,8 +7,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import Organization
 from asksage_admin.lib.errors import DomainError
-from tokens import services
 from tokens.models import TokenKind
+from tokens.services import distribution as distribution_services
 
 
 class Command(BaseCommand):
@@ -32,7 +32,9 @@ class Command(BaseCommand):
         total = 0
         for org in orgs:
             for kind in kinds:
-                plan = services.reclaim_plan(org=org, kind=kind, idle_days=options["days"])
+                plan = distribution_services.reclaim_plan(
+                    org=org, kind=kind, idle_days=options["days"]
+                )
                 if not plan.rows:
                     continue
                 freed = -plan.delta
@@ -41,7 +43,7 @@ class Command(BaseCommand):
                     self.stdout.write(f"  {user.email}: {old:,} → {new:,}")
                 if options["apply"]:
                     try:
-                        services.reclaim_apply(
+                        distribution_services.reclaim_apply(
                             admin=None,
                             org=org,
                             kind=kind,

@@ -1,0 +1,67 @@
+"""Reads of the activity pages: the audit trail, its integrity, one user's history."""
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from accounts.models import Membership, Organization
+from analytics import chain
+from analytics.models import AuditLog
+from analytics.services import LOGIN, LOGIN_FAILED
+from tokens.models import DailyUsage, TokenRequest
+
+
+def audit_rows(org: Organization):
+    return (
+        AuditLog.objects.filter(organization=org)
+        .select_related("actor", "target_user")
+        .order_by("-created_at", "-id")
+    )
+
+
+def org_member(org: Organization, user_id: int) -> Membership | None:
+    return (
+        Membership.objects.select_related("user").filter(organization=org, user_id=user_id).first()
+    )
+
+
+def integrity(org: Organization) -> chain.Verdict:
+    return chain.verify(chain.chain_key(org.pk))
+
+
+@dataclass
+class UsageDay:
+    day: dt.date
+    rows: list[dict] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(row["tokens"] for row in self.rows)
+
+
+def user_logins(org: Organization, user, limit: int = 20):
+    return list(audit_rows(org).filter(target_user=user, action__in=[LOGIN, LOGIN_FAILED])[:limit])
+
+
+def user_changes(org: Organization, user, limit: int = 50):
+    """What was done to the user (limits, flags, requests, policy): not their own logins."""
+    return list(
+        audit_rows(org).filter(target_user=user).exclude(action__in=[LOGIN, LOGIN_FAILED])[:limit]
+    )
+
+
+def user_usage_by_day(org: Organization, user, start: dt.date, end: dt.date) -> list[UsageDay]:
+    rows = (
+        DailyUsage.objects.filter(organization=org, user=user, day__range=(start, end))
+        .values("day", "kind", "model", "tokens", "events")
+        .order_by("-day", "kind", "model")
+    )
+    days: dict[dt.date, UsageDay] = {}
+    for row in rows:
+        days.setdefault(row["day"], UsageDay(row["day"])).rows.append(row)
+    return list(days.values())
+
+
+def user_requests(org: Organization, user, limit: int = 20) -> list:
+    return list(
+        TokenRequest.objects.filter(organization=org, user=user).order_by("-created_at")[:limit]
+    )

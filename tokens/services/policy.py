@@ -1,0 +1,374 @@
+"""The allocation policy: presets and custom settings, alert and auto-approval options,
+and per-user overrides (pinned, own floor or ceiling).
+"""
+
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.db.models import Count, Sum
+from django.utils import timezone
+
+from accounts.models import Membership, Organization, User
+from accounts.services import organization_lock
+from analytics.services import audit_record
+from asksage_admin.lib.amounts import AmountError, parse_tokens
+from asksage_admin.lib.errors import DomainError
+from tokens.models import (
+    PRESETS,
+    AllocationPolicy,
+    MemberOverride,
+    Preset,
+    StepMode,
+    TokenKind,
+    column_for_kind,
+)
+from tokens.selectors import allocated, policy_for, pools
+from tokens.services._core import parse_amount, parse_int, platform_floor
+
+POLICY_FIELDS = (
+    "floor_inference",
+    "floor_embedding",
+    "ceiling",
+    "trigger_percent",
+    "cooldown_minutes",
+    "step_mode",
+    "step_value",
+)
+POLICY_LABELS = {
+    "preset": "Preset",
+    "floor_inference": "Floor (inference)",
+    "floor_embedding": "Floor (embedding)",
+    "ceiling": "Ceiling",
+    "trigger_percent": "Auto-increase when used ≥ (%)",
+    "cooldown_minutes": "Cooldown (minutes)",
+    "step_mode": "Increase by",
+    "step_value": "Step",
+}
+
+
+def _clean_custom_bounds(raw: dict, values: dict, errors: dict[str, list[str]]) -> None:
+    """Custom floors (at least the platform's) and ceiling (none, or at least the floors),
+    parsed from `raw` into `values`; problems go into `errors` by field."""
+    for kind in TokenKind.values:
+        field = f"floor_{kind}"
+        try:
+            values[field] = parse_tokens(raw.get(field, ""))
+        except AmountError as exc:
+            errors[field] = [str(exc)]
+            continue
+        if values[field] < platform_floor(kind):
+            errors[field] = [
+                f"At least {platform_floor(kind):,}: the platform's minimum {kind} floor."
+            ]
+    ceiling_raw = str(raw.get("ceiling", "") or "").strip()
+    values["ceiling"] = None
+    if ceiling_raw and ceiling_raw.lower() not in {"none", "no ceiling"}:
+        try:
+            values["ceiling"] = parse_tokens(ceiling_raw)
+        except AmountError as exc:
+            errors["ceiling"] = [str(exc)]
+        else:
+            highest = max(values.get("floor_inference", 0), values.get("floor_embedding", 0))
+            if values["ceiling"] < highest:
+                errors["ceiling"] = [
+                    f"The ceiling ({values['ceiling']:,}) must be at least the floor ({highest:,})."
+                ]
+
+
+def policy_settings_clean(preset: str, raw: dict | None = None) -> dict:
+    """The settings a preset stands for; for Custom, the typed ones, validated.
+
+    Raises DomainError keyed by field: floors ≥ the platform's, ceiling ≥ floors, trigger
+    1–100 %, positive step and cooldown.
+    """
+    if preset not in Preset.values:
+        raise DomainError(errors={"preset": [f"“{str(preset)[:30]}” is not a preset."]})
+    if preset in PRESETS:
+        return dict(PRESETS[preset])
+    if preset == Preset.MANUAL:
+        return {}
+    raw = raw or {}
+    errors: dict[str, list[str]] = {}
+    values: dict = {}
+    _clean_custom_bounds(raw, values, errors)
+    for field, label, low, high in (
+        ("trigger_percent", "Trigger", 1, 100),
+        ("cooldown_minutes", "Cooldown", 1, 60 * 24 * 31),
+    ):
+        try:
+            values[field] = parse_int(raw.get(field), field, label, low, high)
+        except DomainError as exc:
+            errors.update(exc.errors)
+    mode = raw.get("step_mode", "")
+    if mode not in {StepMode.PERCENT, StepMode.FIXED}:
+        errors["step_mode"] = ["Choose a percent of the current max or a fixed number of tokens."]
+    else:
+        values["step_mode"] = mode
+        try:
+            if mode == StepMode.PERCENT:
+                values["step_value"] = parse_int(
+                    raw.get("step_value"), "step_value", "Percent step", 1, 1000
+                )
+            else:
+                values["step_value"] = parse_amount(raw.get("step_value"), "step_value")
+        except DomainError as exc:
+            errors.update(exc.errors)
+    if errors:
+        raise DomainError(errors=errors)
+    return values
+
+
+@dataclass
+class PolicyPreview:
+    preset: str
+    settings: dict
+    changes: list[tuple[str, str, str]]  # label, old, new
+    below_floor: dict[str, int]  # kind → members below the new floor
+    floor_cost: dict[str, int]  # kind → tokens to raise them to it
+    unallocated: dict[str, int]
+
+
+def _show(field: str, value) -> str:
+    if value is None:
+        return "none" if field == "ceiling" else "—"
+    if field == "step_mode":
+        return StepMode(value).label
+    if field in {"floor_inference", "floor_embedding", "ceiling"}:
+        return f"{value:,}"
+    return str(value)
+
+
+def policy_preview(*, org: Organization, preset: str, raw: dict | None = None) -> PolicyPreview:
+    """What choosing a preset changes: settings old → new, and who falls below the new floor."""
+    new = policy_settings_clean(preset, raw)
+    current = policy_for(org)
+    if preset == Preset.MANUAL:
+        new = {
+            "floor_inference": org.min_inference_tokens,
+            "floor_embedding": org.min_embedding_tokens,
+        }
+    changes = []
+    if current.preset != preset:
+        changes.append(
+            (
+                "Preset",
+                Preset(current.preset).label if current.pk else "Manual",
+                Preset(preset).label,
+            )
+        )
+    for name, value in new.items():
+        old = getattr(current, name)
+        if old != value:
+            changes.append((POLICY_LABELS[name], _show(name, old), _show(name, value)))
+    below, cost, free = {}, {}, {}
+    pool, alloc = pools(org), allocated(org)
+    for kind in TokenKind.values:
+        floor = max(new.get(f"floor_{kind}", org.floor(kind)), platform_floor(kind))
+        column = column_for_kind(kind)
+        rows = Membership.objects.filter(organization=org, **{f"{column}__lt": floor})
+        totals = rows.aggregate(n=Count("pk"), have=Sum(column))
+        below[kind] = totals["n"]
+        cost[kind] = floor * totals["n"] - (totals["have"] or 0)
+        free[kind] = max(pool[kind] - alloc[kind], 0)
+    return PolicyPreview(preset, new, changes, below, cost, free)
+
+
+@transaction.atomic
+def policy_apply(
+    *, admin: User, org: Organization, preset: str, raw: dict | None = None, ip=None
+) -> AllocationPolicy:
+    """Choose a preset (or Custom settings). Its floors become the organization's minimums:
+    new members start there; members already below keep their max until raised."""
+    org = organization_lock(org)
+    new = policy_settings_clean(preset, raw)
+    policy = AllocationPolicy.objects.select_for_update().filter(organization=org).first()
+    if policy is None:
+        policy = policy_for(org)
+    old = {f: getattr(policy, f) for f in ("preset", *POLICY_FIELDS)}
+    policy.preset = preset
+    for name, value in new.items():
+        setattr(policy, name, value)
+    policy.updated_at = timezone.now()
+    policy.save()
+    floors = {kind: max(policy.floor(kind), platform_floor(kind)) for kind in TokenKind.values}
+    if preset != Preset.MANUAL and (
+        org.min_inference_tokens != floors["inference"]
+        or org.min_embedding_tokens != floors["embedding"]
+    ):
+        org.min_inference_tokens = floors["inference"]
+        org.min_embedding_tokens = floors["embedding"]
+        org.save(update_fields=["min_inference_tokens", "min_embedding_tokens"])
+    changed = {
+        name: [str(before), str(getattr(policy, name))]
+        for name, before in old.items()
+        if before != getattr(policy, name)
+    }
+    audit_record(
+        action="policy.changed",
+        organization=org,
+        actor=admin,
+        column="preset",
+        old=old["preset"],
+        new=preset,
+        changes=changed,
+        ip=ip,
+    )
+    return policy
+
+
+def _options_clean(
+    *,
+    thresholds: object,
+    low_unallocated: object,
+    auto_approve_enabled: bool,
+    auto_approve_max: object,
+    auto_approve_below_percent: object,
+    reclaim_idle_days: object,
+) -> dict:
+    """The typed options as policy field values; DomainError keyed by field otherwise."""
+    errors: dict[str, list[str]] = {}
+    parsed: dict = {}
+    try:
+        items = [t for t in str(thresholds or "").replace("%", "").replace(" ", "").split(",") if t]
+        values = sorted({parse_int(t, "thresholds", "Each threshold", 1, 100) for t in items})
+        parsed["alert_thresholds"] = values
+    except DomainError as exc:
+        errors.update(exc.errors)
+    text = str(low_unallocated or "").strip()
+    if text:
+        try:
+            parsed["low_unallocated_alert"] = parse_tokens(text)
+        except AmountError as exc:
+            errors["low_unallocated"] = [str(exc)]
+    else:
+        parsed["low_unallocated_alert"] = None
+    parsed["auto_approve_enabled"] = bool(auto_approve_enabled)
+    text = str(auto_approve_max or "").strip()
+    try:
+        parsed["auto_approve_max"] = parse_tokens(text) if text else 0
+    except AmountError as exc:
+        errors["auto_approve_max"] = [str(exc)]
+    for name, raw, label, low, high in (
+        ("auto_approve_below_percent", auto_approve_below_percent, "Pool share", 1, 100),
+        ("reclaim_idle_days", reclaim_idle_days, "Idle days", 1, 366),
+    ):
+        try:
+            parsed[name] = parse_int(raw, name, label, low, high)
+        except DomainError as exc:
+            errors.update(exc.errors)
+    if parsed.get("auto_approve_enabled") and not parsed.get("auto_approve_max"):
+        errors.setdefault("auto_approve_max", []).append(
+            "Set the largest amount the rule approves on its own."
+        )
+    if errors:
+        raise DomainError(errors=errors)
+    return parsed
+
+
+@transaction.atomic
+def policy_options_update(
+    *,
+    admin: User,
+    org: Organization,
+    thresholds: object,
+    low_unallocated: object,
+    auto_approve_enabled: bool,
+    auto_approve_max: object,
+    auto_approve_below_percent: object,
+    reclaim_idle_days: object,
+    ip=None,
+) -> AllocationPolicy:
+    """Alerts, the auto-approval rule and reclamation's idle days."""
+    org = organization_lock(org)
+    parsed = _options_clean(
+        thresholds=thresholds,
+        low_unallocated=low_unallocated,
+        auto_approve_enabled=auto_approve_enabled,
+        auto_approve_max=auto_approve_max,
+        auto_approve_below_percent=auto_approve_below_percent,
+        reclaim_idle_days=reclaim_idle_days,
+    )
+    policy = AllocationPolicy.objects.select_for_update().filter(organization=org).first()
+    if policy is None:
+        policy = policy_for(org)
+    changed = {}
+    for name, value in parsed.items():
+        if getattr(policy, name) != value:
+            changed[name] = [str(getattr(policy, name)), str(value)]
+            setattr(policy, name, value)
+    policy.updated_at = timezone.now()
+    policy.save()
+    if changed:
+        audit_record(action="policy.options", organization=org, actor=admin, changes=changed, ip=ip)
+    return policy
+
+
+@transaction.atomic
+def member_override_set(
+    *,
+    admin: User,
+    org: Organization,
+    membership: Membership,
+    pinned: bool,
+    raw: dict,
+    ip=None,
+) -> MemberOverride:
+    """Pin a user (no auto-increase) or give them their own floor/ceiling per kind."""
+    org = organization_lock(org)
+    if membership.organization_id != org.pk:
+        raise DomainError("That user is not in your organization.")
+    errors: dict[str, list[str]] = {}
+    values: dict = {}
+    for kind in TokenKind.values:
+        for bound in ("floor", "ceiling"):
+            field = f"{bound}_{kind}"
+            text = str(raw.get(field, "") or "").strip()
+            values[field] = None
+            if not text:
+                continue
+            try:
+                values[field] = parse_tokens(text)
+            except AmountError as exc:
+                errors[field] = [str(exc)]
+        floor, ceiling = values[f"floor_{kind}"], values[f"ceiling_{kind}"]
+        if floor is not None and floor < org.floor(kind):
+            errors[f"floor_{kind}"] = [
+                f"At least {org.floor(kind):,}: the organization's {kind} floor."
+            ]
+        if floor is not None and ceiling is not None and ceiling < floor:
+            errors[f"ceiling_{kind}"] = [
+                f"The ceiling ({ceiling:,}) is below the floor ({floor:,})."
+            ]
+    if errors:
+        raise DomainError(errors=errors)
+    override, _ = MemberOverride.objects.select_for_update().get_or_create(
+        user_id=membership.user_id, defaults={"organization": org}
+    )
+    before = {"pinned": override.pinned, **{f: getattr(override, f) for f in values}}
+    override.pinned = bool(pinned)
+    for field, value in values.items():
+        setattr(override, field, value)
+    override.save()
+    after = {"pinned": override.pinned, **values}
+    changed = {k: [str(before[k]), str(after[k])] for k in after if before[k] != after[k]}
+    if changed:
+        audit_record(
+            action="policy.override",
+            organization=org,
+            actor=admin,
+            target_user=membership.user,
+            changes=changed,
+            ip=ip,
+        )
+    return override
+
+
+def member_bounds(policy, override: MemberOverride | None, kind: str) -> tuple[int, int | None]:
+    """(floor, ceiling) for one member and kind: their override, else the policy's."""
+    floor = policy.floor(kind)
+    ceiling = policy.ceiling
+    if override is not None:
+        floor = getattr(override, f"floor_{kind}") or floor
+        own = getattr(override, f"ceiling_{kind}")
+        ceiling = own if own is not None else ceiling
+    return floor, ceiling
