@@ -6,7 +6,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.factories import MembershipFactory, MonthlyUsageFactory
-from tokens import services
+from tokens.services import requests as request_services
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -26,7 +26,9 @@ def busy_org(org_a, alice, bob):
             max_embedding_tokens=50_000,
         )
     MonthlyUsageFactory(user=bob, organization=org_a, kind="inference", used=150_000)
-    services.token_request_create(user=bob, kind="inference", raw_amount="1M", reason=LONG_REASON)
+    request_services.token_request_create(
+        user=bob, kind="inference", raw_amount="1M", reason=LONG_REASON
+    )
     return org_a
 
 

@@ -7,7 +7,7 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import expect
 
 from tests.factories import MonthlyUsageFactory
-from tokens import services
+from tokens.services import requests as request_services
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -66,7 +66,9 @@ def test_the_login_page_follows_the_system_theme(page, live_server):
 @pytest.fixture
 def lived_in(org_a, alice, bob):
     MonthlyUsageFactory(user=bob, organization=org_a, kind="inference", used=150_000)
-    services.token_request_create(user=bob, kind="inference", raw_amount="300k", reason="Reports")
+    request_services.token_request_create(
+        user=bob, kind="inference", raw_amount="300k", reason="Reports"
+    )
     return org_a
 
 
