@@ -10,5 +10,6 @@ urlpatterns = [
     path("usage", api.usage_create, name="usage"),
     path("users/<str:email>/balance", api.user_balance, name="balance"),
     path("openapi.json", api.openapi, name="openapi"),
-    re_path(r"^(?P<rest>.*)$", api.not_found),
+    # [\s\S], not ".": a path with a newline in it is still the API's (a JSON 404).
+    re_path(r"^(?P<rest>[\s\S]*)$", api.not_found),
 ]

@@ -208,3 +208,12 @@ def test_random_ids_in_paths_answer_200_or_404_never_a_500(alice_client, alice, 
     assert alice_client.get(
         f"/panel/users/{user_id}/cells/max_inference_tokens/edit/"
     ).status_code in {200, 404}
+
+
+def test_a_newline_in_an_api_path_answers_the_apis_json_404(client, key_a):
+    """Found by the balance-path fuzzing: "/\n" as an email fell past the API's catch-all
+    (whose "." did not match a newline) into Django's HTML 404."""
+    response = client.get("/api/v1/users/%2F%0A/balance", HTTP_AUTHORIZATION=f"Bearer {key_a}")
+
+    assert response.status_code == 404
+    assert response.json()["error"]
