@@ -18,11 +18,11 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from accounts.models import Membership, Organization, User
-from analytics.services import audit_record
 from asksage_admin.lib.amounts import MAX_TOKENS
 from asksage_admin.lib.audit_actions import AuditAction
 from asksage_admin.lib.errors import DomainError
 from asksage_admin.lib.months import current_month, month_start
+from audit.services import audit_record
 from tokens.alerts import pool_alert_after_commit
 from tokens.models import BLOCK, PendingEdit, Purchase, TokenKind
 from tokens.selectors import allocated, pools

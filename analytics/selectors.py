@@ -16,12 +16,13 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 
 from accounts.models import Membership, Organization, User
-from analytics import chain
 from analytics.exports import Export
 from analytics.filters import ActivityFilter, DateRangeForm, day_bounds, today
-from analytics.models import AuditLog
-from analytics.services import LOGIN, LOGIN_FAILED
 from asksage_admin.lib.months import current_month
+from audit import chain
+from audit.integrity import Verdict, verify
+from audit.models import AuditLog
+from audit.services import LOGIN, LOGIN_FAILED
 from tokens.filters import UserTableFilter
 from tokens.models import DailyUsage, MonthlyUsage, TokenKind, TokenRequest, UsageEvent
 from tokens.selectors import pool_statuses, user_table_rows
@@ -47,8 +48,8 @@ def org_member(org: Organization, user_id: int) -> Membership | None:
     )
 
 
-def integrity(org: Organization) -> chain.Verdict:
-    return chain.verify(chain.chain_key(org.pk))
+def integrity(org: Organization) -> Verdict:
+    return verify(chain.chain_key(org.pk))
 
 
 # User interaction history -------------------------------------------------------------------

@@ -11,9 +11,10 @@ from django.views.decorators.http import require_GET
 
 from accounts.decorators import org_admin_required
 from accounts.http import PanelRequest
-from analytics import charts, exports, selectors, services
+from analytics import charts, exports, selectors
 from analytics.filters import ACTIONS, ActivityFilter, DateRangeForm
 from asksage_admin.lib.http import client_ip
+from audit.services import audit_export
 
 
 def _period(request: PanelRequest, default: str = "30"):
@@ -105,7 +106,7 @@ def export(request: PanelRequest, what: str, format: str = "csv") -> HttpRespons
         return HttpResponseBadRequest(
             f"Cannot export {what}: {error}", content_type="text/plain; charset=utf-8"
         )
-    services.audit_export(
+    audit_export(
         org=request.org,
         actor=request.user,
         what=what,

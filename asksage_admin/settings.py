@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "django_tables2",
     "django_filters",
     "accounts",
+    "audit",
     "tokens",
     "analytics",
 ]

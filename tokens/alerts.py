@@ -15,8 +15,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Membership, Organization
-from analytics.services import audit_record
 from asksage_admin.lib.months import current_month
+from audit.services import audit_record
 from tokens.models import AlertSent
 from tokens.selectors import policy_for, unallocated
 

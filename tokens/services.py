@@ -17,12 +17,12 @@ from django.utils import timezone
 
 from accounts.models import AUDITOR_READ_ONLY, Membership, Organization, User
 from accounts.services import organization_lock
-from analytics.models import AuditLog
-from analytics.services import audit_bulk, audit_record
 from asksage_admin.lib.amounts import MAX_TOKENS, AmountError, parse_tokens
 from asksage_admin.lib.errors import DomainError
 from asksage_admin.lib.inputs import InputError, parse_whole
 from asksage_admin.lib.months import current_month
+from audit.models import AuditLog
+from audit.services import audit_bulk, audit_record
 from tokens.alerts import (
     admin_emails,
     alerts_once,

@@ -37,10 +37,10 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from accounts.models import Membership, Organization, User
-from analytics.services import audit_record
 from asksage_admin.lib.errors import DomainError
 from asksage_admin.lib.inputs import text_problem
 from asksage_admin.lib.months import month_start
+from audit.services import audit_record
 from tokens.models import (
     MAX_COLUMNS,
     ApiKey,

@@ -7,7 +7,39 @@ they do not exist yet here, so they are created first for the apps the groups dr
 from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
-from accounts.staff_roles import GROUPS, sync_staff_groups
+from accounts.staff_roles import GROUPS, SALES, SALES_LEAD, sync_staff_groups
+
+# The groups as they were when this migration was written: the audit log was then
+# `analytics.auditlog` (it moved to `audit`; accounts 0004 re-syncs to today's groups).
+_SALES_AT_0003 = [
+    "accounts.view_organization",
+    "accounts.add_organization",
+    "accounts.change_organization",
+    "accounts.view_membership",
+    "accounts.add_membership",
+    "accounts.change_membership",
+    "accounts.delete_membership",
+    "accounts.view_user",
+    "accounts.add_user",
+    "accounts.change_user",
+    "tokens.view_purchase",
+    "tokens.add_purchase",
+    "tokens.view_purchaserequest",
+    "tokens.change_purchaserequest",
+    "tokens.view_monthlyusage",
+    "tokens.view_usageevent",
+    "tokens.view_tokenrequest",
+    "tokens.view_allocationpolicy",
+]
+GROUPS_AT_0003 = {
+    SALES: _SALES_AT_0003,
+    SALES_LEAD: [
+        *_SALES_AT_0003,
+        "accounts.reset_second_factor",
+        "accounts.set_user_password",
+        "analytics.view_auditlog",
+    ],
+}
 
 
 def create_groups(apps, schema_editor):
@@ -16,7 +48,9 @@ def create_groups(apps, schema_editor):
         app_config.models_module = True
         create_permissions(app_config, apps=apps, verbosity=0)
         app_config.models_module = None
-    sync_staff_groups(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"))
+    sync_staff_groups(
+        apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"), GROUPS_AT_0003
+    )
 
 
 def remove_groups(apps, schema_editor):

@@ -11,7 +11,7 @@ from django_otp.oath import totp
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from analytics.models import AuditLog
+from audit.models import AuditLog
 from tests.factories import MembershipFactory
 
 pytestmark = pytest.mark.mfa

@@ -6,9 +6,9 @@ import pytest
 
 from accounts import services
 from accounts.models import Membership, Organization
-from analytics.models import AuditLog
 from asksage_admin.lib.errors import DomainError
 from asksage_admin.lib.months import current_month
+from audit.models import AuditLog
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 from tokens.models import PendingEdit, Purchase
 

@@ -14,9 +14,9 @@ from django.test import RequestFactory
 
 from accounts.management.commands.seed_demo import PASSWORD
 from accounts.models import Membership, Organization, User
-from analytics.models import AuditLog
 from analytics.selectors import forecast
 from asksage_admin.lib.months import current_month
+from audit.models import AuditLog
 from tests.factories import UserFactory
 from tokens.models import BLOCK, DailyUsage, MonthlyUsage, Purchase, UsageEvent
 from tokens.selectors import allocated, pools

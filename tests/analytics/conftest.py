@@ -6,7 +6,7 @@ import factory
 import pytest
 from django.utils import timezone
 
-from analytics.services import audit_record
+from audit.services import audit_record
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 from tokens.models import DailyUsage, UsageEvent
 

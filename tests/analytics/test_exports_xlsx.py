@@ -10,7 +10,7 @@ from django.http import StreamingHttpResponse
 from django.urls import reverse
 
 from analytics import exports
-from analytics.models import AuditLog
+from audit.models import AuditLog
 from tests.analytics.conftest import DailyUsageFactory, UsageEventFactory
 from tests.factories import MonthlyUsageFactory
 

@@ -20,7 +20,7 @@ from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import User
-from analytics.models import AuditLog
+from audit.models import AuditLog
 from tests.factories import MembershipFactory, UserFactory
 from tokens.models import AllocationBatch, ApiKey, TokenRequest
 

@@ -9,8 +9,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Membership
-from analytics.models import AuditLog
 from asksage_admin.lib.months import current_month
+from audit.models import AuditLog
 from tests.factories import MembershipFactory, MonthlyUsageFactory, PurchaseFactory
 from tokens import services
 from tokens.models import AlertSent, AllocationBatch, AllocationPolicy, MemberOverride

@@ -8,7 +8,7 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.models import Membership
-from analytics.models import AuditLog
+from audit.models import AuditLog
 from tokens import services
 from tokens.models import AllocationBatch, PendingEdit
 

@@ -11,7 +11,7 @@ from django.core import mail
 
 from accounts import services as accounts_services
 from accounts.models import Membership
-from analytics.models import AuditLog
+from audit.models import AuditLog
 from tests.factories import PurchaseFactory, UserFactory
 from tokens import services
 from tokens.models import AlertSent, AllocationPolicy

@@ -5,8 +5,8 @@ from django.core import mail
 from django.urls import reverse
 
 from accounts.models import Membership
-from analytics.models import AuditLog
 from asksage_admin.lib.errors import DomainError
+from audit.models import AuditLog
 from tests.factories import MembershipFactory, MonthlyUsageFactory, UserFactory
 from tokens import services
 from tokens.models import AllocationPolicy, TokenRequest

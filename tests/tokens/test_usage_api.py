@@ -9,8 +9,8 @@ from django.db import OperationalError
 from django.urls import reverse
 
 from accounts.models import Organization
-from analytics.models import AuditLog
 from asksage_admin.lib.months import current_month
+from audit.models import AuditLog
 from tests.factories import MembershipFactory, MonthlyUsageFactory
 from tokens import services, usage
 from tokens.models import DailyUsage, MonthlyUsage, UsageEvent
