@@ -42,6 +42,7 @@ from accounts.admin_forms import (
     StaffUserCreationForm,
     add_domain_errors,
 )
+from accounts.mfa import mfa_reset
 from accounts.models import Membership, Organization, User
 from asksage_admin.lib.errors import DomainError
 from asksage_admin.lib.http import client_ip
@@ -476,8 +477,6 @@ class UserAdmin(ServiceErrorsAsMessages, StaffPermissions, auth_admin.UserAdmin)
         permissions=["reset_second_factor"],
     )
     def reset_second_factor(self, request, queryset):
-        from accounts.mfa import mfa_reset
-
         users = list(queryset)
         refusals = {
             user: services.staff_refusal(

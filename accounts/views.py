@@ -13,6 +13,7 @@ from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from accounts import mfa as mfa_services
 from accounts import selectors, services
 from accounts.decorators import member_required
 from accounts.forms import RegistrationForm
@@ -109,8 +110,6 @@ def token_request_create(request: AuthedRequest) -> HttpResponse:
 @member_required
 def mfa(request: AuthedRequest) -> HttpResponse:
     """Set up the authenticator (QR code rendered here, no network) or enter a code."""
-    from accounts import mfa as mfa_services
-
     next_url = request.POST.get("next") or request.GET.get("next") or ""
     if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
         next_url = ""
