@@ -1668,49 +1668,6 @@ def purchase_request_create(
 
 
 @transaction.atomic
-def purchase_request_fulfil(
-    *, actor: User, purchase_request: PurchaseRequest, start_month=None, payment_reference=""
-) -> PurchaseRequest:
-    """Sales staff record the purchase a request asked for, and mark the request fulfilled."""
-    from accounts.services import purchase_record
-
-    request = PurchaseRequest.objects.select_for_update().get(pk=purchase_request.pk)
-    if request.status == PurchaseRequest.Status.FULFILLED:
-        raise DomainError(f"That request was already fulfilled on {request.fulfilled_at:%Y-%m-%d}.")
-    purchase = purchase_record(
-        actor=actor,
-        org=request.organization,
-        kind=request.kind,
-        tokens_per_month=request.tokens,
-        start_month=start_month or current_month(),
-        payment_reference=payment_reference,
-        note=f"Purchase request #{request.pk}: {request.note}"[:1000],
-    )
-    request.status = PurchaseRequest.Status.FULFILLED
-    request.fulfilled_at = timezone.now()
-    request.fulfilled_by = actor
-    request.purchase = purchase
-    request.save()
-    audit_record(
-        action="purchase_request.fulfilled",
-        organization=request.organization,
-        actor=actor,
-        new=request.tokens,
-        kind=request.kind,
-        request=request.pk,
-    )
-    email_later(
-        to=[request.requested_by.email],
-        subject=f"Your purchase of {request.tokens:,} {request.kind} tokens is recorded",
-        body=(
-            f"Sales recorded {request.tokens:,} more {request.kind} tokens a month for "
-            f"{request.organization.name}, from {purchase.start_month:%Y-%m}.\n"
-        ),
-    )
-    return request
-
-
-@transaction.atomic
 def distribution_to_pending(
     *,
     admin: User,

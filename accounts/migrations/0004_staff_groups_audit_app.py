@@ -14,9 +14,12 @@ from accounts.staff_roles import sync_staff_groups
 def sync_groups(apps, schema_editor):
     for label in ("accounts", "tokens", "audit"):
         app_config = apps.get_app_config(label)
-        app_config.models_module = True
+        # A historical app config has no models module, and create_permissions skips such
+        # apps; restore what was there (a test runs this with the live app registry).
+        models_module = getattr(app_config, "models_module", None)
+        app_config.models_module = models_module or True
         create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
+        app_config.models_module = models_module
     sync_staff_groups(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"))
 
 

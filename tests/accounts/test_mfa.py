@@ -110,7 +110,7 @@ def test_next_never_leaves_the_site(client, alice):
     device = enrolled(alice)
     client.force_login(alice)
     response = client.post(MFA, {"token": current_code(device), "next": "https://evil.example/"})
-    assert response.url == reverse("accounts:home")
+    assert response.url == reverse("member:home")
 
 
 def test_the_demo_switch_lets_admins_in_without_a_factor(settings, alice_client, alice):

@@ -10,7 +10,7 @@ from accounts.models import Membership
 from asksage_admin.lib.errors import DomainError
 from audit.models import AuditLog
 from tests.factories import MembershipFactory, MonthlyUsageFactory
-from tokens import services
+from tokens import organizations, services
 from tokens.models import AllocationBatch, AllocationPolicy, MemberOverride, PurchaseRequest
 
 URL = reverse("tokens:distribution")
@@ -369,14 +369,14 @@ def test_fulfilling_a_purchase_request_records_the_purchase(alice, org_a, sam):
     request = services.purchase_request_create(
         admin=alice, org=org_a, kind="inference", raw_blocks="2", note=""
     )
-    services.purchase_request_fulfil(actor=sam, purchase_request=request)
+    organizations.purchase_request_fulfil(actor=sam, purchase_request=request)
     request.refresh_from_db()
     assert request.status == "fulfilled" and request.purchase.tokens_per_month == 4_000_000
     from tokens.selectors import pools
 
     assert pools(org_a)["inference"] == 8_000_000
     with pytest.raises(DomainError, match="already fulfilled"):
-        services.purchase_request_fulfil(actor=sam, purchase_request=request)
+        organizations.purchase_request_fulfil(actor=sam, purchase_request=request)
 
 
 def test_sales_staff_are_emailed_a_purchase_request(
