@@ -1,4 +1,5 @@
-"""The sales admin at /staff/: provisioning and running enterprise accounts.
+"""The sales admin at /staff/: the users' pages (the organization's page, with its pools and
+purchases, is in `tokens.admin`; the audit log's in `audit.admin`).
 
 Every write goes through `accounts.services`, validated and audited there; these classes only
 collect input and show refusals. Nothing is deleted from here: records are retained.

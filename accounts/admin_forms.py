@@ -1,4 +1,5 @@
-"""Forms of the sales admin (/staff/): provisioning, the organization inlines, users.
+"""Forms of the sales admin (/staff/): the organization's details, users, and the fields the
+token forms share (the provisioning, purchase and membership forms are in `tokens.admin_forms`).
 
 Rules live in `accounts.services`; these forms parse what staff type and call the services'
 `*_errors` helpers in `clean()` so that a refusal shows on the field that caused it.

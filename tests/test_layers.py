@@ -27,12 +27,6 @@ WALKED = ["asksage_admin/lib", "accounts", "audit", "tokens", "analytics"]
 FUNCTION_LEVEL_ALLOWED = {
     ("accounts.apps", "accounts.signals"),  # AppConfig.ready() connects the signal receivers
 }
-# Function-level imports still to remove (a cycle inside tokens: usage ↔ recording/services).
-# Shrink it to nothing; the test fails on any other, and on an entry here that is gone.
-FUNCTION_LEVEL_TO_REMOVE = {
-    ("tokens.usage", "tokens.recording"),
-    ("tokens.usage", "tokens.services"),
-}
 
 # Upward imports still to remove, as (importing module, imported module). Keep it empty: the
 # test fails on any upward edge not listed, and on a listed one that no longer exists.
@@ -148,7 +142,7 @@ def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
 
 
 def test_no_project_module_is_imported_inside_a_function():
-    allowed = FUNCTION_LEVEL_ALLOWED | FUNCTION_LEVEL_TO_REMOVE
+    allowed = FUNCTION_LEVEL_ALLOWED
     found = {(a, b) for a, b, in_function, _ in _edges() if in_function}
     inside = sorted(
         f"  {importer}:{line} imports {imported}"

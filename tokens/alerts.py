@@ -4,7 +4,7 @@ Below `tokens.services` and `accounts.services`, so every write that lowers an o
 unallocated pool can ask for the check (`pool_alert_after_commit`): an allocation batch of
 any source (table, undo, request, policy, distribution: all go through
 `tokens.services._apply_changes`) and a member added by sales
-(`accounts.services.membership_add`: new members start at the organization's floors).
+(`tokens.organizations.membership_add`: new members start at the organization's floors).
 """
 
 import logging

@@ -12,7 +12,7 @@ from accounts.models import Organization
 from asksage_admin.lib.months import current_month
 from audit.models import AuditLog
 from tests.factories import MembershipFactory, MonthlyUsageFactory
-from tokens import services, usage
+from tokens import recording, services, usage
 from tokens.models import DailyUsage, MonthlyUsage, UsageEvent
 
 URL = "/api/v1/usage"
@@ -515,7 +515,9 @@ def test_unknown_api_urls_answer_json_404(client):
 
 
 def test_an_unavailable_database_answers_503_with_retry_after(post, key_a, bob):
-    with mock.patch.object(usage, "_record", side_effect=OperationalError("connection refused")):
+    with mock.patch.object(
+        recording, "_record", side_effect=OperationalError("connection refused")
+    ):
         response = post(key_a, body())
     assert response.status_code == 503
     assert int(response["Retry-After"]) > 0
@@ -524,7 +526,11 @@ def test_an_unavailable_database_answers_503_with_retry_after(post, key_a, bob):
 
 
 def test_a_database_down_during_authentication_also_answers_503(post, key_a, bob):
-    with mock.patch.object(usage, "connection") as connection:
+    # The path is chosen in tokens.recording, the statements run in tokens.usage: one mock.
+    with (
+        mock.patch.object(usage, "connection") as connection,
+        mock.patch.object(recording, "connection", connection),
+    ):
         connection.cursor.side_effect = OperationalError("server closed the connection")
         response = post(key_a, body())
     assert response.status_code == 503 and response["Retry-After"]
