@@ -1,4 +1,5 @@
-"""The sales admin at /staff/: provisioning and running enterprise accounts.
+"""The sales admin at /staff/: the users' pages (the organization's page, with its pools and
+purchases, is in `tokens.admin`; the audit log's in `audit.admin`).
 
 Every write goes through `accounts.services`, validated and audited there; these classes only
 collect input and show refusals. Nothing is deleted from here: records are retained.
@@ -17,37 +18,23 @@ from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.contrib.auth import admin as auth_admin
 from django.contrib.auth.models import Group
-from django.core.exceptions import PermissionDenied
-from django.db.models import BigIntegerField, Count, OuterRef, Q, Subquery, Sum
-from django.db.models.functions import Coalesce
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import redirect
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.decorators import method_decorator
-from django.utils.html import format_html, format_html_join
-from django.utils.safestring import mark_safe
 from django.views.decorators.debug import sensitive_post_parameters
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import services, staff_roles
 from accounts.admin_forms import (
-    MembershipInlineForm,
-    MembershipInlineFormSet,
-    OrganizationChangeForm,
-    ProvisionForm,
-    PurchaseInlineForm,
     StaffPasswordChangeForm,
     StaffUserChangeForm,
     StaffUserCreationForm,
-    add_domain_errors,
 )
+from accounts.mfa import mfa_reset
 from accounts.models import Membership, Organization, User
-from asksage_admin.lib.errors import DomainError
+from asksage_admin.lib.admin import ServiceErrorsAsMessages, StaffPermissions
 from asksage_admin.lib.http import client_ip
-from asksage_admin.lib.months import current_month
-from tokens.models import Purchase, TokenKind
-from tokens.selectors import pool_statuses
 
 # The groups are defined in code (accounts/staff_roles.py, created by a migration), and who is
 # in them is set on the user's page by a superuser (audited): no group editor here.
@@ -83,325 +70,6 @@ def deny(
     )
     context = {**admin.site.each_context(request), "title": "Not allowed", "reason": reason}
     return TemplateResponse(request, "admin/denied.html", context, status=403)
-
-
-class StaffPermissions:
-    """Django's model permissions decide (`user.has_perm`, granted by the staff groups); being
-    staff alone shows nothing. Nothing can be deleted (users are disabled, purchases are
-    payment records)."""
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-class ReadOnlyAdmin(StaffPermissions, admin.ModelAdmin):
-    """A list to look at: rows are written by services elsewhere, never here."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-
-class ServiceErrorsAsMessages:
-    """Shows a service's late refusal as a message instead of an error page."""
-
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except DomainError as exc:
-            # The forms passed but a service, re-checking inside its transaction, refused
-            # (someone changed the account meanwhile). The whole save was rolled back.
-            for message in exc.messages:
-                self.message_user(request, message, messages.ERROR)
-            return HttpResponseRedirect(request.get_full_path())
-
-
-# --- Organizations ------------------------------------------------------------------------
-
-
-def _pool_this_month(kind: str) -> Coalesce:
-    month = current_month()
-    totals = (
-        Purchase.objects.filter(organization=OuterRef("pk"), kind=kind, start_month__lte=month)
-        .filter(Q(end_month__isnull=True) | Q(end_month__gte=month))
-        .order_by()
-        .values("organization")
-        .annotate(total=Sum("tokens_per_month"))
-        .values("total")
-    )
-    return Coalesce(Subquery(totals), 0, output_field=BigIntegerField())
-
-
-def _member_count() -> Coalesce:
-    counts = (
-        Membership.objects.filter(organization=OuterRef("pk"))
-        .order_by()
-        .values("organization")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
-    return Coalesce(Subquery(counts), 0)
-
-
-class PurchaseHistoryInline(StaffPermissions, admin.TabularInline):
-    """Recorded purchases are payment records: shown, never edited or deleted."""
-
-    model = Purchase
-    fields = [
-        "kind",
-        "tokens",
-        "start",
-        "end",
-        "payment_reference",
-        "note",
-        "created_at",
-        "created_by",
-    ]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    verbose_name = "purchase"
-    verbose_name_plural = "purchases (confirmed payments)"
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("created_by").order_by("-start_month")
-
-    @admin.display(description="tokens per month")
-    def tokens(self, purchase: Purchase) -> str:
-        return f"{purchase.tokens_per_month:,}"
-
-    @admin.display(description="start month")
-    def start(self, purchase: Purchase) -> str:
-        return f"{purchase.start_month:%Y-%m}"
-
-    @admin.display(description="end month")
-    def end(self, purchase: Purchase) -> str:
-        return f"{purchase.end_month:%Y-%m}" if purchase.end_month else "ongoing"
-
-
-class PurchaseInline(StaffPermissions, admin.TabularInline):
-    """Adds purchases (rows only, no existing ones: those are in the history above)."""
-
-    model = Purchase
-    form = PurchaseInlineForm
-    extra = 0
-    can_delete = False
-    verbose_name = "purchase"
-    verbose_name_plural = "record a purchase (in blocks of 2,000,000 tokens per month)"
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).none()
-
-
-class MembershipInline(StaffPermissions, admin.TabularInline):
-    model = Membership
-    form = MembershipInlineForm
-    formset = MembershipInlineFormSet
-    fields = ["email", "role", "max_inference", "max_embedding", "joined_at"]
-    readonly_fields = ["max_inference", "max_embedding", "joined_at"]
-    extra = 0
-    verbose_name = "member"
-
-    @admin.display(description="Max Inference Tokens")
-    def max_inference(self, membership: Membership) -> str:
-        return f"{membership.max_inference_tokens:,}" if membership.pk else "—"
-
-    @admin.display(description="Max Embedding Tokens")
-    def max_embedding(self, membership: Membership) -> str:
-        return f"{membership.max_embedding_tokens:,}" if membership.pk else "—"
-
-    def has_delete_permission(self, request, obj=None):
-        # Removing a member only ends the membership; the user and their history stay.
-        return request.user.has_perm("accounts.delete_membership")
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("user").order_by("role", "user__email")
-
-
-@admin.register(Organization)
-class OrganizationAdmin(ServiceErrorsAsMessages, StaffPermissions, admin.ModelAdmin):
-    form = OrganizationChangeForm
-    list_display = [
-        "name",
-        "status",
-        "member_count",
-        "inference_pool",
-        "created_at",
-        "activated_at",
-    ]
-    list_filter = ["status"]
-    search_fields = ["name", "slug", "memberships__user__email"]
-    actions = ["activate_selected", "suspend_selected"]
-    fieldsets = [
-        (None, {"fields": ["name", "slug", "billing_address", "admin_notes"]}),
-        (
-            "Status",
-            {
-                "fields": ["status", "created_at", "activated_at", "suspended_at"],
-                "description": "Status changes only through the list's actions "
-                "(Activate / Suspend selected), so that each one is audited.",
-            },
-        ),
-        (
-            "Tokens this month",
-            {"fields": ["pools", "inference_floor", "embedding_floor"]},
-        ),
-    ]
-    readonly_fields = [
-        "slug",
-        "status",
-        "created_at",
-        "activated_at",
-        "suspended_at",
-        "pools",
-        "inference_floor",
-        "embedding_floor",
-    ]
-    inlines = [MembershipInline, PurchaseHistoryInline, PurchaseInline]
-    ordering = ["name"]
-
-    def get_queryset(self, request):
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                member_count=_member_count(), inference_pool=_pool_this_month(TokenKind.INFERENCE)
-            )
-        )
-
-    @admin.display(description="members", ordering="member_count")
-    def member_count(self, org: Organization) -> int:
-        return org.member_count
-
-    @admin.display(description="inference pool this month", ordering="inference_pool")
-    def inference_pool(self, org: Organization) -> str:
-        return f"{org.inference_pool:,}"
-
-    @admin.display(description="pools (purchased · allocated · unallocated)")
-    def pools(self, org: Organization) -> str:
-        return format_html(
-            "{}",
-            format_html_join(
-                mark_safe("<br>"),
-                "{}: {} purchased · {} allocated · {} unallocated",
-                (
-                    (p.label, f"{p.purchased:,}", f"{p.allocated:,}", f"{p.available:,}")
-                    for p in pool_statuses(org)
-                ),
-            ),
-        )
-
-    @admin.display(description="minimum inference tokens per member")
-    def inference_floor(self, org: Organization) -> str:
-        return f"{org.min_inference_tokens:,}"
-
-    @admin.display(description="minimum embedding tokens per member")
-    def embedding_floor(self, org: Organization) -> str:
-        return f"{org.min_embedding_tokens:,}"
-
-    # Provisioning replaces the add form: one page creates the account, its people and its
-    # first purchase through `services.organization_provision`.
-    def add_view(self, request, form_url="", extra_context=None) -> HttpResponse:
-        if not self.has_add_permission(request):
-            raise PermissionDenied
-        form = ProvisionForm(request.POST if request.method == "POST" else None)
-        if form.is_valid():
-            try:
-                org = services.organization_provision(actor=request.user, **form.cleaned_data)
-            except DomainError as exc:
-                add_domain_errors(form, exc)
-            else:
-                self.log_addition(request, org, [{"added": {}}])
-                members = org.memberships.count()
-                state = (
-                    "It is active."
-                    if org.is_active
-                    else "It is pending: activate it once the payment is confirmed."
-                )
-                self.message_user(
-                    request,
-                    f"{org.name} was provisioned with {members} users. {state}",
-                    messages.SUCCESS,
-                )
-                return redirect("admin:accounts_organization_change", org.pk)
-        fieldsets = [(title, {"fields": fields}) for title, fields in form.fieldsets]
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Provision an enterprise account",
-            "opts": self.opts,
-            "adminform": helpers.AdminForm(form, fieldsets, {}),
-            "form": form,
-            "media": self.media + form.media,
-            **(extra_context or {}),
-        }
-        return TemplateResponse(request, "admin/accounts/organization/provision.html", context)
-
-    def save_model(self, request, obj, form, change):
-        services.organization_update(
-            actor=request.user,
-            org=obj,
-            name=form.cleaned_data["name"],
-            billing_address=form.cleaned_data["billing_address"],
-            admin_notes=form.cleaned_data["admin_notes"],
-        )
-
-    def save_formset(self, request, form, formset, change):
-        org = form.instance
-        if issubclass(formset.form, PurchaseInlineForm):
-            formset.new_objects = [
-                services.purchase_record(
-                    actor=request.user,
-                    org=org,
-                    **{name: f.cleaned_data[name] for name in PurchaseInlineForm.Meta.fields},
-                )
-                for f in formset.extra_forms
-                if f.has_changed()
-            ]
-            formset.changed_objects, formset.deleted_objects = [], []
-        elif formset.model is Membership:
-            add, set_roles, remove = formset.changes()
-            formset.new_objects = services.membership_batch_save(
-                actor=request.user, org=org, add=add, set_roles=set_roles, remove=remove
-            )
-            formset.changed_objects = [(m, ["role"]) for m, _ in set_roles]
-            formset.deleted_objects = remove
-        else:  # the purchase history is view-only: nothing to save
-            formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
-
-    def _change_status(self, request, queryset, change, done_label: str) -> None:
-        done = 0
-        for org in queryset:
-            try:
-                change(actor=request.user, org=org)
-            except DomainError as exc:
-                self.message_user(request, " ".join(exc.messages), messages.ERROR)
-            else:
-                done += 1
-        if done:
-            noun = "organization" if done == 1 else "organizations"
-            self.message_user(request, f"{done} {noun} {done_label}.", messages.SUCCESS)
-
-    @admin.action(
-        description="Activate selected (requires a recorded purchase)",
-        permissions=["change"],
-    )
-    def activate_selected(self, request, queryset):
-        self._change_status(request, queryset, services.organization_activate, "active")
-
-    @admin.action(description="Suspend selected", permissions=["change"])
-    def suspend_selected(self, request, queryset):
-        self._change_status(request, queryset, services.organization_suspend, "suspended")
 
 
 # --- Users --------------------------------------------------------------------------------
@@ -476,8 +144,6 @@ class UserAdmin(ServiceErrorsAsMessages, StaffPermissions, auth_admin.UserAdmin)
         permissions=["reset_second_factor"],
     )
     def reset_second_factor(self, request, queryset):
-        from accounts.mfa import mfa_reset
-
         users = list(queryset)
         refusals = {
             user: services.staff_refusal(

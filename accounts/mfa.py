@@ -15,9 +15,9 @@ from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import Membership, User
-from analytics.services import audit_record
 from asksage_admin.lib.durations import in_words
 from asksage_admin.lib.errors import DomainError
+from audit.services import audit_record
 
 RECOVERY_CODES = 10
 # The wait after a wrong code that is worth telling about with the error (the fifth wrong

@@ -6,6 +6,8 @@ from django.contrib.auth.views import redirect_to_login
 from django.shortcuts import redirect
 from django.urls import reverse
 
+from accounts.mfa import mfa_required_for
+
 
 class BannedUserLogoutMiddleware:
     def __init__(self, get_response):
@@ -31,8 +33,6 @@ class StaffSecondFactorMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        from accounts.mfa import mfa_required_for
-
         user = getattr(request, "user", None)
         if (
             request.path.startswith("/staff/")

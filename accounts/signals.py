@@ -7,9 +7,9 @@ from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.db.models import Sum
 from django.dispatch import receiver
 
-from accounts.models import User
-from analytics import services as audit
+from accounts.models import Membership, Organization, User
 from asksage_admin.lib.http import client_ip
+from audit import services as audit
 
 
 def _over_http(request) -> bool:
@@ -19,10 +19,18 @@ def _over_http(request) -> bool:
     return request is not None and "REMOTE_ADDR" in request.META
 
 
+def _organization_of(user: User | None) -> Organization | None:
+    """The chain a login lands on: the user's organization, or the platform's (None)."""
+    if user is None:
+        return None
+    membership = Membership.objects.select_related("organization").filter(user=user).first()
+    return membership.organization if membership else None
+
+
 @receiver(user_logged_in, dispatch_uid="audit_login")
 def audit_login(sender, request, user, **kwargs) -> None:
     if _over_http(request):
-        audit.audit_login(user=user, ip=client_ip(request))
+        audit.audit_login(user=user, organization=_organization_of(user), ip=client_ip(request))
 
 
 def _failures_from_address(request) -> int:
@@ -46,13 +54,16 @@ def audit_login_failed(sender, credentials, request=None, **kwargs) -> None:
     email = str(credentials.get("username") or credentials.get("email") or "").strip()
     user = User.objects.filter(email__iexact=email).first() if email else None
     ip = client_ip(request)
+    organization = _organization_of(user)
     failures = getattr(request, "axes_failures_since_start", None)
     if failures is None:  # axes did not count it (no request): record it
-        audit.audit_login_failed(email=email, user=user, ip=ip)
+        audit.audit_login_failed(email=email, user=user, organization=organization, ip=ip)
     elif user is None:
         if _failures_from_address(request) <= 1:
-            audit.audit_login_failed(email=email, user=None, ip=ip)
+            audit.audit_login_failed(email=email, user=None, organization=None, ip=ip)
     elif failures == get_failure_limit(request, credentials):
-        audit.audit_login_failed(email=email, user=user, ip=ip, locked_after=failures)
+        audit.audit_login_failed(
+            email=email, user=user, organization=organization, ip=ip, locked_after=failures
+        )
     elif failures == 1:
-        audit.audit_login_failed(email=email, user=user, ip=ip)
+        audit.audit_login_failed(email=email, user=user, organization=organization, ip=ip)

@@ -46,7 +46,7 @@ SALES_LEAD_PERMISSIONS = [
     *SALES_PERMISSIONS,
     RESET_SECOND_FACTOR,
     SET_USER_PASSWORD,
-    "analytics.view_auditlog",
+    "audit.view_auditlog",
 ]
 GROUPS = {SALES: SALES_PERMISSIONS, SALES_LEAD: SALES_LEAD_PERMISSIONS}
 
@@ -55,12 +55,13 @@ GROUPS = {SALES: SALES_PERMISSIONS, SALES_LEAD: SALES_LEAD_PERMISSIONS}
 ESCALATION_FIELDS = ("is_staff", "is_superuser", "groups", "user_permissions")
 
 
-def sync_staff_groups(group_model, permission_model) -> None:
+def sync_staff_groups(group_model, permission_model, groups: dict | None = None) -> None:
     """Create or update the groups so that they hold exactly the permissions above.
 
-    Takes the models as arguments so that a data migration can pass its historical ones.
+    Takes the models as arguments so that a data migration can pass its historical ones, and
+    `groups` so that an old migration can pass the groups as they were when it was written.
     """
-    for name, perms in GROUPS.items():
+    for name, perms in (GROUPS if groups is None else groups).items():
         group, _ = group_model.objects.get_or_create(name=name)
         wanted = [p.split(".", 1) for p in perms]
         found = list(

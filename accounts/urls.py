@@ -7,8 +7,6 @@ from accounts.forms import LoginForm
 app_name = "accounts"
 
 urlpatterns = [
-    path("", views.home, name="home"),
-    path("requests/new/", views.token_request_create, name="token_request_create"),
     path("accounts/register/", views.register, name="register"),
     path(
         "accounts/login/",

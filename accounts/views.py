@@ -1,4 +1,5 @@
-"""Registration, the member's home page and the shell's closed-organization page."""
+"""Registration, the second factor and the locked-out page (the member's home page is in
+`tokens.member_views`: it shows the pools' numbers)."""
 
 from base64 import b32encode
 
@@ -11,24 +12,20 @@ from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_POST
 
-from accounts import selectors, services
+from accounts import mfa as mfa_services
+from accounts import services
 from accounts.decorators import member_required
 from accounts.forms import RegistrationForm
 from accounts.http import AuthedRequest
-from accounts.models import AUDITOR_READ_ONLY
 from asksage_admin.lib.durations import in_words
 from asksage_admin.lib.errors import DomainError
 from asksage_admin.lib.http import client_ip
-from tokens import selectors as token_selectors
-from tokens.forms import TokenRequestForm, add_domain_errors
-from tokens.services import requests as request_services
 
 
 def register(request: AuthedRequest) -> HttpResponse:
     if request.user.is_authenticated:
-        return redirect("accounts:home")
+        return redirect("member:home")
     form = RegistrationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -46,71 +43,14 @@ def register(request: AuthedRequest) -> HttpResponse:
         else:
             login(request, user, backend="accounts.backends.EmailBackend")
             messages.success(request, "Welcome! Your account is ready.")
-            return redirect("accounts:home")
+            return redirect("member:home")
     return render(request, "registration/register.html", {"form": form})
-
-
-def _home_context(request: AuthedRequest, form: TokenRequestForm | None = None) -> dict:
-    context = selectors.member_home(request.user, request.membership)
-    context["request_form"] = form or TokenRequestForm()
-    context["my_requests"] = token_selectors.member_requests(request.user)
-    return context
-
-
-@member_required
-def home(request: AuthedRequest) -> HttpResponse:
-    """A member's own limits and usage, their token requests and the form to ask for more."""
-    return render(request, "accounts/home.html", _home_context(request))
-
-
-@require_POST
-@member_required
-def token_request_create(request: AuthedRequest) -> HttpResponse:
-    """A member asks for more tokens; errors show on the form (under htmx, or re-rendered)."""
-    if request.membership is None:
-        messages.error(request, "You are not part of an organization, so there is no one to ask.")
-        return redirect("accounts:home")
-    if request.membership.is_read_only:
-        return render(request, "403.html", {"reason": AUDITOR_READ_ONLY}, status=403)
-    form = TokenRequestForm(request.POST)
-    if form.is_valid():
-        data = form.cleaned_data
-        try:
-            created = request_services.token_request_create(
-                user=request.user,
-                kind=data["kind"],
-                raw_amount=data["amount"],
-                reason=data["reason"],
-                ip=client_ip(request),
-            )
-        except DomainError as exc:
-            add_domain_errors(form, exc)
-        else:
-            if created.status == created.Status.APPROVED:
-                text = f"Approved at once: {created.granted:,} {created.kind} tokens were added."
-            else:
-                text = (
-                    f"Request sent: {created.amount:,} {created.kind} tokens. "
-                    "Your admins will decide."
-                )
-            if request.htmx:
-                context = _home_context(request)
-                context["request_sent"] = text
-                return render(request, "accounts/home.html#my-requests", context)
-            messages.success(request, text)
-            return redirect("accounts:home")
-    context = _home_context(request, form)
-    if request.htmx:
-        return render(request, "accounts/home.html#my-requests", context)
-    return render(request, "accounts/home.html", context, status=422)
 
 
 @transaction.non_atomic_requests  # a wrong code's failure count must commit (accounts.mfa)
 @member_required
 def mfa(request: AuthedRequest) -> HttpResponse:
     """Set up the authenticator (QR code rendered here, no network) or enter a code."""
-    from accounts import mfa as mfa_services
-
     next_url = request.POST.get("next") or request.GET.get("next") or ""
     if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
         next_url = ""
@@ -141,7 +81,7 @@ def mfa(request: AuthedRequest) -> HttpResponse:
             context["error"] = " ".join(exc.messages)
             status = 422
         else:
-            return redirect(next_url or "accounts:home")
+            return redirect(next_url or "member:home")
     if not enrolled:
         device = mfa_services.pending_totp_device(request.user)
         context["qr_svg"] = segno.make(device.config_url, error="m").svg_inline(

@@ -11,13 +11,14 @@ from django.views.decorators.http import require_GET
 
 from accounts.decorators import org_admin_required
 from accounts.http import PanelRequest
-from analytics import charts, exports, services
+from analytics import charts, exports
 from analytics.filters import ACTIONS, ActivityFilter, DateRangeForm
 from analytics.selectors import activity as activity_selectors
 from analytics.selectors import exports as export_selectors
 from analytics.selectors import forecast as forecast_selectors
 from analytics.selectors import statistics as statistics_selectors
 from asksage_admin.lib.http import client_ip
+from audit.services import audit_export
 from tokens.selectors import pool_statuses
 
 
@@ -110,7 +111,7 @@ def export(request: PanelRequest, what: str, format: str = "csv") -> HttpRespons
         return HttpResponseBadRequest(
             f"Cannot export {what}: {error}", content_type="text/plain; charset=utf-8"
         )
-    services.audit_export(
+    audit_export(
         org=request.org,
         actor=request.user,
         what=what,

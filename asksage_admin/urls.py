@@ -21,5 +21,6 @@ urlpatterns = [
     path("api/v1/", include("tokens.api_urls")),
     path("panel/", include("tokens.urls")),
     path("panel/", include("analytics.urls")),
+    path("", include("tokens.member_urls")),
     path("", include("accounts.urls")),
 ]

@@ -44,9 +44,9 @@ from django.test import Client  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from accounts.models import Membership, Organization  # noqa: E402
-from analytics import chain  # noqa: E402
-from analytics.models import AuditLog  # noqa: E402
-from analytics.services import audit_bulk  # noqa: E402
+from audit import chain, integrity  # noqa: E402
+from audit.models import AuditLog  # noqa: E402
+from audit.services import audit_bulk  # noqa: E402
 from tokens.models import DailyUsage, MonthlyUsage, UsageEvent  # noqa: E402
 
 USERS = int(os.environ.get("BENCH_USERS", "20000"))
@@ -250,7 +250,7 @@ def audit_chain(org: Organization) -> None:
             f"(d) appended {added:,} audit rows in {seconds:.1f} s = {added / seconds:,.0f} rows/s"
         )
     start = time.perf_counter()
-    verdict = chain.verify(key)
+    verdict = integrity.verify(key)
     seconds = time.perf_counter() - start
     print(
         f"(d) verify_audit of {verdict.checked:,} rows: {seconds:.1f} s = "

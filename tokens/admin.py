@@ -1,18 +1,45 @@
-"""Token records in the sales admin: lists to look at. Purchases are added from an
-organization's page (through `accounts.services.purchase_record`); usage comes from the API."""
+"""Token records in the sales admin, and the organization's page that provisions an account
+and records its purchases (`tokens.organizations`). The token lists are there to look at;
+usage comes from the API. The users' pages are in `accounts.admin`.
+
+Every write goes through a service, validated and audited there; these classes only collect
+input and show refusals. Nothing is deleted from here: records are retained.
+"""
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied
+from django.db.models import BigIntegerField, Count, OuterRef, Q, Subquery, Sum
+from django.db.models.functions import Coalesce
+from django.http import HttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
-from accounts.admin import ReadOnlyAdmin
+from accounts import services as account_services
+from accounts.admin_forms import OrganizationChangeForm, add_domain_errors
+from accounts.models import Membership, Organization
+from asksage_admin.lib.admin import ReadOnlyAdmin, ServiceErrorsAsMessages, StaffPermissions
 from asksage_admin.lib.errors import DomainError
+from asksage_admin.lib.months import current_month
+from tokens import organizations
+from tokens.admin_forms import (
+    MembershipInlineForm,
+    MembershipInlineFormSet,
+    ProvisionForm,
+    PurchaseInlineForm,
+)
 from tokens.models import (
     AllocationPolicy,
     MonthlyUsage,
     Purchase,
     PurchaseRequest,
+    TokenKind,
     TokenRequest,
     UsageEvent,
 )
+from tokens.selectors import pool_statuses
 from tokens.services import purchases as purchase_services
 
 
@@ -140,3 +167,289 @@ class AllocationPolicyAdmin(ReadOnlyAdmin):
     list_filter = ["preset"]
     search_fields = ["organization__name"]
     list_select_related = ["organization"]
+
+
+# --- Organizations ------------------------------------------------------------------------
+
+
+def _pool_this_month(kind: str) -> Coalesce:
+    month = current_month()
+    totals = (
+        Purchase.objects.filter(organization=OuterRef("pk"), kind=kind, start_month__lte=month)
+        .filter(Q(end_month__isnull=True) | Q(end_month__gte=month))
+        .order_by()
+        .values("organization")
+        .annotate(total=Sum("tokens_per_month"))
+        .values("total")
+    )
+    return Coalesce(Subquery(totals), 0, output_field=BigIntegerField())
+
+
+def _member_count() -> Coalesce:
+    counts = (
+        Membership.objects.filter(organization=OuterRef("pk"))
+        .order_by()
+        .values("organization")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Coalesce(Subquery(counts), 0)
+
+
+class PurchaseHistoryInline(StaffPermissions, admin.TabularInline):
+    """Recorded purchases are payment records: shown, never edited or deleted."""
+
+    model = Purchase
+    fields = [
+        "kind",
+        "tokens",
+        "start",
+        "end",
+        "payment_reference",
+        "note",
+        "created_at",
+        "created_by",
+    ]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name = "purchase"
+    verbose_name_plural = "purchases (confirmed payments)"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("created_by").order_by("-start_month")
+
+    @admin.display(description="tokens per month")
+    def tokens(self, purchase: Purchase) -> str:
+        return f"{purchase.tokens_per_month:,}"
+
+    @admin.display(description="start month")
+    def start(self, purchase: Purchase) -> str:
+        return f"{purchase.start_month:%Y-%m}"
+
+    @admin.display(description="end month")
+    def end(self, purchase: Purchase) -> str:
+        return f"{purchase.end_month:%Y-%m}" if purchase.end_month else "ongoing"
+
+
+class PurchaseInline(StaffPermissions, admin.TabularInline):
+    """Adds purchases (rows only, no existing ones: those are in the history above)."""
+
+    model = Purchase
+    form = PurchaseInlineForm
+    extra = 0
+    can_delete = False
+    verbose_name = "purchase"
+    verbose_name_plural = "record a purchase (in blocks of 2,000,000 tokens per month)"
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).none()
+
+
+class MembershipInline(StaffPermissions, admin.TabularInline):
+    model = Membership
+    form = MembershipInlineForm
+    formset = MembershipInlineFormSet
+    fields = ["email", "role", "max_inference", "max_embedding", "joined_at"]
+    readonly_fields = ["max_inference", "max_embedding", "joined_at"]
+    extra = 0
+    verbose_name = "member"
+
+    @admin.display(description="Max Inference Tokens")
+    def max_inference(self, membership: Membership) -> str:
+        return f"{membership.max_inference_tokens:,}" if membership.pk else "—"
+
+    @admin.display(description="Max Embedding Tokens")
+    def max_embedding(self, membership: Membership) -> str:
+        return f"{membership.max_embedding_tokens:,}" if membership.pk else "—"
+
+    def has_delete_permission(self, request, obj=None):
+        # Removing a member only ends the membership; the user and their history stay.
+        return request.user.has_perm("accounts.delete_membership")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("user").order_by("role", "user__email")
+
+
+@admin.register(Organization)
+class OrganizationAdmin(ServiceErrorsAsMessages, StaffPermissions, admin.ModelAdmin):
+    form = OrganizationChangeForm
+    list_display = [
+        "name",
+        "status",
+        "member_count",
+        "inference_pool",
+        "created_at",
+        "activated_at",
+    ]
+    list_filter = ["status"]
+    search_fields = ["name", "slug", "memberships__user__email"]
+    actions = ["activate_selected", "suspend_selected"]
+    fieldsets = [
+        (None, {"fields": ["name", "slug", "billing_address", "admin_notes"]}),
+        (
+            "Status",
+            {
+                "fields": ["status", "created_at", "activated_at", "suspended_at"],
+                "description": "Status changes only through the list's actions "
+                "(Activate / Suspend selected), so that each one is audited.",
+            },
+        ),
+        (
+            "Tokens this month",
+            {"fields": ["pools", "inference_floor", "embedding_floor"]},
+        ),
+    ]
+    readonly_fields = [
+        "slug",
+        "status",
+        "created_at",
+        "activated_at",
+        "suspended_at",
+        "pools",
+        "inference_floor",
+        "embedding_floor",
+    ]
+    inlines = [MembershipInline, PurchaseHistoryInline, PurchaseInline]
+    ordering = ["name"]
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                member_count=_member_count(), inference_pool=_pool_this_month(TokenKind.INFERENCE)
+            )
+        )
+
+    @admin.display(description="members", ordering="member_count")
+    def member_count(self, org: Organization) -> int:
+        return org.member_count
+
+    @admin.display(description="inference pool this month", ordering="inference_pool")
+    def inference_pool(self, org: Organization) -> str:
+        return f"{org.inference_pool:,}"
+
+    @admin.display(description="pools (purchased · allocated · unallocated)")
+    def pools(self, org: Organization) -> str:
+        return format_html(
+            "{}",
+            format_html_join(
+                mark_safe("<br>"),
+                "{}: {} purchased · {} allocated · {} unallocated",
+                (
+                    (p.label, f"{p.purchased:,}", f"{p.allocated:,}", f"{p.available:,}")
+                    for p in pool_statuses(org)
+                ),
+            ),
+        )
+
+    @admin.display(description="minimum inference tokens per member")
+    def inference_floor(self, org: Organization) -> str:
+        return f"{org.min_inference_tokens:,}"
+
+    @admin.display(description="minimum embedding tokens per member")
+    def embedding_floor(self, org: Organization) -> str:
+        return f"{org.min_embedding_tokens:,}"
+
+    # Provisioning replaces the add form: one page creates the account, its people and its
+    # first purchase through `organizations.organization_provision`.
+    def add_view(self, request, form_url="", extra_context=None) -> HttpResponse:
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = ProvisionForm(request.POST if request.method == "POST" else None)
+        if form.is_valid():
+            try:
+                org = organizations.organization_provision(actor=request.user, **form.cleaned_data)
+            except DomainError as exc:
+                add_domain_errors(form, exc)
+            else:
+                self.log_addition(request, org, [{"added": {}}])
+                members = org.memberships.count()
+                state = (
+                    "It is active."
+                    if org.is_active
+                    else "It is pending: activate it once the payment is confirmed."
+                )
+                self.message_user(
+                    request,
+                    f"{org.name} was provisioned with {members} users. {state}",
+                    messages.SUCCESS,
+                )
+                return redirect("admin:accounts_organization_change", org.pk)
+        fieldsets = [(title, {"fields": fields}) for title, fields in form.fieldsets]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Provision an enterprise account",
+            "opts": self.opts,
+            "adminform": helpers.AdminForm(form, fieldsets, {}),
+            "form": form,
+            "media": self.media + form.media,
+            **(extra_context or {}),
+        }
+        return TemplateResponse(request, "admin/accounts/organization/provision.html", context)
+
+    def save_model(self, request, obj, form, change):
+        account_services.organization_update(
+            actor=request.user,
+            org=obj,
+            name=form.cleaned_data["name"],
+            billing_address=form.cleaned_data["billing_address"],
+            admin_notes=form.cleaned_data["admin_notes"],
+        )
+
+    def save_formset(self, request, form, formset, change):
+        org = form.instance
+        if issubclass(formset.form, PurchaseInlineForm):
+            formset.new_objects = [
+                organizations.purchase_record(
+                    actor=request.user,
+                    org=org,
+                    **{name: f.cleaned_data[name] for name in PurchaseInlineForm.Meta.fields},
+                )
+                for f in formset.extra_forms
+                if f.has_changed()
+            ]
+            formset.changed_objects, formset.deleted_objects = [], []
+        elif formset.model is Membership:
+            add, set_roles, remove = formset.changes()
+            formset.new_objects = organizations.membership_batch_save(
+                actor=request.user, org=org, add=add, set_roles=set_roles, remove=remove
+            )
+            formset.changed_objects = [(m, ["role"]) for m, _ in set_roles]
+            formset.deleted_objects = remove
+        else:  # the purchase history is view-only: nothing to save
+            formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+
+    def _change_status(self, request, queryset, change, done_label: str) -> None:
+        done = 0
+        for org in queryset:
+            try:
+                change(actor=request.user, org=org)
+            except DomainError as exc:
+                self.message_user(request, " ".join(exc.messages), messages.ERROR)
+            else:
+                done += 1
+        if done:
+            noun = "organization" if done == 1 else "organizations"
+            self.message_user(request, f"{done} {noun} {done_label}.", messages.SUCCESS)
+
+    @admin.action(
+        description="Activate selected (requires a recorded purchase)",
+        permissions=["change"],
+    )
+    def activate_selected(self, request, queryset):
+        self._change_status(request, queryset, organizations.organization_activate, "active")
+
+    @admin.action(description="Suspend selected", permissions=["change"])
+    def suspend_selected(self, request, queryset):
+        self._change_status(request, queryset, account_services.organization_suspend, "suspended")

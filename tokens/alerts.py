@@ -4,7 +4,7 @@ Below `tokens.services` and `accounts.services`, so every write that lowers an o
 unallocated pool can ask for the check (`pool_alert_after_commit`): an allocation batch of
 any source (table, undo, request, policy, distribution: all go through
 `tokens.services.allocations.apply_changes`) and a member added by sales
-(`accounts.services.membership_add`: new members start at the organization's floors).
+(`tokens.organizations.membership_add`: new members start at the organization's floors).
 """
 
 import logging
@@ -15,8 +15,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Membership, Organization
-from analytics.services import audit_record
 from asksage_admin.lib.months import current_month
+from audit.services import audit_record
 from tokens.models import AlertSent
 from tokens.selectors import policy_for, unallocated
 

@@ -14,7 +14,7 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from tokens import usage
+from tokens import recording, usage
 from tokens.usage import UsageError
 
 MAX_BODY_BYTES = getattr(settings, "USAGE_API_MAX_BODY_BYTES", 4096)
@@ -160,7 +160,7 @@ def usage_create(request: HttpRequest) -> JsonResponse:
     raw_key = bearer_key(request.headers.get("Authorization", ""))
     report = usage.parse_usage(_read_json(request))
     idem = idempotency_key(request.headers.get("Idempotency-Key", ""))
-    result = usage.usage_record(raw_key=raw_key, usage=report, idempotency_key=idem)
+    result = recording.usage_record(raw_key=raw_key, usage=report, idempotency_key=idem)
     response = json_response(result.as_dict())
     if result.replayed:
         response["Idempotent-Replayed"] = "true"

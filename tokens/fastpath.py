@@ -39,11 +39,10 @@ from django.utils.csp import build_policy
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from tokens import api, recording
-from tokens.recording import Again, Report, Row
+from tokens.recording import Again, Report, Row, _after_usage_recorded
 from tokens.usage import (
     UsageError,
     UsageResult,
-    _after_usage_recorded,
     api_key_hash,
     parse_usage,
 )

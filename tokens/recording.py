@@ -31,17 +31,26 @@ so the same control flow serves the synchronous Django view and the asynchronous
 idempotency key (a row can be updated only once per statement).
 
 SQLite has its own path in `tokens.usage` (IMMEDIATE transactions, statement by statement).
+`usage_record`, the API view's entry point, picks the path, then runs the auto-increase
+policy (`_after_usage_recorded`): it lives here, above both paths, so neither module imports
+the other inside a function.
 """
 
 import datetime as dt
 import json
+import logging
 from collections.abc import Callable, Generator, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from accounts.models import Organization
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from accounts.models import Organization, User
 from asksage_admin.lib.months import month_start
 from tokens.selectors import DEFAULT_ALERT_THRESHOLDS
+from tokens.services import auto_increase
 from tokens.services.auto_increase import policy_marks, policy_marks_reached
 from tokens.usage import (
     LAST_USED_RESOLUTION,
@@ -49,6 +58,11 @@ from tokens.usage import (
     UsageError,
     UsageRequest,
     UsageResult,
+    _record_in_steps,
+    _replay,
+    api_key_authenticate,
+    api_key_hash,
+    api_key_well_formed,
     check_user_may_use,
     invalid_key,
     key_reused,
@@ -57,6 +71,9 @@ from tokens.usage import (
     over_limit,
     user_not_found,
 )
+
+# The auto-increase hook's failures are logged where they were before it moved here.
+logger = logging.getLogger("tokens.usage")
 
 # Quoted names are not needed: Django's default table names are lowercase identifiers.
 _STATEMENT = """
@@ -372,3 +389,76 @@ def run(flow: Flow, execute: Callable[[str, dict], list[tuple]]) -> UsageResult:
                 query = flow.send(rows)
     except StopIteration as stop:
         return stop.value
+
+
+# --- The synchronous entry point ---------------------------------------------------------
+
+
+def usage_record(*, raw_key: str, usage: UsageRequest, idempotency_key: str) -> UsageResult:
+    """Count a usage for the key's organization if it stays within the user's max, once per
+    idempotency key.
+
+    Not atomic itself: the count commits in `_record`, then the policy runs, outside the
+    usage transaction and its lock.
+
+    Raises UsageError: 401 unknown or revoked key, 403 organization inactive, 404 unknown or
+    other organization's user, 403 banned/disabled/paid off, 402 over the max (with the
+    balance), 409 idempotency key reused with another body.
+    """
+    result = _record(
+        raw_key=raw_key, usage=usage, idempotency_key=idempotency_key, now=timezone.now()
+    )
+    if not result.replayed:
+        result = _after_usage_recorded(result)
+    return result
+
+
+def _record(
+    *, raw_key: str, usage: UsageRequest, idempotency_key: str, now: dt.datetime
+) -> UsageResult:
+    """The recording transaction: the shared statement on PostgreSQL, steps on SQLite."""
+    if connection.vendor == "postgresql":
+        if not api_key_well_formed(raw_key):
+            raise invalid_key()
+        report = Report(api_key_hash(raw_key), usage, idempotency_key)
+        return run(record_one(report, now), _execute)
+    org = api_key_authenticate(raw_key).organization
+    try:
+        return _record_in_steps(org=org, usage=usage, idempotency_key=idempotency_key, now=now)
+    except IntegrityError:
+        # Only the idempotency index can refuse the event: a request with this key committed
+        # first (concurrently, or earlier). Its transaction is over: answer what it recorded.
+        replay = _replay(org=org, usage=usage, idempotency_key=idempotency_key)
+        if replay is None:
+            raise
+        return replay
+
+
+def _execute(sql: str, params: dict) -> list[tuple]:
+    """One statement on Django's connection; its own transaction (autocommit), or a
+    savepoint inside an enclosing one, which a refused statement must not abort."""
+    scope = transaction.atomic() if connection.in_atomic_block else nullcontext()
+    with scope, connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall() if cursor.description else []
+
+
+def _after_usage_recorded(result: UsageResult) -> UsageResult:
+    """The auto-increase policy hook: runs after the usage committed, never undoes it.
+
+    `tokens.services.auto_increase.auto_increase_apply(user=, kind=)` belongs to Token
+    Distribution and returns the user's new max, or None. A failure there is logged; the
+    recorded usage still answers 200.
+    """
+    if not result.policy_may_act:
+        return result
+    try:
+        # It returns at once, without locking, while usage is below the policy's triggers.
+        new_max = auto_increase.auto_increase_apply(
+            user=User(pk=result.user_id), kind=result.request.kind
+        )
+        if isinstance(new_max, int) and not isinstance(new_max, bool):
+            result.balance.max = new_max
+    except Exception:
+        logger.exception("auto-increase failed after usage event %s", result.event_id)
+    return result

@@ -15,7 +15,8 @@ Recording one usage is one short transaction that
 
 On PostgreSQL all of it is one statement (`tokens.recording`), shared with the batched fast
 path (`tokens.fastpath`); on SQLite it runs statement by statement in an IMMEDIATE
-transaction. After the commit, the auto-increase policy runs (`_after_usage_recorded`).
+transaction. After the commit, the auto-increase policy runs (`tokens.recording.usage_record`
+chooses the path and runs it).
 
 The usage events are the audit of usage: no AuditLog row per event (it would double the
 write cost of the hot path). Key creation and revocation (`tokens.services.api_keys`) are
@@ -28,12 +29,11 @@ import hashlib
 import hmac
 import json
 import logging
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.signals import setting_changed
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.dispatch import receiver
 from django.utils import timezone
 
@@ -50,7 +50,6 @@ from tokens.models import (
     UsageEvent,
     column_for_kind,
 )
-from tokens.services import auto_increase
 
 logger = logging.getLogger(__name__)
 
@@ -498,78 +497,6 @@ def _record_in_steps(
         balance=Balance(usage.kind, limit, used),
         user_id=user.pk,
     )
-
-
-def usage_record(*, raw_key: str, usage: UsageRequest, idempotency_key: str) -> UsageResult:
-    """Count a usage for the key's organization if it stays within the user's max, once per
-    idempotency key.
-
-    Not atomic itself: the count commits in `_record`, then the policy runs, outside the
-    usage transaction and its lock.
-
-    Raises UsageError: 401 unknown or revoked key, 403 organization inactive, 404 unknown or
-    other organization's user, 403 banned/disabled/paid off, 402 over the max (with the
-    balance), 409 idempotency key reused with another body.
-    """
-    result = _record(
-        raw_key=raw_key, usage=usage, idempotency_key=idempotency_key, now=timezone.now()
-    )
-    if not result.replayed:
-        result = _after_usage_recorded(result)
-    return result
-
-
-def _record(
-    *, raw_key: str, usage: UsageRequest, idempotency_key: str, now: dt.datetime
-) -> UsageResult:
-    """The recording transaction: the shared statement on PostgreSQL, steps on SQLite."""
-    if connection.vendor == "postgresql":
-        from tokens import recording
-
-        if not api_key_well_formed(raw_key):
-            raise invalid_key()
-        report = recording.Report(api_key_hash(raw_key), usage, idempotency_key)
-        return recording.run(recording.record_one(report, now), _execute)
-    org = api_key_authenticate(raw_key).organization
-    try:
-        return _record_in_steps(org=org, usage=usage, idempotency_key=idempotency_key, now=now)
-    except IntegrityError:
-        # Only the idempotency index can refuse the event: a request with this key committed
-        # first (concurrently, or earlier). Its transaction is over: answer what it recorded.
-        replay = _replay(org=org, usage=usage, idempotency_key=idempotency_key)
-        if replay is None:
-            raise
-        return replay
-
-
-def _execute(sql: str, params: dict) -> list[tuple]:
-    """One statement on Django's connection; its own transaction (autocommit), or a
-    savepoint inside an enclosing one, which a refused statement must not abort."""
-    scope = transaction.atomic() if connection.in_atomic_block else nullcontext()
-    with scope, connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall() if cursor.description else []
-
-
-def _after_usage_recorded(result: UsageResult) -> UsageResult:
-    """The auto-increase policy hook: runs after the usage committed, never undoes it.
-
-    `tokens.services.auto_increase.auto_increase_apply(user=, kind=)` belongs to Token
-    Distribution and returns the user's new max, or None. A failure there is logged; the
-    recorded usage still answers 200.
-    """
-    if not result.policy_may_act:
-        return result
-    try:
-        # It returns at once, without locking, while usage is below the policy's triggers.
-        new_max = auto_increase.auto_increase_apply(
-            user=User(pk=result.user_id), kind=result.request.kind
-        )
-        if isinstance(new_max, int) and not isinstance(new_max, bool):
-            result.balance.max = new_max
-    except Exception:
-        logger.exception("auto-increase failed after usage event %s", result.event_id)
-    return result
 
 
 def balance_for(*, org: Organization, email: str, month: dt.date | None = None) -> dict:

@@ -2,10 +2,10 @@
 
 from django.db import migrations
 
+from audit import chain
+
 
 def seal(apps, schema_editor):
-    from analytics import chain
-
     AuditLog = apps.get_model("analytics", "AuditLog")
     AuditChain = apps.get_model("analytics", "AuditChain")
     heads = {}

@@ -4,9 +4,10 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from accounts.models import Membership, Organization
-from analytics import chain
-from analytics.models import AuditLog
-from analytics.services import LOGIN, LOGIN_FAILED
+from audit import chain
+from audit.integrity import Verdict, verify
+from audit.models import AuditLog
+from audit.services import LOGIN, LOGIN_FAILED
 from tokens.models import DailyUsage, TokenRequest
 
 
@@ -24,8 +25,8 @@ def org_member(org: Organization, user_id: int) -> Membership | None:
     )
 
 
-def integrity(org: Organization) -> chain.Verdict:
-    return chain.verify(chain.chain_key(org.pk))
+def integrity(org: Organization) -> Verdict:
+    return verify(chain.chain_key(org.pk))
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """The audit trail's vocabulary: every action a row may record, its family and its words.
 
-Writers refuse an action missing here (`analytics.services.audit_record`), and the Activity
+Writers refuse an action missing here (`audit.services.audit_record`), and the Activity
 page's filter is built from this list, so every action ever written can be filtered and reads
 as words. Values are stored; never rename one (old rows keep it), add a new one instead.
 """

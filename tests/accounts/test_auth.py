@@ -12,7 +12,7 @@ pytestmark = pytest.mark.django_db
 REGISTER = reverse("accounts:register")
 LOGIN = reverse("accounts:login")
 LOGOUT = reverse("accounts:logout")
-HOME = reverse("accounts:home")
+HOME = reverse("member:home")
 NEW_PASSWORD = "a-brand-new-passphrase-42"
 
 
@@ -122,7 +122,7 @@ class TestPasswordReset:
         logged_in = client.post(
             reverse("accounts:login"), {"username": "bob@example.com", "password": NEW_PASSWORD}
         )
-        assert logged_in.status_code == 302 and logged_in.url == reverse("accounts:home")
+        assert logged_in.status_code == 302 and logged_in.url == reverse("member:home")
 
     def test_the_link_works_only_once(self, client, bob, mailoutbox):
         client.post(reverse("accounts:password_reset"), {"email": "bob@example.com"})

@@ -11,7 +11,7 @@ from django_otp.oath import totp
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from analytics.models import AuditLog
+from audit.models import AuditLog
 from tests.factories import MembershipFactory
 
 pytestmark = pytest.mark.mfa
@@ -110,7 +110,7 @@ def test_next_never_leaves_the_site(client, alice):
     device = enrolled(alice)
     client.force_login(alice)
     response = client.post(MFA, {"token": current_code(device), "next": "https://evil.example/"})
-    assert response.url == reverse("accounts:home")
+    assert response.url == reverse("member:home")
 
 
 def test_the_demo_switch_lets_admins_in_without_a_factor(settings, alice_client, alice):

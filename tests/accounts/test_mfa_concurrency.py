@@ -14,8 +14,8 @@ from django.db import connections
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.mfa import mfa_verify
-from analytics.models import AuditLog
 from asksage_admin.lib.errors import DomainError
+from audit.models import AuditLog
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -83,7 +83,7 @@ def test_the_home_page_shows_the_members_own_max_and_usage(client, bob, alice, o
     MonthlyUsageFactory(user=bob, organization=org_a, kind="embedding", used=6_789)
     MonthlyUsageFactory(user=alice, organization=org_a, kind="inference", used=99_999)
     client.force_login(bob)
-    response = client.get(reverse("accounts:home"))
+    response = client.get(reverse("member:home"))
     assert response.status_code == 200
     content = response.content.decode()
     assert "12,345 <span>of 345,000 used this month" in content
@@ -93,19 +93,19 @@ def test_the_home_page_shows_the_members_own_max_and_usage(client, bob, alice, o
 
 
 def test_the_home_page_asks_anonymous_visitors_to_log_in(client):
-    response = client.get(reverse("accounts:home"))
+    response = client.get(reverse("member:home"))
     assert response.status_code == 302
     assert response.url.startswith(reverse("accounts:login"))
 
 
 def test_the_account_menu_offers_the_admin_panel_to_an_admin(client, alice):
     client.force_login(alice)
-    content = client.get(reverse("accounts:home")).content.decode()
+    content = client.get(reverse("member:home")).content.decode()
     assert f'<a href="{reverse("tokens:users")}">Admin Panel</a>' in content
 
 
 def test_the_account_menu_hides_the_admin_panel_from_a_member(client, bob):
     client.force_login(bob)
-    content = client.get(reverse("accounts:home")).content.decode()
+    content = client.get(reverse("member:home")).content.decode()
     assert "Admin Panel" not in content
     assert "Log out" in content

@@ -6,10 +6,11 @@ import pytest
 
 from accounts import services
 from accounts.models import Membership, Organization
-from analytics.models import AuditLog
 from asksage_admin.lib.errors import DomainError
 from asksage_admin.lib.months import current_month
+from audit.models import AuditLog
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
+from tokens import organizations
 from tokens.models import PendingEdit, Purchase
 
 pytestmark = pytest.mark.django_db
@@ -36,7 +37,7 @@ def provision(sam, **overrides):
         "embedding_tokens": 0,
         "payment_reference": "INV-1",
     }
-    return services.organization_provision(**{**values, **overrides})
+    return organizations.organization_provision(**{**values, **overrides})
 
 
 def refusal(sam, **overrides) -> dict[str, list[str]]:
@@ -176,7 +177,7 @@ def test_activation_is_refused_before_a_purchase_is_recorded(sam):
     org = OrganizationFactory(name="Unpaid", status="pending", activated_at=None)
 
     with pytest.raises(DomainError, match="Unpaid cannot be activated before a payment"):
-        services.organization_activate(actor=sam, org=org)
+        organizations.organization_activate(actor=sam, org=org)
 
     org.refresh_from_db()
     assert org.status == "pending"
@@ -208,7 +209,7 @@ def test_updating_the_details_audits_each_changed_field(sam, org_a):
 @pytest.mark.parametrize("amount", [0, 1_000_000, 3_000_000, -2_000_000])
 def test_a_purchase_must_be_a_positive_multiple_of_2m(sam, org_a, amount):
     with pytest.raises(DomainError) as caught:
-        services.purchase_record(
+        organizations.purchase_record(
             actor=sam,
             org=org_a,
             kind="inference",
@@ -222,7 +223,7 @@ def test_a_purchase_must_be_a_positive_multiple_of_2m(sam, org_a, amount):
 
 def test_a_purchase_cannot_end_before_it_starts(sam, org_a):
     with pytest.raises(DomainError) as caught:
-        services.purchase_record(
+        organizations.purchase_record(
             actor=sam,
             org=org_a,
             kind="inference",
@@ -242,7 +243,9 @@ def test_a_purchase_cannot_end_before_it_starts(sam, org_a):
 def test_adding_a_member_gives_them_the_floor_and_audits(sam, alice, bob):
     nina = UserFactory(email="nina@example.com")
 
-    membership = services.membership_add(actor=sam, org=alice.membership.organization, user=nina)
+    membership = organizations.membership_add(
+        actor=sam, org=alice.membership.organization, user=nina
+    )
 
     assert membership.max_inference_tokens == 200_000
     assert AuditLog.objects.get(action="membership.added").target_user == nina
@@ -254,7 +257,7 @@ def test_adding_a_member_is_refused_when_the_pool_cannot_cover_their_floor(sam, 
     nina = UserFactory(email="nina@example.com")
 
     with pytest.raises(DomainError) as caught:
-        services.membership_add(actor=sam, org=org_b, user=nina)
+        organizations.membership_add(actor=sam, org=org_b, user=nina)
 
     assert caught.value.errors["user"] == [
         "Adding nina@example.com needs 200,000 inference tokens (200,000 each) "
@@ -264,11 +267,11 @@ def test_adding_a_member_is_refused_when_the_pool_cannot_cover_their_floor(sam, 
 
 def test_the_last_admin_cannot_become_a_member(sam, alice, bob):
     with pytest.raises(DomainError, match="alice@example.com cannot stop being an admin"):
-        services.membership_set_role(actor=sam, membership=alice.membership, role="member")
+        organizations.membership_set_role(actor=sam, membership=alice.membership, role="member")
 
 
 def test_a_role_change_is_audited(sam, alice, bob):
-    services.membership_set_role(actor=sam, membership=bob.membership, role="admin")
+    organizations.membership_set_role(actor=sam, membership=bob.membership, role="admin")
 
     entry = AuditLog.objects.get(action="membership.role")
     assert (entry.target_user, entry.old_value, entry.new_value) == (bob, "member", "admin")
@@ -276,7 +279,7 @@ def test_a_role_change_is_audited(sam, alice, bob):
 
 def test_removing_a_member_is_refused_below_2_users(sam, alice, bob):
     with pytest.raises(DomainError, match="Removing bob@example.com would leave 1 user"):
-        services.membership_remove(actor=sam, membership=bob.membership)
+        organizations.membership_remove(actor=sam, membership=bob.membership)
 
     assert Membership.objects.filter(user=bob).exists()
 
@@ -285,7 +288,7 @@ def test_removing_the_last_admin_is_refused(sam, alice, bob):
     MembershipFactory(organization=alice.membership.organization)
 
     with pytest.raises(DomainError, match="alice@example.com cannot stop being an admin"):
-        services.membership_remove(actor=sam, membership=alice.membership)
+        organizations.membership_remove(actor=sam, membership=alice.membership)
 
 
 def test_removing_a_member_keeps_the_user_and_drops_their_pending_edits(sam, alice, bob):
@@ -300,7 +303,7 @@ def test_removing_a_member_keeps_the_user_and_drops_their_pending_edits(sam, ali
         new_value=300_000,
     )
 
-    services.membership_remove(actor=sam, membership=bob.membership)
+    organizations.membership_remove(actor=sam, membership=bob.membership)
 
     bob.refresh_from_db()
     assert not Membership.objects.filter(user=bob).exists()
@@ -312,7 +315,7 @@ def test_a_batch_may_swap_members_as_long_as_the_result_is_valid(sam, alice, bob
     org = alice.membership.organization
     nina = UserFactory(email="nina@example.com")
 
-    services.membership_batch_save(
+    organizations.membership_batch_save(
         actor=sam,
         org=org,
         add=[(nina, "admin")],

@@ -12,12 +12,12 @@ from django.db.models import F, Sum
 from django.db.models.functions import TruncMonth
 from django.test import RequestFactory
 
-from accounts.management.commands.seed_demo import PASSWORD
 from accounts.models import Membership, Organization, User
-from analytics.models import AuditLog
 from analytics.selectors.forecast import forecast
 from asksage_admin.lib.months import current_month
+from audit.models import AuditLog
 from tests.factories import UserFactory
+from tokens.management.commands.seed_demo import PASSWORD
 from tokens.models import BLOCK, DailyUsage, MonthlyUsage, Purchase, UsageEvent
 from tokens.selectors import allocated, pools
 

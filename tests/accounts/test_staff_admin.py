@@ -5,8 +5,8 @@ from django import forms
 from django.urls import reverse
 
 from accounts.models import Membership, Organization, User
-from analytics.models import AuditLog
 from asksage_admin.lib.months import current_month
+from audit.models import AuditLog
 from tests.factories import MembershipFactory, OrganizationFactory, PurchaseFactory, UserFactory
 from tokens.models import Purchase
 
@@ -85,7 +85,7 @@ def error_messages(response) -> list[str]:
         "admin:accounts_organization_add",
         "admin:accounts_user_changelist",
         "admin:accounts_user_add",
-        "admin:analytics_auditlog_changelist",
+        "admin:audit_auditlog_changelist",
         "admin:tokens_purchase_changelist",
         "admin:tokens_monthlyusage_changelist",
         "admin:tokens_usageevent_changelist",
@@ -108,7 +108,7 @@ def test_the_change_pages_load(staff_client, sam, alice, bob):
         org_url(org),
         reverse("admin:accounts_user_change", args=[bob.pk]),
         reverse("admin:auth_user_password_change", args=[bob.pk]),
-        reverse("admin:analytics_auditlog_change", args=[AuditLog.objects.get().pk]),
+        reverse("admin:audit_auditlog_change", args=[AuditLog.objects.get().pk]),
         reverse("admin:tokens_purchase_change", args=[Purchase.objects.first().pk]),
     ]:
         assert staff_client.get(url).status_code == 200, url
@@ -525,11 +525,11 @@ def test_users_cannot_be_deleted(staff_client, bob):
 
 def test_the_audit_log_cannot_be_added_changed_or_deleted(staff_client, sam, org_a):
     entry = AuditLog.objects.create(action="org.created", organization=org_a, actor=sam)
-    change_url = reverse("admin:analytics_auditlog_change", args=[entry.pk])
+    change_url = reverse("admin:audit_auditlog_change", args=[entry.pk])
 
-    assert staff_client.get(reverse("admin:analytics_auditlog_add")).status_code == 403
+    assert staff_client.get(reverse("admin:audit_auditlog_add")).status_code == 403
     assert staff_client.post(change_url, {"action": "forged"}).status_code == 403
-    delete_url = reverse("admin:analytics_auditlog_delete", args=[entry.pk])
+    delete_url = reverse("admin:audit_auditlog_delete", args=[entry.pk])
     assert staff_client.post(delete_url, {"post": "yes"}).status_code == 403
 
     entry.refresh_from_db()
@@ -542,7 +542,7 @@ def test_the_audit_log_filters_by_action_and_organization(staff_client, sam, org
     AuditLog.objects.create(action="org.status", organization=org_a, actor=sam)
 
     response = staff_client.get(
-        reverse("admin:analytics_auditlog_changelist"),
+        reverse("admin:audit_auditlog_changelist"),
         {"action": "org.created", "organization__id__exact": org_a.pk},
     )
 
@@ -562,7 +562,7 @@ def test_purchases_are_listed_but_not_added_from_their_own_list(staff_client, or
     [
         "admin:accounts_organization_changelist",
         "admin:accounts_user_changelist",
-        "admin:analytics_auditlog_changelist",
+        "admin:audit_auditlog_changelist",
         "admin:tokens_purchase_changelist",
     ],
 )

@@ -13,9 +13,9 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import services, staff_roles
 from accounts.models import Organization, User
-from analytics.models import AuditLog
 from asksage_admin.lib.errors import DomainError
 from asksage_admin.lib.months import current_month
+from audit.models import AuditLog
 from tests.factories import UserFactory
 from tokens.models import Purchase
 from tokens.services import purchases as purchase_services
@@ -67,10 +67,11 @@ def as_user(client, user: User):
 
 
 def test_the_migration_creates_the_groups_sales_and_sales_lead():
-    migration = importlib.import_module("accounts.migrations.0003_staff_groups")
+    # 0004 syncs the groups of 0003 with today's roles (the audit log moved to `audit`).
+    migration = importlib.import_module("accounts.migrations.0004_staff_groups_audit_app")
     Group.objects.filter(name__in=["Sales", "Sales lead"]).delete()
 
-    migration.create_groups(django_apps, None)
+    migration.sync_groups(django_apps, None)
 
     def perms(name: str) -> set[str]:
         group = Group.objects.get(name=name)
@@ -80,7 +81,7 @@ def test_the_migration_creates_the_groups_sales_and_sales_lead():
     assert perms("Sales lead") - perms("Sales") == {
         "accounts.reset_second_factor",
         "accounts.set_user_password",
-        "analytics.view_auditlog",
+        "audit.view_auditlog",
     }
     assert not {p for p in perms("Sales lead") if p.startswith("auth.") or "delete_user" in p}
 
@@ -365,7 +366,7 @@ def test_sales_mark_a_purchase_request_fulfilled(client, sales, alice, org_a):
         "admin:accounts_user_changelist",
         "admin:tokens_purchase_changelist",
         "admin:tokens_purchaserequest_changelist",
-        "admin:analytics_auditlog_changelist",
+        "admin:audit_auditlog_changelist",
     ],
 )
 def test_staff_in_no_group_see_nothing(client, url_name):
@@ -377,7 +378,7 @@ def test_staff_in_no_group_see_nothing(client, url_name):
 
 
 def test_only_a_sales_lead_reads_the_audit_log(client, sales, sales_lead):
-    url = reverse("admin:analytics_auditlog_changelist")
+    url = reverse("admin:audit_auditlog_changelist")
 
     assert as_user(client, sales).get(url).status_code == 403
     assert as_user(client, sales_lead).get(url).status_code == 200
@@ -426,13 +427,13 @@ def test_no_one_reads_second_factor_secrets_in_the_sales_admin(client, sam, alic
 def test_running_the_group_migration_leaves_the_app_registry_as_it_was():
     """The migration lends a models module to app configs for create_permissions; clearing the
     real registry's afterwards made every later flush skip these apps' permissions."""
-    migration = importlib.import_module("accounts.migrations.0003_staff_groups")
+    migration = importlib.import_module("accounts.migrations.0004_staff_groups_audit_app")
     before = {
         label: django_apps.get_app_config(label).models_module
-        for label in ("accounts", "tokens", "analytics")
+        for label in ("accounts", "tokens", "audit")
     }
 
-    migration.create_groups(django_apps, None)
+    migration.sync_groups(django_apps, None)
 
     after = {label: django_apps.get_app_config(label).models_module for label in before}
     assert after == before

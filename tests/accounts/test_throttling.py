@@ -7,8 +7,8 @@ import time_machine
 from axes.models import AccessAttempt
 from django.urls import reverse
 
-from analytics.models import AuditLog
 from asksage_admin.lib.http import client_ip
+from audit.models import AuditLog
 
 LOGIN = reverse("accounts:login")
 NOON = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC)

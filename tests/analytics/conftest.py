@@ -3,7 +3,7 @@ tests/factories.py)."""
 
 import pytest
 
-from analytics.services import audit_record
+from audit.services import audit_record
 from tests.factories import MembershipFactory
 
 

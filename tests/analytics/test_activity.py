@@ -7,8 +7,8 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from analytics.models import AuditLog
-from analytics.services import audit_record
+from audit.models import AuditLog
+from audit.services import audit_record
 
 URL = reverse("analytics:activity")
 HX = {"HX-Request": "true"}

@@ -7,9 +7,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection, connections
 
-from analytics import chain
-from analytics.models import GENESIS, AppendOnlyError, AuditChain, AuditLog
-from analytics.services import audit_bulk, audit_record
+from audit import chain, integrity
+from audit.models import GENESIS, AppendOnlyError, AuditChain, AuditLog
+from audit.services import audit_bulk, audit_record
 from tests.factories import MembershipFactory, OrganizationFactory
 
 
@@ -19,8 +19,8 @@ def raw(sql: str, params: list) -> None:
         cursor.execute(sql.format(table=table), params)
 
 
-def org_chain(org) -> chain.Verdict:
-    return chain.verify(chain.chain_key(org.pk))
+def org_chain(org) -> integrity.Verdict:
+    return integrity.verify(chain.chain_key(org.pk))
 
 
 def test_each_row_links_to_the_previous_row_of_its_organization(audit, org_a, org_b, carol):
@@ -41,7 +41,7 @@ def test_rows_without_an_organization_form_the_global_chain(db):
 
     assert (one.chain, two.chain) == ("global", "global")
     assert two.prev_hash == one.hash
-    assert chain.verify("global").intact
+    assert integrity.verify("global").intact
 
 
 def test_the_hash_survives_a_round_trip_through_the_database(audit, bob):
@@ -158,7 +158,7 @@ def test_a_bulk_insert_across_organizations_keeps_each_chain(org_a, org_b, alice
     audit_bulk(rows)
 
     assert [r.seq for r in rows] == [1, 1, 1, 2]
-    assert all(v.intact for v in chain.verify_all())
+    assert all(v.intact for v in integrity.verify_all())
 
 
 @pytest.mark.parametrize("size", [5, 1000])
@@ -248,6 +248,6 @@ def test_concurrent_writers_never_fork_an_organizations_chain():
         thread.join()
 
     assert errors == []
-    verdict = chain.verify(chain.chain_key(org.pk))
+    verdict = integrity.verify(chain.chain_key(org.pk))
     assert verdict.intact, str(verdict)
     assert verdict.checked == 40

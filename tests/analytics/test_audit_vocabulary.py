@@ -4,8 +4,6 @@ every family and every action, and the page shows them in words."""
 import pytest
 from django.urls import reverse
 
-from analytics.models import AuditLog
-from analytics.services import audit_bulk, audit_record
 from asksage_admin.lib.audit_actions import (
     FAMILIES,
     AuditAction,
@@ -13,6 +11,8 @@ from asksage_admin.lib.audit_actions import (
     family_of,
     filter_choices,
 )
+from audit.models import AuditLog
+from audit.services import audit_bulk, audit_record
 
 URL = reverse("analytics:activity")
 

@@ -10,8 +10,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from analytics.exports import neutralise
-from analytics.models import AuditLog
-from analytics.services import audit_record
+from audit.models import AuditLog
+from audit.services import audit_record
 from tests.factories import DailyUsageFactory, MonthlyUsageFactory, UsageEventFactory, utc_today
 
 

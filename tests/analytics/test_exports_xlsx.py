@@ -10,7 +10,7 @@ from django.http import StreamingHttpResponse
 from django.urls import reverse
 
 from analytics import exports
-from analytics.models import AuditLog
+from audit.models import AuditLog
 from tests.factories import DailyUsageFactory, MonthlyUsageFactory, UsageEventFactory
 
 NOW = dt.datetime(2026, 3, 16, 10, 30, tzinfo=dt.UTC)

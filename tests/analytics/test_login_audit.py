@@ -6,8 +6,8 @@ import time_machine
 from axes.models import AccessFailureLog
 from django.urls import reverse
 
-from analytics import chain
-from analytics.models import AuditChain, AuditLog
+from audit import chain, integrity
+from audit.models import AuditChain, AuditLog
 
 LOGIN = reverse("accounts:login")
 
@@ -38,7 +38,7 @@ def test_a_failed_login_of_an_unknown_email_is_recorded_without_an_organization(
     assert entry.organization is None and entry.target_user is None
     assert entry.details["email"] == "ghost@example.com"
     assert entry.chain == "global"
-    assert chain.verify("global").intact
+    assert integrity.verify("global").intact
 
 
 def test_sales_staff_logins_are_audited_on_the_global_chain(client, sam, password):
@@ -80,7 +80,7 @@ def test_a_thousand_failed_logins_add_two_rows_to_the_organizations_chain(client
     assert locking.details == {"email": bob.email, "locked_out": True, "failures": 5}
     assert AccessFailureLog.objects.filter(username=bob.email).count() == 1_000
     assert AccessFailureLog.objects.filter(locked_out=True).count() == 1_000 - 4
-    assert chain.verify(key).intact
+    assert integrity.verify(key).intact
 
 
 def test_failures_are_recorded_again_once_the_cool_off_is_over(client, bob, settings):

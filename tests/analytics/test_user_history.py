@@ -4,7 +4,7 @@ import datetime as dt
 
 from django.urls import reverse
 
-from analytics.models import AuditLog
+from audit.models import AuditLog
 from tests.factories import DailyUsageFactory, utc_today
 
 

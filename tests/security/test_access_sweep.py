@@ -20,7 +20,7 @@ from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import User
-from analytics.models import AuditLog
+from audit.models import AuditLog
 from tests.factories import MembershipFactory, UserFactory
 from tokens.models import AllocationBatch, ApiKey, TokenRequest
 
@@ -37,9 +37,9 @@ PUBLIC = {
     "accounts:password_reset_done",
     "accounts:password_reset_confirm",
     "accounts:password_reset_complete",
-    "accounts:home",
+    "member:home",
     "accounts:mfa",
-    "accounts:token_request_create",
+    "member:token_request_create",
     "api:openapi",
     "api:",
     "admin:login",

@@ -5,7 +5,7 @@ items 7 and 9). The usage API's own cases are in tests/tokens/test_usage_api*.py
 import pytest
 
 from accounts.models import Organization
-from analytics.models import AuditLog
+from audit.models import AuditLog
 from tests.accounts.test_staff_admin import (
     PROVISION_URL,
     add_inline_row,

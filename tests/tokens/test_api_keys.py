@@ -4,7 +4,7 @@ import pytest
 from django.urls import reverse
 
 from accounts.models import Membership
-from analytics.models import AuditLog
+from audit.models import AuditLog
 from tokens import usage
 from tokens.models import ApiKey
 from tokens.services import api_keys as api_key_services

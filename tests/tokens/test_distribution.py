@@ -7,8 +7,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Membership
-from analytics.models import AuditLog
 from asksage_admin.lib.errors import DomainError
+from audit.models import AuditLog
 from tests.factories import MembershipFactory, MonthlyUsageFactory, max_of
 from tokens.models import AllocationBatch, AllocationPolicy, MemberOverride, PurchaseRequest
 from tokens.services import distribution as distribution_services

@@ -9,8 +9,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Membership
-from analytics.models import AuditLog
 from asksage_admin.lib.months import current_month
+from audit.models import AuditLog
 from tests.factories import MembershipFactory, MonthlyUsageFactory, PurchaseFactory, max_of, set_max
 from tokens.models import AlertSent, AllocationBatch, AllocationPolicy, MemberOverride
 from tokens.services import auto_increase as auto_increase_services

@@ -8,7 +8,7 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.models import Membership
-from analytics.models import AuditLog
+from audit.models import AuditLog
 from tokens.models import AllocationBatch, PendingEdit
 from tokens.services import allocations as allocation_services
 from tokens.services import api_keys as api_key_services

@@ -7,7 +7,7 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.models import Membership
-from analytics.models import AuditLog
+from audit.models import AuditLog
 from tests.factories import MembershipFactory, PurchaseFactory, max_of
 from tokens.models import AllocationBatch, PendingEdit
 from tokens.selectors import pending_summary

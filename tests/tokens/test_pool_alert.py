@@ -9,10 +9,10 @@ import pytest
 import time_machine
 from django.core import mail
 
-from accounts import services as accounts_services
 from accounts.models import Membership
-from analytics.models import AuditLog
+from audit.models import AuditLog
 from tests.factories import PurchaseFactory, UserFactory
+from tokens import organizations
 from tokens.models import AlertSent, AllocationPolicy
 from tokens.services import allocations as allocation_services
 from tokens.services import auto_increase as auto_increase_services
@@ -124,7 +124,7 @@ def test_a_member_added_by_sales_that_drops_the_pool_below_the_alert_emails_the_
     alert_at(3_500_000)
     newcomer = UserFactory(email="nina@example.com")
     with django_capture_on_commit_callbacks(execute=True):
-        accounts_services.membership_add(actor=sam, org=org_a, user=newcomer)  # 3.6M → 3.4M
+        organizations.membership_add(actor=sam, org=org_a, user=newcomer)  # 3.6M → 3.4M
 
     [sent] = pool_mails()
     assert sent.subject == "Acme Agency: only 3,400,000 inference tokens are unallocated"

@@ -4,8 +4,8 @@ import pytest
 from django.core import mail
 from django.urls import reverse
 
-from analytics.models import AuditLog
 from asksage_admin.lib.errors import DomainError
+from audit.models import AuditLog
 from tests.factories import MembershipFactory, MonthlyUsageFactory, UserFactory, max_of
 from tokens.models import AllocationPolicy, TokenRequest
 from tokens.services import requests as request_services
@@ -28,13 +28,13 @@ def pending(bob, alice):
 def test_a_member_asks_from_the_home_page_and_sees_the_status(client, bob, alice):
     client.force_login(bob)
     response = client.post(
-        reverse("accounts:token_request_create"),
+        reverse("member:token_request_create"),
         {"kind": "inference", "amount": "1.5M", "reason": "Quarterly report"},
     )
     assert response.status_code == 302
     request = TokenRequest.objects.get(user=bob)
     assert (request.amount, request.current_max, request.status) == (1_500_000, 200_000, "pending")
-    page = client.get(reverse("accounts:home")).content.decode()
+    page = client.get(reverse("member:home")).content.decode()
     assert "Quarterly report" in page and "Pending" in page and "1,500,000" in page
 
 
@@ -48,7 +48,7 @@ def auditor(org_a):
 def test_an_auditor_cannot_post_a_token_request(client, auditor, alice, auto_rule):
     client.force_login(auditor)
     response = client.post(
-        reverse("accounts:token_request_create"),
+        reverse("member:token_request_create"),
         {"kind": "inference", "amount": "100k", "reason": "Just looking"},
     )
     assert response.status_code == 403
@@ -65,7 +65,7 @@ def test_the_service_refuses_an_auditors_request_even_if_a_view_forgot(auditor, 
 
 def test_an_auditors_home_page_offers_no_request_form(client, auditor, alice):
     client.force_login(auditor)
-    page = client.get(reverse("accounts:home")).content.decode()
+    page = client.get(reverse("member:home")).content.decode()
     assert "read-only access" in page
     assert "Send request" not in page
 
@@ -73,7 +73,7 @@ def test_an_auditors_home_page_offers_no_request_form(client, auditor, alice):
 def test_the_request_form_answers_htmx_with_its_partial(client, bob, alice):
     client.force_login(bob)
     response = client.post(
-        reverse("accounts:token_request_create"),
+        reverse("member:token_request_create"),
         {"kind": "inference", "amount": "250,000", "reason": "Tests"},
         headers={"HX-Request": "true"},
     )
@@ -95,7 +95,7 @@ def test_the_request_form_answers_htmx_with_its_partial(client, bob, alice):
 def test_bad_amounts_are_refused_with_a_clear_error(client, bob, alice, amount, message):
     client.force_login(bob)
     response = client.post(
-        reverse("accounts:token_request_create"),
+        reverse("member:token_request_create"),
         {"kind": "inference", "amount": amount, "reason": "x"},
     )
     assert response.status_code == 422
@@ -336,7 +336,7 @@ def test_bob_the_member_gets_403_on_the_requests_page(client, bob, pending):
 
 
 def test_anonymous_visitors_cannot_post_a_request(client):
-    response = client.post(reverse("accounts:token_request_create"), {})
+    response = client.post(reverse("member:token_request_create"), {})
     assert response.status_code == 302 and "/accounts/login/" in response.url
 
 
@@ -344,7 +344,7 @@ def test_someone_without_an_organization_is_told_so(client, db):
     loner = UserFactory()
     client.force_login(loner)
     response = client.post(
-        reverse("accounts:token_request_create"),
+        reverse("member:token_request_create"),
         {"kind": "inference", "amount": "1k", "reason": "x"},
         follow=True,
     )

@@ -9,10 +9,10 @@ from django.db import OperationalError
 from django.urls import reverse
 
 from accounts.models import Organization
-from analytics.models import AuditLog
 from asksage_admin.lib.months import current_month
+from audit.models import AuditLog
 from tests.factories import MembershipFactory, MonthlyUsageFactory, used
-from tokens import usage
+from tokens import recording, usage
 from tokens.models import DailyUsage, MonthlyUsage, UsageEvent
 from tokens.services import api_keys as api_key_services
 from tokens.services import auto_increase as auto_increase_services
@@ -514,7 +514,9 @@ def test_unknown_api_urls_answer_json_404(client):
 
 
 def test_an_unavailable_database_answers_503_with_retry_after(post, key_a, bob):
-    with mock.patch.object(usage, "_record", side_effect=OperationalError("connection refused")):
+    with mock.patch.object(
+        recording, "_record", side_effect=OperationalError("connection refused")
+    ):
         response = post(key_a, body())
     assert response.status_code == 503
     assert int(response["Retry-After"]) > 0
@@ -523,7 +525,11 @@ def test_an_unavailable_database_answers_503_with_retry_after(post, key_a, bob):
 
 
 def test_a_database_down_during_authentication_also_answers_503(post, key_a, bob):
-    with mock.patch.object(usage, "connection") as connection:
+    # The path is chosen in tokens.recording, the statements run in tokens.usage: one mock.
+    with (
+        mock.patch.object(usage, "connection") as connection,
+        mock.patch.object(recording, "connection", connection),
+    ):
         connection.cursor.side_effect = OperationalError("server closed the connection")
         response = post(key_a, body())
     assert response.status_code == 503 and response["Retry-After"]

@@ -22,15 +22,13 @@ from django.db import connections
 from django.http import QueryDict
 from django.test import Client
 
-from accounts import selectors as account_selectors
-from accounts import services as account_services
 from accounts.models import Membership
 from analytics.selectors import exports as export_selectors
 from analytics.selectors import forecast as forecast_selectors
 from analytics.selectors import statistics as statistics_selectors
 from tests.asgi import AsgiClient
 from tests.factories import MembershipFactory
-from tokens import usage
+from tokens import organizations, selectors, usage
 from tokens.models import DailyUsage, MonthlyUsage, UsageEvent
 from tokens.selectors import pool_statuses, user_table_rows
 from tokens.services import allocations as allocation_services
@@ -112,8 +110,8 @@ def bob_in_b(org_b, carol, dave):
 def move_to(user, org, *, sales, admin, new_max: int) -> None:
     """Sales moves the member (leave one organization, join the other, as the staff admin's
     inline does); the new organization's admin then sets their max."""
-    account_services.membership_remove(actor=sales, membership=Membership.objects.get(user=user))
-    membership = account_services.membership_add(actor=sales, org=org, user=user)
+    organizations.membership_remove(actor=sales, membership=Membership.objects.get(user=user))
+    membership = organizations.membership_add(actor=sales, org=org, user=user)
     allocation_services.pending_edit_set(
         admin=admin, org=org, membership=membership, column=INF, raw_value=str(new_max)
     )
@@ -150,7 +148,7 @@ def test_usage_of_a_member_moved_mid_month_stays_with_the_organization_it_was_re
         "remaining": 300_000,
     }
     assert report(key_b, 1, "b-3")[0] == 404  # no longer org B's member
-    home = account_selectors.member_home(bob, Membership.objects.get(user=bob))["kinds"][0]
+    home = selectors.member_home(bob, Membership.objects.get(user=bob))["kinds"][0]
     assert (home["used"], home["remaining"], home["total"]) == (200_000, 300_000, 200_000)
 
     # Every row belongs to one organization.

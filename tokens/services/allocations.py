@@ -14,9 +14,9 @@ from django.utils import timezone
 
 from accounts.models import Membership, Organization, User
 from accounts.services import organization_lock
-from analytics.models import AuditLog
-from analytics.services import audit_bulk
 from asksage_admin.lib.errors import DomainError
+from audit.models import AuditLog
+from audit.services import audit_bulk
 from tokens.alerts import pool_alert_after_commit
 from tokens.models import COLUMN_LABELS, MAX_COLUMNS, AllocationBatch, PendingEdit
 from tokens.selectors import allocated, batch_signature, pools

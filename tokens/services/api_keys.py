@@ -9,8 +9,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Organization, User
-from analytics.services import audit_record
 from asksage_admin.lib.errors import DomainError
+from audit.services import audit_record
 from tokens.models import ApiKey
 from tokens.usage import KEY_PREFIX, PREFIX_LENGTH, api_key_hash
 

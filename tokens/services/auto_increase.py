@@ -11,9 +11,9 @@ from django.utils import timezone
 
 from accounts.models import Membership, Organization, User
 from accounts.services import organization_lock
-from analytics.services import audit_record
 from asksage_admin.lib.amounts import MAX_TOKENS
 from asksage_admin.lib.months import current_month
+from audit.services import audit_record
 from tokens.alerts import alerts_once, pool_alert_check
 from tokens.models import (
     DYNAMIC_MIN_STEP,

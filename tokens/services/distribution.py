@@ -13,10 +13,10 @@ from django.utils import timezone
 
 from accounts.models import Membership, Organization, User
 from accounts.services import organization_lock
-from analytics.services import audit_record
 from asksage_admin.lib.amounts import MAX_TOKENS
 from asksage_admin.lib.errors import DomainError
 from asksage_admin.lib.months import current_month
+from audit.services import audit_record
 from tokens.models import DailyUsage, MemberOverride, MonthlyUsage, column_for_kind
 from tokens.selectors import allocated, policy_for, pools
 from tokens.services._core import check_kind, parse_amount

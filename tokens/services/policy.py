@@ -10,9 +10,9 @@ from django.utils import timezone
 
 from accounts.models import Membership, Organization, User
 from accounts.services import organization_lock
-from analytics.services import audit_record
 from asksage_admin.lib.amounts import AmountError, parse_tokens
 from asksage_admin.lib.errors import DomainError
+from audit.services import audit_record
 from tokens.models import (
     PRESETS,
     AllocationPolicy,

@@ -7,11 +7,12 @@ from django.utils import timezone
 
 from accounts.models import Organization, User
 from accounts.services import organization_lock
-from analytics.services import audit_record
 from asksage_admin.lib.errors import DomainError
 from asksage_admin.lib.inputs import InputError, parse_whole
 from asksage_admin.lib.months import current_month
+from audit.services import audit_record
 from tokens.models import PurchaseRequest
+from tokens.organizations import purchase_record
 from tokens.services import emails
 from tokens.services._core import check_kind
 
@@ -52,8 +53,6 @@ def purchase_request_fulfil(
     *, actor: User, purchase_request: PurchaseRequest, start_month=None, payment_reference=""
 ) -> PurchaseRequest:
     """Sales staff record the purchase a request asked for, and mark the request fulfilled."""
-    from accounts.services import purchase_record
-
     request = PurchaseRequest.objects.select_for_update().get(pk=purchase_request.pk)
     if request.status == PurchaseRequest.Status.FULFILLED:
         raise DomainError(f"That request was already fulfilled on {request.fulfilled_at:%Y-%m-%d}.")

@@ -7,9 +7,9 @@ from django.utils import timezone
 
 from accounts.models import AUDITOR_READ_ONLY, Membership, Organization, User
 from accounts.services import organization_lock
-from analytics.services import audit_record
 from asksage_admin.lib.amounts import MAX_TOKENS
 from asksage_admin.lib.errors import DomainError
+from audit.services import audit_record
 from tokens.models import TokenRequest, column_for_kind
 from tokens.selectors import policy_for, pools, unallocated, used_this_month
 from tokens.services import emails

@@ -7,7 +7,7 @@ chain) otherwise.
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import Organization
-from analytics import chain
+from audit import chain, integrity
 
 
 class Command(BaseCommand):
@@ -21,9 +21,9 @@ class Command(BaseCommand):
             found = Organization.objects.filter(slug=org).first()
             if found is None:
                 raise CommandError(f"No organization with the slug “{org}”.")
-            verdicts = [chain.verify(chain.chain_key(found.pk))]
+            verdicts = [integrity.verify(chain.chain_key(found.pk))]
         else:
-            verdicts = chain.verify_all()
+            verdicts = integrity.verify_all()
         broken = [v for v in verdicts if not v.intact]
         for verdict in verdicts:
             style = self.style.SUCCESS if verdict.intact else self.style.ERROR

@@ -1,16 +1,16 @@
 """Writing audit rows. Callers run inside their own transaction so the row lands with the change.
 
-Every row is sealed onto its organization's hash chain as it is inserted (`analytics.chain`);
-there is no update or delete path.
+Every row is sealed onto its organization's hash chain as it is inserted (`audit.chain`);
+there is no update or delete path. Callers pass the organization and users; this module
+imports no app above it.
 """
 
 from typing import Any
 
 from django.db import transaction
 
-from accounts.models import Membership, Organization, User
-from analytics.models import AuditLog
 from asksage_admin.lib.audit_actions import AuditAction, check_action
+from audit.models import AuditLog
 
 LOGIN = AuditAction.LOGIN
 LOGIN_FAILED = AuditAction.LOGIN_FAILED
@@ -54,23 +54,17 @@ def audit_bulk(rows: list[AuditLog]) -> None:
     AuditLog.objects.bulk_create(rows)
 
 
-def _organization_of(user: User | None) -> Organization | None:
-    if user is None:
-        return None
-    membership = Membership.objects.select_related("organization").filter(user=user).first()
-    return membership.organization if membership else None
-
-
 @transaction.atomic
-def audit_login(*, user: User, ip: str | None) -> AuditLog:
+def audit_login(*, user, organization, ip: str | None) -> AuditLog:
+    """`organization`: the user's (None: on the platform's chain)."""
     return audit_record(
-        action=LOGIN, organization=_organization_of(user), actor=user, target_user=user, ip=ip
+        action=LOGIN, organization=organization, actor=user, target_user=user, ip=ip
     )
 
 
 @transaction.atomic
 def audit_login_failed(
-    *, email: str, user: User | None, ip: str | None, locked_after: int | None = None
+    *, email: str, user, organization, ip: str | None, locked_after: int | None = None
 ) -> AuditLog:
     """A refused login against `user` (None: no account has that email; recorded without an
     organization, on the global chain). `locked_after`: this failure locked the account,
@@ -80,7 +74,7 @@ def audit_login_failed(
         details.update(locked_out=True, failures=locked_after)
     return audit_record(
         action=LOGIN_FAILED,
-        organization=_organization_of(user),
+        organization=organization,
         target_user=user,
         ip=ip,
         **details,
@@ -88,7 +82,5 @@ def audit_login_failed(
 
 
 @transaction.atomic
-def audit_export(
-    *, org: Organization, actor: User, what: str, ip: str | None, **details: Any
-) -> AuditLog:
+def audit_export(*, org, actor, what: str, ip: str | None, **details: Any) -> AuditLog:
     return audit_record(action=EXPORT, organization=org, actor=actor, new=what, ip=ip, **details)

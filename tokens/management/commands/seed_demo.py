@@ -16,9 +16,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Membership, Organization, User
-from analytics.models import AuditLog
-from analytics.services import audit_bulk
 from asksage_admin.lib.months import add_months, current_month, month_start
+from audit.models import AuditLog
+from audit.services import audit_bulk
 from tokens.models import DailyUsage, MonthlyUsage, Purchase, TokenKind, TokenRequest, UsageEvent
 
 PASSWORD = "demo-pass-2026"

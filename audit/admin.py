@@ -2,12 +2,13 @@
 
 from django.contrib import admin
 
-from accounts.admin import ReadOnlyAdmin
-from analytics.models import AuditLog
+from audit.models import AuditLog
 
 
 @admin.register(AuditLog)
-class AuditLogAdmin(ReadOnlyAdmin):
+class AuditLogAdmin(admin.ModelAdmin):
+    """Seen by those holding `audit.view_auditlog` (the "Sales lead" group); changed by no one."""
+
     list_display = [
         "created_at",
         "action",
@@ -23,6 +24,12 @@ class AuditLogAdmin(ReadOnlyAdmin):
     list_select_related = ["organization", "actor", "target_user"]
     date_hierarchy = "created_at"
     readonly_fields = ["chain", "seq", "prev_hash", "hash"]
+
+    def has_add_permission(self, request, obj=None):
+        return False  # rows are written by services elsewhere, never here
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
     def has_delete_permission(self, request, obj=None):
         return False  # append-only, whoever asks

@@ -2,8 +2,12 @@
 
 One chain per organization (`org:<id>`) and one for rows without an organization (`global`).
 Rows are sealed in Python just before they are inserted, with the chain's head row locked,
-so a batch of any size costs the same few queries. `verify` walks a chain and reports the
-first row that was altered, removed or inserted out of turn.
+so a batch of any size costs the same few queries. `audit.integrity.verify` walks a chain
+and reports the first row that was altered, removed or inserted out of turn.
+
+This module seals; it imports no model. The models call it with their own classes
+(`audit.models` → `audit.chain`, never the reverse), so the two need no import inside a
+function to break a cycle.
 """
 
 import datetime as dt
@@ -12,13 +16,11 @@ import json
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 from django.db import connections, transaction
 from django.utils import timezone
 
-from analytics.models import GENESIS, AuditChain, AuditLog
-
+GENESIS = "0" * 64
 GLOBAL = "global"
 
 
@@ -26,7 +28,7 @@ def chain_key(organization_id: int | None) -> str:
     return f"org:{organization_id}" if organization_id else GLOBAL
 
 
-def _normalise(row: AuditLog) -> None:
+def _normalise(row) -> None:
     """Put every field in the form the database gives back, so the hash survives a reload."""
     row.actor_label = str(row.actor_label or "")
     row.action = str(row.action or "")
@@ -36,7 +38,7 @@ def _normalise(row: AuditLog) -> None:
     if row.batch_id is not None and not isinstance(row.batch_id, uuid.UUID):
         row.batch_id = uuid.UUID(str(row.batch_id))
     row.details = json.loads(json.dumps(row.details or {}))
-    row.ip = AuditLog._meta.get_field("ip").get_prep_value(row.ip) or None
+    row.ip = type(row)._meta.get_field("ip").get_prep_value(row.ip) or None
     if row.created_at is None:
         row.created_at = timezone.now()
     elif timezone.is_naive(row.created_at):
@@ -71,16 +73,16 @@ def _content(values: Sequence) -> str:
     return json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
-def content(row: AuditLog) -> str:
+def content(row) -> str:
     """The canonical text of a row: every field but the hash itself."""
     return _content([getattr(row, name) for name in HASHED])
 
 
-def row_hash(row: AuditLog) -> str:
+def row_hash(row) -> str:
     return hashlib.sha256(content(row).encode()).hexdigest()
 
 
-def _locked_heads(keys: set[str], using: str) -> dict[str, tuple[int, str]]:
+def _locked_heads(heads_model, keys: set[str], using: str) -> dict[str, tuple[int, str]]:
     """Each chain's (last seq, last hash), its head row locked until the transaction ends.
 
     One upsert creates a chain's head on its first row and otherwise locks it (ON CONFLICT
@@ -89,7 +91,7 @@ def _locked_heads(keys: set[str], using: str) -> dict[str, tuple[int, str]]:
     """
     connection = connections[using]
     quote = connection.ops.quote_name
-    table = quote(AuditChain._meta.db_table)
+    table = quote(heads_model._meta.db_table)
     ordered = sorted(keys)
     values = ", ".join(["(%s, 0, %s)"] * len(ordered))
     sql = (
@@ -105,8 +107,10 @@ def _locked_heads(keys: set[str], using: str) -> dict[str, tuple[int, str]]:
 
 
 @contextmanager
-def appending(rows: Sequence[AuditLog], using: str = "default") -> Iterator[None]:
+def appending(rows: Sequence, heads_model, using: str = "default") -> Iterator[None]:
     """Seal `rows` onto their chains; the caller inserts them inside the block.
+
+    `heads_model` is the model of the chains' heads (`AuditChain`, or a migration's own).
 
     The block runs in a transaction (joined if one is open) holding the heads' locks until it
     commits, and moves the heads forward after the insert.
@@ -114,7 +118,7 @@ def appending(rows: Sequence[AuditLog], using: str = "default") -> Iterator[None
     with transaction.atomic(using=using, savepoint=False):
         for row in rows:
             row.chain = chain_key(row.organization_id)
-        heads = _locked_heads({row.chain for row in rows}, using)
+        heads = _locked_heads(heads_model, {row.chain for row in rows}, using)
         for row in rows:
             seq, last = heads[row.chain]
             _normalise(row)
@@ -123,68 +127,4 @@ def appending(rows: Sequence[AuditLog], using: str = "default") -> Iterator[None
             heads[row.chain] = (row.seq, row.hash)
         yield
         for key, (seq, last) in heads.items():
-            AuditChain.objects.using(using).filter(key=key).update(last_seq=seq, last_hash=last)
-
-
-@dataclass(frozen=True)
-class Verdict:
-    chain: str
-    checked: int
-    row_id: int | None = None
-    seq: int | None = None
-    problem: str = ""
-
-    @property
-    def intact(self) -> bool:
-        return not self.problem
-
-    def __str__(self) -> str:
-        if self.intact:
-            return f"{self.chain}: intact ({self.checked:,} rows)"
-        where = f"row {self.row_id} (#{self.seq})" if self.row_id else f"#{self.seq}"
-        return f"{self.chain}: broken at {where}: {self.problem}"
-
-
-def verify(key: str, chunk_size: int = 2000) -> Verdict:
-    """Walk one chain in order; the first row whose link or content does not check out."""
-    head = AuditChain.objects.filter(key=key).first()
-    expected_seq, expected_prev, checked = 1, GENESIS, 0
-    rows = (
-        AuditLog.objects.filter(chain=key)
-        .order_by("seq")
-        .values_list("id", "hash", *HASHED)
-        .iterator(chunk_size=chunk_size)
-    )
-    for pk, stored, *values in rows:
-        seq, prev_hash = values[1], values[2]
-        if seq != expected_seq:
-            problem = (
-                f"row #{expected_seq} is missing (removed?)"
-                if seq > expected_seq
-                else "a row with a repeated position was inserted"
-            )
-            return Verdict(key, checked, pk, seq, problem)
-        if prev_hash != expected_prev:
-            return Verdict(key, checked, pk, seq, "it does not link to the previous row")
-        if hashlib.sha256(_content(values).encode()).hexdigest() != stored:
-            return Verdict(key, checked, pk, seq, "its content was altered")
-        expected_seq, expected_prev, checked = expected_seq + 1, stored, checked + 1
-    last = expected_seq - 1
-    if head is None and last:
-        return Verdict(key, checked, None, last, "the chain's head record is missing")
-    if head is not None and (head.last_seq != last or head.last_hash != expected_prev):
-        if head.last_seq > last:
-            problem = f"the last {head.last_seq - last} row(s) were removed"
-        else:
-            problem = "the chain does not end where its head says"
-        return Verdict(key, checked, None, head.last_seq, problem)
-    return Verdict(key, checked)
-
-
-def verify_all(keys: Sequence[str] | None = None) -> list[Verdict]:
-    if keys is None:
-        keys = sorted(
-            set(AuditChain.objects.values_list("key", flat=True))
-            | set(AuditLog.objects.order_by().values_list("chain", flat=True).distinct())
-        )
-    return [verify(key) for key in keys]
+            heads_model.objects.using(using).filter(key=key).update(last_seq=seq, last_hash=last)

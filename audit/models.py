@@ -1,12 +1,16 @@
-"""The append-only audit log of every write, chained per organization so tampering shows."""
+"""The append-only audit log of every write, chained per organization so tampering shows.
+
+The audit trail sits at the bottom with the identity models: every app writes to it, so it
+imports none of them (its foreign keys name `accounts` models by string).
+"""
 
 from django.conf import settings
 from django.db import models, router
 from django.utils import timezone
 
 from asksage_admin.lib.audit_actions import label_of
-
-GENESIS = "0" * 64
+from audit import chain
+from audit.chain import GENESIS
 
 
 class AuditChain(models.Model):
@@ -21,6 +25,10 @@ class AuditChain(models.Model):
     last_seq = models.BigIntegerField(default=0)
     last_hash = models.CharField(max_length=64, default=GENESIS)
 
+    class Meta:
+        # The table it had in `analytics`, where it was born: moving the model moved no data.
+        db_table = "analytics_auditchain"
+
     def __str__(self) -> str:
         return f"{self.key} #{self.last_seq}"
 
@@ -33,14 +41,12 @@ class AuditLogQuerySet(models.QuerySet):
     """Inserts go through the chain; updates and deletes are refused."""
 
     def bulk_create(self, objs, batch_size=None, **kwargs):
-        from analytics import chain
-
         if kwargs.get("ignore_conflicts") or kwargs.get("update_conflicts"):
             raise AppendOnlyError("Audit rows are only ever inserted.")
         objs = list(objs)
         if not objs:
             return objs
-        with chain.appending(objs, using=self.db):
+        with chain.appending(objs, AuditChain, using=self.db):
             return super().bulk_create(objs, batch_size=batch_size)
 
     def update(self, **kwargs):
@@ -57,7 +63,7 @@ class AuditLog(models.Model):
     """One action: who did what to whom, old → new, when and from where.
 
     `actor` is empty for the platform's own actions (policies); `actor_label` then names them.
-    `seq`, `prev_hash` and `hash` chain the rows of one organization (see `analytics.chain`).
+    `seq`, `prev_hash` and `hash` chain the rows of one organization (see `audit.chain`).
     """
 
     organization = models.ForeignKey(
@@ -86,6 +92,8 @@ class AuditLog(models.Model):
     objects = AuditLogQuerySet.as_manager()
 
     class Meta:
+        # The table it had in `analytics`, where it was born: moving the model moved no data.
+        db_table = "analytics_auditlog"
         indexes = [
             models.Index(fields=["organization", "created_at"]),
             models.Index(fields=["organization", "action", "created_at"]),
@@ -105,11 +113,9 @@ class AuditLog(models.Model):
     def save(self, *args, **kwargs):
         if not self._state.adding:
             raise AppendOnlyError("Audit rows cannot be changed.")
-        from analytics import chain
-
         kwargs["force_insert"] = True
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
-        with chain.appending([self], using=using):
+        with chain.appending([self], AuditChain, using=using):
             super().save(*args, **kwargs)
 
     def delete(self, *args, **kwargs):

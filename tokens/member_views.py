@@ -1,0 +1,71 @@
+"""The member's home page: their own limits and usage, their token requests, and the form to
+ask for more. In tokens, not accounts: it shows the pools' numbers and writes token requests."""
+
+from django.contrib import messages
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from accounts.decorators import member_required
+from accounts.http import AuthedRequest
+from accounts.models import AUDITOR_READ_ONLY
+from asksage_admin.lib.errors import DomainError
+from asksage_admin.lib.http import client_ip
+from tokens import selectors
+from tokens.forms import TokenRequestForm, add_domain_errors
+from tokens.services import requests as request_services
+
+
+def _home_context(request: AuthedRequest, form: TokenRequestForm | None = None) -> dict:
+    context = selectors.member_home(request.user, request.membership)
+    context["request_form"] = form or TokenRequestForm()
+    context["my_requests"] = selectors.member_requests(request.user)
+    return context
+
+
+@member_required
+def home(request: AuthedRequest) -> HttpResponse:
+    """A member's own limits and usage, their token requests and the form to ask for more."""
+    return render(request, "tokens/member_home.html", _home_context(request))
+
+
+@require_POST
+@member_required
+def token_request_create(request: AuthedRequest) -> HttpResponse:
+    """A member asks for more tokens; errors show on the form (under htmx, or re-rendered)."""
+    if request.membership is None:
+        messages.error(request, "You are not part of an organization, so there is no one to ask.")
+        return redirect("member:home")
+    if request.membership.is_read_only:
+        return render(request, "403.html", {"reason": AUDITOR_READ_ONLY}, status=403)
+    form = TokenRequestForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            created = request_services.token_request_create(
+                user=request.user,
+                kind=data["kind"],
+                raw_amount=data["amount"],
+                reason=data["reason"],
+                ip=client_ip(request),
+            )
+        except DomainError as exc:
+            add_domain_errors(form, exc)
+        else:
+            if created.status == created.Status.APPROVED:
+                text = f"Approved at once: {created.granted:,} {created.kind} tokens were added."
+            else:
+                text = (
+                    f"Request sent: {created.amount:,} {created.kind} tokens. "
+                    "Your admins will decide."
+                )
+            if request.htmx:
+                context = _home_context(request)
+                context["request_sent"] = text
+                return render(request, "tokens/member_home.html#my-requests", context)
+            messages.success(request, text)
+            return redirect("member:home")
+    context = _home_context(request, form)
+    if request.htmx:
+        return render(request, "tokens/member_home.html#my-requests", context)
+    return render(request, "tokens/member_home.html", context, status=422)

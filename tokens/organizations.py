@@ -1,0 +1,486 @@
+"""Writes that tie an organization to its token pools: provisioning and activating an
+account, recording purchases, and the membership rules whose floors come out of the pools.
+
+They live in tokens, not accounts, because they need the pools (`Purchase`, the allocated
+totals); accounts (identity) stays below tokens. Each one audits in its transaction and locks
+the organization row (`accounts.services.organization_lock`) where two people could race.
+"""
+
+import datetime as dt
+from collections.abc import Iterable
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.text import slugify
+
+from accounts.models import Membership, Organization, User
+from accounts.services import (
+    membership_user_errors,
+    organization_lock,
+    parse_email_list,
+)
+from asksage_admin.lib.amounts import MAX_TOKENS
+from asksage_admin.lib.errors import DomainError
+from asksage_admin.lib.months import current_month, month_start
+from audit.services import audit_record
+from tokens.alerts import pool_alert_after_commit
+from tokens.models import BLOCK, PendingEdit, Purchase, TokenKind
+from tokens.selectors import allocated, pools
+
+# --- Organizations ------------------------------------------------------------------------
+
+
+def _nearest_blocks(amount: int) -> str:
+    lower, upper = amount // BLOCK * BLOCK, (amount // BLOCK + 1) * BLOCK
+    options = [f"{upper:,}"] if lower == 0 else [f"{lower:,}", f"{upper:,}"]
+    return " or ".join(options)
+
+
+def _amount_errors(amount: int, *, optional: bool) -> list[str]:
+    if amount < 0:
+        return [f"{amount:,} is negative: amounts cannot be negative."]
+    if amount > MAX_TOKENS:
+        return [f"{amount:,} is above the maximum of {MAX_TOKENS:,} tokens."]
+    if amount == 0 and not optional:
+        return ["The purchase needs at least 2,000,000 tokens per month."]
+    if amount % BLOCK:
+        return [
+            f"{amount:,} is not a multiple of 2,000,000 tokens: tokens are sold in blocks of "
+            f"2,000,000 (for example {_nearest_blocks(amount)})."
+        ]
+    return []
+
+
+def _validate_provisioning(
+    *,
+    name: str,
+    billing_address: str,
+    user_emails: list[str],
+    admin_emails: list[str],
+    inference_tokens: int,
+    embedding_tokens: int,
+    floors: dict[str, int],
+) -> tuple[list[User], dict[str, list[str]]]:
+    errors: dict[str, list[str]] = {}
+
+    def err(field: str, message: str) -> None:
+        errors.setdefault(field, []).append(message)
+
+    if not name:
+        err("name", "Enter the organization's name.")
+    elif Organization.objects.filter(name__iexact=name).exists():
+        err("name", f"An organization named “{name}” already exists.")
+    if not billing_address:
+        err("billing_address", "Enter the billing address.")
+
+    everyone = list(dict.fromkeys(user_emails + admin_emails))
+
+    def field_of(email: str) -> str:
+        only_admin = email in admin_emails and email not in user_emails
+        return "admin_emails" if only_admin else "user_emails"
+
+    if len(everyone) < 2:
+        given = f" ({', '.join(everyone)})" if everyone else ""
+        err(
+            "user_emails",
+            f"An enterprise account needs at least 2 users; {len(everyone)} given{given}.",
+        )
+    if not admin_emails:
+        err("admin_emails", "Name at least 1 admin (admins are users too; there is no maximum).")
+
+    valid = []
+    for email in everyone:
+        try:
+            validate_email(email)
+        except ValidationError:
+            err(field_of(email), f"“{email}” is not a valid email address.")
+        else:
+            valid.append(email)
+    # Lock the users: two accounts provisioned at once must not both take the same person.
+    found = {u.email: u for u in User.objects.select_for_update().filter(email__in=valid)}
+    member_of = dict(
+        Membership.objects.filter(user__email__in=valid).values_list(
+            "user__email", "organization__name"
+        )
+    )
+    for email in valid:
+        user = found.get(email)
+        if user is None:
+            err(field_of(email), f"{email} has not registered yet: every user must register first.")
+        elif user.terms_accepted_at is None:
+            err(field_of(email), f"{email} has not accepted the terms and conditions.")
+        elif email in member_of:
+            err(
+                field_of(email),
+                f"{email} already belongs to the organization “{member_of[email]}”.",
+            )
+
+    for kind, field, amount in (
+        (TokenKind.INFERENCE, "inference_tokens", inference_tokens),
+        (TokenKind.EMBEDDING, "embedding_tokens", embedding_tokens),
+    ):
+        amount_errors = _amount_errors(amount, optional=kind == TokenKind.EMBEDDING)
+        for message in amount_errors:
+            err(field, message)
+        needed = floors[kind] * len(everyone)
+        if not amount_errors and amount < needed and len(everyone) >= 2:
+            err(
+                field,
+                f"{len(everyone)} users need at least {needed:,} {kind} tokens "
+                f"({floors[kind]:,} each); {amount:,} purchased.",
+            )
+    return [found[e] for e in everyone if e in found], errors
+
+
+def _unique_slug(name: str) -> str:
+    base = slugify(name)[:180] or "org"
+    slug, n = base, 2
+    while Organization.objects.filter(slug=slug).exists():
+        slug, n = f"{base}-{n}", n + 1
+    return slug
+
+
+@transaction.atomic
+def organization_provision(
+    *,
+    actor: User,
+    name: str,
+    billing_address: str,
+    user_emails: list[str],
+    admin_emails: list[str],
+    inference_tokens: int,
+    embedding_tokens: int = 0,
+    start_month: dt.date | None = None,
+    payment_reference: str = "",
+    activate: bool = False,
+) -> Organization:
+    """Create an enterprise account with its members, admins and initial purchase.
+
+    Every member starts at the organization's floors; the purchased pools must cover them.
+    Raises DomainError keyed by field: name, billing_address, user_emails, admin_emails,
+    inference_tokens, embedding_tokens.
+    """
+    name, billing_address = name.strip(), billing_address.strip()
+    user_emails = parse_email_list(",".join(user_emails))
+    admin_emails = parse_email_list(",".join(admin_emails))
+    defaults = Organization()
+    floors = {
+        TokenKind.INFERENCE: defaults.min_inference_tokens,
+        TokenKind.EMBEDDING: defaults.min_embedding_tokens,
+    }
+    users, errors = _validate_provisioning(
+        name=name,
+        billing_address=billing_address,
+        user_emails=user_emails,
+        admin_emails=admin_emails,
+        inference_tokens=inference_tokens,
+        embedding_tokens=embedding_tokens,
+        floors=floors,
+    )
+    if errors:
+        raise DomainError(errors=errors)
+    try:
+        with transaction.atomic():
+            org = Organization.objects.create(
+                name=name, slug=_unique_slug(name), billing_address=billing_address
+            )
+    except IntegrityError as exc:  # the same name provisioned concurrently
+        raise DomainError(
+            errors={"name": [f"An organization named “{name}” already exists."]}
+        ) from exc
+    audit_record(action="org.created", organization=org, actor=actor, name=org.name)
+    start = month_start(start_month or current_month())
+    for kind, amount in (
+        (TokenKind.INFERENCE, inference_tokens),
+        (TokenKind.EMBEDDING, embedding_tokens),
+    ):
+        if amount:
+            purchase_record(
+                actor=actor,
+                org=org,
+                kind=kind,
+                tokens_per_month=amount,
+                start_month=start,
+                payment_reference=payment_reference,
+            )
+    now = timezone.now()
+    Membership.objects.bulk_create(
+        Membership(
+            user=u,
+            organization=org,
+            role=Membership.Role.ADMIN if u.email in admin_emails else Membership.Role.MEMBER,
+            max_inference_tokens=org.min_inference_tokens,
+            max_embedding_tokens=org.min_embedding_tokens,
+            joined_at=now,
+        )
+        for u in users
+    )
+    for u in users:
+        audit_record(
+            action="membership.added",
+            organization=org,
+            actor=actor,
+            target_user=u,
+            role="admin" if u.email in admin_emails else "member",
+        )
+    if activate:
+        org = organization_activate(actor=actor, org=org)
+    return org
+
+
+@transaction.atomic
+def organization_activate(*, actor: User, org: Organization) -> Organization:
+    org = organization_lock(org)
+    if org.status == Organization.Status.ACTIVE:
+        return org
+    if not Purchase.objects.filter(organization=org).exists():
+        raise DomainError(
+            f"{org.name} cannot be activated before a payment (purchase) is recorded."
+        )
+    old = org.status
+    org.status = Organization.Status.ACTIVE
+    org.activated_at = org.activated_at or timezone.now()
+    org.save(update_fields=["status", "activated_at"])
+    audit_record(
+        action="org.status", organization=org, actor=actor, column="status", old=old, new=org.status
+    )
+    return org
+
+
+# --- Purchases ----------------------------------------------------------------------------
+
+
+def purchase_errors(
+    *, kind: str, tokens_per_month: int, start_month: dt.date, end_month: dt.date | None = None
+) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    if kind not in TokenKind.values:
+        errors["kind"] = [f"Unknown token kind “{kind}”."]
+    if amount_errors := _amount_errors(tokens_per_month, optional=False):
+        errors["tokens_per_month"] = amount_errors
+    if end_month and month_start(end_month) < month_start(start_month):
+        errors["end_month"] = [
+            f"The end month {end_month:%Y-%m} is before the start month {start_month:%Y-%m}."
+        ]
+    return errors
+
+
+@transaction.atomic
+def purchase_record(
+    *,
+    actor: User | None,
+    org: Organization,
+    kind: str,
+    tokens_per_month: int,
+    start_month: dt.date,
+    end_month: dt.date | None = None,
+    payment_reference: str = "",
+    note: str = "",
+) -> Purchase:
+    """Record a confirmed payment for a monthly pool. Purchases are never edited afterwards."""
+    errors = purchase_errors(
+        kind=kind, tokens_per_month=tokens_per_month, start_month=start_month, end_month=end_month
+    )
+    if errors:
+        raise DomainError(errors=errors)
+    start = month_start(start_month)
+    end = month_start(end_month) if end_month else None
+    purchase = Purchase.objects.create(
+        organization=org,
+        kind=kind,
+        tokens_per_month=tokens_per_month,
+        start_month=start,
+        end_month=end,
+        payment_reference=payment_reference.strip(),
+        note=note.strip(),
+        created_by=actor if actor is not None and actor.is_authenticated else None,
+    )
+    audit_record(
+        action="purchase.recorded",
+        organization=org,
+        actor=actor,
+        new=tokens_per_month,
+        kind=kind,
+        start_month=start.isoformat(),
+        end_month=end.isoformat() if end else None,
+        payment_reference=purchase.payment_reference,
+    )
+    return purchase
+
+
+# --- Memberships --------------------------------------------------------------------------
+
+
+def _pool_errors(org: Organization, users: list[User]) -> list[str]:
+    """New members start at the organization's floors, taken from the unallocated pool."""
+    if not users:
+        return []
+    pool, alloc = pools(org), allocated(org)
+    emails = ", ".join(u.email for u in users)
+    errors = []
+    for kind in TokenKind.values:
+        need, free = org.floor(kind) * len(users), max(pool[kind] - alloc[kind], 0)
+        if need > free:
+            errors.append(
+                f"Adding {emails} needs {need:,} {kind} tokens ({org.floor(kind):,} each) "
+                f"but only {free:,} are unallocated."
+            )
+    return errors
+
+
+def membership_batch_errors(
+    *,
+    org: Organization,
+    add: Iterable[tuple[User, str]] = (),
+    set_roles: Iterable[tuple[Membership, str]] = (),
+    remove: Iterable[Membership] = (),
+) -> list[str]:
+    """Check a set of membership changes against the account's rules, as a whole.
+
+    The account keeps at least 2 users and at least 1 admin after the changes; added users are
+    free to join and fit in the unallocated pool (removals do not free tokens for them: they
+    are applied last).
+    """
+    add, set_roles, remove = list(add), list(set_roles), list(remove)
+    errors = []
+    seen: set[int] = set()
+    for user, role in add:
+        if role not in Membership.Role.values:
+            errors.append(f"Unknown role “{role}” for {user.email}.")
+        if user.pk in seen:
+            errors.append(f"{user.email} is listed twice.")
+        seen.add(user.pk)
+        errors += membership_user_errors(user)
+    current = {
+        m.pk: m
+        for m in Membership.objects.filter(organization=org).select_related("user").order_by("pk")
+    }
+    roles = {pk: m.role for pk, m in current.items()}
+    for membership, role in set_roles:
+        if membership.pk not in current:
+            errors.append(f"{membership.user.email} is not a member of {org.name}.")
+        elif role not in Membership.Role.values:
+            errors.append(f"Unknown role “{role}” for {membership.user.email}.")
+        else:
+            roles[membership.pk] = role
+    removed = []
+    for membership in remove:
+        if membership.pk not in current:
+            errors.append(f"{membership.user.email} is not a member of {org.name}.")
+        elif roles.pop(membership.pk, None) is not None:
+            removed.append(current[membership.pk].user.email)
+    members = len(roles) + len(add)
+    if members < 2 and removed:
+        errors.append(
+            f"Removing {', '.join(removed)} would leave {members} user"
+            f"{'' if members == 1 else 's'}: an enterprise account needs at least 2 users."
+        )
+    admins = list(roles.values()).count(Membership.Role.ADMIN) + sum(
+        role == Membership.Role.ADMIN for _, role in add
+    )
+    lost = [
+        m.user.email
+        for pk, m in current.items()
+        if m.role == Membership.Role.ADMIN and roles.get(pk) != Membership.Role.ADMIN
+    ]
+    if admins < 1 and lost:
+        errors.append(
+            f"{', '.join(lost)} cannot stop being an admin: an organization needs at least 1 admin."
+        )
+    errors += _pool_errors(org, [u for u, _ in add])
+    return errors
+
+
+@transaction.atomic
+def membership_add(
+    *, actor: User, org: Organization, user: User, role: str = "member"
+) -> Membership:
+    """Add a registered user with the org's default allocation, if the unallocated pool allows."""
+    org = organization_lock(org)
+    errors = membership_batch_errors(org=org, add=[(user, role)])
+    if errors:
+        raise DomainError(errors={"user": errors})
+    membership = Membership.objects.create(
+        user=user,
+        organization=org,
+        role=role,
+        max_inference_tokens=org.min_inference_tokens,
+        max_embedding_tokens=org.min_embedding_tokens,
+    )
+    audit_record(
+        action="membership.added", organization=org, actor=actor, target_user=user, role=role
+    )
+    # The new member's floors come out of the unallocated pool.
+    for kind in TokenKind.values:
+        if org.floor(kind):
+            pool_alert_after_commit(org=org, kind=kind)
+    return membership
+
+
+@transaction.atomic
+def membership_set_role(*, actor: User, membership: Membership, role: str) -> Membership:
+    org = organization_lock(membership.organization)
+    membership = Membership.objects.select_for_update().select_related("user").get(pk=membership.pk)
+    if membership.role == role:
+        return membership
+    errors = membership_batch_errors(org=org, set_roles=[(membership, role)])
+    if errors:
+        raise DomainError(errors={"role": errors})
+    old, membership.role = membership.role, role
+    membership.save(update_fields=["role"])
+    audit_record(
+        action="membership.role",
+        organization=org,
+        actor=actor,
+        target_user=membership.user,
+        column="role",
+        old=old,
+        new=role,
+    )
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, actor: User, membership: Membership) -> None:
+    """The user leaves the organization; their user record and history stay."""
+    org = organization_lock(membership.organization)
+    membership = Membership.objects.select_for_update().select_related("user").get(pk=membership.pk)
+    errors = membership_batch_errors(org=org, remove=[membership])
+    if errors:
+        raise DomainError(errors={"__all__": errors})
+    user = membership.user
+    # Unsaved allocation edits by or about the leaver would otherwise linger in the panel.
+    PendingEdit.objects.filter(organization=org).filter(Q(target=user) | Q(admin=user)).delete()
+    membership.delete()
+    audit_record(action="membership.removed", organization=org, actor=actor, target_user=user)
+
+
+@transaction.atomic
+def membership_batch_save(
+    *,
+    actor: User,
+    org: Organization,
+    add: Iterable[tuple[User, str]] = (),
+    set_roles: Iterable[tuple[Membership, str]] = (),
+    remove: Iterable[Membership] = (),
+) -> list[Membership]:
+    """Apply several membership changes at once (the staff admin's inline); all or nothing.
+
+    Returns the new memberships.
+    """
+    add, set_roles, remove = list(add), list(set_roles), list(remove)
+    org = organization_lock(org)
+    errors = membership_batch_errors(org=org, add=add, set_roles=set_roles, remove=remove)
+    if errors:
+        raise DomainError(errors={"__all__": errors})
+    created = [membership_add(actor=actor, org=org, user=u, role=role) for u, role in add]
+    # Additions first, promotions before demotions, removals last: every step then keeps the
+    # account valid on its own, as each service call re-checks.
+    for membership, role in sorted(set_roles, key=lambda pair: pair[1] != Membership.Role.ADMIN):
+        membership_set_role(actor=actor, membership=membership, role=role)
+    for membership in remove:
+        membership_remove(actor=actor, membership=membership)
+    return created
