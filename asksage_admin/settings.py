@@ -116,8 +116,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # for the usage statement (measured), a hundred times what running it costs.
     _options["options"] = f"{_options.get('options', '')} -c jit=off".strip()
     # A server that does not answer (a host down, packets dropped) fails a connection attempt
-    # within seconds; libpq's default is to wait as long as the kernel does, minutes.
-    _options.setdefault("connect_timeout", int(os.environ.get("DATABASE_CONNECT_TIMEOUT", "2")))
+    # within seconds; libpq's default is to wait as long as the kernel does, minutes. Not
+    # less than 4 s: a burst of 50 new connections on a busy 2-core host took over 2 s to be
+    # accepted (measured: a concurrency test answered 503), and a refused connection (the
+    # server stopped) fails at once whatever this says.
+    _options.setdefault("connect_timeout", int(os.environ.get("DATABASE_CONNECT_TIMEOUT", "4")))
     if env_bool("DATABASE_POOL", False):
         # Under ASGI each request runs in a thread of its own: persistent connections would
         # be one per thread. A pool per process instead (asksage_admin/asgi.py turns it on).
