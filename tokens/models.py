@@ -393,6 +393,7 @@ class AllocationPolicy(models.Model):
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        verbose_name_plural = "allocation policies"
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(trigger_percent__gte=1, trigger_percent__lte=100),

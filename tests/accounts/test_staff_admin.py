@@ -578,3 +578,9 @@ def test_the_lists_query_count_does_not_grow_with_their_rows(
 
     with django_assert_max_num_queries(14):
         assert staff_client.get(reverse(url_name)).status_code == 200
+
+
+def test_the_staff_index_names_allocation_policies_in_plain_english(client, sam):
+    client.force_login(sam)
+    html = client.get(reverse("admin:index")).content.decode()
+    assert "Allocation policies" in html and "Allocation policys" not in html

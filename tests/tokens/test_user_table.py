@@ -167,6 +167,7 @@ def test_an_auditor_sees_the_table_without_edit_controls(client, auditor, alice,
     assert "bob@example.com" in html
     assert "cells/max_inference_tokens/edit" not in html  # no editors
     assert 'name="users"' not in html  # no bulk selection
+    assert "data-select-page" not in html  # nor a "select all on this page" box
     assert "disabled" in html  # toggles shown, disabled
 
 
