@@ -34,6 +34,24 @@
     });
   }
 
+  // Copy: a button with data-copy="<input id>" copies that field (the new API key) and says so
+  // in the status next to it; where the clipboard is refused it selects the text instead.
+  document.addEventListener("click", async (event) => {
+    const button = event.target instanceof Element ? event.target.closest("[data-copy]") : null;
+    if (!button) return;
+    const field = document.getElementById(button.dataset.copy);
+    const status = document.querySelector(`[data-copy-status="${button.dataset.copy}"]`);
+    if (!field) return;
+    try {
+      await navigator.clipboard.writeText(field.value);
+      if (status) status.textContent = "Copied to the clipboard.";
+    } catch (error) {
+      field.focus();
+      field.select();
+      if (status) status.textContent = "Selected: press Ctrl+C (⌘C on a Mac) to copy.";
+    }
+  });
+
   const shell = document.querySelector("[data-shell]");
   if (!shell) return;
   const openButton = shell.querySelector("[data-drawer-open]");

@@ -39,3 +39,20 @@ def test_admin_creates_a_key_sees_it_once_and_revokes_it(page, live_server, logi
         "Revoked"
     )
     expect(page.get_by_role("button", name="Revoke Gateway production")).to_have_count(0)
+
+
+def test_the_new_key_copies_to_the_clipboard_with_one_click(
+    page, context, live_server, login, alice
+):
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
+    page.set_viewport_size({"width": 1000, "height": 900})
+    login(page, alice)
+    page.goto(f"{live_server.url}/panel/api-keys/")
+    page.get_by_label("Name").fill("Gateway staging")
+    page.get_by_role("button", name="Create key").click()
+    value = page.get_by_label("Secret key").input_value()
+
+    page.get_by_role("button", name="Copy key").click()
+
+    expect(page.get_by_text("Copied to the clipboard.")).to_be_visible()
+    assert page.evaluate("navigator.clipboard.readText()") == value
