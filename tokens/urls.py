@@ -20,6 +20,11 @@ urlpatterns = [
     path("distribution/action/", views.distribution_action, name="distribution_action"),
     path("distribution/reclaim/", views.distribution_reclaim, name="distribution_reclaim"),
     path("distribution/override/", views.distribution_override, name="distribution_override"),
+    path(
+        "distribution/override/<id:user_id>/remove/",
+        views.distribution_override_remove,
+        name="distribution_override_remove",
+    ),
     path("distribution/options/", views.distribution_options, name="distribution_options"),
     path(
         "distribution/purchase-request/",

@@ -600,6 +600,19 @@ def distribution_override(request: PanelRequest) -> HttpResponse:
 
 @require_POST
 @org_admin_required
+def distribution_override_remove(request: PanelRequest, user_id: int) -> HttpResponse:
+    membership = _membership(request, user_id)  # another organization's user: 404
+    try:
+        user = policy_services.member_override_remove(
+            admin=request.user, org=request.org, user_id=membership.user_id, ip=client_ip(request)
+        )
+    except DomainError as exc:
+        return _refused(request, exc)
+    return _done(request, f"Removed the override for {user.email}: the policy applies again.")
+
+
+@require_POST
+@org_admin_required
 def distribution_options(request: PanelRequest) -> HttpResponse:
     form = _post_dict(
         request,

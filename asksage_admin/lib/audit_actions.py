@@ -37,6 +37,7 @@ class AuditAction(models.TextChoices):
     POLICY_CHANGED = "policy.changed", "Distribution policy changed"
     POLICY_OPTIONS = "policy.options", "Distribution options changed"
     POLICY_OVERRIDE = "policy.override", "Per-user override changed"
+    POLICY_OVERRIDE_REMOVED = "policy.override_removed", "Per-user override removed"
     DISTRIBUTION_APPLIED = "distribution.applied", "Distribution action applied"
     RECLAIM_APPLIED = "reclaim.applied", "Idle tokens reclaimed"
     ALERT_USAGE = "alert.usage", "Usage alert sent"

@@ -373,3 +373,57 @@ def test_the_auto_increase_command_refuses_an_unknown_org(db):
 
     with pytest.raises(CommandError, match="No organization"):
         call_command("auto_increase", "--org", "nope")
+
+
+# --- Removing an override -----------------------------------------------------------------
+
+
+@pytest.fixture
+def pinned_bob(org_a, alice, bob):
+    policy_services.member_override_set(
+        admin=alice,
+        org=org_a,
+        membership=bob.membership,
+        pinned=True,
+        raw={"ceiling_inference": "300k"},
+    )
+    return bob
+
+
+def test_an_admin_removes_an_override_from_the_page_and_it_is_audited(
+    client, alice, pinned_bob, org_a
+):
+    client.force_login(alice)
+    url = reverse("tokens:distribution_override_remove", args=[pinned_bob.pk])
+    assert url in client.get(reverse("tokens:distribution")).content.decode()
+
+    response = client.post(url, headers={"HX-Request": "true"})
+
+    assert response.status_code == 200
+    assert "Removed the override for bob@example.com" in response.content.decode()
+    assert not MemberOverride.objects.filter(user=pinned_bob).exists()
+    row = AuditLog.objects.get(action="policy.override_removed")
+    assert (row.actor, row.target_user) == (alice, pinned_bob)
+    assert row.details["changes"]["pinned"] == ["True", "None"]
+    assert row.details["changes"]["ceiling_inference"] == ["300000", "None"]
+
+
+def test_removing_an_override_that_is_gone_says_so_and_changes_nothing(client, alice, bob):
+    client.force_login(alice)
+    url = reverse("tokens:distribution_override_remove", args=[bob.pk])
+
+    response = client.post(url)
+
+    assert response.status_code == 422
+    assert "no override" in response.content.decode()
+    assert not AuditLog.objects.filter(action="policy.override_removed").exists()
+
+
+def test_another_organizations_admin_cannot_remove_an_override(client, carol, pinned_bob):
+    client.force_login(carol)
+    url = reverse("tokens:distribution_override_remove", args=[pinned_bob.pk])
+
+    response = client.post(url)
+
+    assert response.status_code == 404
+    assert MemberOverride.objects.filter(user=pinned_bob).exists()

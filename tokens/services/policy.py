@@ -363,6 +363,39 @@ def member_override_set(
     return override
 
 
+@transaction.atomic
+def member_override_remove(*, admin: User, org: Organization, user_id: int, ip=None) -> User:
+    """Remove a user's override: the organization's policy applies to them again."""
+    org = organization_lock(org)
+    override = (
+        MemberOverride.objects.select_for_update()
+        .select_related("user")
+        .filter(organization=org, user_id=user_id)
+        .first()
+    )
+    if override is None:
+        raise DomainError("That user has no override (it may have been removed already).")
+    before = {
+        "pinned": override.pinned,
+        **{
+            f"{bound}_{kind}": getattr(override, f"{bound}_{kind}")
+            for kind in TokenKind.values
+            for bound in ("floor", "ceiling")
+        },
+    }
+    user = override.user
+    override.delete()
+    audit_record(
+        action="policy.override_removed",
+        organization=org,
+        actor=admin,
+        target_user=user,
+        changes={key: [str(value), "None"] for key, value in before.items() if value},
+        ip=ip,
+    )
+    return user
+
+
 def member_bounds(policy, override: MemberOverride | None, kind: str) -> tuple[int, int | None]:
     """(floor, ceiling) for one member and kind: their override, else the policy's."""
     floor = policy.floor(kind)
