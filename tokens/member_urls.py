@@ -9,4 +9,9 @@ app_name = "member"
 urlpatterns = [
     path("", member_views.home, name="home"),
     path("requests/new/", member_views.token_request_create, name="token_request_create"),
+    path(
+        "requests/<id:request_id>/cancel/",
+        member_views.token_request_cancel,
+        name="token_request_cancel",
+    ),
 ]

@@ -3,7 +3,7 @@ ask for more. In tokens, not accounts: it shows the pools' numbers and writes to
 
 from django.contrib import messages
 from django.http import HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.decorators import member_required
@@ -13,6 +13,7 @@ from asksage_admin.lib.errors import DomainError
 from asksage_admin.lib.http import client_ip
 from tokens import selectors
 from tokens.forms import TokenRequestForm, add_domain_errors
+from tokens.models import TokenRequest
 from tokens.services import requests as request_services
 
 
@@ -69,3 +70,26 @@ def token_request_create(request: AuthedRequest) -> HttpResponse:
     if request.htmx:
         return render(request, "tokens/member_home.html#my-requests", context)
     return render(request, "tokens/member_home.html", context, status=422)
+
+
+@require_POST
+@member_required
+def token_request_cancel(request: AuthedRequest, request_id: int) -> HttpResponse:
+    """A member withdraws their own pending request; another person's id answers 404."""
+    if request.membership is None or request.membership.is_read_only:
+        return render(request, "403.html", {"reason": AUDITOR_READ_ONLY}, status=403)
+    get_object_or_404(TokenRequest, pk=request_id, user=request.user)
+    try:
+        cancelled = request_services.token_request_cancel(
+            user=request.user, request_id=request_id, ip=client_ip(request)
+        )
+    except DomainError as exc:
+        text, ok = " ".join(exc.messages), False
+    else:
+        text, ok = f"Cancelled your request for {cancelled.amount:,} {cancelled.kind} tokens.", True
+    if request.htmx:
+        context = _home_context(request)
+        context["request_sent" if ok else "request_refused"] = text
+        return render(request, "tokens/member_home.html#my-requests", context)
+    (messages.success if ok else messages.error)(request, text)
+    return redirect("member:home")

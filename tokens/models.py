@@ -468,6 +468,7 @@ class TokenRequest(models.Model):
         PENDING = "pending", "Pending"
         APPROVED = "approved", "Approved"
         DENIED = "denied", "Denied"
+        CANCELLED = "cancelled", "Cancelled"
 
     organization = models.ForeignKey(
         Organization, on_delete=models.PROTECT, related_name="token_requests"
@@ -496,7 +497,7 @@ class TokenRequest(models.Model):
                 name="token_request_amount_positive",
             ),
             models.CheckConstraint(
-                condition=models.Q(status__in=["pending", "approved", "denied"]),
+                condition=models.Q(status__in=["pending", "approved", "denied", "cancelled"]),
                 name="token_request_status_valid",
             ),
             models.UniqueConstraint(

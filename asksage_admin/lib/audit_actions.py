@@ -34,6 +34,7 @@ class AuditAction(models.TextChoices):
     TOKEN_REQUEST_CREATED = "token_request.created", "Token request sent"
     TOKEN_REQUEST_APPROVED = "token_request.approved", "Token request approved"
     TOKEN_REQUEST_DENIED = "token_request.denied", "Token request denied"
+    TOKEN_REQUEST_CANCELLED = "token_request.cancelled", "Token request cancelled"
     POLICY_CHANGED = "policy.changed", "Distribution policy changed"
     POLICY_OPTIONS = "policy.options", "Distribution options changed"
     POLICY_OVERRIDE = "policy.override", "Per-user override changed"

@@ -46,6 +46,10 @@ PUBLIC = {
     "admin:logout",
     "tokens:panel",  # a redirect to the user table, which is then checked itself
 }
+# A member's own objects: the sweep's request is sally's, so every visitor (bob included, a
+# member of the same organization) is refused: 403 without a membership or as an auditor,
+# 404 for someone else's request.
+MEMBER_OWN = {"member:token_request_cancel"}
 # Parameters that carry an object of org A: carol must get 404 for them.
 ORG_A_PARAMS = {"user_id", "batch_id", "request_id", "key_id", "email", "object_id"}
 ROLES = ["anonymous", "bob", "auditor", "carol", "sam", "stan"]
@@ -179,6 +183,8 @@ def expected(name: str, path: str, role: str, method: str, used: set[str]) -> se
     """The allowed status codes, or None when any non-500 answer is fine (own pages)."""
     if name in PUBLIC:
         return None
+    if name in MEMBER_OWN:
+        return {302, 405} if role == "anonymous" else {403, 404, 405}
     if path.startswith("/staff/") and role == "stan":
         # Django's unnamed redirects (<id>/ to <id>/change/, a slash), and a missing object's
         # history, which Django answers with a redirect to the index before any check.

@@ -390,3 +390,53 @@ def test_an_approval_that_drops_the_pool_below_the_alert_emails_the_admins(
         request_services.token_request_approve(admin=alice, org=org_a, request_id=request.pk)
     subjects = [m.subject for m in mail.outbox]
     assert "Acme Agency: only 1,600,000 inference tokens are unallocated" in subjects
+
+
+# --- Members cancelling -------------------------------------------------------------------
+
+
+def test_a_member_cancels_their_pending_request_from_the_home_page(client, bob, pending):
+    client.force_login(bob)
+    url = reverse("member:token_request_cancel", args=[pending.pk])
+    assert url in client.get(reverse("member:home")).content.decode()
+
+    response = client.post(url, headers={"HX-Request": "true"})
+
+    assert response.status_code == 200
+    assert "Cancelled your request for 500,000 inference tokens." in response.content.decode()
+    pending.refresh_from_db()
+    assert pending.status == "cancelled"
+    row = AuditLog.objects.get(action="token_request.cancelled")
+    assert (row.actor, row.target_user) == (bob, bob)
+    # The one-pending-per-kind rule no longer blocks a new request.
+    assert ask(bob, amount="100k").status == "pending"
+
+
+def test_a_cancelled_request_cannot_be_approved(alice, bob, org_a, pending):
+    request_services.token_request_cancel(user=bob, request_id=pending.pk)
+
+    with pytest.raises(DomainError, match="cancelled"):
+        request_services.token_request_approve(admin=alice, org=org_a, request_id=pending.pk)
+    assert max_of(bob) == 200_000
+
+
+def test_a_decided_request_cannot_be_cancelled(client, alice, bob, org_a, pending):
+    request_services.token_request_deny(admin=alice, org=org_a, request_id=pending.pk, note="No")
+    client.force_login(bob)
+
+    response = client.post(reverse("member:token_request_cancel", args=[pending.pk]))
+
+    assert response.status_code == 302
+    pending.refresh_from_db()
+    assert pending.status == "denied"
+    assert not AuditLog.objects.filter(action="token_request.cancelled").exists()
+
+
+def test_nobody_cancels_someone_elses_request(client, alice, pending):
+    client.force_login(alice)
+
+    response = client.post(reverse("member:token_request_cancel", args=[pending.pk]))
+
+    assert response.status_code == 404
+    pending.refresh_from_db()
+    assert pending.status == "pending"

@@ -193,6 +193,8 @@ def _locked_request(org: Organization, request_id: int) -> TokenRequest:
     )
     if token_request is None:
         raise DomainError("That token request does not exist.")
+    if token_request.status == TokenRequest.Status.CANCELLED:
+        raise DomainError("The requester cancelled this request: nothing was changed.")
     if token_request.status != TokenRequest.Status.PENDING:
         who = (
             token_request.decided_by.get_full_name()
@@ -281,4 +283,33 @@ def token_request_deny(
         ip=ip,
     )
     emails.request_denied(token_request=token_request, admin=admin, note=note)
+    return token_request
+
+
+@transaction.atomic
+def token_request_cancel(*, user: User, request_id: int, ip=None) -> TokenRequest:
+    """A member withdraws their own pending request (before an admin decides)."""
+    token_request = (
+        TokenRequest.objects.select_for_update().filter(user=user, pk=request_id).first()
+    )
+    if token_request is None:
+        raise DomainError("That request does not exist.")
+    if token_request.status != TokenRequest.Status.PENDING:
+        raise DomainError(
+            f"This request was already {token_request.status}: it can no longer be cancelled."
+        )
+    token_request.status = TokenRequest.Status.CANCELLED
+    token_request.decided_at = timezone.now()
+    token_request.decided_by = user
+    token_request.save(update_fields=["status", "decided_at", "decided_by"])
+    audit_record(
+        action="token_request.cancelled",
+        organization=token_request.organization,
+        actor=user,
+        target_user=user,
+        new=token_request.amount,
+        kind=token_request.kind,
+        request=token_request.pk,
+        ip=ip,
+    )
     return token_request
