@@ -1,4 +1,4 @@
-"""The ASGI application's usage fast path (tokens/fastpath.py), driven in process.
+"""The ASGI application's usage fast path (tokens/usage_api/fastpath.py), driven in process.
 
 On PostgreSQL, `POST /api/v1/usage` through `asksage_admin.asgi.application` is served by
 the fast path: batched, one statement per batch, on its own connections. On SQLite the same
@@ -25,10 +25,11 @@ from accounts.models import Organization
 from asksage_admin.lib.months import current_month
 from tests.asgi import AsgiClient
 from tests.factories import MembershipFactory, set_max, used
-from tokens import fastpath, usage
 from tokens.models import DailyUsage, MonthlyUsage, UsageEvent
 from tokens.services import api_keys as api_key_services
 from tokens.services import auto_increase as auto_increase_services
+from tokens.usage_api import fastpath, pool
+from tokens.usage_api.results import UsageRequest
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -431,7 +432,7 @@ def test_a_concurrent_duplicate_sends_the_batch_to_record_each_report_alone(
         MonthlyUsage.objects.create(
             organization=org_a, user=user, kind="inference", month=current_month()
         )
-    report = usage.UsageRequest("bob@example.com", "inference", 40, "gpt-4o")
+    report = UsageRequest("bob@example.com", "inference", 40, "gpt-4o")
     inserting, release = threading.Event(), threading.Event()
 
     def insert() -> None:
@@ -637,7 +638,7 @@ def test_lifespan_is_answered_and_shutdown_closes_the_pool(asgi, application, ke
 
 
 def test_the_connection_settings_leave_out_djangos_own_options():
-    conninfo = fastpath.conninfo_from_django(
+    conninfo = pool.conninfo_from_django(
         {
             "ENGINE": "django.db.backends.postgresql",
             "NAME": "usage",

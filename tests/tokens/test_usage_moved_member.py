@@ -5,9 +5,10 @@ moves him to org A, whose admin gives him 500,000; he then uses 200,000 more. Ev
 rollup and total keeps the two apart: org A sees 200,000, org B keeps 300,000, and his
 balance is org A's (500,000 max, 200,000 used).
 
-Both doors: the Django view (on PostgreSQL the shared statement of tokens/recording.py, on
-SQLite the steps of tokens/usage.py) and the ASGI application (on PostgreSQL the batched fast
-path of tokens/fastpath.py). Transactional: the fast path sees only committed data.
+Both doors: the Django view (on PostgreSQL the shared statement of
+tokens/usage_api/postgres.py, on SQLite the steps of tokens/usage_api/sqlite.py) and the ASGI
+application (on PostgreSQL the batched fast path of tokens/usage_api/fastpath.py).
+Transactional: the fast path sees only committed data.
 """
 
 import datetime as dt
@@ -28,13 +29,14 @@ from analytics.selectors import forecast as forecast_selectors
 from analytics.selectors import statistics as statistics_selectors
 from tests.asgi import AsgiClient
 from tests.factories import MembershipFactory
-from tokens import organizations, selectors, usage
+from tokens import organizations, selectors
 from tokens.models import DailyUsage, MonthlyUsage, UsageEvent
 from tokens.selectors import pool_statuses, user_table_rows
 from tokens.services import allocations as allocation_services
 from tokens.services import api_keys as api_key_services
 from tokens.services import auto_increase as auto_increase_services
 from tokens.services import policy as policy_services
+from tokens.usage_api.balance import balance_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -142,7 +144,7 @@ def test_usage_of_a_member_moved_mid_month_stays_with_the_organization_it_was_re
     # The balance is org A's: its max, and only what was used in A.
     assert status == 200, answer
     assert (answer["max"], answer["used"], answer["remaining"]) == (500_000, 200_000, 300_000)
-    assert usage.balance_for(org=org_a, email="bob@example.com")["inference"] == {
+    assert balance_for(org=org_a, email="bob@example.com")["inference"] == {
         "max": 500_000,
         "used": 200_000,
         "remaining": 300_000,
