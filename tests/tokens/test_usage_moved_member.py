@@ -13,13 +13,10 @@ Transactional: the fast path sees only committed data.
 
 import datetime as dt
 import json
-import os
 
 import pytest
 import time_machine
-from asgiref.sync import sync_to_async
 from django.core import mail
-from django.db import connections
 from django.http import QueryDict
 from django.test import Client
 
@@ -27,7 +24,6 @@ from accounts.models import Membership
 from analytics.selectors import exports as export_selectors
 from analytics.selectors import forecast as forecast_selectors
 from analytics.selectors import statistics as statistics_selectors
-from tests.asgi import AsgiClient
 from tests.factories import MembershipFactory
 from tokens import organizations, selectors
 from tokens.models import DailyUsage, MonthlyUsage, UsageEvent
@@ -47,26 +43,7 @@ MARCH_15 = dt.datetime(2026, 3, 15, 9, tzinfo=dt.UTC)
 INF = "max_inference_tokens"
 
 
-@pytest.fixture(scope="module")
-def application():
-    before = os.environ.get("DATABASE_POOL")
-    from asksage_admin.asgi import application
-
-    if before is None:  # as in test_usage_fastpath.py: no pool for other tests' processes
-        os.environ.pop("DATABASE_POOL", None)
-    return application
-
-
-@pytest.fixture(scope="module")
-def asgi(application, django_db_setup, django_db_blocker):
-    """One client (one event loop, one fast-path pool) for the module, closed before the test
-    database is dropped (as in test_usage_fastpath.py)."""
-    client = AsgiClient(application)
-    yield client
-    with django_db_blocker.unblock():
-        client.run(application.aclose())
-        client.run(sync_to_async(connections.close_all)())
-    client.close()
+# `asgi` (the ASGI application's in-process client): tests/tokens/conftest.py.
 
 
 @pytest.fixture(autouse=True)

@@ -3,16 +3,18 @@ refuse a host outside ALLOWED_HOSTS, redirect plain HTTP under SECURE_SSL_REDIRE
 HTTPS behind a proxy (SECURE_PROXY_SSL_HEADER), and put the security headers on answers.
 
 None of it is re-implemented: each decision is Django's own code (`HttpRequest.get_host`,
-`is_secure`, `SecurityMiddleware`, `XFrameOptionsMiddleware`,
+`is_secure`, `SecurityMiddleware`, `SessionMiddleware`, `XFrameOptionsMiddleware`,
 `ContentSecurityPolicyMiddleware`), run on a request holding just the headers they read, for
-the middleware that settings.MIDDLEWARE lists. A new Django setting or a changed default
-reaches both doors at once; tests/tokens/test_usage_fastpath.py compares every header.
+the middleware that settings.MIDDLEWARE lists, in its order. A new Django setting or a
+changed default reaches both doors at once; tests/tokens/test_usage_fastpath.py compares every
+header of the two doors' answers.
 
 Decisions are cached per distinct (scheme, path, read headers): a gateway sends the same
 few; the response headers are computed once per scheme.
 """
 
 from django.conf import settings
+from django.contrib.sessions.middleware import SessionMiddleware
 from django.http import HttpRequest, HttpResponse
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.csp import ContentSecurityPolicyMiddleware
@@ -23,7 +25,12 @@ from tokens.usage_api import protocol
 # Middleware that answer instead of the view (SSL redirect, through get_host a bad host) or
 # add headers to its answers. Any other middleware leaves the API's answers alone (the
 # equivalence test says so).
-_HEADER_MIDDLEWARE = (SecurityMiddleware, XFrameOptionsMiddleware, ContentSecurityPolicyMiddleware)
+_HEADER_MIDDLEWARE = (
+    SecurityMiddleware,
+    SessionMiddleware,
+    XFrameOptionsMiddleware,
+    ContentSecurityPolicyMiddleware,
+)
 _CACHED = 100  # decisions kept: hosts are chosen by clients, so the cache is bounded
 
 
@@ -50,12 +57,8 @@ class Gate:
     Settings are read when it is built: build a new one after a setting changes."""
 
     def __init__(self):
-        installed = set(settings.MIDDLEWARE)
-        self._middleware = [
-            cls(_unused)
-            for cls in _HEADER_MIDDLEWARE
-            if f"{cls.__module__}.{cls.__name__}" in installed
-        ]
+        paths = {f"{cls.__module__}.{cls.__name__}": cls for cls in _HEADER_MIDDLEWARE}
+        self._middleware = [paths[p](_unused) for p in settings.MIDDLEWARE if p in paths]
         self._security = next(
             (m for m in self._middleware if isinstance(m, SecurityMiddleware)), None
         )
@@ -103,9 +106,14 @@ class Gate:
         response = HttpResponse(content_type=protocol.CONTENT_TYPE)
         del response["Content-Type"]  # the fast path sends its own, with the length
         for middleware in self._middleware:
-            process_request = getattr(middleware, "process_request", None)
-            if process_request is not None and middleware is not self._security:
-                process_request(request)  # the CSP nonce, as for the view
+            if isinstance(middleware, ContentSecurityPolicyMiddleware):
+                middleware.process_request(request)  # the CSP nonce, as for the view
+            elif isinstance(middleware, SessionMiddleware):
+                # An API request's session: no cookie, nothing stored, but read, as every
+                # request's is by the middleware that check request.user (the banned-user
+                # logout): SessionMiddleware then adds `Vary: Cookie` to the view's answers.
+                request.session = middleware.SessionStore(None)
+                request.session.accessed = True
         for middleware in reversed(self._middleware):  # responses go back up the stack
             response = middleware.process_response(request, response)
         return [(name.lower().encode(), value.encode()) for name, value in response.items()]
