@@ -300,4 +300,6 @@ SITE_URL = globals().get("SITE_URL") or os.environ.get("SITE_URL", "http://127.0
 EMAIL_MAX_ATTEMPTS = int(os.environ.get("EMAIL_MAX_ATTEMPTS", "5"))
 EMAIL_RETRY_BASE_SECONDS = int(os.environ.get("EMAIL_RETRY_BASE_SECONDS", "60"))
 EMAIL_TIMEOUT = int(os.environ.get("EMAIL_TIMEOUT", "20"))
+# Finished task results (the queue's rows, not the outbox) are pruned nightly after this.
+TASK_RESULTS_KEEP_DAYS = int(os.environ.get("TASK_RESULTS_KEEP_DAYS", "14"))
 # --- end of background work block -------------------------------------------------------------

@@ -8,16 +8,20 @@ email sweep only enqueues emails whose rows say they are still to send. Every wr
 goes through the same services as before, so each leaves its audit row.
 """
 
+import datetime as dt
 import logging
 
 from crontask import cron
+from django.conf import settings
 from django.tasks import TaskContext, task
+from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
 
 from accounts.models import Organization, User
 from asksage_admin.lib.errors import DomainError
 from tokens.mail import email_retry_due
 from tokens.models import TokenKind
-from tokens.periodic import hour_period, month_period, run_once, scheduled_at
+from tokens.periodic import day_period, hour_period, month_period, run_once, scheduled_at
 from tokens.services import auto_increase as auto_increase_services
 from tokens.services import distribution as distribution_services
 
@@ -76,8 +80,23 @@ def auto_increase_sweep(context: TaskContext) -> str:
     return run_once(job="auto_increase", period=period, work=work)
 
 
-@cron("* * * * *", sentry_monitor_config=None)
+@cron("*/5 * * * *", sentry_monitor_config=None)
 @task
 def email_retry_sweep() -> int:
-    """Every minute: enqueue the emails whose retry is due, or whose enqueue was lost."""
+    """Every 5 minutes: enqueue the emails whose retry is due, or whose enqueue was lost."""
     return email_retry_due()
+
+
+@cron("15 3 * * *", sentry_monitor_config=None)
+@task(takes_context=True)
+def task_results_prune(context: TaskContext) -> str:
+    """Nightly: forget the task queue's finished results after TASK_RESULTS_KEEP_DAYS (the
+    queue's own hygiene, as django-tasks-db's prune_db_task_results; the domain's retention
+    is elsewhere). Emails keep their outbox row."""
+
+    def work() -> str:
+        cutoff = timezone.now() - dt.timedelta(days=settings.TASK_RESULTS_KEEP_DAYS)
+        deleted, _ = DBTaskResult.objects.finished().filter(finished_at__lte=cutoff).delete()
+        return f"Deleted {deleted} finished task result(s)."
+
+    return run_once(job="task_results_prune", period=day_period(scheduled_at(context)), work=work)

@@ -11,6 +11,7 @@ import pytest
 import time_machine
 from django.db import connection
 from django.tasks import TaskResultStatus
+from django_tasks_db.models import DBTaskResult
 
 from accounts.models import Membership
 from analytics.tasks import verify_audit_nightly
@@ -20,7 +21,12 @@ from tests.factories import MonthlyUsageFactory, max_of
 from tokens import periodic
 from tokens.models import AllocationBatch, PeriodicRun
 from tokens.services import policy as policy_services
-from tokens.tasks import auto_increase_sweep, reclaim_month_start, usage_policy_after_report
+from tokens.tasks import (
+    auto_increase_sweep,
+    reclaim_month_start,
+    task_results_prune,
+    usage_policy_after_report,
+)
 
 MONTH_START = dt.datetime(2027, 3, 1, 0, 5, tzinfo=dt.UTC)
 NIGHT = dt.datetime(2027, 3, 10, 2, 30, tzinfo=dt.UTC)
@@ -129,3 +135,24 @@ def test_the_nightly_audit_verification_records_its_verdict_once_a_night(org_a, 
     runs = PeriodicRun.objects.filter(job="verify_audit").order_by("period")
     assert [(r.period, r.status) for r in runs] == [("2027-03-10", "done"), ("2027-03-11", "done")]
     assert "broken" in runs.last().summary
+
+
+def test_finished_task_results_are_pruned_nightly_after_the_kept_days(db, settings):
+    settings.TASK_RESULTS_KEEP_DAYS = 14
+
+    def result(status, finished_days_ago):
+        finished = NIGHT - dt.timedelta(days=finished_days_ago) if finished_days_ago else None
+        return DBTaskResult.objects.create(
+            task_path="tokens.mail.send_email",
+            args_kwargs={"args": [], "kwargs": {"delivery_id": 1}},
+            status=status,
+            finished_at=finished,
+            backend_name="default",
+        )
+
+    old_ok, old_failed = result("SUCCESSFUL", 15), result("FAILED", 20)
+    recent, waiting = result("SUCCESSFUL", 13), result("READY", None)
+    with time_machine.travel(NIGHT, tick=False):
+        assert task_results_prune.enqueue().return_value.startswith("Deleted 2 ")
+    assert set(DBTaskResult.objects.values_list("pk", flat=True)) == {recent.pk, waiting.pk}
+    assert not DBTaskResult.objects.filter(pk__in=[old_ok.pk, old_failed.pk]).exists()
