@@ -8,6 +8,7 @@ is enqueued. tests/test_task_worker.py runs the real worker process.
 
 import datetime as dt
 import smtplib
+import time
 
 import pytest
 import time_machine
@@ -17,6 +18,7 @@ from django.db import transaction
 from django.template.loader import get_template
 from django.urls import reverse
 
+from tests.concurrency import run_together
 from tokens import mail as outbox
 from tokens.models import EmailDelivery
 from tokens.services import emails
@@ -224,3 +226,33 @@ def test_members_and_org_admins_cannot_see_the_outbox(alice, bob, client):
     client.force_login(alice)
     response = client.get(reverse("admin:tokens_emaildelivery_changelist"))
     assert response.status_code == 302 and "/staff/login/" in response["Location"]
+
+
+class SlowBackend(BaseEmailBackend):
+    """A mail server that takes its time: two workers on one email overlap."""
+
+    sent: list = []
+
+    def send_messages(self, email_messages):
+        time.sleep(0.5)
+        SlowBackend.sent.extend(m.subject for m in email_messages)
+        return len(email_messages)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_running_the_same_email_at_once_send_it_once(bob, alice, settings):
+    ask(bob)  # committed: the immediate backend sent it; make it pending again
+    delivery = EmailDelivery.objects.get()
+    EmailDelivery.objects.filter(pk=delivery.pk).update(status="pending", attempts=0)
+    settings.EMAIL_BACKEND = "tests.tokens.test_email_tasks.SlowBackend"
+    SlowBackend.sent = []
+
+    outcomes = run_together(
+        lambda: outbox.email_deliver(delivery_id=delivery.pk),
+        lambda: outbox.email_deliver(delivery_id=delivery.pk),
+    )
+
+    assert sorted(outcomes) == [("ok", "sent"), ("ok", "sent")]
+    assert SlowBackend.sent == ["Token request from Bob Member: 500,000 inference tokens"]
+    delivery.refresh_from_db()
+    assert delivery.attempts == 1
