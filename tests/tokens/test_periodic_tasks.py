@@ -11,6 +11,7 @@ import pytest
 import time_machine
 from django.db import connection
 from django.tasks import TaskResultStatus
+from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from accounts.models import Membership
@@ -93,8 +94,10 @@ def test_a_failing_periodic_run_is_recorded_failed_and_not_rerun(db):
 
 
 def test_the_hourly_auto_increase_sweep_runs_once_an_hour(org_a, alice, bob):
-    policy_services.policy_apply(admin=alice, org=org_a, preset="conservative")  # 90 %, +25 %
-    with time_machine.travel(NIGHT, tick=False):
+    # This hour of the session's clock: the org's purchases start this month.
+    this_hour = timezone.now().replace(minute=30, second=0, microsecond=0)
+    with time_machine.travel(this_hour, tick=False):
+        policy_services.policy_apply(admin=alice, org=org_a, preset="conservative")  # 90 %
         MonthlyUsageFactory(user=bob, organization=org_a, used=180_000)
         assert auto_increase_sweep.enqueue().return_value == "1 increase(s) applied."
         assert auto_increase_sweep.enqueue().return_value.endswith("ran already")
