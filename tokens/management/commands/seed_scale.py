@@ -114,7 +114,7 @@ class Command(BaseCommand):
     def _seed(self, slug: str, n_users: int, n_events: int, rng: random.Random):
         """Bulk-insert one organization at scale: users, memberships, purchases, usage.
 
-        Long on purpose: a straight script of bulk inserts whose steps share most of their
+        Long because it is a straight script of bulk inserts whose steps share most of their
         locals (the users, the months, the random source); split into steps, each would take
         and return nearly all of them, and the order of the inserts would be harder to see.
         """
