@@ -147,6 +147,13 @@ def alice_client(client, alice):
     return client
 
 
+@pytest.fixture
+def staff_client(client, sam):
+    """A client logged in as sam, superuser of the sales admin (/staff/)."""
+    client.force_login(sam)
+    return client
+
+
 @pytest.fixture(autouse=True)
 def _second_factor(request, settings):
     """The second factor is enforced in tests marked `mfa` (tests/accounts/test_mfa.py and the

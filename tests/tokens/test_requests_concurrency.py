@@ -6,9 +6,8 @@ the database lock does. Either way the second admin is refused and nothing is gr
 
 import pytest
 
-from accounts.models import Membership
 from tests.concurrency import run_together
-from tests.factories import MembershipFactory
+from tests.factories import MembershipFactory, max_of
 from tokens.models import AllocationBatch
 from tokens.services import requests as request_services
 
@@ -31,7 +30,7 @@ def test_two_admins_approving_the_same_request_at_once_grant_it_once(org_a, alic
     assert sorted(o[0] for o in outcomes) == ["ok", "refused"]
     refusal = next(o[1] for o in outcomes if o[0] == "refused")
     assert "already approved" in refusal
-    assert Membership.objects.get(user=bob).max_inference_tokens == 700_000
+    assert max_of(bob) == 700_000
     assert AllocationBatch.objects.filter(source="request").count() == 1
 
 
@@ -51,7 +50,7 @@ def test_an_approval_racing_a_denial_leaves_one_decision(org_a, alice, bob):
     assert sorted(o[0] for o in outcomes) == ["ok", "refused"]
     request.refresh_from_db()
     expected = 700_000 if request.status == "approved" else 200_000
-    assert Membership.objects.get(user=bob).max_inference_tokens == expected
+    assert max_of(bob) == expected
 
 
 def test_two_approvals_that_together_exceed_the_pool_cannot_both_pass(org_a, alice, bob):
