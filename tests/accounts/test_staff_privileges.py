@@ -14,16 +14,17 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from accounts import services, staff_roles
 from accounts.models import Organization, User
 from asksage_admin.lib.errors import DomainError
-from asksage_admin.lib.months import current_month
 from audit.models import AuditLog
 from tests.accounts.staff_forms import (
     NEW_PASSWORD,
+    PROVISION_URL,
     USER_LIST_URL,
     change_url,
     password_url,
     post_password,
     post_second_factor_reset,
     post_user_change,
+    provision_data,
 )
 from tests.factories import UserFactory
 from tokens.models import Purchase
@@ -300,19 +301,7 @@ def test_sales_can_still_provision_record_a_purchase_and_edit_a_member(client, s
         UserFactory(email=f"{name}@example.com")
     as_user(client, sales)
 
-    response = client.post(
-        reverse("admin:accounts_organization_add"),
-        {
-            "name": "Newco",
-            "billing_address": "2 Harbour Road",
-            "user_emails": "omar@example.com\npia@example.com",
-            "admin_emails": "nina@example.com",
-            "inference_tokens": "2M",
-            "embedding_tokens": "",
-            "start_month": current_month().strftime("%Y-%m"),
-            "activate": "on",
-        },
-    )
+    response = client.post(PROVISION_URL, provision_data(activate="on", payment_reference=""))
     org = Organization.objects.get(name="Newco")
     assert response.status_code == 302
     assert Purchase.objects.filter(organization=org).count() == 1

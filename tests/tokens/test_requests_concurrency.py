@@ -14,17 +14,29 @@ from tokens.services import requests as request_services
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_two_admins_approving_the_same_request_at_once_grant_it_once(org_a, alice, bob):
-    admin2 = MembershipFactory(organization=org_a, role="admin").user
-    request = request_services.token_request_create(
+@pytest.fixture
+def admin2(org_a):
+    """A second admin of org A, racing alice."""
+    return MembershipFactory(organization=org_a, role="admin").user
+
+
+@pytest.fixture
+def launch_request(bob):
+    """bob's pending request for 500K more inference tokens (he has 200K)."""
+    return request_services.token_request_create(
         user=bob, kind="inference", raw_amount="500k", reason="Launch"
     )
+
+
+def test_two_admins_approving_the_same_request_at_once_grant_it_once(
+    org_a, alice, bob, admin2, launch_request
+):
     outcomes = run_together(
         lambda: request_services.token_request_approve(
-            admin=alice, org=org_a, request_id=request.pk
+            admin=alice, org=org_a, request_id=launch_request.pk
         ),
         lambda: request_services.token_request_approve(
-            admin=admin2, org=org_a, request_id=request.pk
+            admin=admin2, org=org_a, request_id=launch_request.pk
         ),
     )
     assert sorted(o[0] for o in outcomes) == ["ok", "refused"]
@@ -34,22 +46,18 @@ def test_two_admins_approving_the_same_request_at_once_grant_it_once(org_a, alic
     assert AllocationBatch.objects.filter(source="request").count() == 1
 
 
-def test_an_approval_racing_a_denial_leaves_one_decision(org_a, alice, bob):
-    admin2 = MembershipFactory(organization=org_a, role="admin").user
-    request = request_services.token_request_create(
-        user=bob, kind="inference", raw_amount="500k", reason="Launch"
-    )
+def test_an_approval_racing_a_denial_leaves_one_decision(org_a, alice, bob, admin2, launch_request):
     outcomes = run_together(
         lambda: request_services.token_request_approve(
-            admin=alice, org=org_a, request_id=request.pk
+            admin=alice, org=org_a, request_id=launch_request.pk
         ),
         lambda: request_services.token_request_deny(
-            admin=admin2, org=org_a, request_id=request.pk, note="No"
+            admin=admin2, org=org_a, request_id=launch_request.pk, note="No"
         ),
     )
     assert sorted(o[0] for o in outcomes) == ["ok", "refused"]
-    request.refresh_from_db()
-    expected = 700_000 if request.status == "approved" else 200_000
+    launch_request.refresh_from_db()
+    expected = 700_000 if launch_request.status == "approved" else 200_000
     assert max_of(bob) == expected
 
 
