@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def test_two_admins_approving_the_same_request_at_once_grant_it_once(org_a, alice, bob):
     admin2 = MembershipFactory(organization=org_a, role="admin").user
     request = request_services.token_request_create(
-        user=bob, kind="inference", raw_amount="500k", reason="Launch"
+        user=bob, kind="inference", amount=500_000, reason="Launch"
     )
     outcomes = run_together(
         lambda: request_services.token_request_approve(
@@ -38,7 +38,7 @@ def test_two_admins_approving_the_same_request_at_once_grant_it_once(org_a, alic
 def test_an_approval_racing_a_denial_leaves_one_decision(org_a, alice, bob):
     admin2 = MembershipFactory(organization=org_a, role="admin").user
     request = request_services.token_request_create(
-        user=bob, kind="inference", raw_amount="500k", reason="Launch"
+        user=bob, kind="inference", amount=500_000, reason="Launch"
     )
     outcomes = run_together(
         lambda: request_services.token_request_approve(
@@ -57,10 +57,10 @@ def test_an_approval_racing_a_denial_leaves_one_decision(org_a, alice, bob):
 def test_two_approvals_that_together_exceed_the_pool_cannot_both_pass(org_a, alice, bob):
     carl = MembershipFactory(organization=org_a).user  # 600K allocated → 3.4M unallocated
     first = request_services.token_request_create(
-        user=bob, kind="inference", raw_amount="2M", reason="A"
+        user=bob, kind="inference", amount=2_000_000, reason="A"
     )
     second = request_services.token_request_create(
-        user=carl, kind="inference", raw_amount="2M", reason="B"
+        user=carl, kind="inference", amount=2_000_000, reason="B"
     )
     outcomes = run_together(
         lambda: request_services.token_request_approve(admin=alice, org=org_a, request_id=first.pk),
