@@ -2,6 +2,7 @@
 and per-user overrides (pinned, own floor or ceiling).
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -229,38 +230,40 @@ def _options_clean(
     """The options (parsed by `tokens.forms.OptionsForm`) as policy field values, checked;
     DomainError keyed by field otherwise."""
     errors: dict[str, list[str]] = {}
-    parsed: dict = {"auto_approve_enabled": bool(auto_approve_enabled)}
-    checks = (
-        (
-            "alert_thresholds",
-            lambda: sorted({_whole(t, "thresholds", "Each threshold", 1, 100) for t in thresholds}),
-        ),
-        (
-            "low_unallocated_alert",
-            lambda: (
-                None
-                if low_unallocated is None
-                else check_amount(low_unallocated, "low_unallocated", allow_zero=True)
-            ),
-        ),
-        (
-            "auto_approve_max",
-            lambda: check_amount(auto_approve_max or 0, "auto_approve_max", allow_zero=True),
-        ),
-    )
-    for name, check in checks:
+    parsed: dict = {
+        "auto_approve_enabled": bool(auto_approve_enabled),
+        "low_unallocated_alert": None,
+    }
+
+    def keep(name: str, check: Callable[[], object]) -> None:
         try:
             parsed[name] = check()
         except DomainError as exc:
             errors.update(exc.errors)
-    for name, value, label, low, high in (
-        ("auto_approve_below_percent", auto_approve_below_percent, "Pool share", 1, 100),
-        ("reclaim_idle_days", reclaim_idle_days, "Idle days", 1, 366),
-    ):
-        try:
-            parsed[name] = _whole(value, name, label, low, high)
-        except DomainError as exc:
-            errors.update(exc.errors)
+
+    keep(
+        "alert_thresholds",
+        lambda: sorted({_whole(t, "thresholds", "Each threshold", 1, 100) for t in thresholds}),
+    )
+    if low_unallocated is not None:
+        keep(
+            "low_unallocated_alert",
+            lambda: check_amount(low_unallocated, "low_unallocated", allow_zero=True),
+        )
+    keep(
+        "auto_approve_max",
+        lambda: check_amount(auto_approve_max or 0, "auto_approve_max", allow_zero=True),
+    )
+    keep(
+        "auto_approve_below_percent",
+        lambda: _whole(
+            auto_approve_below_percent, "auto_approve_below_percent", "Pool share", 1, 100
+        ),
+    )
+    keep(
+        "reclaim_idle_days",
+        lambda: _whole(reclaim_idle_days, "reclaim_idle_days", "Idle days", 1, 366),
+    )
     if parsed["auto_approve_enabled"] and not parsed.get("auto_approve_max"):
         errors.setdefault("auto_approve_max", []).append(
             "Set the largest amount the rule approves on its own."
