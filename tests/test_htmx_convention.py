@@ -110,3 +110,17 @@ def test_a_member_request_refused_under_htmx_answers_422_with_the_form(client, b
     assert response.status_code == 422
     html = response.content.decode()
     assert 'id="my-requests"' in html and "is not an amount" in html
+
+
+def test_a_fields_error_shows_beside_its_own_form_only(alice_client, bob):
+    # The preset's custom floor and an override's floor share the name floor_inference.
+    response = alice_client.post(
+        reverse("tokens:distribution_override"),
+        {"email": bob.email, "floor_inference": "abc"},
+        headers=HX,
+    )
+    html = response.content.decode()
+    assert response.status_code == 422
+    assert 'id="o-fi" name="floor_inference" class="input" value="abc" aria-invalid="true"' in html
+    assert 'id="o-fi-error"' in html and "is not an amount" in html
+    assert 'id="c-floor-inf-error"' not in html

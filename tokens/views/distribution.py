@@ -51,6 +51,7 @@ def _context(request: PanelRequest, **extra) -> dict:
         "preset_form": {},
         "action_form": {"kind": "inference", "action": "split"},
         "reclaim_form": {"kind": "inference", "idle_days": policy.reclaim_idle_days},
+        "field_errors": {},
     }
     context.update(extra)
     return context
@@ -80,7 +81,10 @@ def _refused(request: PanelRequest, form: forms.Form, form_key: str, *names: str
     """Answer a refusal: the form's errors (its own, or a service's put on it) by field."""
     errors = {field: list(messages) for field, messages in form.errors.items()}
     return _answer(
-        request, error=refusal_text(form), errors=errors, **{form_key: _typed(form, *names)}
+        request,
+        error=refusal_text(form),
+        field_errors={form_key: errors},  # beside this form's fields only
+        **{form_key: _typed(form, *names)},
     )
 
 
@@ -265,7 +269,7 @@ def distribution_override_remove(request: PanelRequest, user_id: int) -> HttpRes
             admin=request.user, org=request.org, user_id=membership.user_id, ip=client_ip(request)
         )
     except DomainError as exc:
-        return _answer(request, error=refusal_text(exc), errors=exc.errors)
+        return _answer(request, error=refusal_text(exc))
     return _answer(request, ok=f"Removed the override for {user.email}: the policy applies again.")
 
 
