@@ -100,15 +100,14 @@ class BulkEditForm(InputForm):
 
 
 class UserFlagForm(InputForm):
-    """Paid or Banned toggled to `value`; `confirmed` once the ban page was answered."""
+    """Paid or Banned toggled to `value` (on/true/1/yes: set; anything else: clear);
+    `confirmed` once the ban page was answered."""
 
-    value = forms.TypedChoiceField(
-        required=False,
-        choices=[(v, v) for v in ("on", "true", "1", "yes", "off", "false", "0", "no", "")],
-        coerce=lambda v: v in {"on", "true", "1", "yes"},
-        empty_value=False,
-    )
+    value = forms.CharField(required=False)
     confirmed = forms.BooleanField(required=False)
+
+    def clean_value(self) -> bool:
+        return self.cleaned_data["value"].strip().lower() in {"on", "true", "1", "yes"}
 
 
 # --- Token Distribution -------------------------------------------------------------------

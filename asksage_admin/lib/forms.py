@@ -37,8 +37,9 @@ class InputForm(forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         for field in self.fields.values():
-            if isinstance(field, forms.ChoiceField):
-                field.error_messages.setdefault("invalid_choice", "Choose one of the options.")
+            # Django's default quotes the value ("Select a valid choice. %(value)s is…").
+            if "%(value)s" in str(field.error_messages.get("invalid_choice", "")):
+                field.error_messages["invalid_choice"] = "Choose one of the options."
 
     def full_clean(self):
         """Text the databases cannot store is named as such (not "not an amount"), and its

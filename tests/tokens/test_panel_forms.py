@@ -1,10 +1,12 @@
 """Forms at the panel's edge (issue 14, item 4): the fields /staff/ and the panel share,
 one form per POST, and services that take typed values."""
 
+import json
 import subprocess
 from pathlib import Path
 
 import pytest
+from django import forms
 
 from accounts import admin_forms as staff_forms
 from asksage_admin.lib import forms as shared
@@ -17,6 +19,7 @@ from tokens.forms import (
     OptionsForm,
     PresetForm,
     ReclaimForm,
+    UserFlagForm,
 )
 from tokens.models import PendingEdit
 from tokens.services import allocations as allocation_services
@@ -132,3 +135,35 @@ def test_services_refuse_an_unparsed_amount(alice, org_a, bob):
             org=org_a, kind="inference", action="set", amount="2M"
         )
     assert not PendingEdit.objects.exists()
+
+
+def test_a_choice_error_never_quotes_what_was_posted():
+    class Choice(shared.InputForm):
+        colour = forms.ChoiceField(choices=[("red", "Red")])
+
+    form = Choice({"colour": "<script>"})
+    assert not form.is_valid()
+    assert form.errors["colour"] == ["Choose one of the options."]
+
+
+@pytest.mark.parametrize(
+    ("posted", "value"),
+    [("on", True), ("yes", True), ("off", False), ("<script>", False), ("", False)],
+)
+def test_a_flag_value_is_a_boolean_whatever_was_posted(posted, value):
+    form = UserFlagForm({"value": posted})
+    assert form.is_valid() and form.cleaned_data["value"] is value
+
+
+def test_a_flag_with_a_nul_is_refused_with_words_and_changes_nothing(alice_client, bob):
+    before = bob.is_paid
+    response = alice_client.post(
+        f"/panel/users/{bob.pk}/flags/paid/",
+        {"value": "off\x00" if before else "on\x00"},
+        headers={"HX-Request": "true"},
+    )
+    assert response.status_code == 422
+    announced = json.loads(response["HX-Trigger"])["announce"]["text"]
+    assert announced == "The “value” field contains a NUL character."
+    bob.refresh_from_db()
+    assert bob.is_paid == before

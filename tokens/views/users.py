@@ -318,7 +318,15 @@ def user_flag(request: PanelRequest, user_id: int, flag: str) -> HttpResponse:
         return HttpResponseBadRequest(f"“{flag[:40]}” cannot be toggled.")
     membership = membership_or_404(request, user_id)
     form = UserFlagForm(request.POST)
-    form.is_valid()  # two booleans: always valid
+    if not form.is_valid():  # only text the databases cannot store
+        return respond(
+            request,
+            template=PAGE,
+            fragment=f"{flag}-cell",
+            context=lambda: {"u": membership.user},
+            redirect_to=_table_url(request),
+            error=refusal_text(form),
+        )
     value, confirmed = form.cleaned_data["value"], form.cleaned_data["confirmed"]
     if flag == "banned" and value and not request.htmx and not confirmed:
         return render(request, "tokens/confirm_ban.html", {"u": membership.user, "active": "users"})
