@@ -67,7 +67,7 @@ def run_worker() -> subprocess.CompletedProcess:
 def test_the_worker_process_sends_the_email_a_write_enqueued(bob, alice, settings):
     settings.TASKS = DATABASE_TASKS
     request_services.token_request_create(
-        user=bob, kind="inference", raw_amount="500k", reason="Big project"
+        user=bob, kind="inference", amount=500_000, reason="Big project"
     )
     queued = DBTaskResult.objects.get()
     assert (queued.task_path, queued.status) == ("tokens.mail.send_email", "READY")

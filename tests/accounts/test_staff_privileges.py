@@ -318,7 +318,7 @@ def test_sales_can_still_provision_record_a_purchase_and_edit_a_member(client, s
 
 def test_sales_mark_a_purchase_request_fulfilled(client, sales, alice, org_a):
     purchase_request = purchase_services.purchase_request_create(
-        admin=alice, org=org_a, kind="embedding", raw_blocks="1", note="More docs"
+        admin=alice, org=org_a, kind="embedding", blocks=1, note="More docs"
     )
     url = reverse("admin:tokens_purchaserequest_changelist")
 

@@ -47,7 +47,7 @@ def test_denying_needs_a_note_and_says_so(page, live_server, login, alice, bob):
     from tokens.services import requests as request_services
 
     request_services.token_request_create(
-        user=bob, kind="inference", raw_amount="1M", reason="More"
+        user=bob, kind="inference", amount=1_000_000, reason="More"
     )
     page.set_viewport_size({"width": 1400, "height": 900})
     login(page, alice)
@@ -64,7 +64,7 @@ def test_the_requests_page_has_no_serious_axe_violations(page, live_server, logi
     from tokens.services import requests as request_services
 
     request_services.token_request_create(
-        user=bob, kind="inference", raw_amount="1M", reason="More"
+        user=bob, kind="inference", amount=1_000_000, reason="More"
     )
     login(page, alice)
     page.goto(f"{live_server.url}/panel/requests/")

@@ -102,7 +102,7 @@ def test_nothing_happens_when_the_pool_is_fully_allocated(org_a, bob, alice, pre
 def test_a_pinned_user_is_never_auto_increased(org_a, alice, bob, preset):
     preset("conservative")
     policy_services.member_override_set(
-        admin=alice, org=org_a, membership=bob.membership, pinned=True, raw={}
+        admin=alice, org=org_a, membership=bob.membership, pinned=True, bounds={}
     )
     use(bob, org_a, 200_000)
     assert auto_increase_services.auto_increase_apply(user=bob, kind="inference") is None
@@ -115,7 +115,7 @@ def test_a_users_own_ceiling_caps_their_increase(org_a, alice, bob, preset):
         org=org_a,
         membership=bob.membership,
         pinned=False,
-        raw={"ceiling_inference": "300k"},
+        bounds={"ceiling_inference": 300_000},
     )
     use(bob, org_a, 200_000)
     assert auto_increase_services.auto_increase_apply(user=bob, kind="inference") == 300_000
@@ -297,7 +297,7 @@ def test_the_reclaim_command_previews_unless_told_to_apply(org_a, bob, capsys):
 
 def test_sales_see_purchase_requests_and_mark_them_fulfilled(client, sam, alice, org_a):
     request = purchase_services.purchase_request_create(
-        admin=alice, org=org_a, kind="embedding", raw_blocks="1", note="More docs"
+        admin=alice, org=org_a, kind="embedding", blocks=1, note="More docs"
     )
     client.force_login(sam)
     url = reverse("admin:tokens_purchaserequest_changelist")
@@ -356,7 +356,7 @@ def test_the_common_case_costs_one_query(org_a, bob, preset, django_assert_num_q
 
 
 def test_sales_can_read_token_requests_and_policies(client, sam, alice, bob, org_a):
-    request_services.token_request_create(user=bob, kind="inference", raw_amount="1k", reason="Hi")
+    request_services.token_request_create(user=bob, kind="inference", amount=1_000, reason="Hi")
     policy_services.policy_apply(admin=alice, org=org_a, preset="standard")
     client.force_login(sam)
     assert (
@@ -386,7 +386,7 @@ def pinned_bob(org_a, alice, bob):
         org=org_a,
         membership=bob.membership,
         pinned=True,
-        raw={"ceiling_inference": "300k"},
+        bounds={"ceiling_inference": 300_000},
     )
     return bob
 

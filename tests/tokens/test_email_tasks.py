@@ -49,9 +49,9 @@ def html_of(message) -> str:
     return html
 
 
-def ask(user, amount="500k"):
+def ask(user, amount=500_000):
     return request_services.token_request_create(
-        user=user, kind="inference", raw_amount=amount, reason="Big project"
+        user=user, kind="inference", amount=amount, reason="Big project"
     )
 
 
@@ -77,7 +77,7 @@ def test_request_emails_render_from_templates_with_absolute_links_in_text_and_ht
 
     with django_capture_on_commit_callbacks(execute=True):
         request_services.token_request_approve(
-            admin=alice, org=asked.organization, request_id=asked.pk, raw_amount="300k", note="Ok"
+            admin=alice, org=asked.organization, request_id=asked.pk, amount=300_000, note="Ok"
         )
     approved = mail.outbox[-1]
     home_url = SITE + reverse("member:home")

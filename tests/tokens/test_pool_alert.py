@@ -10,6 +10,7 @@ import time_machine
 from django.core import mail
 
 from accounts.models import Membership
+from asksage_admin.lib.amounts import parse_tokens
 from audit.models import AuditLog
 from tests.factories import PurchaseFactory, UserFactory, set_max
 from tokens import organizations
@@ -36,12 +37,13 @@ def alert_at(org_a):
 
 
 def edit(admin, org, user, value: str) -> None:
+    """Confirm a cell as typed (parsed as the cell's form does)."""
     allocation_services.pending_edit_set(
         admin=admin,
         org=org,
         membership=Membership.objects.get(user=user),
         column="max_inference_tokens",
-        raw_value=value,
+        value=parse_tokens(value),
     )
 
 

@@ -24,7 +24,7 @@ def admin2(org_a):
 def launch_request(bob):
     """bob's pending request for 500K more inference tokens (he has 200K)."""
     return request_services.token_request_create(
-        user=bob, kind="inference", raw_amount="500k", reason="Launch"
+        user=bob, kind="inference", amount=500_000, reason="Launch"
     )
 
 
@@ -64,10 +64,10 @@ def test_an_approval_racing_a_denial_leaves_one_decision(org_a, alice, bob, admi
 def test_two_approvals_that_together_exceed_the_pool_cannot_both_pass(org_a, alice, bob):
     carl = MembershipFactory(organization=org_a).user  # 600K allocated → 3.4M unallocated
     first = request_services.token_request_create(
-        user=bob, kind="inference", raw_amount="2M", reason="A"
+        user=bob, kind="inference", amount=2_000_000, reason="A"
     )
     second = request_services.token_request_create(
-        user=carl, kind="inference", raw_amount="2M", reason="B"
+        user=carl, kind="inference", amount=2_000_000, reason="B"
     )
     outcomes = run_together(
         lambda: request_services.token_request_approve(admin=alice, org=org_a, request_id=first.pk),
