@@ -113,7 +113,7 @@ def test_usage_and_purchase_emails_link_to_the_site(
 
     with django_capture_on_commit_callbacks(execute=True):
         request = purchase_services.purchase_request_create(
-            admin=alice, org=org_a, kind="inference", raw_blocks="1", note="Soon"
+            admin=alice, org=org_a, kind="inference", blocks=1, note="Soon"
         )
     to_sales = mail.outbox[-1]
     assert to_sales.to == ["sam@example.com"]
