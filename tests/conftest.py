@@ -19,12 +19,6 @@ from tests.factories import (
     UserFactory,
 )
 
-# For the whole session, not only the browser tests: Playwright's sync API keeps an event
-# loop running in the main thread from the first browser test to the end of the session, so
-# that test's database flush and every later test would be refused as an "async context".
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-
 # Here, not in tests/browser/: browser tests live in other folders too, and a run of one
 # folder must skip them as a full run does.
 def pytest_collection_modifyitems(config, items):
@@ -35,9 +29,17 @@ def pytest_collection_modifyitems(config, items):
     only_without_chromium = pytest.mark.skipif(
         missing, reason=f"{CHROMIUM} is not installed (apt-get install chromium)"
     )
-    for item in items:
-        if {"page", "browser"} & set(getattr(item, "fixturenames", ())):
-            item.add_marker(only_without_chromium)
+    browser_tests = [
+        item for item in items if {"page", "browser"} & set(getattr(item, "fixturenames", ()))
+    ]
+    for item in browser_tests:
+        item.add_marker(only_without_chromium)
+    if browser_tests:
+        # Only in a session that drives a browser: Playwright's sync API keeps an event loop
+        # running in the main thread from the first browser test to the end of the session,
+        # so that test's database flush and every later test would be refused as an "async
+        # context". Django reads the variable at each call, so setting it here is in time.
+        os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
 # A mid-month weekday, far from any month, quarter or year boundary: tests that read "today"
