@@ -1,11 +1,10 @@
-"""Reads of the activity pages: the audit trail, its integrity, one user's history."""
+"""Reads of the activity pages: the audit trail, one user's history (the integrity badge is
+`audit.checkpoints`: it moves a checkpoint, so it is a service, not a read)."""
 
 import datetime as dt
 from dataclasses import dataclass, field
 
 from accounts.models import Membership, Organization
-from audit import chain
-from audit.integrity import Verdict, verify
 from audit.models import AuditLog
 from audit.services import LOGIN, LOGIN_FAILED
 from tokens.models import DailyUsage, TokenRequest
@@ -23,10 +22,6 @@ def org_member(org: Organization, user_id: int) -> Membership | None:
     return (
         Membership.objects.select_related("user").filter(organization=org, user_id=user_id).first()
     )
-
-
-def integrity(org: Organization) -> Verdict:
-    return verify(chain.chain_key(org.pk))
 
 
 @dataclass
