@@ -161,7 +161,7 @@ def integrity(request: PanelRequest) -> HttpResponse:
     Checks only the rows after the chain's verified checkpoint (bounded per view), so its
     cost follows the rows written since the last check, not the chain's length.
     """
-    badge = checkpoint_verify_incremental(key=chain.chain_key(request.org.pk))
+    badge = checkpoint_verify_incremental(key=chain.chain_key(request.org.pk), budget=BADGE_BUDGET)
     context = {
         "active": "activity",
         "badge": badge,
