@@ -27,8 +27,10 @@ from django.utils import timezone
 from audit.integrity import Verdict, verify
 from audit.models import AuditCheckpoint
 
-# Rows one badge view verifies at most: about 40 µs each in Python, so ~0.2 s at worst.
-BADGE_BUDGET = 5000
+# Rows one badge view verifies at most: ~32 µs each (measured on PostgreSQL), ~65 ms at worst,
+# so the page and a capped badge together stay under the admin changelist
+# (`benchmarks/activity_page.py`).
+BADGE_BUDGET = 2000
 
 
 @dataclass(frozen=True)
