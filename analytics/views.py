@@ -126,6 +126,10 @@ def export(request: PanelRequest, what: str, format: str = "csv") -> HttpRespons
     )
 
 
+def _filtering(filterset: ActivityFilter) -> bool:
+    return any(value not in (None, "") for value in filterset.form.cleaned_data.values())
+
+
 @require_GET
 @org_admin_required
 def activity(request: PanelRequest) -> HttpResponse:
@@ -133,7 +137,15 @@ def activity(request: PanelRequest) -> HttpResponse:
     filterset = ActivityFilter(request.GET, queryset=activity_selectors.audit_rows(request.org))
     valid = filterset.is_valid()
     rows = filterset.qs if valid else filterset.queryset.none()
-    page = Paginator(rows, 50).get_page(request.GET.get("page"))
+    # Unfiltered, the trail's size is its chain's length: no COUNT over the whole trail.
+    size = (
+        activity_selectors.trail_size(request.org) if valid and not _filtering(filterset) else None
+    )
+    if size is None:
+        paginator = Paginator(rows, 50)
+    else:
+        paginator = activity_selectors.CountedPaginator(rows, 50, count=size)
+    page = paginator.get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     context = {
