@@ -132,3 +132,14 @@ def test_its_query_count_does_not_grow_with_the_entries_below_the_checkpoint(
         html = badge(alice_client, **HX)
 
     assert f"verified up to #{below + 3}" in html and "3 entries checked" in html
+
+
+def test_an_outsiders_badge_never_moves_another_organizations_checkpoint(
+    carol_client, audit, org_a, org_b, carol
+):
+    audit()
+    audit_record(action="org.updated", organization=org_b, actor=carol)
+
+    badge(carol_client, **HX)
+
+    assert list(AuditCheckpoint.objects.values_list("key", flat=True)) == [f"org:{org_b.pk}"]
