@@ -12,7 +12,7 @@ from audit.checkpoints import checkpoint_record_full, checkpoint_verify_incremen
 from audit.integrity import verify
 from audit.models import GENESIS, AuditChain, AuditCheckpoint, AuditLog
 from audit.services import audit_record
-from tests.concurrency import hold_first_thread, run_together
+from tests.concurrency import run_together
 from tests.factories import MembershipFactory, OrganizationFactory
 
 
@@ -245,23 +245,30 @@ def test_two_viewers_at_once_leave_the_furthest_checkpoint(monkeypatch):
     MembershipFactory(organization=org)
     key = key_of(org)
     rows = [audit_record(action="allocation.changed", organization=org, new=n) for n in range(6)]
-    second_done = threading.Event()
-    # The viewer with the smaller budget pauses before its advance, so it lands last.
-    monkeypatch.setattr(
-        checkpoints, "_advance", hold_first_thread(checkpoints, "_advance", until=second_done)
-    )
+    slow_verified, fast_done = threading.Event(), threading.Event()
+    advance = checkpoints._advance
 
-    def view(budget):
-        def run():
-            try:
-                return checkpoint_verify_incremental(key=key, budget=budget).verified_seq
-            finally:
-                if budget > 2:
-                    second_done.set()
+    def paused_advance(*args, **kwargs):
+        # The slow viewer has verified #1-#2; it moves the checkpoint only after the fast
+        # viewer has verified #1-#6 and moved it: a stale advance arriving last.
+        if threading.current_thread().name == "work-0":
+            slow_verified.set()
+            fast_done.wait(timeout=10)
+        return advance(*args, **kwargs)
 
-        return run
+    monkeypatch.setattr(checkpoints, "_advance", paused_advance)
 
-    outcomes = run_together(view(2), view(100))
+    def slow():
+        return checkpoint_verify_incremental(key=key, budget=2).verified_seq
+
+    def fast():
+        slow_verified.wait(timeout=10)
+        try:
+            return checkpoint_verify_incremental(key=key, budget=100).verified_seq
+        finally:
+            fast_done.set()
+
+    outcomes = run_together(slow, fast)
 
     assert outcomes == [("ok", 2), ("ok", 6)]
     checkpoint = AuditCheckpoint.objects.get(key=key)
