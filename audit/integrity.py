@@ -82,6 +82,9 @@ def verify(
 ) -> Verdict:
     """Walk one chain in order; the first row whose link or content does not check out.
 
+    Rows a writer appends while the walk runs are checked like the others, not taken for
+    rows inserted out of turn (the head is read again before saying so).
+
     With `after_seq`/`budget` only rows after `after_seq` up to the head read first are
     checked (rows committed after that read wait for the next check, so a concurrent writer
     never looks like tampering); the row at `after_seq` itself is trusted, not re-read.
@@ -95,6 +98,12 @@ def verify(
     if verdict is not None:
         return verdict
     done = {"last_seq": last, "last_hash": last_hash}
+    if last > (head.last_seq if head else 0):
+        # Rows past the head read before the walk: a writer may have appended them (and
+        # moved the head) meanwhile. Read the head again; only rows past it are out of turn.
+        head = AuditChain.objects.filter(key=key).first()
+        if head is not None and head.last_seq > last:
+            return Verdict(key, last, pending=head.last_seq - last, **done)
     if head is None and last:
         return Verdict(key, last, None, last, "the chain's head record is missing", **done)
     if head is not None and (head.last_seq != last or head.last_hash != last_hash):

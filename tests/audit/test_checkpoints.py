@@ -7,7 +7,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
-from audit import chain, checkpoints
+from audit import chain, checkpoints, integrity
 from audit.checkpoints import checkpoint_record_full, checkpoint_verify_incremental
 from audit.integrity import verify
 from audit.models import GENESIS, AuditChain, AuditCheckpoint, AuditLog
@@ -293,3 +293,30 @@ def test_many_viewers_at_once_agree_and_keep_a_consistent_checkpoint():
     checkpoint = AuditCheckpoint.objects.get(key=key)
     assert (checkpoint.seq, checkpoint.hash) == (30, rows[-1].hash)
     assert checkpoint.hash != GENESIS
+
+
+def test_rows_appended_while_the_full_run_walks_are_not_taken_for_tampering(
+    org, write, monkeypatch
+):
+    write(3)
+    rows_of = integrity._rows
+
+    def append_then_walk(queryset, chunk_size):
+        write(1)  # a writer appends after the walk read the head
+        return rows_of(queryset, chunk_size)
+
+    monkeypatch.setattr(integrity, "_rows", append_then_walk)
+
+    call_command("verify_audit", "--org", org.slug)
+
+    checkpoint = checkpoint_of(org)
+    assert (checkpoint.seq, checkpoint.full_problem) == (4, "")
+
+
+def test_rows_past_a_head_that_stays_behind_are_still_reported(org, write):
+    first, _second = write(2)
+    AuditChain.objects.filter(key=key_of(org)).update(last_seq=1, last_hash=first.hash)
+
+    verdict = verify(key_of(org))
+
+    assert verdict.problem == "the chain does not end where its head says"
