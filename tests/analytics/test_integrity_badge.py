@@ -143,3 +143,10 @@ def test_an_outsiders_badge_never_moves_another_organizations_checkpoint(
     badge(carol_client, **HX)
 
     assert list(AuditCheckpoint.objects.values_list("key", flat=True)) == [f"org:{org_b.pk}"]
+
+
+def test_the_header_badge_links_to_the_details_page(alice_client, audit):
+    audit()
+
+    assert f'href="{URL}">Details</a>' in badge(alice_client, **HX)
+    assert ">Details</a>" not in badge(alice_client)  # the details page itself
