@@ -7,24 +7,26 @@ written since the last view cost, never the whole walk; when more than the budge
 since, the badge says how far it got ("verified up to #N") and the next view (or
 `verify_audit`) goes on from there.
 
-`manage.py verify_audit` walks whole chains and stays the authority: it calls
-`checkpoint_record_full` with each verdict, which resets the checkpoint to what the full
-walk found and records when it ran and what it found. A row altered below the checkpoint is
-invisible to the badge's check by design; the full run finds it, and from then on the
-badge shows that break until a later full run finds the chain intact.
+`manage.py verify_audit` and the nightly task (`analytics.tasks`) walk whole chains through
+`checkpoint_verify_full` and stay the authority: each walk resets the checkpoint to what it
+found and records when it ran and what it found (`checkpoint_record_full`). A row altered
+below the checkpoint is invisible to the badge's check by design; the full run finds it, and
+from then on the badge shows that break until a later full run finds the chain intact.
 
 Checkpoints are system bookkeeping, not a user's write, so they leave no audit row: one per
 view would grow the very chain being checked. Tampering found by a full run is reported as
-before (the command prints the broken row and exits 1) and now also shown by the badge.
+before (the command prints the broken row and exits 1; the nightly task logs an error) and
+now also shown by the badge.
 """
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db import transaction
 from django.utils import timezone
 
-from audit.integrity import Verdict, verify
+from audit.integrity import Verdict, verify, verify_all
 from audit.models import AuditCheckpoint
 
 # Rows one badge view verifies at most: 2,000 take ~30 ms on PostgreSQL (15 µs a row; up to
@@ -105,3 +107,13 @@ def checkpoint_record_full(*, verdict: Verdict) -> AuditCheckpoint:
     checkpoint.full_problem = "" if verdict.intact else f"{verdict.place}: {verdict.problem}"[:300]
     checkpoint.save()
     return checkpoint
+
+
+def checkpoint_verify_full(*, keys: Sequence[str] | None = None) -> list[Verdict]:
+    """Walk whole chains (`keys`, default every chain) and record each walk on its checkpoint:
+    what `manage.py verify_audit` and the nightly task run."""
+    verdicts = []
+    for verdict in verify_all(keys):
+        checkpoint_record_full(verdict=verdict)
+        verdicts.append(verdict)
+    return verdicts

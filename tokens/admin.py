@@ -23,7 +23,10 @@ from accounts.models import Membership, Organization
 from asksage_admin.lib.admin import ReadOnlyAdmin, ServiceErrorsAsMessages, StaffPermissions
 from asksage_admin.lib.errors import DomainError
 from asksage_admin.lib.months import current_month
-from tokens import organizations
+from tokens import (
+    admin_background,  # noqa: F401 - registers the outbox and periodic runs
+    organizations,
+)
 from tokens.admin_forms import (
     MembershipInlineForm,
     MembershipInlineFormSet,

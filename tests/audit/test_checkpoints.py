@@ -1,12 +1,15 @@
 """Verified checkpoints: the badge's check starts where the last one ended; the full run decides."""
 
+import datetime as dt
 import threading
 
 import pytest
+import time_machine
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
+from analytics.tasks import verify_audit_nightly
 from audit import chain, checkpoints, integrity
 from audit.checkpoints import checkpoint_record_full, checkpoint_verify_incremental
 from audit.integrity import verify
@@ -320,3 +323,20 @@ def test_rows_past_a_head_that_stays_behind_are_still_reported(org, write):
     verdict = verify(key_of(org))
 
     assert verdict.problem == "the chain does not end where its head says"
+
+
+def test_the_nightly_verification_records_its_walk_on_the_checkpoints(org, write):
+    rows = write(3)
+    night = dt.datetime(2027, 3, 10, 2, 30, tzinfo=dt.UTC)
+
+    with time_machine.travel(night, tick=False):
+        assert verify_audit_nightly.enqueue().return_value.endswith("chain(s) intact.")
+    raw("UPDATE {table} SET new_value = %s WHERE id = %s", ["x", rows[0].pk])
+    with time_machine.travel(night + dt.timedelta(days=1), tick=False):
+        assert "broken" in verify_audit_nightly.enqueue().return_value
+
+    checkpoint = checkpoint_of(org)
+    assert checkpoint.full_at == night + dt.timedelta(days=1)
+    assert (checkpoint.seq, checkpoint.kind) == (0, "full")
+    assert checkpoint.full_problem == f"entry {rows[0].pk} (#1): its content was altered"
+    assert not checkpoint_verify_incremental(key=key_of(org)).intact

@@ -5,7 +5,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from accounts.models import Membership
+from tests.factories import max_of
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -33,7 +33,7 @@ def test_a_member_asks_and_an_admin_approves_then_sees_the_max_rise(
     expect(table).to_contain_text("300,000")
     admin.get_by_role("button", name="Approve bob@example.com").click()
     expect(admin.get_by_role("status").filter(has_text="Approved 300,000")).to_be_visible()
-    assert Membership.objects.get(user=bob).max_inference_tokens == 500_000
+    assert max_of(bob) == 500_000
 
     admin.goto(f"{live_server.url}/panel/users/")
     cell = admin.get_by_role("button", name=re.compile(r"^Max Inference Tokens for Bob Member:"))

@@ -6,14 +6,14 @@ import pytest
 
 from accounts.models import Organization
 from audit.models import AuditLog
-from tests.accounts.test_staff_admin import (
+from tests.accounts.staff_forms import (
     PROVISION_URL,
-    add_inline_row,
+    add_purchase_row,
     form_data,
     org_url,
     provision_data,
 )
-from tokens import usage
+from tokens import selectors
 from tokens.models import ApiKey, PendingEdit, Purchase, PurchaseRequest, TokenRequest
 from tokens.services import requests as request_services
 
@@ -22,12 +22,6 @@ pytestmark = pytest.mark.django_db
 HUGE_ID = 2**64  # past SQLite's INTEGER (2**63 − 1): OverflowError, a 500, before
 DIGITS_5000 = "9" * 5_000  # int() refuses more than 4,300 digits: ValueError, a 500, before
 HEADER_LINE_LIMIT = 8 * 1024  # nginx's default large_client_header_buffers line
-
-
-@pytest.fixture
-def staff_client(client, sam):
-    client.force_login(sam)
-    return client
 
 
 def cell_url(user, column="max_inference_tokens") -> str:
@@ -123,9 +117,7 @@ def test_the_largest_database_id_still_reaches_the_view(alice_client, bob):
 def test_the_staff_purchase_inline_refuses_an_amount_of_5000_digits(staff_client, alice, bob):
     org = alice.membership.organization
     data = form_data(staff_client.get(org_url(org)))
-    add_inline_row(
-        data, "purchases-2", kind="inference", tokens_per_month=DIGITS_5000, start_month="2031-01"
-    )
+    add_purchase_row(data, tokens_per_month=DIGITS_5000)
     response = staff_client.post(org_url(org), data)
     assert response.status_code == 200
     formset = next(
@@ -201,14 +193,7 @@ def test_a_nul_in_a_staff_purchase_note_is_refused(staff_client, alice, bob):
     # Django's form CharField refuses NUL already; kept so it stays that way.
     org = alice.membership.organization
     data = form_data(staff_client.get(org_url(org)))
-    add_inline_row(
-        data,
-        "purchases-2",
-        kind="inference",
-        tokens_per_month="2M",
-        start_month="2031-01",
-        note="paid\x00",
-    )
+    add_purchase_row(data, note="paid\x00")
     response = staff_client.post(org_url(org), data)
     assert response.status_code == 200
     assert not Purchase.objects.filter(start_month="2031-01-01").exists()
@@ -253,4 +238,4 @@ def test_a_100000_character_api_key_name_answers_with_bounded_headers(alice_clie
     response = alice_client.post("/panel/api-keys/", {"name": "k" * 100_000})
     assert response.status_code == 400
     assert all(len(line.encode()) < HEADER_LINE_LIMIT for line in header_lines(response))
-    assert not usage.api_keys_for(alice.membership.organization).exists()
+    assert not selectors.api_keys_for(alice.membership.organization).exists()

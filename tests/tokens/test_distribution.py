@@ -9,7 +9,7 @@ from django.utils import timezone
 from accounts.models import Membership
 from asksage_admin.lib.errors import DomainError
 from audit.models import AuditLog
-from tests.factories import MembershipFactory, MonthlyUsageFactory, max_of
+from tests.factories import MembershipFactory, MonthlyUsageFactory, max_of, set_max
 from tokens.models import AllocationBatch, AllocationPolicy, MemberOverride, PurchaseRequest
 from tokens.services import distribution as distribution_services
 from tokens.services import policy as policy_services
@@ -312,7 +312,7 @@ def test_reclamation_previews_then_returns_unused_tokens_of_idle_users(alice, or
 
 
 def test_reclamation_skips_recent_members(org_a, bob):
-    Membership.objects.filter(user=bob).update(max_inference_tokens=1_000_000)
+    set_max(bob, 1_000_000)
     assert distribution_services.reclaim_plan(org=org_a, kind="inference", idle_days=30).rows == []
 
 

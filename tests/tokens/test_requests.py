@@ -432,10 +432,8 @@ def test_a_decided_request_cannot_be_cancelled(client, alice, bob, org_a, pendin
     assert not AuditLog.objects.filter(action="token_request.cancelled").exists()
 
 
-def test_nobody_cancels_someone_elses_request(client, alice, pending):
-    client.force_login(alice)
-
-    response = client.post(reverse("member:token_request_cancel", args=[pending.pk]))
+def test_nobody_cancels_someone_elses_request(alice_client, pending):
+    response = alice_client.post(reverse("member:token_request_cancel", args=[pending.pk]))
 
     assert response.status_code == 404
     pending.refresh_from_db()

@@ -11,11 +11,12 @@ from django.urls import reverse
 from accounts.models import Organization
 from asksage_admin.lib.months import current_month
 from audit.models import AuditLog
-from tests.factories import MembershipFactory, MonthlyUsageFactory, used
-from tokens import recording, usage
+from tests.factories import MembershipFactory, MonthlyUsageFactory, set_max, used
 from tokens.models import DailyUsage, MonthlyUsage, UsageEvent
 from tokens.services import api_keys as api_key_services
 from tokens.services import auto_increase as auto_increase_services
+from tokens.usage_api import keys, recording
+from tokens.usage_api.protocol import MAX_BODY_BYTES
 
 URL = "/api/v1/usage"
 MAX_TOKENS = 2**53 - 1
@@ -447,8 +448,6 @@ def test_a_huge_body_is_refused_before_touching_the_database(
 
 def test_a_body_longer_than_its_declared_length_is_capped(client, key_a, bob):
     # A lying (or absent) Content-Length: the view reads at most the cap plus one byte.
-    from tokens.api import MAX_BODY_BYTES
-
     huge = json.dumps(body(padding="x" * (MAX_BODY_BYTES * 2))).encode()
     response = client.generic(
         "POST",
@@ -525,9 +524,10 @@ def test_an_unavailable_database_answers_503_with_retry_after(post, key_a, bob):
 
 
 def test_a_database_down_during_authentication_also_answers_503(post, key_a, bob):
-    # The path is chosen in tokens.recording, the statements run in tokens.usage: one mock.
+    # The path is chosen in usage_api.recording, the key is looked up in usage_api.keys: one
+    # mock.
     with (
-        mock.patch.object(usage, "connection") as connection,
+        mock.patch.object(keys, "connection") as connection,
         mock.patch.object(recording, "connection", connection),
     ):
         connection.cursor.side_effect = OperationalError("server closed the connection")
@@ -550,12 +550,20 @@ def test_the_auto_increase_policy_runs_after_recording(post, key_a, bob, monkeyp
     assert calls == [(bob, "inference", 170_000)]  # after the usage committed
 
 
-def test_the_answer_shows_the_max_after_an_auto_increase(post, key_a, bob, monkeypatch):
-    monkeypatch.setattr(
-        auto_increase_services, "auto_increase_apply", lambda *, user, kind: 300_000, raising=False
-    )
+def test_an_auto_increase_shows_in_the_next_answer_not_in_the_report_that_caused_it(
+    client, post, key_a, bob, monkeypatch
+):
+    # The policy is a background task (issue 15): the report's answer is the usage as
+    # recorded; what the task grants shows from the next answer on.
+    def grant(*, user, kind):
+        set_max(user, 300_000)
+        return 300_000
+
+    monkeypatch.setattr(auto_increase_services, "auto_increase_apply", grant, raising=False)
     data = post(key_a, body(tokens=170_000)).json()
-    assert data["max"] == 300_000 and data["remaining"] == 130_000
+    assert data["max"] == 200_000 and data["remaining"] == 30_000
+    answer = client.get(balance_url(bob.email), HTTP_AUTHORIZATION=f"Bearer {key_a}").json()
+    assert answer["inference"] == {"max": 300_000, "used": 170_000, "remaining": 130_000}
 
 
 def test_a_failing_auto_increase_never_undoes_the_recorded_usage(post, key_a, bob, monkeypatch):
