@@ -142,8 +142,8 @@ def timed(func, runs: int, setup=None) -> tuple[float, int]:
     return statistics.median(times), queries
 
 
-def measure(audit_rows: int = AUDIT_ROWS, users: int = USERS, runs: int = RUNS) -> list[dict]:
-    """Seed (once) and time the page, the badge and the anchor; rows with their ratios."""
+def _bench_org(audit_rows: int, users: int) -> tuple[Organization, User, User]:
+    """The organization (seeded once), its admin, and a superuser for the anchor."""
     call_command("migrate", verbosity=0)
     slug = f"{SLUG}-{users}"
     if not Organization.objects.filter(slug=slug).exists():
@@ -153,70 +153,88 @@ def measure(audit_rows: int = AUDIT_ROWS, users: int = USERS, runs: int = RUNS) 
     seeded = seed_audit(org, admin, audit_rows)
     if seeded:
         print(f"seeded {audit_rows:,} audit rows in {seeded:.1f} s")
-    key = chain.chain_key(org.pk)
     staff, _ = User.objects.get_or_create(
         email="bench-staff@example.com",
         defaults={"name": "Bench Staff", "is_staff": True, "is_superuser": True},
     )
+    return org, admin, staff
+
+
+def _actions(org: Organization, admin: User, staff: User) -> dict:
+    """The timed requests and the untimed setups, by name."""
+    key = chain.chain_key(org.pk)
     panel, sales = Client(), Client()
     panel.force_login(admin)
     sales.force_login(staff)
 
-    def get(client, url, params=None):
-        response = client.get(
-            url, params or {}, headers={"HX-Request": "true"} if "integrity" in url else {}
-        )
+    def get(client, url, params=None, headers=None):
+        response = client.get(url, params or {}, headers=headers or {})
         assert response.status_code == 200, (url, response.status_code)
         return response
 
-    def anchor():
-        get(sales, "/staff/accounts/user/", {"membership__organization__id__exact": org.pk})
-
-    def page():
-        get(panel, "/panel/activity/")
-
     def badge():
-        html = get(panel, "/panel/activity/integrity/").content.decode()
-        assert "is-intact" in html, html
-
-    def page_and_badge():
-        page()
-        badge()
+        html = get(panel, "/panel/activity/integrity/", headers={"HX-Request": "true"})
+        assert "is-intact" in html.content.decode()
 
     def write_new():
-        audit_bulk(
-            [AuditLog(organization=org, action="allocation.changed") for _ in range(NEW_ROWS)]
-        )
+        rows = [AuditLog(organization=org, action="allocation.changed") for _ in range(NEW_ROWS)]
+        audit_bulk(rows)
 
     def forget_checkpoint():
         write_new()
         # As if the chain had never been checked (the full run's record stays).
         AuditCheckpoint.objects.filter(key=key).update(seq=0, hash=chain.GENESIS)
 
-    quiet = open(os.devnull, "w")  # noqa: SIM115
+    def page():
+        get(panel, "/panel/activity/")
+
+    return {
+        "anchor": lambda: get(
+            sales, "/staff/accounts/user/", {"membership__organization__id__exact": org.pk}
+        ),
+        "page": page,
+        "badge": badge,
+        "page_and_badge": lambda: (page(), badge()),
+        "write_new": write_new,
+        "forget_checkpoint": forget_checkpoint,
+    }
+
+
+def _ms(func) -> float:
     begin = time.perf_counter()
-    call_command("verify_audit", "--org", org.slug, stdout=quiet)  # the checkpoint is current
-    full_ms = (time.perf_counter() - begin) * 1000
-    rows_total = AuditChain.objects.get(key=key).last_seq
+    func()
+    return (time.perf_counter() - begin) * 1000
+
+
+def measure(audit_rows: int = AUDIT_ROWS, users: int = USERS, runs: int = RUNS) -> list[dict]:
+    """Seed (once) and time the page, the badge and the anchor; rows with their ratios."""
+    org, admin, staff = _bench_org(audit_rows, users)
+    key = chain.chain_key(org.pk)
+    act = _actions(org, admin, staff)
+    quiet = open(os.devnull, "w")  # noqa: SIM115
+    # The full run first: it times the authority and makes the checkpoint current.
+    full_ms = _ms(lambda: call_command("verify_audit", "--org", org.slug, stdout=quiet))
     # The anchor before and after the rest, averaged: this machine's speed drifts.
-    anchor_before, _ = timed(anchor, runs)
+    anchor_before, _ = timed(act["anchor"], runs)
     results = [
-        ("(a) Activity page", *timed(page, runs)),
-        (f"(b) badge, {NEW_ROWS} new rows", *timed(badge, runs, write_new)),
-        (f"(c) page + badge, {NEW_ROWS} new rows", *timed(page_and_badge, runs, write_new)),
+        ("(a) Activity page", *timed(act["page"], runs)),
+        (f"(b) badge, {NEW_ROWS} new rows", *timed(act["badge"], runs, act["write_new"])),
+        (
+            f"(c) page + badge, {NEW_ROWS} new rows",
+            *timed(act["page_and_badge"], runs, act["write_new"]),
+        ),
         (
             f"(d) badge, > budget new ({BADGE_BUDGET:,} verified)",
-            *timed(badge, runs, forget_checkpoint),
+            *timed(act["badge"], runs, act["forget_checkpoint"]),
         ),
-        ("(d) page + badge, > budget new", *timed(page_and_badge, runs, forget_checkpoint)),
+        (
+            "(d) page + badge, > budget new",
+            *timed(act["page_and_badge"], runs, act["forget_checkpoint"]),
+        ),
     ]
-    anchor_after, _ = timed(anchor, runs)
+    anchor_after, _ = timed(act["anchor"], runs)
     anchor_ms = (anchor_before + anchor_after) / 2
-    print(f"anchor before {anchor_before:.1f} ms, after {anchor_after:.1f} ms")
-    begin = time.perf_counter()
-    verdict = integrity.verify(key)
-    walk_ms = (time.perf_counter() - begin) * 1000
-    assert verdict.intact, str(verdict)
+    walk_ms = _ms(lambda: integrity.verify(key))
     call_command("verify_audit", "--org", org.slug, stdout=quiet)  # leave the checkpoint current
     results = [
         ("anchor: admin changelist of users", anchor_ms, None),
@@ -224,7 +242,9 @@ def measure(audit_rows: int = AUDIT_ROWS, users: int = USERS, runs: int = RUNS) 
         ("(e) before: the badge's whole-chain walk", walk_ms, None),
         ("(e) verify_audit --org (full walk, refreshes the checkpoint)", full_ms, None),
     ]
+    rows_total = AuditChain.objects.get(key=key).last_seq
     print(f"database: {connection.vendor}; {rows_total:,} audit rows in the chain; {users:,} users")
+    print(f"anchor before {anchor_before:.1f} ms, after {anchor_after:.1f} ms")
     for name, _value, queries in results:
         if queries is not None:
             print(f"queries of {name}: {queries}")
