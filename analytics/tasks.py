@@ -3,7 +3,9 @@
 Enqueued by `manage.py crontask`, run by `manage.py db_worker`, once a night however many
 schedulers run (`tokens.periodic.run_once`). Its outcome, "N chain(s) intact" or the broken
 chains, is kept on the night's `PeriodicRun` row (in /staff/) and logged; a broken chain is
-logged as an error. It only reads: nothing to audit.
+logged as an error. Each walk is recorded on its chain's verified checkpoint
+(`audit.checkpoints`: bookkeeping, not audited), so the Activity badge says when the last full
+verification ran and shows a break it found.
 """
 
 import logging
@@ -11,14 +13,14 @@ import logging
 from crontask import cron
 from django.tasks import TaskContext, task
 
-from audit import integrity
+from audit.checkpoints import checkpoint_verify_full
 from tokens.periodic import day_period, run_once, scheduled_at
 
 logger = logging.getLogger(__name__)
 
 
 def verify_all_chains() -> str:
-    verdicts = integrity.verify_all()
+    verdicts = checkpoint_verify_full()
     broken = [v for v in verdicts if not v.intact]
     if broken:
         report = "; ".join(str(v) for v in broken)

@@ -19,6 +19,8 @@ from analytics.selectors import forecast as forecast_selectors
 from analytics.selectors import statistics as statistics_selectors
 from asksage_admin.lib.htmx import page_or_partial
 from asksage_admin.lib.http import client_ip
+from audit import chain
+from audit.checkpoints import BADGE_BUDGET, checkpoint_verify_incremental
 from audit.services import audit_export
 from tokens.selectors import pool_statuses
 
@@ -125,6 +127,10 @@ def export(request: PanelRequest, what: str, format: str = "csv") -> HttpRespons
     )
 
 
+def _filtering(filterset: ActivityFilter) -> bool:
+    return any(value not in (None, "") for value in filterset.form.cleaned_data.values())
+
+
 @require_GET
 @org_admin_required
 def activity(request: PanelRequest) -> HttpResponse:
@@ -132,7 +138,15 @@ def activity(request: PanelRequest) -> HttpResponse:
     filterset = ActivityFilter(request.GET, queryset=activity_selectors.audit_rows(request.org))
     valid = filterset.is_valid()
     rows = filterset.qs if valid else filterset.queryset.none()
-    page = Paginator(rows, 50).get_page(request.GET.get("page"))
+    # Unfiltered, the trail's size is its chain's length: no COUNT over the whole trail.
+    size = (
+        activity_selectors.trail_size(request.org) if valid and not _filtering(filterset) else None
+    )
+    if size is None:
+        paginator = Paginator(rows, 50)
+    else:
+        paginator = activity_selectors.CountedPaginator(rows, 50, count=size)
+    page = paginator.get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     context = {
@@ -153,8 +167,18 @@ def activity(request: PanelRequest) -> HttpResponse:
 @require_GET
 @org_admin_required
 def integrity(request: PanelRequest) -> HttpResponse:
-    """The chain check behind the page's badge; loaded after the page so it never slows it."""
-    context = {"active": "activity", "verdict": activity_selectors.integrity(request.org)}
+    """The chain check behind the page's badge; loaded after the page so it never slows it.
+
+    Checks only the rows after the chain's verified checkpoint (bounded per view), so its
+    cost follows the rows written since the last check, not the chain's length.
+    """
+    badge = checkpoint_verify_incremental(key=chain.chain_key(request.org.pk), budget=BADGE_BUDGET)
+    context = {
+        "active": "activity",
+        "badge": badge,
+        "verdict": badge.verdict,
+        "budget": BADGE_BUDGET,
+    }
     if request.htmx:
         return render(request, "analytics/activity.html#integrity-badge", context)
     return render(request, "analytics/integrity.html", context)

