@@ -15,6 +15,7 @@ import dj_email_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
+from asksage_admin.lib.http import trusted_proxy_networks
 from asksage_admin.ops.logging import LOG_FORMATS, LOG_LEVELS, logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -310,6 +311,14 @@ OTP_TOTP_ISSUER = "Enterprise Admin"
 # from the right of X-Forwarded-For (asksage_admin.lib.http.client_ip). Set it only when the
 # app cannot be reached except through those proxies; by default X-Forwarded-For is ignored.
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+# Optional, and better: the proxies' addresses or networks (comma separated). X-Forwarded-For
+# is then read only from a request that comes from one of them, so a client reaching the app
+# around the proxies cannot choose its address.
+TRUSTED_PROXY_ADDRESSES = env_list("TRUSTED_PROXY_ADDRESSES", "")
+try:
+    trusted_proxy_networks(tuple(TRUSTED_PROXY_ADDRESSES))
+except ValueError as exc:
+    raise ImproperlyConfigured(f"TRUSTED_PROXY_ADDRESSES: {exc}.") from None
 
 # Login throttling (django-axes): AXES_FAILURE_LIMIT failures against one account, from any
 # number of addresses, lock that account for AXES_COOLOFF_MINUTES. Never by address alone:

@@ -13,6 +13,12 @@ LOG_FORMATS = ("json", "console")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
+def _drop_terminal_colours(logger, method_name: str, event_dict: dict) -> dict:
+    """uvicorn passes a coloured copy of its messages as an extra; the plain one suffices."""
+    event_dict.pop("color_message", None)
+    return event_dict
+
+
 def _pre_chain() -> list:
     return [
         structlog.contextvars.merge_contextvars,
@@ -20,6 +26,7 @@ def _pre_chain() -> list:
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.stdlib.ExtraAdder(),
+        _drop_terminal_colours,
     ]
 
 

@@ -5,6 +5,8 @@ import ast
 import json
 import re
 import secrets
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -118,6 +120,7 @@ def test_logs_are_json_in_production_and_text_in_development_at_info():
         ("EMAIL_TIMEOUT", "nan", "EMAIL_TIMEOUT must be 0.1 or more"),
         ("USAGE_API_POOL_SIZE", "0", "USAGE_API_POOL_SIZE must be 1 or more"),
         ("METRICS_TOKEN", "short", "METRICS_TOKEN must be at least 24 characters"),
+        ("TRUSTED_PROXY_ADDRESSES", "10.0.0.0/33", "TRUSTED_PROXY_ADDRESSES: '10.0.0.0/33'"),
     ],
 )
 def test_a_malformed_value_stops_the_start_naming_the_variable(name, value, words):
@@ -134,6 +137,35 @@ def test_pool_sizes_and_proxy_count_come_from_the_environment():
     pool = got["DATABASES"]["default"]["OPTIONS"]["pool"]
     assert (pool["min_size"], pool["max_size"], pool["timeout"]) == (2, 8, 1.5)
     assert (got["TRUSTED_PROXY_COUNT"], got["USAGE_API_POOL_SIZE"]) == (2, 10)
+
+
+def test_gunicorn_logs_in_the_apps_format_too():
+    """The master process never loads Django: asksage_admin.ops.gunicorn gives it LOGGING."""
+    script = (
+        "import json; from asksage_admin.ops import gunicorn; "
+        "c = gunicorn.logconfig_dict; "
+        "print(json.dumps([c['root']['level'], repr(c['formatters']['structured']['processors'])]))"
+    )
+
+    def run(**env: str) -> list:
+        result = manage_python(script, **env)
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
+    level, processors = run(LOG_LEVEL="WARNING")
+    assert level == "WARNING" and "JSONRenderer" in processors
+    assert "ConsoleRenderer" in run(DEBUG="1")[1]
+
+
+def manage_python(script: str, **env: str) -> subprocess.CompletedProcess:
+    """`script` in a fresh interpreter with only `env` (and PATH) in its environment."""
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=BASE_DIR,
+        env={"PATH": "/usr/bin:/bin", **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
 
 
 def _names_read_by_settings() -> set[str]:
