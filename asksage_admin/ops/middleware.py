@@ -1,18 +1,15 @@
 """The outermost middleware: request id, access log line, request metrics, and the probes."""
 
-import logging
 import time
 from collections.abc import Callable
 
-from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotFound
 
 from asksage_admin.lib import metrics
+from asksage_admin.lib.access_log import access_logged
 from asksage_admin.lib.http import client_ip
 from asksage_admin.lib.request_id import HEADER, bind_request_id, unbind_request_id
 from asksage_admin.ops import views
-
-access_logger = logging.getLogger("asksage.access")
 
 # Answered here, before the host check, the HTTPS redirect and the session (see ops.views).
 PROBES: dict[str, tuple[str, Callable[[HttpRequest], HttpResponse]]] = {
@@ -46,8 +43,7 @@ class RequestLogMiddleware:
             metrics.request_observed(
                 view=view_name, method=request.method, status=response.status_code, seconds=seconds
             )
-            if settings.ACCESS_LOG:
-                _log_access(request, response, view_name, seconds, quiet=probe is not None)
+            _log_access(request, response, view_name, seconds, quiet=probe is not None)
             return response
         finally:
             unbind_request_id(tokens)
@@ -73,22 +69,14 @@ def _not_allowed() -> HttpResponse:
 
 
 def _log_access(request, response, view_name: str, seconds: float, *, quiet: bool) -> None:
-    """One line a request. Probes that succeed log at DEBUG: a balancer asks every second."""
-    status = response.status_code
-    level = logging.WARNING if status >= 500 else logging.INFO
-    if quiet and status < 400:
-        level = logging.DEBUG
     user = getattr(request, "_cached_user", None)  # only if the request loaded it anyway
-    access_logger.log(
-        level,
-        "request",
-        extra={
-            "method": request.method,
-            "path": request.path,  # without the query string: searches carry emails
-            "view": view_name,
-            "status": status,
-            "duration_ms": round(seconds * 1000, 1),
-            "client_ip": client_ip(request),
-            "user_id": user.pk if user is not None and user.is_authenticated else None,
-        },
+    access_logged(
+        method=request.method,
+        path=request.path,
+        view=view_name,
+        status=response.status_code,
+        seconds=seconds,
+        client_ip=client_ip(request),
+        user_id=user.pk if user is not None and user.is_authenticated else None,
+        quiet=quiet,
     )

@@ -11,6 +11,8 @@ import pytest
 from django.test import Client
 
 from asksage_admin.lib import health
+from asksage_admin.lib.access_log import access_logged
+from asksage_admin.lib.request_id import bind_request_id, unbind_request_id
 from asksage_admin.ops.logging import logging_config
 
 
@@ -100,3 +102,22 @@ def test_access_log_off_writes_no_access_line(client, settings, log_lines):
     settings.ACCESS_LOG = False
     client.get("/no/such/page/")
     assert not [line for line in log_lines() if line["logger"] == "asksage.access"]
+
+
+def test_code_outside_the_middleware_writes_the_same_access_line_with_its_request_id(log_lines):
+    """What the usage API's fast path (ahead of Django's middleware) calls."""
+    request_id, tokens = bind_request_id("gateway-7")
+    try:
+        access_logged(
+            method="POST",
+            path="/api/v1/usage",
+            view="api:usage",
+            status=402,
+            seconds=0.0042,
+            client_ip="10.0.0.5",
+        )
+    finally:
+        unbind_request_id(tokens)
+    line = log_lines()[-1]
+    assert line["request_id"] == request_id == "gateway-7"
+    assert (line["logger"], line["status"], line["duration_ms"]) == ("asksage.access", 402, 4.2)
