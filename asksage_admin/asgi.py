@@ -2,8 +2,8 @@
 
     gunicorn asksage_admin.asgi -k asgi --workers 2
 
-serves every page through Django and `POST /api/v1/usage` through `tokens.fastpath` when the
-database is PostgreSQL (see the README's deployment notes).
+serves every page through Django and `POST /api/v1/usage` through
+`tokens.usage_api.fastpath` when the database is PostgreSQL (see the README's deployment notes).
 """
 
 import os
@@ -15,6 +15,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "asksage_admin.settings")
 os.environ.setdefault("DATABASE_POOL", "1")
 django_application = get_asgi_application()
 
-from tokens.fastpath import UsageFastPath  # noqa: E402 - needs the apps loaded above
+from tokens.usage_api.fastpath import UsageFastPath  # noqa: E402 - needs the apps loaded above
 
 application = UsageFastPath(django_application)

@@ -344,7 +344,7 @@ AXES_VERBOSE = False
 OTP_TOTP_THROTTLE_FACTOR = env_int("OTP_THROTTLE_FACTOR", 1, minimum=0)
 OTP_STATIC_THROTTLE_FACTOR = OTP_TOTP_THROTTLE_FACTOR
 
-# The usage API's fast path (tokens/fastpath.py), served by the ASGI application on
+# The usage API's fast path (tokens/usage_api/fastpath.py), served by the ASGI application on
 # PostgreSQL. Per worker process: batches of up to USAGE_API_BATCH_SIZE reports,
 # USAGE_API_BATCH_CONCURRENCY of them in flight (a second one only once
 # USAGE_API_BATCH_MIN_FILL reports wait), USAGE_API_POOL_SIZE connections, and

@@ -19,7 +19,7 @@ handler500 = "asksage_admin.lib.db_unavailable.server_error"
 urlpatterns = [
     path("", include("asksage_admin.ops.urls")),
     path("staff/", admin.site.urls),
-    path("api/v1/", include("tokens.api_urls")),
+    path("api/v1/", include("tokens.usage_api.urls")),
     path("panel/", include("tokens.urls")),
     path("panel/", include("analytics.urls")),
     path("", include("tokens.member_urls")),

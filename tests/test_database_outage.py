@@ -147,7 +147,6 @@ call_command("migrate", interactive=False, verbosity=0)
 call_command("collectstatic", interactive=False, verbosity=0)
 from django.test import Client
 from tests.factories import MembershipFactory, OrganizationFactory, PurchaseFactory
-from tokens import usage
 from tokens.services import api_keys as api_key_services
 org = OrganizationFactory(name="Outage Agency", slug="outage-agency")
 PurchaseFactory(organization=org, kind="inference", tokens_per_month=4_000_000)

@@ -156,7 +156,7 @@ class UsageEvent(models.Model):
                 name="event_tokens_positive",
             ),
             # The key first: the usage statement finds a retry by the key alone, then checks
-            # the organization (tokens/recording.py says why).
+            # the organization (tokens/usage_api/postgres.py says why).
             models.UniqueConstraint(
                 fields=["idempotency_key", "organization"],
                 condition=~models.Q(idempotency_key=""),

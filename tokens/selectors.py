@@ -28,6 +28,7 @@ from tokens.models import (
     MAX_COLUMNS,
     PRESETS,
     AllocationPolicy,
+    ApiKey,
     MemberOverride,
     MonthlyUsage,
     PendingEdit,
@@ -382,3 +383,12 @@ def member_home(user: User, membership: Membership | None) -> dict:
 
 def lifetime_usage(user: User) -> int:
     return MonthlyUsage.objects.filter(user=user).aggregate(total=Sum("used"))["total"] or 0
+
+
+def api_keys_for(org: Organization):
+    """The organization's keys for the panel: active first, newest first."""
+    return (
+        ApiKey.objects.filter(organization=org)
+        .select_related("created_by", "revoked_by")
+        .order_by("revoked_at", "-created_at")
+    )

@@ -26,7 +26,7 @@ from asksage_admin.lib.inputs import (
     parse_whole,
     text_problem,
 )
-from tokens import selectors, usage
+from tokens import selectors
 from tokens.filters import UserTableFilter
 from tokens.models import (
     COLUMN_LABELS,
@@ -762,7 +762,7 @@ API_KEYS_PAGE = "tokens/api_keys.html"
 
 
 def _api_keys_response(request: PanelRequest, status: int = 200, **extra) -> HttpResponse:
-    context = {"active": "api_keys", "keys": usage.api_keys_for(request.org), **extra}
+    context = {"active": "api_keys", "keys": selectors.api_keys_for(request.org), **extra}
     partial = request.htmx and not request.htmx.history_restore_request
     response = render(
         request, f"{API_KEYS_PAGE}#api-keys" if partial else API_KEYS_PAGE, context, status=status

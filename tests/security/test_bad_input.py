@@ -13,7 +13,7 @@ from tests.accounts.test_staff_admin import (
     org_url,
     provision_data,
 )
-from tokens import usage
+from tokens import selectors
 from tokens.models import ApiKey, PendingEdit, Purchase, PurchaseRequest, TokenRequest
 from tokens.services import requests as request_services
 
@@ -253,4 +253,4 @@ def test_a_100000_character_api_key_name_answers_with_bounded_headers(alice_clie
     response = alice_client.post("/panel/api-keys/", {"name": "k" * 100_000})
     assert response.status_code == 400
     assert all(len(line.encode()) < HEADER_LINE_LIMIT for line in header_lines(response))
-    assert not usage.api_keys_for(alice.membership.organization).exists()
+    assert not selectors.api_keys_for(alice.membership.organization).exists()

@@ -1,4 +1,4 @@
-"""How the fast path groups reports into statements (tokens.fastpath.Batcher), without a
+"""How the fast path groups reports into statements (tokens.usage_api.batcher.Batcher), without a
 database: a stand-in records each statement's reports and answers when told to."""
 
 import asyncio
@@ -7,9 +7,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tokens import recording
-from tokens.fastpath import Batcher
-from tokens.usage import UsageError, UsageRequest
+from tokens.usage_api import postgres
+from tokens.usage_api.batcher import Batcher
+from tokens.usage_api.errors import UsageError
+from tokens.usage_api.results import UsageRequest
 
 
 class StandIn:
@@ -27,12 +28,12 @@ class StandIn:
         self.batches.append([r[2].split("@")[0] for r in reports])  # who, by email
         await self.release.wait()
         # Rows of unknown keys: every report is answered 401 at once.
-        empty = [None] * (len(recording.Row._fields) - 2)
+        empty = [None] * (len(postgres.Row._fields) - 2)
         return [(r[0], *empty, False) for r in reports]
 
 
-def report(who: str, key: str = "") -> recording.Report:
-    return recording.Report("hash", UsageRequest(f"{who}@example.com", "inference", 1, "m"), key)
+def report(who: str, key: str = "") -> postgres.Report:
+    return postgres.Report("hash", UsageRequest(f"{who}@example.com", "inference", 1, "m"), key)
 
 
 def run(scenario):

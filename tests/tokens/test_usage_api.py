@@ -12,10 +12,11 @@ from accounts.models import Organization
 from asksage_admin.lib.months import current_month
 from audit.models import AuditLog
 from tests.factories import MembershipFactory, MonthlyUsageFactory, used
-from tokens import recording, usage
 from tokens.models import DailyUsage, MonthlyUsage, UsageEvent
 from tokens.services import api_keys as api_key_services
 from tokens.services import auto_increase as auto_increase_services
+from tokens.usage_api import keys, recording
+from tokens.usage_api.protocol import MAX_BODY_BYTES
 
 URL = "/api/v1/usage"
 MAX_TOKENS = 2**53 - 1
@@ -447,8 +448,6 @@ def test_a_huge_body_is_refused_before_touching_the_database(
 
 def test_a_body_longer_than_its_declared_length_is_capped(client, key_a, bob):
     # A lying (or absent) Content-Length: the view reads at most the cap plus one byte.
-    from tokens.api import MAX_BODY_BYTES
-
     huge = json.dumps(body(padding="x" * (MAX_BODY_BYTES * 2))).encode()
     response = client.generic(
         "POST",
@@ -525,9 +524,10 @@ def test_an_unavailable_database_answers_503_with_retry_after(post, key_a, bob):
 
 
 def test_a_database_down_during_authentication_also_answers_503(post, key_a, bob):
-    # The path is chosen in tokens.recording, the statements run in tokens.usage: one mock.
+    # The path is chosen in usage_api.recording, the key is looked up in usage_api.keys: one
+    # mock.
     with (
-        mock.patch.object(usage, "connection") as connection,
+        mock.patch.object(keys, "connection") as connection,
         mock.patch.object(recording, "connection", connection),
     ):
         connection.cursor.side_effect = OperationalError("server closed the connection")

@@ -1,4 +1,4 @@
-"""The ASGI application's usage fast path (tokens/fastpath.py), driven in process.
+"""The ASGI application's usage fast path (tokens/usage_api/fastpath.py), driven in process.
 
 On PostgreSQL, `POST /api/v1/usage` through `asksage_admin.asgi.application` is served by
 the fast path: batched, one statement per batch, on its own connections. On SQLite the same
@@ -10,14 +10,14 @@ The fast path's connections see only committed data: these tests are transaction
 
 import asyncio
 import json
-import os
 import threading
 import time
 import uuid
+from unittest import mock
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.db import connection, connections, transaction
+from django.db import OperationalError, connection, connections, transaction
 from django.db.models import Sum
 from django.test import Client
 
@@ -25,10 +25,11 @@ from accounts.models import Organization
 from asksage_admin.lib.months import current_month
 from tests.asgi import AsgiClient
 from tests.factories import MembershipFactory, set_max, used
-from tokens import fastpath, usage
 from tokens.models import DailyUsage, MonthlyUsage, UsageEvent
 from tokens.services import api_keys as api_key_services
 from tokens.services import auto_increase as auto_increase_services
+from tokens.usage_api import fastpath, pool, recording
+from tokens.usage_api.results import UsageRequest
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -36,28 +37,7 @@ URL = "/api/v1/usage"
 FAST = connection.vendor == "postgresql"  # else the ASGI application is Django itself
 
 
-@pytest.fixture(scope="module")
-def application():
-    before = os.environ.get("DATABASE_POOL")
-    from asksage_admin.asgi import application
-
-    # The entry point turns Django's pool on for servers it starts; not for the processes
-    # other tests start from this one.
-    if before is None:
-        os.environ.pop("DATABASE_POOL", None)
-    return application
-
-
-@pytest.fixture(scope="module")
-def asgi(application, django_db_setup, django_db_blocker):
-    """One client (one event loop, one fast-path pool) for the module; closed before the
-    test database is dropped."""
-    client = AsgiClient(application)
-    yield client
-    with django_db_blocker.unblock():
-        client.run(application.aclose())
-        client.run(sync_to_async(connections.close_all)())
-    client.close()
+# `application` and `asgi` (one in-process client per module): tests/tokens/conftest.py.
 
 
 @pytest.fixture
@@ -233,38 +213,181 @@ REFUSALS = [
     ("paid-off user", "key", body(user="unpaid@example.com"), None, {}),
     ("over the max", "key", body(tokens=10**9), None, {}),
 ]
-COMPARED_HEADERS = [
-    "content-type",
-    "cache-control",
-    "www-authenticate",
-    "retry-after",
-    "x-content-type-options",
-    "x-frame-options",
-    "referrer-policy",
-    "cross-origin-opener-policy",
-    "content-security-policy",
-]
+# Headers the two doors may answer differently, and why. Every other header must be equal,
+# by name and value, both ways (a header only one door sends is a difference). In process
+# neither door sends these; behind a server both get them, each with its own value.
+HEADERS_ALLOWED_TO_DIFFER = {
+    "date",  # the HTTP server's clock at each answer
+    "server",  # the HTTP server's name, added by the server to both doors' answers
+}
 
 
-def test_every_refusal_is_answered_exactly_as_the_django_view_answers_it(asgi, world):
+def django_headers(response) -> dict[str, str]:
+    """Every header of the view's answer as a server sends it, cookies included."""
+    headers = {name.lower(): value for name, value in response.items()}
+    if response.cookies:
+        headers["set-cookie"] = "; ".join(m.OutputString() for m in response.cookies.values())
+    return headers
+
+
+def differing_headers(ours, django, *, ignore: frozenset[str] = frozenset()) -> dict:
+    """{header: (the fast path's value, the view's value)} for each header they disagree on."""
+    theirs = django_headers(django)
+    names = (set(ours.headers) | set(theirs)) - HEADERS_ALLOWED_TO_DIFFER - ignore
+    return {
+        name: (ours.headers.get(name), theirs.get(name))
+        for name in sorted(names)
+        if ours.headers.get(name) != theirs.get(name)
+    }
+
+
+def via_django(data: str, headers: dict, scheme: str = "http"):
+    meta = {f"HTTP_{k.upper()}": v for k, v in headers.items()}
+    return Client().post(
+        URL, data, content_type="application/json", secure=scheme == "https", **meta
+    )
+
+
+def via_asgi(client: AsgiClient, data: str, headers: dict, scheme: str = "http"):
+    return client.run(client.arequest("POST", URL, data, scheme=scheme, **headers))
+
+
+def both_doors(client: AsgiClient, data: str, headers: dict, scheme: str = "http"):
+    """The same request through Django's view, then through the ASGI application."""
+    django = via_django(data, headers, scheme)
+    return via_asgi(client, data, headers, scheme), django
+
+
+@pytest.fixture
+def doors(settings):
+    """A client of an ASGI application built now, so that its Django middleware reads the
+    settings of the test (the module's application loaded them once): HSTS on, so HTTPS
+    answers carry it on both doors."""
+    from django.core.asgi import get_asgi_application
+
+    settings.SECURE_HSTS_SECONDS = 3600
+    settings.SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    app = fastpath.UsageFastPath(get_asgi_application())
+    client = AsgiClient(app)
+    yield client
+    client.run(app.aclose())
+    client.run(sync_to_async(connections.close_all)())
+    client.close()
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_every_refusal_is_answered_exactly_as_the_django_view_answers_it(doors, world, scheme):
+    """Status, body bytes and every header, but the allowed ones (HEADERS_ALLOWED_TO_DIFFER)."""
     mismatches = []
     for name, key_name, payload, raw, extra in REFUSALS:
         key = world.get(key_name, key_name)
         data = raw if raw is not None else json.dumps(payload)
-        meta = {f"HTTP_{k.upper()}": v for k, v in headers_for(key, **extra).items()}
-        django = Client().post(URL, data, content_type="application/json", **meta)
-        ours = asgi.request("POST", URL, data, **headers_for(key, **extra))
-        theirs_headers = {h: django.headers.get(h) for h in COMPARED_HEADERS}
-        ours_headers = {h: ours.headers.get(h) for h in COMPARED_HEADERS}
-        if (ours.status, ours.json(), ours_headers) != (
-            django.status_code,
-            django.json(),
-            theirs_headers,
-        ):
-            mismatches.append((name, ours.status, django.status_code, ours.body, django.content))
+        ours, django = both_doors(doors, data, headers_for(key, **extra), scheme)
+        headers = differing_headers(ours, django)
+        if (ours.status, ours.body) != (django.status_code, django.content) or headers:
+            mismatches.append((name, ours.status, django.status_code, headers, ours.body))
         assert 400 <= ours.status < 500, name
     assert not mismatches
     assert not UsageEvent.objects.exists() and not MonthlyUsage.objects.filter(used__gt=0)
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_a_recorded_usage_its_replay_and_a_conflict_are_answered_alike_by_both_doors(
+    doors, key_a, bob, org_a, scheme
+):
+    carol = MembershipFactory(organization=org_a, user__email="carol2@example.com").user
+    report = body(user=carol.email, tokens=1_000)
+    ours = via_asgi(doors, json.dumps(report), headers_for(key_a, "first"), scheme)
+    django = via_django(json.dumps(body(tokens=1_000)), headers_for(key_a, "second"), scheme)
+    # Two usages, two event ids (maybe of different lengths): each length is its own body's.
+    assert (ours.status, django.status_code) == (200, 200)
+    assert int(ours["content-length"]) == len(ours.body)
+    assert int(django["Content-Length"]) == len(django.content)
+    assert not differing_headers(ours, django, ignore=frozenset({"content-length"}))
+    recorded = {"event_id", "user"}
+    assert {k: v for k, v in ours.json().items() if k not in recorded} == {
+        k: v for k, v in django.json().items() if k not in recorded
+    }
+
+    replayed = both_doors(doors, json.dumps(report), headers_for(key_a, "first"), scheme)
+    conflict = both_doors(
+        doors, json.dumps({**report, "tokens": 7}), headers_for(key_a, "first"), scheme
+    )
+    for (ours, django), status in ((replayed, 200), (conflict, 409)):
+        assert ours.status == django.status_code == status
+        assert ours.body == django.content
+        assert not differing_headers(ours, django)
+    assert replayed[0]["idempotent-replayed"] == "true"
+    assert used(carol) == 1_000 and used(bob) == 1_000
+
+
+PROXIED = [
+    ("https from the proxy", {"x_forwarded_proto": "https"}, 200),
+    ("plain http from the proxy", {"x_forwarded_proto": "http"}, 301),
+    ("the first of two values", {"x_forwarded_proto": "https, http"}, 200),
+    ("no header from the proxy", {}, 301),
+    (
+        "a forwarded host not allowed",
+        {"x_forwarded_proto": "https", "x_forwarded_host": "evil.example.com"},
+        400,
+    ),
+    (
+        "an allowed forwarded host",
+        {"x_forwarded_proto": "https", "x_forwarded_host": "localhost"},
+        200,
+    ),
+]
+
+
+def test_behind_a_proxy_both_doors_read_the_scheme_and_host_as_django_does(key_a, bob, settings):
+    """SECURE_PROXY_SSL_HEADER, USE_X_FORWARDED_HOST, SECURE_SSL_REDIRECT: the fast path asks
+    Django's own code (tokens/usage_api/gate.py), so both doors serve, redirect or refuse the
+    same requests with the same headers."""
+    from django.core.asgi import get_asgi_application
+
+    settings.SECURE_SSL_REDIRECT = True
+    settings.SECURE_HSTS_SECONDS = 3600
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.USE_X_FORWARDED_HOST = True
+    settings.ALLOWED_HOSTS = ["testserver", "localhost"]
+    app = fastpath.UsageFastPath(get_asgi_application())
+    client = AsgiClient(app)
+    try:
+        for name, extra, status in PROXIED:
+            before = statements(app)
+            data = json.dumps(body(tokens=1))  # each door its own usage (Idempotency-Key)
+            django = via_django(data, headers_for(key_a, **extra))
+            ours = via_asgi(client, data, headers_for(key_a, **extra))
+            assert ours.status == django.status_code == status, name
+            if status == 200:  # two usages: each body has its own event id
+                assert not differing_headers(ours, django, ignore=frozenset({"content-length"}))
+                assert ours["strict-transport-security"].startswith("max-age=3600"), name
+                assert statements(app) > before or not FAST, name  # the fast path served it
+            else:
+                assert ours.body == django.content, name
+                assert not differing_headers(ours, django), name
+                assert statements(app) == before, name
+    finally:
+        client.run(app.aclose())
+        client.run(sync_to_async(connections.close_all)())
+        client.close()
+    assert used(bob) == 2 * 3
+
+
+def test_an_unavailable_database_is_answered_alike_by_both_doors(key_a, bob, settings):
+    settings.USAGE_API_POOL_TIMEOUT = 0.5
+    app = fastpath.UsageFastPath(None, conninfo="host=127.0.0.1 port=1 connect_timeout=1")
+    client = AsgiClient(app)
+    try:
+        with mock.patch.object(recording, "_record", side_effect=OperationalError("refused")):
+            ours, django = both_doors(client, json.dumps(body()), headers_for(key_a))
+    finally:
+        client.run(app.aclose())
+        client.close()
+    assert (ours.status, ours.body) == (django.status_code, django.content)
+    assert ours.status == 503 and ours["retry-after"] == django["Retry-After"]
+    assert not differing_headers(ours, django)
+    assert used(bob) == 0
 
 
 @pytest.mark.parametrize(
@@ -431,7 +554,7 @@ def test_a_concurrent_duplicate_sends_the_batch_to_record_each_report_alone(
         MonthlyUsage.objects.create(
             organization=org_a, user=user, kind="inference", month=current_month()
         )
-    report = usage.UsageRequest("bob@example.com", "inference", 40, "gpt-4o")
+    report = UsageRequest("bob@example.com", "inference", 40, "gpt-4o")
     inserting, release = threading.Event(), threading.Event()
 
     def insert() -> None:
@@ -637,7 +760,7 @@ def test_lifespan_is_answered_and_shutdown_closes_the_pool(asgi, application, ke
 
 
 def test_the_connection_settings_leave_out_djangos_own_options():
-    conninfo = fastpath.conninfo_from_django(
+    conninfo = pool.conninfo_from_django(
         {
             "ENGINE": "django.db.backends.postgresql",
             "NAME": "usage",

@@ -5,20 +5,18 @@ moves him to org A, whose admin gives him 500,000; he then uses 200,000 more. Ev
 rollup and total keeps the two apart: org A sees 200,000, org B keeps 300,000, and his
 balance is org A's (500,000 max, 200,000 used).
 
-Both doors: the Django view (on PostgreSQL the shared statement of tokens/recording.py, on
-SQLite the steps of tokens/usage.py) and the ASGI application (on PostgreSQL the batched fast
-path of tokens/fastpath.py). Transactional: the fast path sees only committed data.
+Both doors: the Django view (on PostgreSQL the shared statement of
+tokens/usage_api/postgres.py, on SQLite the steps of tokens/usage_api/sqlite.py) and the ASGI
+application (on PostgreSQL the batched fast path of tokens/usage_api/fastpath.py).
+Transactional: the fast path sees only committed data.
 """
 
 import datetime as dt
 import json
-import os
 
 import pytest
 import time_machine
-from asgiref.sync import sync_to_async
 from django.core import mail
-from django.db import connections
 from django.http import QueryDict
 from django.test import Client
 
@@ -26,15 +24,15 @@ from accounts.models import Membership
 from analytics.selectors import exports as export_selectors
 from analytics.selectors import forecast as forecast_selectors
 from analytics.selectors import statistics as statistics_selectors
-from tests.asgi import AsgiClient
 from tests.factories import MembershipFactory
-from tokens import organizations, selectors, usage
+from tokens import organizations, selectors
 from tokens.models import DailyUsage, MonthlyUsage, UsageEvent
 from tokens.selectors import pool_statuses, user_table_rows
 from tokens.services import allocations as allocation_services
 from tokens.services import api_keys as api_key_services
 from tokens.services import auto_increase as auto_increase_services
 from tokens.services import policy as policy_services
+from tokens.usage_api.balance import balance_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -45,26 +43,7 @@ MARCH_15 = dt.datetime(2026, 3, 15, 9, tzinfo=dt.UTC)
 INF = "max_inference_tokens"
 
 
-@pytest.fixture(scope="module")
-def application():
-    before = os.environ.get("DATABASE_POOL")
-    from asksage_admin.asgi import application
-
-    if before is None:  # as in test_usage_fastpath.py: no pool for other tests' processes
-        os.environ.pop("DATABASE_POOL", None)
-    return application
-
-
-@pytest.fixture(scope="module")
-def asgi(application, django_db_setup, django_db_blocker):
-    """One client (one event loop, one fast-path pool) for the module, closed before the test
-    database is dropped (as in test_usage_fastpath.py)."""
-    client = AsgiClient(application)
-    yield client
-    with django_db_blocker.unblock():
-        client.run(application.aclose())
-        client.run(sync_to_async(connections.close_all)())
-    client.close()
+# `asgi` (the ASGI application's in-process client): tests/tokens/conftest.py.
 
 
 @pytest.fixture(autouse=True)
@@ -142,7 +121,7 @@ def test_usage_of_a_member_moved_mid_month_stays_with_the_organization_it_was_re
     # The balance is org A's: its max, and only what was used in A.
     assert status == 200, answer
     assert (answer["max"], answer["used"], answer["remaining"]) == (500_000, 200_000, 300_000)
-    assert usage.balance_for(org=org_a, email="bob@example.com")["inference"] == {
+    assert balance_for(org=org_a, email="bob@example.com")["inference"] == {
         "max": 500_000,
         "used": 200_000,
         "remaining": 300_000,

@@ -1,6 +1,6 @@
 """The gateway's API keys: admins create and revoke them; the secret is shown once.
 
-Authenticating a key on each usage call stays with the usage API (`tokens.usage`).
+Authenticating a key on each usage call stays with the usage API (`tokens.usage_api.keys`).
 """
 
 import secrets
@@ -12,7 +12,7 @@ from accounts.models import Organization, User
 from asksage_admin.lib.errors import DomainError
 from audit.services import audit_record
 from tokens.models import ApiKey
-from tokens.usage import KEY_PREFIX, PREFIX_LENGTH, api_key_hash
+from tokens.usage_api.keys import KEY_PREFIX, PREFIX_LENGTH, api_key_hash
 
 
 def _clean_name(name: str) -> str:

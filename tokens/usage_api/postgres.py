@@ -27,42 +27,34 @@ daily rollup written by the same statement, so in the same transaction:
 `settle` reads a report's row into an answer (a `UsageResult`, or a `UsageError` to raise)
 or says why it must run again alone; `record_one` is that alone-run, a generator of queries
 so the same control flow serves the synchronous Django view and the asynchronous fast path
-(`tokens.fastpath`). The caller deduplicates a batch: one report per user and per
+(`fastpath`, `batcher`). The caller deduplicates a batch: one report per user and per
 idempotency key (a row can be updated only once per statement).
 
-SQLite has its own path in `tokens.usage` (IMMEDIATE transactions, statement by statement).
-`usage_record`, the API view's entry point, picks the path, then runs the auto-increase
-policy (`_after_usage_recorded`): it lives here, above both paths, so neither module imports
-the other inside a function.
+Table names come from the models (`_meta.db_table`), statuses and kinds are parameters. SQLite
+has its own path, side by side (`sqlite`: IMMEDIATE transactions, statement by statement);
+`recording.usage_record` picks the path.
 """
 
 import datetime as dt
 import json
-import logging
 from collections.abc import Callable, Generator, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from django.db import IntegrityError, connection, transaction
-from django.utils import timezone
-
-from accounts.models import Organization, User
+from accounts.models import Membership, Organization, User
 from asksage_admin.lib.months import month_start
+from tokens.models import (
+    AllocationPolicy,
+    ApiKey,
+    DailyUsage,
+    MonthlyUsage,
+    TokenKind,
+    UsageEvent,
+)
 from tokens.selectors import DEFAULT_ALERT_THRESHOLDS
-from tokens.services import auto_increase
 from tokens.services.auto_increase import policy_marks, policy_marks_reached
-from tokens.usage import (
-    LAST_USED_RESOLUTION,
-    Balance,
+from tokens.usage_api.errors import (
     UsageError,
-    UsageRequest,
-    UsageResult,
-    _record_in_steps,
-    _replay,
-    api_key_authenticate,
-    api_key_hash,
-    api_key_well_formed,
     check_user_may_use,
     invalid_key,
     key_reused,
@@ -71,11 +63,10 @@ from tokens.usage import (
     over_limit,
     user_not_found,
 )
+from tokens.usage_api.keys import LAST_USED_RESOLUTION
+from tokens.usage_api.results import Balance, UsageRequest, UsageResult
 
-# The auto-increase hook's failures are logged where they were before it moved here.
-logger = logging.getLogger("tokens.usage")
-
-# Quoted names are not needed: Django's default table names are lowercase identifiers.
+# Tables as {placeholders} (filled from the models below), values as %(parameters)s.
 _STATEMENT = """
 WITH r AS MATERIALIZED (
   SELECT (e->>0)::int AS ord, e->>1 AS key_hash, e->>2 AS email, e->>3 AS kind,
@@ -84,38 +75,38 @@ WITH r AS MATERIALIZED (
 ), k AS MATERIALIZED (
   SELECT ak.key_hash, ak.id AS key_id, ak.organization_id AS org_id,
       ak.revoked_at IS NOT NULL AS revoked, o.status AS org_status,
-      o.status = 'active' AND ak.revoked_at IS NULL AS usable,
+      o.status = %(active)s AND ak.revoked_at IS NULL AS usable,
       p.preset, p.step_mode, p.trigger_percent, p.alert_thresholds::text AS alert_thresholds
   FROM (SELECT DISTINCT key_hash FROM r) h
-  JOIN tokens_apikey ak ON ak.key_hash = h.key_hash
-  JOIN accounts_organization o ON o.id = ak.organization_id
-  LEFT JOIN tokens_allocationpolicy p ON p.organization_id = o.id
+  JOIN {apikey} ak ON ak.key_hash = h.key_hash
+  JOIN {organization} o ON o.id = ak.organization_id
+  LEFT JOIN {policy} p ON p.organization_id = o.id
 ), who AS (
   SELECT r.ord, k.org_id, u.membership_id, u.user_id, u.is_paid, u.is_banned, u.is_active,
       r.kind, r.tokens, r.model, r.idem, r.fingerprint
   FROM r JOIN k ON k.key_hash = r.key_hash AND k.usable
   CROSS JOIN LATERAL (
     SELECT mb.id AS membership_id, u.id AS user_id, u.is_paid, u.is_banned, u.is_active
-    FROM accounts_user u JOIN accounts_membership mb ON mb.user_id = u.id
+    FROM {user} u JOIN {membership} mb ON mb.user_id = u.id
     WHERE lower(u.email) = r.email AND mb.organization_id IS NOT DISTINCT FROM k.org_id
     LIMIT 1
   ) u
 ), m AS (
-  SELECT who.*, CASE who.kind WHEN 'inference' THEN mb.max_inference_tokens
+  SELECT who.*, CASE who.kind WHEN %(inference)s THEN mb.max_inference_tokens
       ELSE mb.max_embedding_tokens END AS max
-  FROM who JOIN accounts_membership mb ON mb.id = who.membership_id
+  FROM who JOIN {membership} mb ON mb.id = who.membership_id
   FOR NO KEY UPDATE OF mb {skip_locked}
 ), prior AS (
   SELECT who.ord, e.id, e.created_at, e.request_hash,
       COALESCE(e.used_after, 0) AS used_after, COALESCE(e.max_after, 0) AS max_after
   FROM who CROSS JOIN LATERAL (
     SELECT e.id, e.created_at, e.request_hash, e.used_after, e.max_after
-    FROM tokens_usageevent e WHERE e.idempotency_key = who.idem
+    FROM {event} e WHERE e.idempotency_key = who.idem
       AND e.idempotency_key <> '' AND e.organization_id IS NOT DISTINCT FROM who.org_id
     LIMIT 1
   ) e
 ), counted AS (
-  UPDATE tokens_monthlyusage mu SET used = mu.used + m.tokens
+  UPDATE {monthly} mu SET used = mu.used + m.tokens
   FROM m
   WHERE mu.user_id = m.user_id AND mu.kind = m.kind AND mu.month = %(month)s
     AND mu.organization_id = m.org_id AND mu.used + m.tokens <= m.max
@@ -124,21 +115,21 @@ WITH r AS MATERIALIZED (
   RETURNING m.ord, m.org_id, mu.user_id, m.kind, m.tokens, m.model, m.idem, m.fingerprint,
     m.max, mu.used
 ), event AS (
-  INSERT INTO tokens_usageevent (organization_id, user_id, kind, tokens, model, created_at,
+  INSERT INTO {event} (organization_id, user_id, kind, tokens, model, created_at,
       idempotency_key, request_hash, used_after, max_after)
   SELECT c.org_id, c.user_id, c.kind, c.tokens, c.model, %(now)s, c.idem,
       CASE WHEN c.idem <> '' THEN c.fingerprint ELSE '' END, c.used, c.max
   FROM counted c
   RETURNING id, user_id
 ), daily AS (
-  INSERT INTO tokens_dailyusage AS d (organization_id, user_id, kind, model, day, tokens, events)
+  INSERT INTO {daily} AS d (organization_id, user_id, kind, model, day, tokens, events)
   SELECT c.org_id, c.user_id, c.kind, c.model, %(day)s, c.tokens, 1
   FROM counted c
   ON CONFLICT (user_id, kind, model, day, organization_id)
   DO UPDATE SET tokens = d.tokens + excluded.tokens, events = d.events + 1
 ), touch AS (
-  UPDATE tokens_apikey SET last_used_at = %(now)s WHERE id IN (
-    SELECT id FROM tokens_apikey WHERE id IN (SELECT key_id FROM k WHERE usable)
+  UPDATE {apikey} SET last_used_at = %(now)s WHERE id IN (
+    SELECT id FROM {apikey} WHERE id IN (SELECT key_id FROM k WHERE usable)
       AND coalesce(last_used_at, '-infinity') < %(stale_before)s
     FOR NO KEY UPDATE SKIP LOCKED)
 )
@@ -146,7 +137,7 @@ SELECT r.ord, k.key_id, k.revoked, k.org_status,
     k.preset, k.step_mode, k.trigger_percent, k.alert_thresholds,
     who.user_id, who.is_paid, who.is_banned, who.is_active,
     m.ord IS NOT NULL AS locked, m.max, CASE WHEN c.used IS NULL THEN (
-      SELECT used FROM tokens_monthlyusage cur WHERE cur.user_id = who.user_id
+      SELECT used FROM {monthly} cur WHERE cur.user_id = who.user_id
       AND cur.kind = who.kind AND cur.month = %(month)s AND cur.organization_id = who.org_id
     ) END AS seen_used,
     prior.id, prior.created_at, prior.request_hash, prior.used_after, prior.max_after,
@@ -171,19 +162,32 @@ ORDER BY r.ord
 # organization is compared with IS NOT DISTINCT FROM, which no index serves: an index on the
 # organization could otherwise look as cheap and read all of its rows.
 # One line, under psycopg's 4 KiB limit for caching a query's parsing.
-BATCH_SQL = " ".join(_STATEMENT.format(skip_locked="SKIP LOCKED").split())
-ONE_SQL = " ".join(_STATEMENT.format(skip_locked="").split())
+_TABLES = {
+    name: '"' + model._meta.db_table + '"'
+    for name, model in {
+        "apikey": ApiKey,
+        "organization": Organization,
+        "policy": AllocationPolicy,
+        "user": User,
+        "membership": Membership,
+        "event": UsageEvent,
+        "monthly": MonthlyUsage,
+        "daily": DailyUsage,
+    }.items()
+}
+BATCH_SQL = " ".join(_STATEMENT.format(skip_locked="SKIP LOCKED", **_TABLES).split())
+ONE_SQL = " ".join(_STATEMENT.format(skip_locked="", **_TABLES).split())
 assert "--" not in _STATEMENT and len(BATCH_SQL) < 4096
 
 # The first usages of a month: their rows, created race-free (a concurrent creator wins
 # quietly). `pairs` is a JSON array of [user id, kind].
 ENSURE_MONTH_SQL = """
-INSERT INTO tokens_monthlyusage (organization_id, user_id, kind, month, used)
+INSERT INTO {monthly} (organization_id, user_id, kind, month, used)
 SELECT mb.organization_id, mb.user_id, e->>1, %(month)s, 0
 FROM json_array_elements(%(pairs)s::json) e
-JOIN accounts_membership mb ON mb.user_id = (e->>0)::bigint
+JOIN {membership} mb ON mb.user_id = (e->>0)::bigint
 ON CONFLICT (user_id, kind, month, organization_id) DO NOTHING
-"""
+""".format(**_TABLES)
 
 
 def ensure_month_params(pairs: Sequence[tuple[int, str]], now: dt.datetime) -> dict:
@@ -252,6 +256,10 @@ def is_duplicate_report(exc: BaseException) -> bool:
     return False
 
 
+# The literals the statement compares with, as parameters: the models' own values.
+_STATUSES = {"active": Organization.Status.ACTIVE.value, "inference": TokenKind.INFERENCE.value}
+
+
 def params(reports: Sequence[Report], now: dt.datetime) -> dict:
     """The statement's parameters: the reports as one JSON array of arrays (one parameter
     is far cheaper for the driver to send than an array per column)."""
@@ -274,6 +282,7 @@ def params(reports: Sequence[Report], now: dt.datetime) -> dict:
         "stale_before": now - LAST_USED_RESOLUTION,
         "month": month_start(now),
         "day": now.astimezone(dt.UTC).date(),
+        **_STATUSES,
     }
 
 
@@ -389,76 +398,3 @@ def run(flow: Flow, execute: Callable[[str, dict], list[tuple]]) -> UsageResult:
                 query = flow.send(rows)
     except StopIteration as stop:
         return stop.value
-
-
-# --- The synchronous entry point ---------------------------------------------------------
-
-
-def usage_record(*, raw_key: str, usage: UsageRequest, idempotency_key: str) -> UsageResult:
-    """Count a usage for the key's organization if it stays within the user's max, once per
-    idempotency key.
-
-    Not atomic itself: the count commits in `_record`, then the policy runs, outside the
-    usage transaction and its lock.
-
-    Raises UsageError: 401 unknown or revoked key, 403 organization inactive, 404 unknown or
-    other organization's user, 403 banned/disabled/paid off, 402 over the max (with the
-    balance), 409 idempotency key reused with another body.
-    """
-    result = _record(
-        raw_key=raw_key, usage=usage, idempotency_key=idempotency_key, now=timezone.now()
-    )
-    if not result.replayed:
-        result = _after_usage_recorded(result)
-    return result
-
-
-def _record(
-    *, raw_key: str, usage: UsageRequest, idempotency_key: str, now: dt.datetime
-) -> UsageResult:
-    """The recording transaction: the shared statement on PostgreSQL, steps on SQLite."""
-    if connection.vendor == "postgresql":
-        if not api_key_well_formed(raw_key):
-            raise invalid_key()
-        report = Report(api_key_hash(raw_key), usage, idempotency_key)
-        return run(record_one(report, now), _execute)
-    org = api_key_authenticate(raw_key).organization
-    try:
-        return _record_in_steps(org=org, usage=usage, idempotency_key=idempotency_key, now=now)
-    except IntegrityError:
-        # Only the idempotency index can refuse the event: a request with this key committed
-        # first (concurrently, or earlier). Its transaction is over: answer what it recorded.
-        replay = _replay(org=org, usage=usage, idempotency_key=idempotency_key)
-        if replay is None:
-            raise
-        return replay
-
-
-def _execute(sql: str, params: dict) -> list[tuple]:
-    """One statement on Django's connection; its own transaction (autocommit), or a
-    savepoint inside an enclosing one, which a refused statement must not abort."""
-    scope = transaction.atomic() if connection.in_atomic_block else nullcontext()
-    with scope, connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall() if cursor.description else []
-
-
-def _after_usage_recorded(result: UsageResult) -> UsageResult:
-    """The auto-increase policy hook: runs after the usage committed, never undoes it.
-
-    `tokens.services.auto_increase.auto_increase_apply(user=, kind=)` belongs to Token
-    Distribution and returns the user's new max, or None. A failure there is logged; the
-    recorded usage still answers 200.
-    """
-    if not result.policy_may_act:
-        return result
-    try:
-        # It returns at once, without locking, while usage is below the policy's triggers.
-        new_max = auto_increase.auto_increase_apply(
-            user=User(pk=result.user_id), kind=result.request.kind
-        )
-        if isinstance(new_max, int) and not isinstance(new_max, bool):
-            result.balance.max = new_max
-    except Exception:
-        logger.exception("auto-increase failed after usage event %s", result.event_id)
-    return result
