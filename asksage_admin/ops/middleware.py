@@ -8,8 +8,14 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotFound
 from asksage_admin.lib import metrics
 from asksage_admin.lib.access_log import access_logged
 from asksage_admin.lib.http import client_ip
-from asksage_admin.lib.request_id import HEADER, bind_request_id, unbind_request_id
+from asksage_admin.lib.request_id import (
+    HEADER,
+    bind_request_id,
+    current_request_id,
+    unbind_request_id,
+)
 from asksage_admin.ops import views
+from asksage_admin.ops.asgi import SERVED_BY_DJANGO
 
 # Answered here, before the host check, the HTTPS redirect and the session (see ops.views).
 PROBES: dict[str, tuple[str, Callable[[HttpRequest], HttpResponse]]] = {
@@ -29,7 +35,14 @@ class RequestLogMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()
-        request_id, tokens = bind_request_id(request.headers.get(HEADER))
+        # Under ASGI the id is already bound (asksage_admin.ops.asgi): the same one, then.
+        request_id = current_request_id()
+        tokens = None
+        if request_id is None:
+            request_id, tokens = bind_request_id(request.headers.get(HEADER))
+        scope = getattr(request, "scope", None)
+        if scope is not None:
+            scope[SERVED_BY_DJANGO] = True
         try:
             probe = PROBES.get(request.path_info)
             if probe is not None:
@@ -46,7 +59,8 @@ class RequestLogMiddleware:
             _log_access(request, response, view_name, seconds, quiet=probe is not None)
             return response
         finally:
-            unbind_request_id(tokens)
+            if tokens is not None:
+                unbind_request_id(tokens)
 
 
 def _answer_probe(view: Callable[[HttpRequest], HttpResponse], request: HttpRequest):
