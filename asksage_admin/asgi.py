@@ -15,6 +15,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "asksage_admin.settings")
 os.environ.setdefault("DATABASE_POOL", "1")
 django_application = get_asgi_application()
 
+from asksage_admin.ops.asgi import RequestContextASGI  # noqa: E402
 from tokens.usage_api.fastpath import UsageFastPath  # noqa: E402 - needs the apps loaded above
 
-application = UsageFastPath(django_application)
+# Outermost: the request id, access line and metrics for the fast path's requests too.
+application = RequestContextASGI(UsageFastPath(django_application))

@@ -6,12 +6,17 @@ DEBUG=1, which `make run` and the tests set.
 """
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
 import dj_database_url
+import dj_email_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
+
+from asksage_admin.lib.http import trusted_proxy_networks
+from asksage_admin.ops.logging import LOG_FORMATS, LOG_LEVELS, logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -25,6 +30,40 @@ def env_bool(name: str, default: bool) -> bool:
 
 def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def env_int(name: str, default: int, minimum: int = 0) -> int:
+    """An integer of at least `minimum`; anything else stops the start with the name in words."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {raw!r}.") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name} must be {minimum} or more, not {value}.")
+    return value
+
+
+def env_float(name: str, default: float, minimum: float = 0.0) -> float:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, not {raw!r}.") from None
+    if not value >= minimum:  # also refuses nan
+        raise ImproperlyConfigured(f"{name} must be {minimum} or more, not {raw!r}.")
+    return value
+
+
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = os.environ.get(name, default).strip()
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, not {value!r}.")
+    return value
 
 
 # Fail closed: without a DEBUG variable the app runs as in production (DEBUG off, a real
@@ -61,9 +100,15 @@ INSTALLED_APPS = [
     "audit",
     "tokens",
     "analytics",
+    "asksage_admin.ops",
+    "django_tasks_db",
+    "crontask",
 ]
 
 MIDDLEWARE = [
+    # First: the request id is on every line logged below it, each request gets an access
+    # line and is counted, and /healthz, /readyz, /metrics are answered before host checks.
+    "asksage_admin.ops.middleware.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -105,7 +150,7 @@ TEMPLATES = [
 DATABASES = {
     "default": dj_database_url.config(
         default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
-        conn_max_age=int(os.environ.get("CONN_MAX_AGE", "60")),
+        conn_max_age=env_int("CONN_MAX_AGE", 60),
         conn_health_checks=True,
     )
 }
@@ -120,18 +165,19 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # less than 4 s: a burst of 50 new connections on a busy 2-core host took over 2 s to be
     # accepted (measured: a concurrency test answered 503), and a refused connection (the
     # server stopped) fails at once whatever this says.
-    _options.setdefault("connect_timeout", int(os.environ.get("DATABASE_CONNECT_TIMEOUT", "4")))
+    _options.setdefault("connect_timeout", env_int("DATABASE_CONNECT_TIMEOUT", 4, minimum=1))
     if env_bool("DATABASE_POOL", False):
         # Under ASGI each request runs in a thread of its own: persistent connections would
         # be one per thread. A pool per process instead (asksage_admin/asgi.py turns it on).
         DATABASES["default"]["CONN_MAX_AGE"] = 0
+        _pool_size = env_int("DATABASE_POOL_SIZE", 4, minimum=1)
         _options["pool"] = {
-            "min_size": 1,
-            "max_size": int(os.environ.get("DATABASE_POOL_SIZE", "4")),
+            "min_size": min(env_int("DATABASE_POOL_MIN_SIZE", 1), _pool_size),
+            "max_size": _pool_size,
             # While the database is down a request waits this long for a connection, then
             # answers 503 with Retry-After (asksage_admin/lib/db_unavailable.py); psycopg_pool's
             # default is 30 s, and then Django answered 500.
-            "timeout": float(os.environ.get("DATABASE_POOL_TIMEOUT", "2")),
+            "timeout": env_float("DATABASE_POOL_TIMEOUT", 2.0, minimum=0.1),
             # psycopg_pool retries a lost connection with a delay doubling from 1 s for up to
             # reconnect_timeout (5 minutes by default): after a 35 s outage its next attempt
             # came up to 30 s after the database's return. It gives up after 2 s instead, and
@@ -183,11 +229,49 @@ STORAGES = {
     },
 }
 
-EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# Mail: EMAIL_URL (smtp://user:password@host:587/?tls=True, the password URL-quoted), or the
+# EMAIL_HOST/PORT/HOST_USER/HOST_PASSWORD/USE_TLS/USE_SSL variables; with neither, mail goes
+# to the console. An SMTP server that does not answer fails a send after EMAIL_TIMEOUT
+# seconds (Django's default is to wait for ever, holding the worker).
+EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD = "localhost", 25, "", ""
+EMAIL_USE_TLS = EMAIL_USE_SSL = False
+EMAIL_TIMEOUT = env_float("EMAIL_TIMEOUT", 10.0, minimum=0.1)
+if os.environ.get("EMAIL_URL"):
+    try:
+        _email = dj_email_url.parse(os.environ["EMAIL_URL"])
+    except Exception as exc:  # its errors vary by what is wrong; none may leak the password
+        raise ImproperlyConfigured(f"EMAIL_URL is not a mail URL ({type(exc).__name__}).") from None
+    EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+    EMAIL_HOST, EMAIL_PORT = _email["EMAIL_HOST"], _email["EMAIL_PORT"]
+    EMAIL_HOST_USER, EMAIL_HOST_PASSWORD = _email["EMAIL_HOST_USER"], _email["EMAIL_HOST_PASSWORD"]
+    EMAIL_USE_TLS, EMAIL_USE_SSL = _email["EMAIL_USE_TLS"], _email["EMAIL_USE_SSL"]
+    EMAIL_TIMEOUT = _email["EMAIL_TIMEOUT"] or EMAIL_TIMEOUT
+elif os.environ.get("EMAIL_HOST"):
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_HOST = os.environ["EMAIL_HOST"]
+    EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1)
+    EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+    EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+    EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", EMAIL_PORT == 587)
+    EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", EMAIL_PORT == 465)
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", EMAIL_BACKEND)
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured(
+        "Mail: set EMAIL_USE_TLS (STARTTLS, port 587) or EMAIL_USE_SSL, not both."
+    )
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "admin-console@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
+# The address people open the console at, for links in emails ("See your limits at ...").
+# Required in production: `check --deploy` fails without an https one (asksage_admin.ops.checks).
+SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000" if DEBUG else "").strip()
+if SITE_URL and not re.fullmatch(r"https?://[^/\s?#]+(/[^\s?#]*)?", SITE_URL):
+    raise ImproperlyConfigured(f"SITE_URL must be an absolute http(s) URL, not {SITE_URL!r}.")
+SITE_URL = SITE_URL.rstrip("/")
 
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_AGE = int(os.environ.get("SESSION_COOKIE_AGE", str(8 * 3600)))
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600, minimum=60)
 SESSION_SAVE_EVERY_REQUEST = True  # inactivity expiry: each request extends the session
 X_FRAME_OPTIONS = "DENY"
 # Everything is served by the app itself; scripts only from our origin or with this
@@ -211,7 +295,7 @@ if not DEBUG:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
-    SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "31536000"))
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -228,16 +312,22 @@ OTP_TOTP_ISSUER = "Enterprise Admin"
 # of ours, TRUSTED_PROXY_COUNT says how many: the client is then the entry that many places
 # from the right of X-Forwarded-For (asksage_admin.lib.http.client_ip). Set it only when the
 # app cannot be reached except through those proxies; by default X-Forwarded-For is ignored.
-TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", "0"))
-if TRUSTED_PROXY_COUNT < 0:
-    raise ImproperlyConfigured("TRUSTED_PROXY_COUNT must be 0 or more.")
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+# Optional, and better: the proxies' addresses or networks (comma separated). X-Forwarded-For
+# is then read only from a request that comes from one of them, so a client reaching the app
+# around the proxies cannot choose its address.
+TRUSTED_PROXY_ADDRESSES = env_list("TRUSTED_PROXY_ADDRESSES", "")
+try:
+    trusted_proxy_networks(tuple(TRUSTED_PROXY_ADDRESSES))
+except ValueError as exc:
+    raise ImproperlyConfigured(f"TRUSTED_PROXY_ADDRESSES: {exc}.") from None
 
 # Login throttling (django-axes): AXES_FAILURE_LIMIT failures against one account, from any
 # number of addresses, lock that account for AXES_COOLOFF_MINUTES. Never by address alone:
 # behind one office NAT that would lock out everyone of an agency. Attempts while locked out
 # are refused and keep the lock fresh.
-AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
-AXES_COOLOFF_TIME = int(os.environ.get("AXES_COOLOFF_MINUTES", "15")) / 60  # hours
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = env_int("AXES_COOLOFF_MINUTES", 15, minimum=1) / 60  # hours
 AXES_LOCKOUT_PARAMETERS = [["username"], ["username", "ip_address"]]
 # The login forms post the email as `username`; axes records it lower-cased, so that
 # "Bob@Example.com" and "bob@example.com" count against one account.
@@ -253,7 +343,7 @@ AXES_VERBOSE = False
 
 # Second-factor throttling (django-otp): after n wrong codes the next try waits
 # factor × 2^(n-1) seconds, for the authenticator and the recovery codes alike.
-OTP_TOTP_THROTTLE_FACTOR = int(os.environ.get("OTP_THROTTLE_FACTOR", "1"))
+OTP_TOTP_THROTTLE_FACTOR = env_int("OTP_THROTTLE_FACTOR", 1, minimum=0)
 OTP_STATIC_THROTTLE_FACTOR = OTP_TOTP_THROTTLE_FACTOR
 
 # The usage API's fast path (tokens/usage_api/fastpath.py), served by the ASGI application on
@@ -262,44 +352,43 @@ OTP_STATIC_THROTTLE_FACTOR = OTP_TOTP_THROTTLE_FACTOR
 # USAGE_API_BATCH_MIN_FILL reports wait), USAGE_API_POOL_SIZE connections, and
 # USAGE_API_POOL_TIMEOUT seconds to get one before answering 503.
 USAGE_FAST_PATH = env_bool("USAGE_FAST_PATH", True)
-USAGE_API_BATCH_SIZE = int(os.environ.get("USAGE_API_BATCH_SIZE", "64"))
-USAGE_API_BATCH_CONCURRENCY = int(os.environ.get("USAGE_API_BATCH_CONCURRENCY", "2"))
-USAGE_API_BATCH_MIN_FILL = int(os.environ.get("USAGE_API_BATCH_MIN_FILL", "8"))
-USAGE_API_POOL_SIZE = int(os.environ.get("USAGE_API_POOL_SIZE", "6"))
-USAGE_API_POOL_TIMEOUT = float(os.environ.get("USAGE_API_POOL_TIMEOUT", "2"))
+USAGE_API_BATCH_SIZE = env_int("USAGE_API_BATCH_SIZE", 64, minimum=1)
+USAGE_API_BATCH_CONCURRENCY = env_int("USAGE_API_BATCH_CONCURRENCY", 2, minimum=1)
+USAGE_API_BATCH_MIN_FILL = env_int("USAGE_API_BATCH_MIN_FILL", 8, minimum=1)
+USAGE_API_POOL_SIZE = env_int("USAGE_API_POOL_SIZE", 6, minimum=1)
+USAGE_API_POOL_TIMEOUT = env_float("USAGE_API_POOL_TIMEOUT", 2.0, minimum=0.1)
 
 # Domain settings.
-PLATFORM_MIN_INFERENCE_TOKENS = int(os.environ.get("PLATFORM_MIN_INFERENCE_TOKENS", "200000"))
-PLATFORM_MIN_EMBEDDING_TOKENS = int(os.environ.get("PLATFORM_MIN_EMBEDDING_TOKENS", "0"))
+PLATFORM_MIN_INFERENCE_TOKENS = env_int("PLATFORM_MIN_INFERENCE_TOKENS", 200000, minimum=0)
+PLATFORM_MIN_EMBEDDING_TOKENS = env_int("PLATFORM_MIN_EMBEDDING_TOKENS", 0, minimum=0)
 PURCHASE_BLOCK_TOKENS = 2_000_000
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
-    # 4xx answers (an API over-limit 402, a 404 for another org's id) are expected traffic.
-    "loggers": {"django.request": {"level": "ERROR"}},
-}
+# Logs: one line per event on stderr, JSON in production (LOG_FORMAT=json, the default with
+# DEBUG off) and text in development, each with the request id (asksage_admin.ops.logging).
+# ACCESS_LOG: one line per request ("asksage.access", at INFO; probes at DEBUG).
+LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", LOG_LEVELS)
+LOG_FORMAT = env_choice("LOG_FORMAT", "console" if DEBUG else "json", LOG_FORMATS)
+LOGGING = logging_config(level=LOG_LEVEL, log_format=LOG_FORMAT)
+ACCESS_LOG = env_bool("ACCESS_LOG", True)
+
+# /metrics answers only a request bearing this token (Authorization: Bearer ...); unset, it
+# answers 404 to everyone. PROMETHEUS_MULTIPROC_DIR: see asksage_admin.lib.metrics.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+if METRICS_TOKEN and len(METRICS_TOKEN) < 24:
+    raise ImproperlyConfigured("METRICS_TOKEN must be at least 24 characters (or unset).")
 
 # Email is unique case-insensitively through a UniqueConstraint on Lower("email"), which this
 # check does not see; the backend looks users up with iexact.
 SILENCED_SYSTEM_CHECKS = ["auth.W004"]
 
-# --- Background work (helper F: tasks) -------------------------------------------------------
-# Django's task framework with django-tasks-db's database backend: tasks are rows in this
-# database, run by `manage.py db_worker` (N of them, on any number of machines), and the
-# periodic ones are enqueued by `manage.py crontask` (django-crontask). A periodic task runs
-# once per period however many schedulers enqueue it (tokens.periodic). See README.
-INSTALLED_APPS = [*INSTALLED_APPS, "django_tasks_db", "crontask"]
+# Background work: Django's task framework with django-tasks-db's database backend. Tasks are
+# rows in this database, run by `manage.py db_worker` (N of them, on any number of machines);
+# the periodic ones are enqueued by `manage.py crontask` (django-crontask) and run once per
+# period however many schedulers enqueue them (tokens/periodic.py). See README.
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
-# Absolute links in emails are built from it.
-SITE_URL = globals().get("SITE_URL") or os.environ.get("SITE_URL", "http://127.0.0.1:8000")
 # An email that fails is retried EMAIL_MAX_ATTEMPTS times in all, waiting
 # EMAIL_RETRY_BASE_SECONDS × 2^(attempt-1) between tries; then it shows as failed in /staff/.
-EMAIL_MAX_ATTEMPTS = int(os.environ.get("EMAIL_MAX_ATTEMPTS", "5"))
-EMAIL_RETRY_BASE_SECONDS = int(os.environ.get("EMAIL_RETRY_BASE_SECONDS", "60"))
-EMAIL_TIMEOUT = int(os.environ.get("EMAIL_TIMEOUT", "20"))
+EMAIL_MAX_ATTEMPTS = env_int("EMAIL_MAX_ATTEMPTS", 5, minimum=1)
+EMAIL_RETRY_BASE_SECONDS = env_int("EMAIL_RETRY_BASE_SECONDS", 60, minimum=1)
 # Finished task results (the queue's rows, not the outbox) are pruned nightly after this.
-TASK_RESULTS_KEEP_DAYS = int(os.environ.get("TASK_RESULTS_KEEP_DAYS", "14"))
-# --- end of background work block -------------------------------------------------------------
+TASK_RESULTS_KEEP_DAYS = env_int("TASK_RESULTS_KEEP_DAYS", 14, minimum=1)

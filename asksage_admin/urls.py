@@ -17,6 +17,7 @@ admin.site.index_title = "Provision and manage enterprise accounts"
 handler500 = "asksage_admin.lib.db_unavailable.server_error"
 
 urlpatterns = [
+    path("", include("asksage_admin.ops.urls")),
     path("staff/", admin.site.urls),
     path("api/v1/", include("tokens.usage_api.urls")),
     path("panel/", include("tokens.urls")),

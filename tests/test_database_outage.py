@@ -273,6 +273,9 @@ class App:
             },
         )
 
+    def readyz(self):
+        return self.server.request("GET", "/readyz")
+
     def login_page_signed_in(self):
         return self.server.request(
             "GET", "/accounts/login/", headers={"Cookie": f"sessionid={self.session}"}
@@ -306,10 +309,12 @@ def outage_app(tmp_path_factory):
 
 
 def serving_again(app: App, back: float) -> dict[str, float]:
-    """Seconds from the database's return to the first 200 of the fast path and of a page."""
+    """Seconds from the database's return to the first 200 of the fast path, of a page and of
+    the load balancer's readiness probe."""
+    probes = (("usage API", app.usage), ("panel page", app.panel), ("readyz", app.readyz))
     resumed: dict[str, float] = {}
-    while len(resumed) < 2 and time.monotonic() - back < 30:
-        for name, probe in (("usage API", app.usage), ("panel page", app.panel)):
+    while len(resumed) < len(probes) and time.monotonic() - back < 30:
+        for name, probe in probes:
             if name not in resumed and probe()[0] == 200:
                 resumed[name] = round(time.monotonic() - back, 3)
         time.sleep(0.05)
@@ -339,8 +344,13 @@ def test_a_database_outage_answers_503_quickly_and_service_resumes_within_2_s(ou
         "panel page": app.panel,
         "sign-in": app.sign_in,
         "login page, signed in": app.login_page_signed_in,
+        "readyz": app.readyz,  # the balancer takes the node out, quickly
     }
-    for name, probe in (("usage API", app.usage), ("panel page", app.panel)):
+    for name, probe in (
+        ("usage API", app.usage),
+        ("panel page", app.panel),
+        ("readyz", app.readyz),
+    ):
         status, _, body, _ = probe()
         assert status == 200, f"{name} before the outage: {status} {body[:300]!r}"
 
@@ -364,6 +374,10 @@ def test_a_database_outage_answers_503_quickly_and_service_resumes_within_2_s(ou
         status, _, body, took = app.server.request("GET", "/accounts/login/")
         if status != 200 or took > ANSWER_WITHIN:
             wrong.append(("login form", status, round(took, 2), body[:200]))
+        # The process itself is fine: the liveness probe must not have it restarted.
+        status, _, body, took = app.server.request("GET", "/healthz")
+        if status != 200 or took > ANSWER_WITHIN:
+            wrong.append(("healthz", status, round(took, 2), body[:200]))
         time.sleep(PAUSE)
 
     cluster.start()
@@ -373,3 +387,4 @@ def test_a_database_outage_answers_503_quickly_and_service_resumes_within_2_s(ou
     assert not wrong, f"{len(wrong)} wrong answers, e.g. {wrong[:5]}\n{app.server.log_tail()}"
     assert resumed.get("usage API", 99) <= RESUME_WITHIN, resumed
     assert resumed.get("panel page", 99) <= RESUME_WITHIN, resumed
+    assert resumed.get("readyz", 99) <= RESUME_WITHIN, resumed

@@ -42,9 +42,24 @@ def test_check_deploy_reports_nothing_with_production_settings():
         DEBUG="0",
         SECRET_KEY=secrets.token_urlsafe(64),
         ALLOWED_HOSTS="example.gov",
+        SITE_URL="https://example.gov",
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_check_deploy_fails_without_an_https_site_url_for_the_links_in_emails():
+    for site_url in ("", "http://example.gov"):
+        result = manage(
+            "check",
+            "--deploy",
+            DEBUG="0",
+            SECRET_KEY=secrets.token_urlsafe(64),
+            ALLOWED_HOSTS="example.gov",
+            SITE_URL=site_url,
+        )
+        assert result.returncode != 0, site_url
+        assert "ops.E001" in result.stderr and "SITE_URL" in result.stderr
 
 
 def test_settings_refuse_to_load_without_a_secret_key_when_debug_is_off():

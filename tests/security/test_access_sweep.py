@@ -45,7 +45,11 @@ PUBLIC = {
     "admin:login",
     "admin:logout",
     "tokens:panel",  # a redirect to the user table, which is then checked itself
+    "ops:healthz",  # load balancers' probes: "ok", or which check fails, nothing more
+    "ops:readyz",
 }
+# Answers only a scraper bearing METRICS_TOKEN (none here): 404 to everyone else.
+TOKEN_ONLY = {"ops:metrics"}
 # A member's own objects: the sweep's request is sally's, so every visitor (bob included, a
 # member of the same organization) is refused: 403 without a membership or as an auditor,
 # 404 for someone else's request.
@@ -187,6 +191,8 @@ def expected(name: str, path: str, role: str, method: str, used: set[str]) -> se
     """The allowed status codes, or None when any non-500 answer is fine (own pages)."""
     if name in PUBLIC:
         return None
+    if name in TOKEN_ONLY:
+        return {404}
     if name in MEMBER_OWN:
         return {302, 405} if role == "anonymous" else {403, 404, 405}
     if path.startswith("/staff/") and role == "stan":

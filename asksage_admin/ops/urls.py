@@ -1,0 +1,12 @@
+"""The operations endpoints (answered first by asksage_admin.ops.middleware)."""
+
+from django.urls import path
+
+from asksage_admin.ops import views
+
+app_name = "ops"
+urlpatterns = [
+    path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
+    path("metrics", views.metrics_view, name="metrics"),
+]
