@@ -19,6 +19,7 @@ from tests.factories import (
     UserFactory,
 )
 
+
 # Here, not in tests/browser/: browser tests live in other folders too, and a run of one
 # folder must skip them as a full run does.
 def pytest_collection_modifyitems(config, items):
