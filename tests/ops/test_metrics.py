@@ -6,6 +6,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from django_tasks_db.models import DBTaskResult, get_date_max
 from prometheus_client.parser import text_string_to_metric_families
 
 from asksage_admin.lib import metrics
@@ -128,3 +129,17 @@ def test_in_multiprocess_mode_metrics_add_up_over_the_workers(tmp_path):
         text=True,
     ).stdout
     assert 'asksage_usage_reports_total{outcome="accepted",reason=""} 2.0' in out
+
+
+@pytest.mark.django_db
+def test_the_task_queue_depth_counts_the_tasks_waiting_for_a_worker(scraper):
+    depth = ("asksage_task_queue_depth", (("queue", "default"),))
+    before = scraper()[depth]
+    for _ in range(3):
+        DBTaskResult.objects.create(
+            task_path="tokens.tasks.task_results_prune",
+            args_kwargs={"args": [], "kwargs": {}},
+            backend_name="default",
+            run_after=get_date_max(),
+        )
+    assert scraper()[depth] == before + 3

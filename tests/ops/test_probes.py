@@ -1,5 +1,6 @@
 """/healthz and /readyz: what a load balancer asks, answered quickly and without detail."""
 
+import datetime as dt
 from unittest import mock
 
 import pytest
@@ -8,6 +9,8 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.migrations.executor import MigrationExecutor
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
+from django_tasks_db.models import DBTaskResult, get_date_max
 
 from asksage_admin.lib import health
 
@@ -44,7 +47,10 @@ def test_healthz_answers_ok_without_touching_the_database(client):
 def test_readyz_answers_200_when_the_database_answers_and_migrations_are_applied(client):
     response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "checks": {"database": "ok", "migrations": "ok"}}
+    assert response.json() == {
+        "status": "ok",
+        "checks": {"database": "ok", "migrations": "ok", "tasks": "ok"},
+    }
 
 
 @pytest.mark.django_db
@@ -56,7 +62,7 @@ def test_readyz_answers_503_while_the_database_is_down_and_200_once_it_is_back()
     assert int(response["Retry-After"]) > 0
     assert response.json() == {
         "status": "unavailable",
-        "checks": {"database": "failing", "migrations": "skipped"},
+        "checks": {"database": "failing", "migrations": "skipped", "tasks": "skipped"},
     }
     assert b"10.0.0.7" not in response.content and b"refused" not in response.content
     assert client.get("/readyz").status_code == 200  # no restart needed
@@ -68,17 +74,17 @@ def test_readyz_answers_503_naming_migrations_when_one_is_not_applied(client):
     with mock.patch.object(MigrationExecutor, "migration_plan", return_value=pending):
         response = client.get("/readyz")
     assert response.status_code == 503
-    assert response.json()["checks"] == {"database": "ok", "migrations": "failing"}
+    assert response.json()["checks"] == {"database": "ok", "migrations": "failing", "tasks": "ok"}
 
 
 @pytest.mark.django_db
-def test_a_good_migrations_answer_is_reused_so_each_probe_costs_one_query(
+def test_a_good_migrations_answer_is_reused_so_each_probe_costs_two_queries(
     client, django_assert_num_queries
 ):
     assert client.get("/readyz").status_code == 200
     with (
         mock.patch.object(MigrationExecutor, "migration_plan") as plan,
-        django_assert_num_queries(1),  # SELECT 1
+        django_assert_num_queries(2),  # SELECT 1, and the task queue's oldest due task
     ):
         assert client.get("/readyz").status_code == 200
     plan.assert_not_called()
@@ -120,3 +126,46 @@ def test_probes_refuse_other_methods(client, path):
     response = client.post(path)
     assert response.status_code == 405
     assert response["Allow"] == "GET, HEAD"
+
+
+def due_task(*, waited: dt.timedelta) -> DBTaskResult:
+    """A task in the database queue, due `waited` ago, that no worker has picked up."""
+    task = DBTaskResult.objects.create(
+        task_path="tokens.tasks.task_results_prune",
+        args_kwargs={"args": [], "kwargs": {}},
+        backend_name="default",
+        run_after=get_date_max(),
+    )
+    DBTaskResult.objects.filter(pk=task.pk).update(enqueued_at=timezone.now() - waited)
+    return task
+
+
+@pytest.mark.django_db
+def test_readyz_fails_once_a_due_task_waits_past_the_limit_as_when_no_worker_runs(client, settings):
+    settings.TASK_QUEUE_STALL_SECONDS = 600
+    due_task(waited=dt.timedelta(seconds=30))
+    assert client.get("/readyz").status_code == 200  # a worker is merely busy
+    stuck = due_task(waited=dt.timedelta(minutes=20))
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["tasks"] == "failing"
+    assert "worker" not in response.content.decode()  # the reason goes to the log only
+    stuck.delete()  # a worker picked it up
+    assert client.get("/readyz").status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_task_delayed_on_purpose_counts_from_when_it_falls_due(client, settings):
+    settings.TASK_QUEUE_STALL_SECONDS = 600
+    later = due_task(waited=dt.timedelta(hours=2))
+    DBTaskResult.objects.filter(pk=later.pk).update(
+        run_after=timezone.now() + dt.timedelta(minutes=5)  # a retry with backoff
+    )
+    assert client.get("/readyz").status_code == 200
+
+
+@pytest.mark.django_db
+def test_the_stall_check_can_be_turned_off(client, settings):
+    settings.TASK_QUEUE_STALL_SECONDS = 0
+    due_task(waited=dt.timedelta(days=1))
+    assert client.get("/readyz").status_code == 200

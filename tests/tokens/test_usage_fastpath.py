@@ -20,6 +20,7 @@ from asgiref.sync import sync_to_async
 from django.db import OperationalError, connection, connections, transaction
 from django.db.models import Sum
 from django.test import Client
+from prometheus_client import REGISTRY
 
 from accounts.models import Organization
 from asksage_admin.lib.months import current_month
@@ -794,3 +795,31 @@ def test_no_connection_compiles_its_queries_with_jit(asgi, application, key_a, b
     with connection.cursor() as cursor:
         cursor.execute("SHOW jit")
         assert cursor.fetchone() == ("off",)
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def reports_counted(outcome: str, reason: str = "") -> float:
+    value = REGISTRY.get_sample_value(
+        "asksage_usage_reports_total", {"outcome": outcome, "reason": reason}
+    )
+    return value or 0.0
+
+
+def test_each_report_is_counted_once_by_its_outcome_on_either_door(asgi, key_a, bob):
+    outcomes = [
+        ("accepted", ""),
+        ("replayed", ""),
+        ("refused", "over_limit"),
+        ("invalid", "malformed_json"),
+        ("refused", "invalid_key"),
+    ]
+    before = {outcome: reports_counted(*outcome) for outcome in outcomes}
+    assert post(asgi, key_a, body(tokens=1_000), idempotency_key="m").status == 200
+    assert post(asgi, key_a, body(tokens=1_000), idempotency_key="m").status == 200
+    assert post(asgi, key_a, body(tokens=10**9)).status == 402
+    assert post(asgi, key_a, None, raw="{not json").status == 400
+    assert post(asgi, "ask_" + "x" * 43, body(tokens=1)).status == 401
+    after = {outcome: reports_counted(*outcome) for outcome in outcomes}
+    assert {o: after[o] - before[o] for o in outcomes} == dict.fromkeys(outcomes, 1.0)

@@ -141,6 +141,7 @@ class UsageFastPath:
         self, secure: bool, headers: dict[str, str], receive: Receive, send: Send
     ) -> None:
         extra: dict[str, str] = {}
+        code = ""
         try:
             result = await self._record(headers, receive)
             status, body = 200, protocol.encode(result.as_dict())
@@ -148,15 +149,19 @@ class UsageFastPath:
                 extra["Idempotent-Replayed"] = "true"
         except UsageError as error:
             status, body, extra = protocol.error_answer(error)
+            code = error.code
         except UNAVAILABLE as exc:
             logger.warning("usage fast path: database unavailable: %s", exc)
-            status, body, extra = protocol.error_answer(database_unavailable())
+            error = database_unavailable()
+            status, body, extra = protocol.error_answer(error)
+            code = error.code
         except _ClientGone:
             return
         except Exception:
             logger.exception("usage fast path failed")
             status = 500
             body = protocol.encode({"error": "server_error", "detail": "Something went wrong."})
+        protocol.report_counted(status, replayed="Idempotent-Replayed" in extra, code=code)
         extra["Cache-Control"] = protocol.CACHE_CONTROL
         await send(
             {

@@ -29,8 +29,9 @@ def error_response(error: UsageError) -> HttpResponse:
     return json_response(body, status, headers)
 
 
-def api_view(*methods: str) -> Callable:
-    """A JSON endpoint: method check, domain errors and an unavailable database as JSON."""
+def api_view(*methods: str, counts_reports: bool = False) -> Callable:
+    """A JSON endpoint: method check, domain errors and an unavailable database as JSON.
+    `counts_reports`: each answer is a usage report's outcome, counted for /metrics."""
 
     def decorate(view: Callable) -> Callable:
         @csrf_exempt  # authenticated by a bearer key, never by a cookie
@@ -44,12 +45,20 @@ def api_view(*methods: str) -> Callable:
                 )
                 response["Allow"] = ", ".join(methods)
                 return response
+            code = ""
             try:
                 response = view(request, *args, **kwargs)
             except UsageError as error:
-                response = error_response(error)
+                response, code = error_response(error), error.code
             except (OperationalError, InterfaceError):
-                response = error_response(database_unavailable())
+                error = database_unavailable()
+                response, code = error_response(error), error.code
+            if counts_reports:
+                protocol.report_counted(
+                    response.status_code,
+                    replayed=response.get("Idempotent-Replayed") == "true",
+                    code=code,
+                )
             response["Cache-Control"] = protocol.CACHE_CONTROL
             return response
 
@@ -68,7 +77,7 @@ def _read_body(request: HttpRequest) -> bytes:
     return raw
 
 
-@api_view("POST")
+@api_view("POST", counts_reports=True)
 def usage_create(request: HttpRequest) -> HttpResponse:
     """Record tokens a user consumed, within their monthly max, once per Idempotency-Key."""
     raw_key = protocol.bearer_key(request.headers.get("Authorization", ""))
