@@ -43,15 +43,7 @@ def api_key_create(
         key_hash=api_key_hash(raw_key),
         created_by=actor,
     )
-    audit_record(
-        action="api_key.created",
-        organization=org,
-        actor=actor,
-        ip=ip,
-        key_id=key.pk,
-        name=key.name,
-        prefix=key.prefix,
-    )
+    _audit(action="api_key.created", key=key, actor=actor, ip=ip)
     return key, raw_key
 
 
@@ -64,13 +56,18 @@ def api_key_revoke(*, actor: User, org: Organization, key_id: int, ip: str | Non
     key.revoked_at = timezone.now()
     key.revoked_by = actor
     key.save(update_fields=["revoked_at", "revoked_by"])
+    _audit(action="api_key.revoked", key=key, actor=actor, ip=ip)
+    return key
+
+
+def _audit(*, action: str, key: ApiKey, actor: User, ip: str | None) -> None:
+    """The key's audit row: its id, name and prefix, never the secret."""
     audit_record(
-        action="api_key.revoked",
-        organization=org,
+        action=action,
+        organization=key.organization,
         actor=actor,
         ip=ip,
         key_id=key.pk,
         name=key.name,
         prefix=key.prefix,
     )
-    return key

@@ -62,48 +62,48 @@ def _after_decision(request: PanelRequest, *, ok: str = "", error: str = "", row
     )
 
 
+def _decide(request: PanelRequest, request_id: int, form_class, decide, said) -> HttpResponse:
+    """One decision on one of the organization's requests (another's id: 404): the form,
+    then the service, each refusal shown on the row, the outcome in words."""
+    get_object_or_404(TokenRequest, organization=request.org, pk=request_id)
+    form = form_class(request.POST)
+    if not form.is_valid():
+        return _after_decision(request, error=refusal_text(form), row_id=request_id)
+    try:
+        decided = decide(
+            admin=request.user,
+            org=request.org,
+            request_id=request_id,
+            ip=client_ip(request),
+            **form.cleaned_data,
+        )
+    except DomainError as exc:
+        return _after_decision(request, error=refusal_text(exc), row_id=request_id)
+    return _after_decision(request, ok=said(decided))
+
+
 @require_POST
 @org_admin_required
 def request_approve(request: PanelRequest, request_id: int) -> HttpResponse:
     """Approve as asked, or a smaller amount typed beside the button."""
-    get_object_or_404(TokenRequest, organization=request.org, pk=request_id)
-    form = ApproveForm(request.POST)
-    if not form.is_valid():
-        return _after_decision(request, error=refusal_text(form), row_id=request_id)
-    try:
-        decided = request_services.token_request_approve(
-            admin=request.user,
-            org=request.org,
-            request_id=request_id,
-            amount=form.cleaned_data["amount"],
-            note=form.cleaned_data["note"],
-            ip=client_ip(request),
-        )
-    except DomainError as exc:
-        return _after_decision(request, error=refusal_text(exc), row_id=request_id)
-    return _after_decision(
+    return _decide(
         request,
-        ok=f"Approved {decided.granted:,} {decided.kind} tokens for {decided.user.email}.",
+        request_id,
+        ApproveForm,
+        request_services.token_request_approve,
+        lambda decided: (
+            f"Approved {decided.granted:,} {decided.kind} tokens for {decided.user.email}."
+        ),
     )
 
 
 @require_POST
 @org_admin_required
 def request_deny(request: PanelRequest, request_id: int) -> HttpResponse:
-    get_object_or_404(TokenRequest, organization=request.org, pk=request_id)
-    form = DenyForm(request.POST)
-    if not form.is_valid():
-        return _after_decision(request, error=refusal_text(form), row_id=request_id)
-    try:
-        decided = request_services.token_request_deny(
-            admin=request.user,
-            org=request.org,
-            request_id=request_id,
-            note=form.cleaned_data["note"],
-            ip=client_ip(request),
-        )
-    except DomainError as exc:
-        return _after_decision(request, error=refusal_text(exc), row_id=request_id)
-    return _after_decision(
-        request, ok=f"Denied {decided.user.email}'s request for {decided.amount:,} tokens."
+    return _decide(
+        request,
+        request_id,
+        DenyForm,
+        request_services.token_request_deny,
+        lambda decided: f"Denied {decided.user.email}'s request for {decided.amount:,} tokens.",
     )
