@@ -11,7 +11,7 @@ from django.db.models import Sum
 from accounts.models import Membership, Organization, User
 from analytics.filters import today
 from asksage_admin.lib.months import current_month
-from tokens.models import DailyUsage, MonthlyUsage, TokenKind
+from tokens.models import DailyUsage, MonthlyUsage, OrgDailyUsage, TokenKind
 from tokens.selectors import pool_statuses
 
 KINDS = TokenKind.values
@@ -129,7 +129,7 @@ def forecast(org: Organization, statuses=None, limit: int = 50):
     statuses = statuses if statuses is not None else pool_statuses(org, with_used=True)
     recent = dict.fromkeys(KINDS, 0)
     for row in (
-        DailyUsage.objects.filter(organization=org, day__range=(window_start, day))
+        OrgDailyUsage.objects.filter(organization=org, day__range=(window_start, day))
         .values("kind")
         .annotate(total=Sum("tokens"))
         .order_by()

@@ -1,7 +1,9 @@
 """Reads of the statistics page: usage by month and year, a period's usage, top users.
 
-They read the rollups (DailyUsage, MonthlyUsage), never raw usage events, and each block
-costs one query whatever the organization's size.
+They read the rollups, never raw usage events, and each block costs one query: the
+organization's (OrgDailyUsage: a row per day, kind and model, whatever the number of users)
+for the totals, the chart per day and the models; MonthlyUsage per month; DailyUsage (per
+user) only for the top users of a date range.
 """
 
 import datetime as dt
@@ -11,7 +13,7 @@ from django.db.models import Q, Sum
 from django.db.models.functions import Coalesce
 
 from accounts.models import Organization, User
-from tokens.models import DailyUsage, MonthlyUsage, TokenKind
+from tokens.models import DailyUsage, MonthlyUsage, OrgDailyUsage, TokenKind
 
 KINDS = TokenKind.values
 
@@ -46,7 +48,8 @@ def usage_by_month(org: Organization) -> dict[dt.date, dict[str, int]]:
 
 @dataclass(frozen=True)
 class PeriodUsage:
-    """A period's usage per day and kind, and per model: both from one scan of the rollups."""
+    """A period's usage per day and kind, and per model: both from one range of the
+    organization's rollup (days × kinds × models rows, not one per user)."""
 
     by_day: dict[dt.date, dict[str, int]]
     by_model: list[dict]
@@ -54,22 +57,20 @@ class PeriodUsage:
 
 def period_usage(org: Organization, start: dt.date, end: dt.date, models: int = 20) -> PeriodUsage:
     rows = (
-        DailyUsage.objects.filter(organization=org, day__range=(start, end))
-        .values("day", "kind", "model")
-        .annotate(total=Sum("tokens"), requests=Sum("events"))
+        OrgDailyUsage.objects.filter(organization=org, day__range=(start, end))
+        .values_list("day", "kind", "model", "tokens", "events")
         .order_by()
     )
     days = (end - start).days + 1
     by_day = {start + dt.timedelta(days=n): dict.fromkeys(KINDS, 0) for n in range(days)}
     by_model: dict[tuple[str, str], dict] = {}
-    for row in rows:
-        by_day[row["day"]][row["kind"]] += row["total"] or 0
+    for day, kind, model, tokens, events in rows:
+        by_day[day][kind] += tokens
         entry = by_model.setdefault(
-            (row["model"], row["kind"]),
-            {"model": row["model"], "kind": row["kind"], "total": 0, "requests": 0},
+            (model, kind), {"model": model, "kind": kind, "total": 0, "requests": 0}
         )
-        entry["total"] += row["total"] or 0
-        entry["requests"] += row["requests"] or 0
+        entry["total"] += tokens
+        entry["requests"] += events
     ranked = sorted(by_model.values(), key=lambda m: (-m["total"], m["model"], m["kind"]))
     return PeriodUsage(by_day, ranked[:models])
 

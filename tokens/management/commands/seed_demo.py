@@ -20,6 +20,7 @@ from asksage_admin.lib.months import add_months, current_month, month_start
 from audit.models import AuditLog
 from audit.services import audit_bulk
 from tokens.models import DailyUsage, MonthlyUsage, Purchase, TokenKind, TokenRequest, UsageEvent
+from tokens.rollup import org_daily_usage_rebuild
 
 PASSWORD = "demo-pass-2026"
 MARKER_SLUG = "department-of-demos"
@@ -487,6 +488,8 @@ class Command(BaseCommand):
             ),
             batch_size=5000,
         )
+        # The organizations' rollup the statistics read, summed from the rows above.
+        org_daily_usage_rebuild(organization_ids={o for o, *_ in daily})
         MonthlyUsage.objects.bulk_create(
             (
                 MonthlyUsage(organization_id=o, user_id=u, kind=k, month=m, used=used)
