@@ -10,6 +10,7 @@ from accounts.models import Membership
 from analytics import charts
 from asksage_admin.lib.months import add_months, current_month
 from tests.factories import DailyUsageFactory, MembershipFactory, MonthlyUsageFactory, utc_today
+from tokens.models import OrgDailyUsage
 
 URL = reverse("analytics:statistics")
 
@@ -273,3 +274,23 @@ def test_the_forecast_summary_comes_first_and_its_long_list_is_collapsed(alice_c
     assert '<details class="forecast-users">' in forecast
     assert "<summary><strong>1 user</strong>" in forecast
     assert forecast.index("Runs out") < forecast.index("<details")
+
+
+def test_the_days_and_models_are_read_from_the_organization_rollup(alice_client, org_a, org_b):
+    """The chart per day, the models and the pools' recent rate read OrgDailyUsage (a row
+    per day, kind and model), not one DailyUsage row per user and day."""
+    today = utc_today()
+    OrgDailyUsage.objects.create(
+        organization=org_a, day=today, kind="inference", model="rollup-lm", tokens=9_100, events=7
+    )
+    OrgDailyUsage.objects.create(
+        organization=org_b, day=today, kind="inference", model="other-lm", tokens=5, events=1
+    )
+
+    context = alice_client.get(URL, {"range": "7"}).context
+
+    assert [(m["model"], m["total"], m["requests"]) for m in context["models"]] == [
+        ("rollup-lm", 9_100, 7)
+    ]
+    assert context["days"][-1]["inference"] == 9_100
+    assert {p.kind: p.daily_rate for p in context["pools"]}["inference"] == 9_100 // 7
