@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from accounts.models import Membership
 from analytics import charts
+from analytics.selectors import statistics as statistics_selectors
 from asksage_admin.lib.months import add_months, current_month
 from tests.factories import DailyUsageFactory, MembershipFactory, MonthlyUsageFactory, utc_today
 from tokens.models import OrgDailyUsage
@@ -294,3 +295,50 @@ def test_the_days_and_models_are_read_from_the_organization_rollup(alice_client,
     ]
     assert context["days"][-1]["inference"] == 9_100
     assert {p.kind: p.daily_rate for p in context["pools"]}["inference"] == 9_100 // 7
+
+
+def test_top_users_read_whole_months_from_monthly_usage_and_the_other_days_from_daily(
+    org_a, bob, alice
+):
+    """20 Jan – 5 Mar: February from MonthlyUsage (bob's DailyUsage rows of it are not
+    counted again), 20–31 January and 1–5 March from DailyUsage; a partial month's
+    MonthlyUsage is not read. Alice's February has no DailyUsage row here (the recording
+    writes both; this shows which one is read)."""
+    for user, day, kind, tokens in [
+        (bob, dt.date(2026, 1, 19), "inference", 1),  # before the period
+        (bob, dt.date(2026, 1, 20), "inference", 10),
+        (bob, dt.date(2026, 2, 10), "inference", 5_000),  # in the whole month
+        (bob, dt.date(2026, 3, 5), "inference", 100),
+        (bob, dt.date(2026, 3, 6), "inference", 1_000),  # after the period
+    ]:
+        DailyUsageFactory(organization=org_a, user=user, day=day, kind=kind, tokens=tokens)
+    for user, month, kind, used in [
+        (bob, dt.date(2026, 1, 1), "inference", 11),
+        (bob, dt.date(2026, 2, 1), "inference", 5_000),
+        (bob, dt.date(2026, 3, 1), "inference", 1_100),
+        (alice, dt.date(2026, 2, 1), "embedding", 7_000),
+    ]:
+        MonthlyUsageFactory(organization=org_a, user=user, month=month, kind=kind, used=used)
+
+    top = statistics_selectors.top_users(org_a, dt.date(2026, 1, 20), dt.date(2026, 3, 5))
+
+    assert [(u["user__email"], u["total"], u["inference"], u["embedding"]) for u in top] == [
+        ("alice@example.com", 7_000, 0, 7_000),
+        ("bob@example.com", 5_110, 5_110, 0),
+    ]
+
+
+@pytest.mark.parametrize(
+    "start, end, months",
+    [
+        ("2026-01-01", "2026-01-31", ("2026-01-01", "2026-01-01")),
+        ("2026-01-02", "2026-02-28", ("2026-02-01", "2026-02-01")),
+        ("2026-01-02", "2026-02-27", None),
+        ("2027-12-02", "2028-02-29", ("2028-01-01", "2028-02-01")),
+        ("2026-03-01", "2026-03-01", None),
+    ],
+)
+def test_whole_months_are_those_lying_wholly_in_the_period(start, end, months):
+    day = dt.date.fromisoformat
+    expected = tuple(map(day, months)) if months else None
+    assert statistics_selectors.whole_months(day(start), day(end)) == expected
