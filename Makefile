@@ -26,10 +26,16 @@ $(STAMP): $(PY) pyproject.toml
 
 install: $(STAMP)
 
+# The task worker (emails, the policy after usage) and the scheduler (periodic jobs) run in
+# the background beside the server and stop with it (Ctrl+C, or the server ending).
 run: $(STAMP)
 	$(DEV) $(PY) manage.py migrate --noinput
 	$(DEV) $(PY) manage.py seed_demo
 	@echo "Demo mode: DEBUG=1 and DEMO_SKIP_MFA=1 (works only with DEBUG on) let the demo admins in without an authenticator."
+	$(DEV) $(PY) manage.py db_worker --queue-name '*' --no-reload & worker=$$!; \
+	$(DEV) $(PY) manage.py crontask --no-heartbeat & scheduler=$$!; \
+	trap 'kill $$worker $$scheduler 2>/dev/null; wait $$worker $$scheduler 2>/dev/null' EXIT INT TERM; \
+	echo "Task worker (pid $$worker) and scheduler (pid $$scheduler) started; they stop with the server."; \
 	$(DEV) DEMO_SKIP_MFA=1 $(PY) manage.py runserver 127.0.0.1:8000
 
 test: $(STAMP)

@@ -1,5 +1,6 @@
-"""Forms of the sales admin (/staff/): the organization's details, users, and the fields the
-token forms share (the provisioning, purchase and membership forms are in `tokens.admin_forms`).
+"""Forms of the sales admin (/staff/): the organization's details and users (the provisioning,
+purchase and membership forms are in `tokens.admin_forms`; the fields both use, such as
+`TokenAmountField`, in `asksage_admin.lib.forms`, which the panel's forms use too).
 
 Rules live in `accounts.services`; these forms parse what staff type and call the services'
 `*_errors` helpers in `clean()` so that a refusal shows on the field that caused it.
@@ -15,61 +16,8 @@ from django.core.exceptions import ValidationError
 
 from accounts import services
 from accounts.models import Organization, User
-from asksage_admin.lib.amounts import AmountError, parse_tokens
 from asksage_admin.lib.errors import DomainError
-from asksage_admin.lib.months import month_start
-
-
-def add_domain_errors(form: forms.BaseForm, error: DomainError) -> None:
-    """Show a service's refusal on the form: on its field when the form has it, else on top."""
-    for field, messages in error.errors.items():
-        form.add_error(field if field in form.fields else None, messages)
-
-
-class TokenAmountField(forms.CharField):
-    """A token amount as people type it: 250000, 250,000, 250 000, 250k, 1.5M."""
-
-    def __init__(self, **kwargs):
-        kwargs.setdefault("widget", forms.TextInput(attrs={"inputmode": "decimal", "size": 14}))
-        super().__init__(**kwargs)
-
-    def prepare_value(self, value):
-        return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else value
-
-    def to_python(self, value):
-        value = super().to_python(value)
-        if value in self.empty_values:
-            return None
-        try:
-            return parse_tokens(value)
-        except AmountError as exc:
-            raise ValidationError(str(exc), code="amount") from exc
-
-
-class MonthField(forms.DateField):
-    """A UTC calendar month, typed as YYYY-MM (a full date is accepted and rounded down)."""
-
-    input_formats = ["%Y-%m", "%Y-%m-%d"]
-
-    def __init__(self, **kwargs):
-        kwargs.setdefault(
-            "widget",
-            forms.DateInput(format="%Y-%m", attrs={"type": "month", "placeholder": "YYYY-MM"}),
-        )
-        kwargs.setdefault("error_messages", {"invalid": "Enter a month as YYYY-MM."})
-        super().__init__(**kwargs)
-
-    def to_python(self, value):
-        value = super().to_python(value)
-        return month_start(value) if value else value
-
-
-class EmailListField(forms.CharField):
-    widget = forms.Textarea(attrs={"rows": 4, "cols": 60})
-
-    def to_python(self, value):
-        return services.parse_email_list(super().to_python(value))
-
+from asksage_admin.lib.forms import add_domain_errors
 
 # --- Provisioning -------------------------------------------------------------------------
 

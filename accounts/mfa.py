@@ -51,6 +51,11 @@ def _org(user: User):
     return membership.organization if membership else None
 
 
+def _audit_own_step(action: str, user: User, **details) -> None:
+    """Audit a second-factor step the user takes on their own account."""
+    audit_record(action=action, organization=_org(user), actor=user, target_user=user, **details)
+
+
 @transaction.atomic
 def mfa_enroll_confirm(*, request, user: User, token: str) -> list[str]:
     """Confirm the authenticator with a first code; returns fresh recovery codes (shown once)."""
@@ -66,7 +71,7 @@ def mfa_enroll_confirm(*, request, user: User, token: str) -> list[str]:
     device.save(update_fields=["confirmed"])
     codes = _new_recovery_codes(user)
     otp_login(request, device)
-    audit_record(action="mfa.enrolled", organization=_org(user), actor=user, target_user=user)
+    _audit_own_step("mfa.enrolled", user)
     return codes
 
 
@@ -138,24 +143,10 @@ def mfa_verify(*, request, user: User, token: str, ip: str | None = None) -> Non
                             other.throttle_reset()
                     otp_login(request, device)
                     kind = "recovery code" if isinstance(device, StaticDevice) else "authenticator"
-                    audit_record(
-                        action="mfa.verified",
-                        organization=_org(user),
-                        actor=user,
-                        target_user=user,
-                        ip=ip,
-                        method=kind,
-                    )
+                    _audit_own_step("mfa.verified", user, ip=ip, method=kind)
                     return
             failures = max((d.throttling_failure_count for d in devices), default=0)
-            audit_record(
-                action="mfa.failed",
-                organization=_org(user),
-                actor=user,
-                target_user=user,
-                ip=ip,
-                failures=failures,
-            )
+            _audit_own_step("mfa.failed", user, ip=ip, failures=failures)
             message = "That code is not valid. Try the current code again."
             retry_at = _retry_at(devices)
             if retry_at is not None and retry_at - timezone.now() >= NOTICEABLE_WAIT:

@@ -8,7 +8,6 @@ What needs the token pools (provisioning, activation, purchases, membership chan
 floors come out of the pools) is in `tokens.organizations`: identity sits below tokens.
 """
 
-import re
 from collections.abc import Iterable
 
 from django.contrib.sessions.models import Session
@@ -20,19 +19,10 @@ from django.utils import timezone
 from accounts.models import Membership, Organization, User
 from asksage_admin.lib.audit_actions import AuditAction
 from asksage_admin.lib.errors import DomainError
+from asksage_admin.lib.inputs import parse_email_list  # noqa: F401 (re-exported: organizations, tests)
 from audit.services import audit_record
 
-_EMAIL_SPLIT = re.compile(r"[\s,;]+")
 _AUDIT_VALUE_MAX = 100  # AuditLog.old_value / new_value
-
-
-def parse_email_list(text: str) -> list[str]:
-    """Emails separated by new lines, commas, semicolons or spaces; lower-cased, de-duplicated."""
-    seen: dict[str, None] = {}
-    for item in _EMAIL_SPLIT.split(text or ""):
-        if item.strip():
-            seen.setdefault(item.strip().lower(), None)
-    return list(seen)
 
 
 def _clip(value: object) -> str:

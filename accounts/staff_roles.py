@@ -41,12 +41,14 @@ SALES_PERMISSIONS = [
     "tokens.view_usageevent",
     "tokens.view_tokenrequest",
     "tokens.view_allocationpolicy",
+    "tokens.view_emaildelivery",  # the outbox: which emails failed for good, and why
 ]
 SALES_LEAD_PERMISSIONS = [
     *SALES_PERMISSIONS,
     RESET_SECOND_FACTOR,
     SET_USER_PASSWORD,
     "audit.view_auditlog",
+    "tokens.view_periodicrun",  # the periodic jobs' runs, the nightly audit verification's
 ]
 GROUPS = {SALES: SALES_PERMISSIONS, SALES_LEAD: SALES_LEAD_PERMISSIONS}
 

@@ -17,6 +17,7 @@ from analytics.selectors import activity as activity_selectors
 from analytics.selectors import exports as export_selectors
 from analytics.selectors import forecast as forecast_selectors
 from analytics.selectors import statistics as statistics_selectors
+from asksage_admin.lib.htmx import page_or_partial
 from asksage_admin.lib.http import client_ip
 from audit.services import audit_export
 from tokens.selectors import pool_statuses
@@ -146,9 +147,7 @@ def activity(request: PanelRequest) -> HttpResponse:
         "export_xlsx_url": reverse("analytics:export_xlsx", args=["activity"])
         + (f"?{query.urlencode()}" if query else ""),
     }
-    if request.htmx and not request.htmx.history_restore_request:
-        return render(request, "analytics/activity.html#audit-table", context)
-    return render(request, "analytics/activity.html", context)
+    return page_or_partial(request, "analytics/activity.html", "audit-table", context)
 
 
 @require_GET

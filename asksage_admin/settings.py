@@ -285,3 +285,21 @@ LOGGING = {
 # Email is unique case-insensitively through a UniqueConstraint on Lower("email"), which this
 # check does not see; the backend looks users up with iexact.
 SILENCED_SYSTEM_CHECKS = ["auth.W004"]
+
+# --- Background work (helper F: tasks) -------------------------------------------------------
+# Django's task framework with django-tasks-db's database backend: tasks are rows in this
+# database, run by `manage.py db_worker` (N of them, on any number of machines), and the
+# periodic ones are enqueued by `manage.py crontask` (django-crontask). A periodic task runs
+# once per period however many schedulers enqueue it (tokens.periodic). See README.
+INSTALLED_APPS = [*INSTALLED_APPS, "django_tasks_db", "crontask"]
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+# Absolute links in emails are built from it.
+SITE_URL = globals().get("SITE_URL") or os.environ.get("SITE_URL", "http://127.0.0.1:8000")
+# An email that fails is retried EMAIL_MAX_ATTEMPTS times in all, waiting
+# EMAIL_RETRY_BASE_SECONDS × 2^(attempt-1) between tries; then it shows as failed in /staff/.
+EMAIL_MAX_ATTEMPTS = int(os.environ.get("EMAIL_MAX_ATTEMPTS", "5"))
+EMAIL_RETRY_BASE_SECONDS = int(os.environ.get("EMAIL_RETRY_BASE_SECONDS", "60"))
+EMAIL_TIMEOUT = int(os.environ.get("EMAIL_TIMEOUT", "20"))
+# Finished task results (the queue's rows, not the outbox) are pruned nightly after this.
+TASK_RESULTS_KEEP_DAYS = int(os.environ.get("TASK_RESULTS_KEEP_DAYS", "14"))
+# --- end of background work block -------------------------------------------------------------

@@ -67,7 +67,7 @@ def seed() -> Organization:
 
 def main() -> None:
     print(f"database: {connection.vendor}; code: {CODE}")
-    if CODE == HERE.parent:
+    if HERE.parent == CODE:
         call_command("migrate", verbosity=0)
     org = seed()
     daily = token_models.DailyUsage.objects.filter(organization=org).count()

@@ -79,35 +79,28 @@ def org_b(db):
     return org
 
 
+def _member(org, email: str, name: str, role: str = "member"):
+    return MembershipFactory(user__email=email, user__name=name, organization=org, role=role).user
+
+
 @pytest.fixture
 def alice(org_a):
-    return MembershipFactory(
-        user__email="alice@example.com", user__name="Alice Admin", organization=org_a, role="admin"
-    ).user
+    return _member(org_a, "alice@example.com", "Alice Admin", role="admin")
 
 
 @pytest.fixture
 def bob(org_a):
-    return MembershipFactory(
-        user__email="bob@example.com", user__name="Bob Member", organization=org_a
-    ).user
+    return _member(org_a, "bob@example.com", "Bob Member")
 
 
 @pytest.fixture
 def carol(org_b):
-    return MembershipFactory(
-        user__email="carol@example.com",
-        user__name="Carol Outsider",
-        organization=org_b,
-        role="admin",
-    ).user
+    return _member(org_b, "carol@example.com", "Carol Outsider", role="admin")
 
 
 @pytest.fixture
 def dave(org_b):
-    return MembershipFactory(
-        user__email="dave@example.com", user__name="Dave Birdwatcher", organization=org_b
-    ).user
+    return _member(org_b, "dave@example.com", "Dave Birdwatcher")
 
 
 @pytest.fixture
@@ -144,6 +137,13 @@ def password():
 @pytest.fixture
 def alice_client(client, alice):
     client.force_login(alice)
+    return client
+
+
+@pytest.fixture
+def staff_client(client, sam):
+    """A client logged in as sam, superuser of the sales admin (/staff/)."""
+    client.force_login(sam)
     return client
 
 

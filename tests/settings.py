@@ -11,3 +11,7 @@ import os
 os.environ.setdefault("DEBUG", "1")
 
 from asksage_admin.settings import *  # noqa: E402, F403
+
+# Unit tests run each task as it is enqueued (on commit, for the emails); the real worker
+# process runs in tests/test_task_worker.py against the database backend.
+TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}

@@ -58,7 +58,9 @@ def test_a_database_down_under_the_api_answers_json_503(signed_in):
 
 @pytest.mark.django_db
 def test_a_database_down_in_a_view_answers_503(signed_in):
-    with mock.patch("tokens.views.selectors.pending_summary", side_effect=OperationalError("gone")):
+    with mock.patch(
+        "tokens.views.users.selectors.pending_summary", side_effect=OperationalError("gone")
+    ):
         response = signed_in.get("/panel/users/")
     assert response.status_code == 503 and response["Retry-After"]
 

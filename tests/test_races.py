@@ -36,16 +36,16 @@ def test_the_same_cell_confirmed_twice_at_once_keeps_one_pending_edit(
             org=org_a,
             membership=membership,
             column="max_inference_tokens",
-            raw_value=value,
+            value=value,
         )
 
     def confirm_then_signal():
         try:
-            return confirm("300k")
+            return confirm(300_000)
         finally:
             second_done.set()
 
-    outcomes = run_together(lambda: confirm("400k"), confirm_then_signal)
+    outcomes = run_together(lambda: confirm(400_000), confirm_then_signal)
 
     assert [o[0] for o in outcomes] == ["ok", "ok"], outcomes
     edit = PendingEdit.objects.get()

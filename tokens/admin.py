@@ -18,12 +18,16 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from accounts import services as account_services
-from accounts.admin_forms import OrganizationChangeForm, add_domain_errors
+from accounts.admin_forms import OrganizationChangeForm
 from accounts.models import Membership, Organization
 from asksage_admin.lib.admin import ReadOnlyAdmin, ServiceErrorsAsMessages, StaffPermissions
 from asksage_admin.lib.errors import DomainError
+from asksage_admin.lib.forms import add_domain_errors
 from asksage_admin.lib.months import current_month
-from tokens import organizations
+from tokens import (
+    admin_background,  # noqa: F401 - registers the outbox and periodic runs
+    organizations,
+)
 from tokens.admin_forms import (
     MembershipInlineForm,
     MembershipInlineFormSet,

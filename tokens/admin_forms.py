@@ -8,10 +8,10 @@ from django.core.exceptions import ValidationError
 from django.forms.models import BaseInlineFormSet
 
 from accounts import services
-from accounts.admin_forms import EmailListField, MonthField, TokenAmountField, add_domain_errors
 from accounts.models import Membership, User
 from asksage_admin.lib.amounts import ACCEPTED_FORMATS
 from asksage_admin.lib.errors import DomainError
+from asksage_admin.lib.forms import EmailListField, MonthField, TokenAmountField, add_domain_errors
 from asksage_admin.lib.months import current_month
 from tokens import organizations
 from tokens.models import KIND_HELP, Purchase, TokenKind

@@ -9,26 +9,15 @@ any source (table, undo, request, policy, distribution: all go through
 
 import logging
 
-from django.conf import settings
-from django.core.mail import send_mail
 from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Membership, Organization
 from asksage_admin.lib.months import current_month
 from audit.services import audit_record
+from tokens.mail import absolute_url, email_queue
 from tokens.models import AlertSent
 from tokens.selectors import policy_for, unallocated
-
-
-def email_later(*, to: list[str], subject: str, body: str) -> None:
-    """Send a plain email once the transaction commits (nothing is sent for a rollback)."""
-    to = [address for address in to if address]
-    if not to:
-        return
-    transaction.on_commit(
-        lambda: send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, to, fail_silently=True)
-    )
 
 
 def admin_emails(org: Organization) -> list[str]:
@@ -113,14 +102,17 @@ def pool_alert_check(*, org: Organization, kind: str) -> bool:
     free = unallocated(org, kind)
     if free >= limit or not alerts_once(org, [f"pool:{kind}"]):
         return False
-    email_later(
+    email_queue(
+        kind="pool_alert",
         to=admin_emails(org),
-        subject=f"{org.name}: only {free:,} {kind} tokens are unallocated",
-        body=(
-            f"The unallocated {kind} pool of {org.name} is down to {free:,} tokens "
-            f"(your alert is set at {limit:,}).\n\n"
-            "Reclaim unused allocations or ask sales for more tokens from Token Distribution.\n"
-        ),
+        organization=org,
+        context={
+            "org": org,
+            "kind": kind,
+            "free": free,
+            "limit": limit,
+            "distribution_url": absolute_url("tokens:distribution"),
+        },
     )
     audit_record(action="alert.pool", organization=org, actor_label="policy", new=free, kind=kind)
     return True

@@ -1,15 +1,49 @@
-"""Forms that collect input for the token services; the services hold the rules."""
+"""The forms at the Admin Panel's edge: one per POST. They parse (amounts, whole numbers,
+ids, emails, choices) into typed values; the services hold the rules that need the database
+or several fields at once (floors, the pool, ceiling ≥ floor) and raise `DomainError`, which
+`add_domain_errors` (asksage_admin.lib.forms) puts back on the form."""
 
 from django import forms
+from django.core.exceptions import ValidationError
 
-from tokens.models import TokenKind
+from asksage_admin.lib.amounts import MAX_TOKENS
+from asksage_admin.lib.forms import (
+    AMOUNT_REQUIRED,
+    EmailListField,
+    IdListField,
+    InputForm,
+    TokenAmountField,
+    WholeNumberField,
+    add_domain_errors,
+)
+from tokens.models import MAX_COLUMNS, Preset, StepMode, TokenKind
+from tokens.services.policy import POLICY_FIELDS
+
+__all__ = ["add_domain_errors"]  # the views and member_views take it from here
+
+KIND_CHOICE_ERROR = {
+    "invalid_choice": "Choose inference or embedding.",
+    "required": "Choose inference or embedding.",
+}
 
 
-class TokenRequestForm(forms.Form):
-    kind = forms.ChoiceField(label="Kind", choices=TokenKind.choices)
-    amount = forms.CharField(
-        label="Amount",
-        max_length=40,
+def _kind_field(**kwargs) -> forms.ChoiceField:
+    return forms.ChoiceField(
+        label="Kind", choices=TokenKind.choices, error_messages=KIND_CHOICE_ERROR, **kwargs
+    )
+
+
+def _amount_field(label: str = "Amount", **kwargs) -> TokenAmountField:
+    kwargs.setdefault("error_messages", {"required": AMOUNT_REQUIRED})
+    return TokenAmountField(label=label, max_length=None, **kwargs)
+
+
+# --- Member -------------------------------------------------------------------------------
+
+
+class TokenRequestForm(InputForm):
+    kind = _kind_field()
+    amount = _amount_field(
         required=False,
         help_text="For example 250000, 250,000, 250k or 1.5M.",
         widget=forms.TextInput(attrs={"autocomplete": "off", "placeholder": "e.g. 500k"}),
@@ -23,7 +57,179 @@ class TokenRequestForm(forms.Form):
     )
 
 
-def add_domain_errors(form: forms.Form, exc) -> None:
-    for field, messages in exc.errors.items():
-        for message in messages:
-            form.add_error(field if field in form.fields else None, message)
+# --- User Management ----------------------------------------------------------------------
+
+
+class CellEditForm(InputForm):
+    """A Max cell confirmed: the typed value, and the stored value the editor showed."""
+
+    value = _amount_field()
+    seen = WholeNumberField(
+        label="The value shown",
+        low=0,
+        high=MAX_TOKENS,
+        required=False,
+        message="{label} must be a whole number from {low:,} to {high:,}. "
+        "Reload the page and edit the cell again.",
+    )
+
+
+class BulkEditForm(InputForm):
+    """Selected rows (or all matching the filters in `query`) set or topped up to an amount."""
+
+    column = forms.ChoiceField(
+        choices=[(c, c) for c in MAX_COLUMNS],
+        error_messages={
+            "invalid_choice": "Choose a Max column.",
+            "required": "Choose a Max column.",
+        },
+    )
+    mode = forms.ChoiceField(
+        choices=[("set", "set to"), ("topup", "top up to")],
+        error_messages={
+            "invalid_choice": "Choose “set to” or “top up to”.",
+            "required": "Choose “set to” or “top up to”.",
+        },
+    )
+    amount = _amount_field()
+    users = IdListField(
+        required=False, message="The selection is not valid: reload the page and select again."
+    )
+    all_matching = forms.BooleanField(required=False)
+    query = forms.CharField(required=False, strip=False)
+
+
+class UserFlagForm(InputForm):
+    """Paid or Banned toggled to `value` (on/true/1/yes: set; anything else: clear);
+    `confirmed` once the ban page was answered."""
+
+    value = forms.CharField(required=False)
+    confirmed = forms.BooleanField(required=False)
+
+    def clean_value(self) -> bool:
+        return self.cleaned_data["value"].strip().lower() in {"on", "true", "1", "yes"}
+
+
+# --- Token Distribution -------------------------------------------------------------------
+
+
+class PresetForm(InputForm):
+    """A preset, and for Custom its settings. Only Custom reads them (the other presets are
+    fixed), so they are parsed only then; which unit the step is in depends on its mode."""
+
+    preset = forms.CharField(required=False)
+    floor_inference = forms.CharField(required=False)
+    floor_embedding = forms.CharField(required=False)
+    ceiling = forms.CharField(required=False)  # an amount, or "none"
+    trigger_percent = forms.CharField(required=False)
+    cooldown_minutes = forms.CharField(required=False)
+    step_mode = forms.CharField(required=False)
+    step_value = forms.CharField(required=False)  # a percent or an amount, by step_mode
+
+    PARSERS = {
+        "floor_inference": TokenAmountField(required=False),
+        "floor_embedding": TokenAmountField(required=False),
+        "ceiling": TokenAmountField(required=False),
+        "trigger_percent": WholeNumberField(label="Trigger", low=1, high=100, required=False),
+        "cooldown_minutes": WholeNumberField(
+            label="Cooldown", low=1, high=60 * 24 * 31, required=False
+        ),
+        "step_percent": WholeNumberField(label="Percent step", low=1, high=1000, required=False),
+        "step_value": TokenAmountField(required=False),
+    }
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("preset") != Preset.CUSTOM:
+            return data
+        if str(data.get("ceiling", "")).strip().lower() in {"none", "no ceiling"}:
+            data["ceiling"] = ""
+        for name in (
+            "floor_inference",
+            "floor_embedding",
+            "ceiling",
+            "trigger_percent",
+            "cooldown_minutes",
+            "step_value",
+        ):
+            parser = self.PARSERS[name]
+            if name == "step_value" and data.get("step_mode") == StepMode.PERCENT:
+                parser = self.PARSERS["step_percent"]
+            try:
+                data[name] = parser.clean(data.get(name, ""))
+            except ValidationError as exc:
+                self.add_error(name, exc)
+        return data
+
+    def settings(self) -> dict:
+        """What the service reads for Custom: the parsed settings by field."""
+        return {name: self.cleaned_data.get(name) for name in POLICY_FIELDS}
+
+
+class DistributionActionForm(InputForm):
+    kind = _kind_field()
+    action = forms.CharField(required=False)  # the service names the actions
+    amount = _amount_field(required=False)
+    users = EmailListField(required=False)
+    signature = forms.CharField(required=False)
+
+
+class ReclaimForm(InputForm):
+    kind = _kind_field()
+    idle_days = WholeNumberField(label="Idle days", low=1, high=366)
+    signature = forms.CharField(required=False)
+
+
+class OverrideForm(InputForm):
+    email = forms.CharField(required=False)
+    pinned = forms.BooleanField(required=False)
+    floor_inference = _amount_field("Floor (inference)", required=False)
+    ceiling_inference = _amount_field("Ceiling (inference)", required=False)
+    floor_embedding = _amount_field("Floor (embedding)", required=False)
+    ceiling_embedding = _amount_field("Ceiling (embedding)", required=False)
+
+
+class OptionsForm(InputForm):
+    thresholds = forms.CharField(required=False)  # "50, 80, 95"
+    low_unallocated = _amount_field("Low unallocated", required=False)
+    auto_approve_enabled = forms.BooleanField(required=False)
+    auto_approve_max = _amount_field("Auto-approve max", required=False)
+    auto_approve_below_percent = WholeNumberField(label="Pool share", low=1, high=100)
+    reclaim_idle_days = WholeNumberField(label="Idle days", low=1, high=366)
+
+    def clean_thresholds(self) -> list[int]:
+        text = self.cleaned_data["thresholds"].replace("%", "").replace(" ", "")
+        field = WholeNumberField(label="Each threshold", low=1, high=100)
+        return sorted({field.clean(item) for item in text.split(",") if item})
+
+
+class PurchaseRequestForm(InputForm):
+    kind = _kind_field()
+    blocks = WholeNumberField(
+        label="Blocks",
+        low=1,
+        high=1000,
+        message="Enter how many blocks of 2,000,000 tokens, from {low} to {high}.",
+    )
+    note = forms.CharField(required=False, max_length=None)
+
+
+# --- Token Requests -----------------------------------------------------------------------
+
+
+class ApproveForm(InputForm):
+    """Approve as asked, or a smaller amount."""
+
+    amount = _amount_field(required=False)
+    note = forms.CharField(required=False)
+
+
+class DenyForm(InputForm):
+    note = forms.CharField(required=False)
+
+
+# --- API keys -----------------------------------------------------------------------------
+
+
+class ApiKeyForm(InputForm):
+    name = forms.CharField(required=False, strip=False)

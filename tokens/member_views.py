@@ -4,17 +4,22 @@ ask for more. In tokens, not accounts: it shows the pools' numbers and writes to
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from accounts.decorators import member_required
 from accounts.http import AuthedRequest
 from accounts.models import AUDITOR_READ_ONLY
 from asksage_admin.lib.errors import DomainError
+from asksage_admin.lib.htmx import respond
 from asksage_admin.lib.http import client_ip
 from tokens import selectors
 from tokens.forms import TokenRequestForm, add_domain_errors
 from tokens.models import TokenRequest
 from tokens.services import requests as request_services
+from tokens.views._common import refusal_text
+
+HOME = "tokens/member_home.html"
 
 
 def _home_context(request: AuthedRequest, form: TokenRequestForm | None = None) -> dict:
@@ -27,7 +32,7 @@ def _home_context(request: AuthedRequest, form: TokenRequestForm | None = None) 
 @member_required
 def home(request: AuthedRequest) -> HttpResponse:
     """A member's own limits and usage, their token requests and the form to ask for more."""
-    return render(request, "tokens/member_home.html", _home_context(request))
+    return render(request, HOME, _home_context(request))
 
 
 @require_POST
@@ -40,13 +45,14 @@ def token_request_create(request: AuthedRequest) -> HttpResponse:
     if request.membership.is_read_only:
         return render(request, "403.html", {"reason": AUDITOR_READ_ONLY}, status=403)
     form = TokenRequestForm(request.POST)
+    ok = ""
     if form.is_valid():
         data = form.cleaned_data
         try:
             created = request_services.token_request_create(
                 user=request.user,
                 kind=data["kind"],
-                raw_amount=data["amount"],
+                amount=data["amount"],
                 reason=data["reason"],
                 ip=client_ip(request),
             )
@@ -54,22 +60,24 @@ def token_request_create(request: AuthedRequest) -> HttpResponse:
             add_domain_errors(form, exc)
         else:
             if created.status == created.Status.APPROVED:
-                text = f"Approved at once: {created.granted:,} {created.kind} tokens were added."
+                ok = f"Approved at once: {created.granted:,} {created.kind} tokens were added."
             else:
-                text = (
+                ok = (
                     f"Request sent: {created.amount:,} {created.kind} tokens. "
                     "Your admins will decide."
                 )
-            if request.htmx:
-                context = _home_context(request)
-                context["request_sent"] = text
-                return render(request, "tokens/member_home.html#my-requests", context)
-            messages.success(request, text)
-            return redirect("member:home")
-    context = _home_context(request, form)
-    if request.htmx:
-        return render(request, "tokens/member_home.html#my-requests", context)
-    return render(request, "tokens/member_home.html", context, status=422)
+    return respond(
+        request,
+        template=HOME,
+        fragment="my-requests",
+        context=lambda: (
+            {**_home_context(request), "request_sent": ok} if ok else _home_context(request, form)
+        ),
+        redirect_to=reverse("member:home"),
+        ok=ok,
+        error="" if ok else refusal_text(form),
+        page_on_error=True,
+    )
 
 
 @require_POST
@@ -79,17 +87,23 @@ def token_request_cancel(request: AuthedRequest, request_id: int) -> HttpRespons
     if request.membership is None or request.membership.is_read_only:
         return render(request, "403.html", {"reason": AUDITOR_READ_ONLY}, status=403)
     get_object_or_404(TokenRequest, pk=request_id, user=request.user)
+    error, ok = "", ""
     try:
         cancelled = request_services.token_request_cancel(
             user=request.user, request_id=request_id, ip=client_ip(request)
         )
+        ok = f"Cancelled your request for {cancelled.amount:,} {cancelled.kind} tokens."
     except DomainError as exc:
-        text, ok = " ".join(exc.messages), False
-    else:
-        text, ok = f"Cancelled your request for {cancelled.amount:,} {cancelled.kind} tokens.", True
-    if request.htmx:
-        context = _home_context(request)
-        context["request_sent" if ok else "request_refused"] = text
-        return render(request, "tokens/member_home.html#my-requests", context)
-    (messages.success if ok else messages.error)(request, text)
-    return redirect("member:home")
+        error = refusal_text(exc)
+    return respond(
+        request,
+        template=HOME,
+        fragment="my-requests",
+        context=lambda: {
+            **_home_context(request),
+            "request_refused" if error else "request_sent": error or ok,
+        },
+        redirect_to=reverse("member:home"),
+        ok=ok,
+        error=error,
+    )

@@ -9,8 +9,6 @@ the organization row (`accounts.services.organization_lock`) where two people co
 import datetime as dt
 from collections.abc import Iterable
 
-from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -22,117 +20,15 @@ from accounts.services import (
     organization_lock,
     parse_email_list,
 )
-from asksage_admin.lib.amounts import MAX_TOKENS
 from asksage_admin.lib.errors import DomainError
 from asksage_admin.lib.months import current_month, month_start
 from audit.services import audit_record
 from tokens.alerts import pool_alert_after_commit
-from tokens.models import BLOCK, PendingEdit, Purchase, TokenKind
+from tokens.models import PendingEdit, Purchase, TokenKind
+from tokens.provisioning import amount_errors, provisioning_errors
 from tokens.selectors import allocated, pools
 
 # --- Organizations ------------------------------------------------------------------------
-
-
-def _nearest_blocks(amount: int) -> str:
-    lower, upper = amount // BLOCK * BLOCK, (amount // BLOCK + 1) * BLOCK
-    options = [f"{upper:,}"] if lower == 0 else [f"{lower:,}", f"{upper:,}"]
-    return " or ".join(options)
-
-
-def _amount_errors(amount: int, *, optional: bool) -> list[str]:
-    if amount < 0:
-        return [f"{amount:,} is negative: amounts cannot be negative."]
-    if amount > MAX_TOKENS:
-        return [f"{amount:,} is above the maximum of {MAX_TOKENS:,} tokens."]
-    if amount == 0 and not optional:
-        return ["The purchase needs at least 2,000,000 tokens per month."]
-    if amount % BLOCK:
-        return [
-            f"{amount:,} is not a multiple of 2,000,000 tokens: tokens are sold in blocks of "
-            f"2,000,000 (for example {_nearest_blocks(amount)})."
-        ]
-    return []
-
-
-def _validate_provisioning(
-    *,
-    name: str,
-    billing_address: str,
-    user_emails: list[str],
-    admin_emails: list[str],
-    inference_tokens: int,
-    embedding_tokens: int,
-    floors: dict[str, int],
-) -> tuple[list[User], dict[str, list[str]]]:
-    errors: dict[str, list[str]] = {}
-
-    def err(field: str, message: str) -> None:
-        errors.setdefault(field, []).append(message)
-
-    if not name:
-        err("name", "Enter the organization's name.")
-    elif Organization.objects.filter(name__iexact=name).exists():
-        err("name", f"An organization named “{name}” already exists.")
-    if not billing_address:
-        err("billing_address", "Enter the billing address.")
-
-    everyone = list(dict.fromkeys(user_emails + admin_emails))
-
-    def field_of(email: str) -> str:
-        only_admin = email in admin_emails and email not in user_emails
-        return "admin_emails" if only_admin else "user_emails"
-
-    if len(everyone) < 2:
-        given = f" ({', '.join(everyone)})" if everyone else ""
-        err(
-            "user_emails",
-            f"An enterprise account needs at least 2 users; {len(everyone)} given{given}.",
-        )
-    if not admin_emails:
-        err("admin_emails", "Name at least 1 admin (admins are users too; there is no maximum).")
-
-    valid = []
-    for email in everyone:
-        try:
-            validate_email(email)
-        except ValidationError:
-            err(field_of(email), f"“{email}” is not a valid email address.")
-        else:
-            valid.append(email)
-    # Lock the users: two accounts provisioned at once must not both take the same person.
-    found = {u.email: u for u in User.objects.select_for_update().filter(email__in=valid)}
-    member_of = dict(
-        Membership.objects.filter(user__email__in=valid).values_list(
-            "user__email", "organization__name"
-        )
-    )
-    for email in valid:
-        user = found.get(email)
-        if user is None:
-            err(field_of(email), f"{email} has not registered yet: every user must register first.")
-        elif user.terms_accepted_at is None:
-            err(field_of(email), f"{email} has not accepted the terms and conditions.")
-        elif email in member_of:
-            err(
-                field_of(email),
-                f"{email} already belongs to the organization “{member_of[email]}”.",
-            )
-
-    for kind, field, amount in (
-        (TokenKind.INFERENCE, "inference_tokens", inference_tokens),
-        (TokenKind.EMBEDDING, "embedding_tokens", embedding_tokens),
-    ):
-        amount_errors = _amount_errors(amount, optional=kind == TokenKind.EMBEDDING)
-        for message in amount_errors:
-            err(field, message)
-        needed = floors[kind] * len(everyone)
-        if not amount_errors and amount < needed and len(everyone) >= 2:
-            err(
-                field,
-                f"{len(everyone)} users need at least {needed:,} {kind} tokens "
-                f"({floors[kind]:,} each); {amount:,} purchased.",
-            )
-    return [found[e] for e in everyone if e in found], errors
 
 
 def _unique_slug(name: str) -> str:
@@ -171,7 +67,7 @@ def organization_provision(
         TokenKind.INFERENCE: defaults.min_inference_tokens,
         TokenKind.EMBEDDING: defaults.min_embedding_tokens,
     }
-    users, errors = _validate_provisioning(
+    users, errors = provisioning_errors(
         name=name,
         billing_address=billing_address,
         user_emails=user_emails,
@@ -182,15 +78,7 @@ def organization_provision(
     )
     if errors:
         raise DomainError(errors=errors)
-    try:
-        with transaction.atomic():
-            org = Organization.objects.create(
-                name=name, slug=_unique_slug(name), billing_address=billing_address
-            )
-    except IntegrityError as exc:  # the same name provisioned concurrently
-        raise DomainError(
-            errors={"name": [f"An organization named “{name}” already exists."]}
-        ) from exc
+    org = _organization_create(name=name, billing_address=billing_address)
     audit_record(action="org.created", organization=org, actor=actor, name=org.name)
     start = month_start(start_month or current_month())
     for kind, amount in (
@@ -206,6 +94,28 @@ def organization_provision(
                 start_month=start,
                 payment_reference=payment_reference,
             )
+    _founding_members_add(actor=actor, org=org, users=users, admin_emails=admin_emails)
+    if activate:
+        org = organization_activate(actor=actor, org=org)
+    return org
+
+
+def _organization_create(*, name: str, billing_address: str) -> Organization:
+    try:
+        with transaction.atomic():
+            return Organization.objects.create(
+                name=name, slug=_unique_slug(name), billing_address=billing_address
+            )
+    except IntegrityError as exc:  # the same name provisioned concurrently
+        raise DomainError(
+            errors={"name": [f"An organization named “{name}” already exists."]}
+        ) from exc
+
+
+def _founding_members_add(
+    *, actor: User, org: Organization, users: list[User], admin_emails: list[str]
+) -> None:
+    """A new account's members, each at the organization's floors, and their audit rows."""
     now = timezone.now()
     Membership.objects.bulk_create(
         Membership(
@@ -226,9 +136,6 @@ def organization_provision(
             target_user=u,
             role="admin" if u.email in admin_emails else "member",
         )
-    if activate:
-        org = organization_activate(actor=actor, org=org)
-    return org
 
 
 @transaction.atomic
@@ -259,8 +166,8 @@ def purchase_errors(
     errors: dict[str, list[str]] = {}
     if kind not in TokenKind.values:
         errors["kind"] = [f"Unknown token kind “{kind}”."]
-    if amount_errors := _amount_errors(tokens_per_month, optional=False):
-        errors["tokens_per_month"] = amount_errors
+    if problems := amount_errors(tokens_per_month, optional=False):
+        errors["tokens_per_month"] = problems
     if end_month and month_start(end_month) < month_start(start_month):
         errors["end_month"] = [
             f"The end month {end_month:%Y-%m} is before the start month {start_month:%Y-%m}."
@@ -331,6 +238,20 @@ def _pool_errors(org: Organization, users: list[User]) -> list[str]:
     return errors
 
 
+def _added_user_errors(add: list[tuple[User, str]]) -> list[str]:
+    """Unknown roles, users listed twice, and users not free to join."""
+    errors = []
+    seen: set[int] = set()
+    for user, role in add:
+        if role not in Membership.Role.values:
+            errors.append(f"Unknown role “{role}” for {user.email}.")
+        if user.pk in seen:
+            errors.append(f"{user.email} is listed twice.")
+        seen.add(user.pk)
+        errors += membership_user_errors(user)
+    return errors
+
+
 def membership_batch_errors(
     *,
     org: Organization,
@@ -345,15 +266,7 @@ def membership_batch_errors(
     are applied last).
     """
     add, set_roles, remove = list(add), list(set_roles), list(remove)
-    errors = []
-    seen: set[int] = set()
-    for user, role in add:
-        if role not in Membership.Role.values:
-            errors.append(f"Unknown role “{role}” for {user.email}.")
-        if user.pk in seen:
-            errors.append(f"{user.email} is listed twice.")
-        seen.add(user.pk)
-        errors += membership_user_errors(user)
+    errors = _added_user_errors(add)
     current = {
         m.pk: m
         for m in Membership.objects.filter(organization=org).select_related("user").order_by("pk")

@@ -17,6 +17,7 @@ HEADER_TEXT_MAX = 500  # characters of people's text put into a response header
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _ASCII_DIGITS = re.compile(r"[0-9]+")
+_EMAIL_SPLIT = re.compile(r"[\s,;]+")
 
 
 class InputError(ValueError):
@@ -52,6 +53,15 @@ def parse_whole(value: object, *, label: str, low: int, high: int) -> int:
 def parse_id(value: object, *, label: str = "The id") -> int:
     """A database id: 1 … 2**63 − 1, ASCII digits."""
     return parse_whole(value, label=label, low=1, high=MAX_ID)
+
+
+def parse_email_list(text: str) -> list[str]:
+    """Emails separated by new lines, commas, semicolons or spaces; lower-cased, de-duplicated."""
+    seen: dict[str, None] = {}
+    for item in _EMAIL_SPLIT.split(text or ""):
+        if item.strip():
+            seen.setdefault(item.strip().lower(), None)
+    return list(seen)
 
 
 def header_text(text: str, limit: int = HEADER_TEXT_MAX) -> str:

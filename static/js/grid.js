@@ -3,13 +3,8 @@
 (function () {
   "use strict";
 
-  // 422 answers carry the cell editor with its error: swap them like a success.
-  htmx.config.responseHandling = [
-    { code: "204", swap: false },
-    { code: "[23]..", swap: true },
-    { code: "422", swap: true, error: false },
-    { code: "[45]..", swap: false, error: true },
-  ];
+  // A 422 answer (the cell editor with its error) swaps like a success: base.html's
+  // htmx-config says so for every page.
 
   const announcer = () => document.getElementById("announcer");
   function announce(text) {

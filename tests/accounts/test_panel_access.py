@@ -41,9 +41,8 @@ def test_someone_outside_any_organization_is_refused(client, sam, name):
 
 
 @panel_page
-def test_an_admin_of_an_active_organization_gets_the_page(client, alice, name):
-    client.force_login(alice)
-    response = client.get(reverse(name))
+def test_an_admin_of_an_active_organization_gets_the_page(alice_client, name):
+    response = alice_client.get(reverse(name))
     assert response.status_code == 200
     assert f"<h1>{PANEL_PAGES[name]}</h1>" in response.content.decode()
 
@@ -68,9 +67,8 @@ def test_an_admin_of_a_suspended_organization_is_told_it_is_suspended(
     assert "This enterprise account is suspended" in response.content.decode()
 
 
-def test_the_panel_root_leads_to_user_management(client, alice):
-    client.force_login(alice)
-    response = client.get(reverse("tokens:panel"))
+def test_the_panel_root_leads_to_user_management(alice_client):
+    response = alice_client.get(reverse("tokens:panel"))
     assert response.status_code in (301, 302)
     assert response.url == reverse("tokens:users")
 
@@ -98,9 +96,8 @@ def test_the_home_page_asks_anonymous_visitors_to_log_in(client):
     assert response.url.startswith(reverse("accounts:login"))
 
 
-def test_the_account_menu_offers_the_admin_panel_to_an_admin(client, alice):
-    client.force_login(alice)
-    content = client.get(reverse("member:home")).content.decode()
+def test_the_account_menu_offers_the_admin_panel_to_an_admin(alice_client):
+    content = alice_client.get(reverse("member:home")).content.decode()
     assert f'<a href="{reverse("tokens:users")}">Admin Panel</a>' in content
 
 

@@ -18,7 +18,15 @@ from asksage_admin.lib.months import current_month
 from audit.models import AuditLog
 from tests.factories import UserFactory
 from tokens.management.commands.seed_demo import PASSWORD
-from tokens.models import BLOCK, DailyUsage, MonthlyUsage, OrgDailyUsage, Purchase, UsageEvent
+from tokens.models import (
+    BLOCK,
+    DailyUsage,
+    MonthlyUsage,
+    OrgDailyUsage,
+    Purchase,
+    TokenRequest,
+    UsageEvent,
+)
 from tokens.rollup import rollup_mismatches
 from tokens.selectors import allocated, pools
 
@@ -122,10 +130,6 @@ class TestSeedDemo:
         assert_usage_within_each_max()
 
     def test_daily_rollups_add_up_to_the_usage_events(self):
-        from django.db.models import Sum
-
-        from tokens.models import DailyUsage
-
         assert (
             DailyUsage.objects.aggregate(t=Sum("tokens"))["t"]
             == (UsageEvent.objects.aggregate(t=Sum("tokens"))["t"])
@@ -137,15 +141,11 @@ class TestSeedDemo:
         assert rollup_mismatches(against="daily") == []
 
     def test_there_are_pending_token_requests_to_decide(self):
-        from tokens.models import TokenRequest
-
         pending = TokenRequest.objects.filter(status="pending")
         assert pending.filter(organization__slug="department-of-demos").count() >= 3
         assert TokenRequest.objects.exclude(status="pending").exists()
 
     def test_the_audit_chain_of_the_seeded_rows_is_intact(self):
-        from django.core.management import call_command
-
         out = StringIO()
         call_command("verify_audit", stdout=out)
         assert "intact" in out.getvalue() and "broken" not in out.getvalue().lower()
@@ -181,10 +181,6 @@ class TestSeedScale:
         assert "30 users, 200 usage events" in output
 
     def test_its_daily_rollups_add_up_to_its_events(self):
-        from django.db.models import Sum
-
-        from tokens.models import DailyUsage
-
         seed("seed_scale", "--users", "30", "--events", "200")
         daily = DailyUsage.objects.aggregate(t=Sum("tokens"), n=Sum("events"))
         events = UsageEvent.objects.aggregate(t=Sum("tokens"))

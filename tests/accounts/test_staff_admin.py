@@ -1,65 +1,32 @@
 """The sales admin at /staff/: provisioning form, organizations, inlines, users, read-only logs."""
 
 import pytest
-from django import forms
 from django.urls import reverse
 
 from accounts.models import Membership, Organization, User
-from asksage_admin.lib.months import current_month
 from audit.models import AuditLog
+from tests.accounts.staff_forms import (
+    NEW_PASSWORD,
+    ORG_LIST_URL,
+    PROVISION_URL,
+    add_inline_row,
+    add_purchase_row,
+    change_url,
+    form_data,
+    org_url,
+    password_url,
+    post_password,
+    provision_data,
+)
 from tests.factories import MembershipFactory, OrganizationFactory, PurchaseFactory, UserFactory
 from tokens.models import Purchase
 
 pytestmark = pytest.mark.django_db
 
-PROVISION_URL = reverse("admin:accounts_organization_add")
-ORG_LIST_URL = reverse("admin:accounts_organization_changelist")
-
-
-@pytest.fixture
-def staff_client(client, sam):
-    client.force_login(sam)
-    return client
-
 
 @pytest.fixture
 def newcomers(db):
     return [UserFactory(email=f"{name}@example.com") for name in ("nina", "omar", "pia")]
-
-
-def org_url(org: Organization) -> str:
-    return reverse("admin:accounts_organization_change", args=[org.pk])
-
-
-def form_data(response) -> dict:
-    """What the browser would post back, unchanged, for an admin change page."""
-    data = {}
-
-    def add(form):
-        for name, field in form.fields.items():
-            value = form[name].value()
-            key = form.add_prefix(name)
-            if isinstance(field, forms.BooleanField):
-                if value:
-                    data[key] = "on"
-            elif isinstance(field, forms.MultipleChoiceField | forms.ModelMultipleChoiceField):
-                data[key] = [str(getattr(v, "pk", v)) for v in value or []]
-            elif value is not None:
-                data[key] = str(getattr(value, "pk", value))
-
-    add(response.context["adminform"].form)
-    for inline in response.context["inline_admin_formsets"]:
-        add(inline.formset.management_form)
-        for form in inline.formset.initial_forms:
-            add(form)
-    return data
-
-
-def add_inline_row(data: dict, prefix: str, **fields) -> dict:
-    index = int(data[f"{prefix}-TOTAL_FORMS"])
-    data[f"{prefix}-TOTAL_FORMS"] = str(index + 1)
-    data.update({f"{prefix}-{index}-{name}": value for name, value in fields.items()})
-    return data
 
 
 def row_index(data: dict, prefix: str, user: User) -> int:
@@ -106,8 +73,8 @@ def test_the_change_pages_load(staff_client, sam, alice, bob):
 
     for url in [
         org_url(org),
-        reverse("admin:accounts_user_change", args=[bob.pk]),
-        reverse("admin:auth_user_password_change", args=[bob.pk]),
+        change_url(bob),
+        password_url(bob),
         reverse("admin:audit_auditlog_change", args=[AuditLog.objects.get().pk]),
         reverse("admin:tokens_purchase_change", args=[Purchase.objects.first().pk]),
     ]:
@@ -123,20 +90,6 @@ def test_sales_staff_without_superuser_rights_can_run_the_admin(client, sales, a
 
 
 # --- Provisioning -------------------------------------------------------------------------
-
-
-def provision_data(**overrides) -> dict:
-    return {
-        "name": "Newco",
-        "billing_address": "2 Harbour Road",
-        "user_emails": "omar@example.com\npia@example.com",
-        "admin_emails": "nina@example.com",
-        "inference_tokens": "2M",
-        "embedding_tokens": "",
-        "start_month": current_month().strftime("%Y-%m"),
-        "payment_reference": "INV-7",
-        **overrides,
-    }
 
 
 def test_provisioning_creates_the_account_and_opens_its_page(staff_client, newcomers):
@@ -272,14 +225,7 @@ def test_the_status_cannot_be_changed_from_the_form(staff_client, alice, bob):
 def test_a_purchase_is_recorded_from_the_organization_page(staff_client, sam, alice, bob):
     org = alice.membership.organization
     data = form_data(staff_client.get(org_url(org)))
-    add_inline_row(
-        data,
-        "purchases-2",
-        kind="inference",
-        tokens_per_month="2M",
-        start_month="2031-01",
-        payment_reference="INV-9",
-    )
+    add_purchase_row(data, payment_reference="INV-9")
 
     assert staff_client.post(org_url(org), data).status_code == 302
 
@@ -291,9 +237,7 @@ def test_a_purchase_is_recorded_from_the_organization_page(staff_client, sam, al
 def test_the_purchase_inline_refuses_amounts_not_in_2m_blocks(staff_client, alice, bob):
     org = alice.membership.organization
     data = form_data(staff_client.get(org_url(org)))
-    add_inline_row(
-        data, "purchases-2", kind="inference", tokens_per_month="2,500,000", start_month="2031-01"
-    )
+    add_purchase_row(data, tokens_per_month="2,500,000")
 
     response = staff_client.post(org_url(org), data)
 
@@ -433,7 +377,7 @@ def test_staff_create_a_user_with_email_name_and_password(staff_client, sam):
 
     zoe = User.objects.get(email="zoe@example.com")
     assert response.status_code == 302
-    assert response.url == reverse("admin:accounts_user_change", args=[zoe.pk])
+    assert response.url == change_url(zoe)
     assert zoe.check_password("a-long-unusual-passphrase")
     assert zoe.terms_accepted_at is None
     assert AuditLog.objects.get(action="user.created").actor == sam
@@ -456,7 +400,7 @@ def test_a_duplicate_email_is_refused_when_creating_a_user(staff_client, bob):
 
 
 def test_banning_and_unpaying_a_user_go_through_the_audited_service(staff_client, sam, bob):
-    url = reverse("admin:accounts_user_change", args=[bob.pk])
+    url = change_url(bob)
     data = form_data(staff_client.get(url))
     data.pop("is_paid")
     data.update(is_banned="on", name="Robert Member")
@@ -471,7 +415,7 @@ def test_banning_and_unpaying_a_user_go_through_the_audited_service(staff_client
 
 
 def test_staff_cannot_ban_themselves(staff_client, sam):
-    url = reverse("admin:accounts_user_change", args=[sam.pk])
+    url = change_url(sam)
     data = form_data(staff_client.get(url))
     data["is_banned"] = "on"
 
@@ -484,7 +428,7 @@ def test_staff_cannot_ban_themselves(staff_client, sam):
 
 def test_staff_who_are_not_superusers_cannot_grant_staff_access(client, sales, bob):
     client.force_login(sales)
-    url = reverse("admin:accounts_user_change", args=[bob.pk])
+    url = change_url(bob)
     data = form_data(client.get(url))
     data["is_staff"] = "on"
 
@@ -496,20 +440,11 @@ def test_staff_who_are_not_superusers_cannot_grant_staff_access(client, sales, b
 
 
 def test_a_password_set_by_staff_is_audited(staff_client, sam, bob):
-    url = reverse("admin:auth_user_password_change", args=[bob.pk])
-
-    response = staff_client.post(
-        url,
-        {
-            "password1": "another-long-passphrase",
-            "password2": "another-long-passphrase",
-            "usable_password": "true",
-        },
-    )
+    response = post_password(staff_client, bob)
 
     assert response.status_code == 302
     bob.refresh_from_db()
-    assert bob.check_password("another-long-passphrase")
+    assert bob.check_password(NEW_PASSWORD)
     assert AuditLog.objects.get(action="user.password").actor == sam
 
 

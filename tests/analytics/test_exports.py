@@ -1,31 +1,15 @@
 """CSV exports: streamed, named after the organization, safe in Excel, audited, tenant-scoped."""
 
-import csv
 import datetime as dt
-import io
 
 import pytest
-from django.http import StreamingHttpResponse
-from django.urls import reverse
 from django.utils import timezone
 
 from analytics.exports import neutralise
 from audit.models import AuditLog
 from audit.services import audit_record
+from tests.analytics.downloads import download_csv, export_url
 from tests.factories import DailyUsageFactory, MonthlyUsageFactory, UsageEventFactory, utc_today
-
-
-def url(what: str) -> str:
-    return reverse("analytics:export", args=[what])
-
-
-def download(client, what: str, query: dict | None = None):
-    response = client.get(url(what), query or {})
-    assert response.status_code == 200, response.content
-    assert isinstance(response, StreamingHttpResponse)
-    body = b"".join(response.streaming_content)
-    assert body.startswith(b"\xef\xbb\xbf")  # the BOM Excel needs to read UTF-8
-    return response, list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
 
 
 @pytest.fixture
@@ -45,7 +29,7 @@ def usage(org_a, org_b, bob, dave):
 
 
 def test_the_usage_events_export_streams_the_period_with_a_dated_name(alice_client, usage):
-    response, rows = download(alice_client, "usage-events")
+    response, rows = download_csv(alice_client, "usage-events")
 
     today = utc_today()
     assert response["Content-Disposition"] == (
@@ -58,7 +42,7 @@ def test_the_usage_events_export_streams_the_period_with_a_dated_name(alice_clie
 
 def test_a_custom_range_includes_both_ends_and_neutralises_formulas(alice_client, usage):
     start = (utc_today() - dt.timedelta(days=60)).isoformat()
-    _, rows = download(
+    _, rows = download_csv(
         alice_client, "usage-events", {"range": "custom", "start": start, "end": utc_today()}
     )
 
@@ -66,7 +50,7 @@ def test_a_custom_range_includes_both_ends_and_neutralises_formulas(alice_client
 
 
 def test_daily_usage_per_user(alice_client, usage):
-    _, rows = download(alice_client, "daily-usage", {"range": "7"})
+    _, rows = download_csv(alice_client, "daily-usage", {"range": "7"})
 
     assert rows[0][:3] == ["Day", "User email", "User name"]
     assert rows[1:] == [
@@ -86,9 +70,9 @@ def test_the_user_table_export_applies_the_current_filters(alice_client, alice, 
     member(user__name="=cmd|' /C calc'!A0", user__email="evil@example.com")
     MonthlyUsageFactory(organization=org_a, user=bob, used=190_000)
 
-    _, everyone = download(alice_client, "users")
-    _, near = download(alice_client, "users", {"near_limit": "on"})
-    _, admins = download(alice_client, "users", {"role": "admin", "q": "ali"})
+    _, everyone = download_csv(alice_client, "users")
+    _, near = download_csv(alice_client, "users", {"near_limit": "on"})
+    _, admins = download_csv(alice_client, "users", {"role": "admin", "q": "ali"})
 
     assert [r[0] for r in everyone[1:]] == ["'=cmd|' /C calc'!A0", "Alice Admin", "Bob Member"]
     assert [r[1] for r in near[1:]] == ["bob@example.com"]
@@ -103,7 +87,7 @@ def test_the_activity_export_applies_the_filters_and_only_the_organizations_rows
     audit("user.banned", target_user=bob)
     audit_record(action="user.banned", organization=org_b, actor=carol)
 
-    _, rows = download(alice_client, "activity", {"action": "allocation"})
+    _, rows = download_csv(alice_client, "activity", {"action": "allocation"})
 
     assert [r[3] for r in rows[1:]] == ["allocation.changed"]
     assert rows[1][9] == '{"details_note": "+SUM(A1)"}'
@@ -117,13 +101,13 @@ def test_token_requests_export(alice_client, bob, org_a):
         organization=org_a, user=bob, kind="inference", amount=5000, reason="@work", current_max=1
     )
 
-    _, rows = download(alice_client, "token-requests")
+    _, rows = download_csv(alice_client, "token-requests")
 
     assert rows[1][1:5] == ["bob@example.com", "inference", "5000", "'@work"]
 
 
 def test_every_export_is_audited(alice_client, alice, org_a, usage):
-    download(alice_client, "daily-usage", {"range": "90"})
+    download_csv(alice_client, "daily-usage", {"range": "90"})
 
     entry = AuditLog.objects.get(action="export.csv")
     assert (entry.organization, entry.actor, entry.new_value) == (org_a, alice, "daily-usage")
@@ -148,7 +132,7 @@ def test_every_export_is_audited(alice_client, alice, org_a, usage):
 def test_bad_queries_answer_400_saying_why_and_audit_nothing(
     alice_client, usage, what, query, message
 ):
-    response = alice_client.get(url(what), query)
+    response = alice_client.get(export_url(what), query)
 
     assert response.status_code == 400
     assert message in response.content.decode()
@@ -158,7 +142,7 @@ def test_bad_queries_answer_400_saying_why_and_audit_nothing(
 def test_unknown_parameters_are_ignored_and_another_orgs_ids_change_nothing(
     alice_client, usage, org_b, dave
 ):
-    _, rows = download(
+    _, rows = download_csv(
         alice_client, "usage-events", {"organization": org_b.pk, "user": dave.pk, "x": "1"}
     )
 
@@ -166,12 +150,12 @@ def test_unknown_parameters_are_ignored_and_another_orgs_ids_change_nothing(
 
 
 def test_an_unknown_export_is_404(alice_client):
-    assert alice_client.get(url("passwords")).status_code == 404
+    assert alice_client.get(export_url("passwords")).status_code == 404
 
 
 def test_carol_downloads_only_her_organizations_rows(carol_client, usage):
-    _, rows = download(carol_client, "usage-events")
-    response, daily = download(carol_client, "daily-usage")
+    _, rows = download_csv(carol_client, "usage-events")
+    response, daily = download_csv(carol_client, "daily-usage")
 
     assert [r[1] for r in rows[1:]] == ["dave@example.com"]
     assert [r[1] for r in daily[1:]] == ["dave@example.com"]
@@ -180,7 +164,7 @@ def test_carol_downloads_only_her_organizations_rows(carol_client, usage):
 
 def test_members_cannot_export(bob_client, usage):
     for what in ["users", "usage-events", "daily-usage", "activity"]:
-        assert bob_client.get(url(what)).status_code == 403
+        assert bob_client.get(export_url(what)).status_code == 403
 
 
 def test_an_export_of_many_rows_streams_in_chunks_with_a_constant_query_count(
@@ -201,7 +185,7 @@ def test_an_export_of_many_rows_streams_in_chunks_with_a_constant_query_count(
         for n in range(4500)
     )
     with django_assert_max_num_queries(16):
-        response = alice_client.get(url("daily-usage"))
+        response = alice_client.get(export_url("daily-usage"))
         chunks = list(response.streaming_content)
 
     assert len(chunks) >= 2  # the header, then blocks of rows as they come
@@ -236,7 +220,7 @@ def test_negative_numbers_in_the_activity_export_stay_numbers(alice_client, audi
     """Activity values are stored as text: a reclaimed -750000 came out as "'-750000"."""
     audit(target_user=bob, column="max_inference_tokens", old=-750_000, new="=HYPERLINK(1)")
 
-    _, rows = download(alice_client, "activity", {})
+    _, rows = download_csv(alice_client, "activity", {})
 
     header, *body = rows
     row = dict(zip(header, next(r for r in body if "max_inference_tokens" in r), strict=True))

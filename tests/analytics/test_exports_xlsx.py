@@ -6,11 +6,11 @@ import io
 import openpyxl
 import pytest
 import time_machine
-from django.http import StreamingHttpResponse
 from django.urls import reverse
 
 from analytics import exports
 from audit.models import AuditLog
+from tests.analytics.downloads import download_xlsx, export_url, first_sheet, stream
 from tests.factories import DailyUsageFactory, MonthlyUsageFactory, UsageEventFactory
 
 NOW = dt.datetime(2026, 3, 16, 10, 30, tzinfo=dt.UTC)
@@ -21,19 +21,6 @@ TODAY = NOW.date()
 def clock():
     with time_machine.travel(NOW, tick=False):
         yield
-
-
-def url(what: str) -> str:
-    return reverse("analytics:export_xlsx", args=[what])
-
-
-def download(client, what: str, query: dict | None = None):
-    response = client.get(url(what), query or {})
-    assert response.status_code == 200, response.content
-    assert isinstance(response, StreamingHttpResponse)
-    body = b"".join(response.streaming_content)
-    book = openpyxl.load_workbook(io.BytesIO(body))
-    return response, [list(row) for row in book.worksheets[0].iter_rows(values_only=True)]
 
 
 @pytest.fixture
@@ -51,7 +38,7 @@ def usage(org_a, org_b, bob, dave):
 
 
 def test_the_usage_events_xlsx_has_typed_cells_and_formulas_as_plain_text(alice_client, usage):
-    response, rows = download(alice_client, "usage-events", {"range": "7"})
+    response, rows = download_xlsx(alice_client, "usage-events", {"range": "7"})
 
     assert response["Content-Type"] == exports.XLSX_TYPE
     assert response["Content-Disposition"] == (
@@ -64,15 +51,14 @@ def test_the_usage_events_xlsx_has_typed_cells_and_formulas_as_plain_text(alice_
 
 
 def test_a_formula_in_a_text_cell_is_stored_as_a_string_never_a_formula(alice_client, usage):
-    response = alice_client.get(url("usage-events"), {"range": "7"})
-    book = openpyxl.load_workbook(io.BytesIO(b"".join(response.streaming_content)))
-    cell = book.worksheets[0]["D2"]
+    _, body = stream(alice_client, "usage-events", {"range": "7"}, xlsx=True)
+    cell = first_sheet(body)["D2"]
 
     assert (cell.value, cell.data_type) == ("=HYPERLINK(1)", "s")
 
 
 def test_the_daily_usage_xlsx_has_dates_as_dates_and_numbers_as_numbers(alice_client, usage):
-    _, rows = download(alice_client, "daily-usage", {"range": "7"})
+    _, rows = download_xlsx(alice_client, "daily-usage", {"range": "7"})
 
     assert rows[1] == [
         dt.datetime(2026, 3, 16),
@@ -88,7 +74,7 @@ def test_the_daily_usage_xlsx_has_dates_as_dates_and_numbers_as_numbers(alice_cl
 def test_the_users_xlsx_types_flags_counts_and_an_empty_last_login(alice_client, bob, org_a):
     MonthlyUsageFactory(organization=org_a, user=bob, used=190_000)
 
-    _, rows = download(alice_client, "users", {"q": "bob"})
+    _, rows = download_xlsx(alice_client, "users", {"q": "bob"})
 
     assert rows[0][-1] == "Last login (UTC)"
     assert rows[1][:7] == ["Bob Member", "bob@example.com", "member", "yes", "no", 200_000, 190_000]
@@ -98,7 +84,7 @@ def test_the_users_xlsx_types_flags_counts_and_an_empty_last_login(alice_client,
 def test_negative_audit_values_are_numbers_and_details_are_text(alice_client, audit, bob):
     audit(target_user=bob, column="max_inference_tokens", old=-750_000, new="=1+1", note="+x")
 
-    _, rows = download(alice_client, "activity", {"action": "allocation"})
+    _, rows = download_xlsx(alice_client, "activity", {"action": "allocation"})
 
     assert rows[1][6:8] == [-750_000, "=1+1"]
     assert rows[1][9] == '{"note": "+x"}'
@@ -107,18 +93,20 @@ def test_negative_audit_values_are_numbers_and_details_are_text(alice_client, au
 
 
 def test_carol_downloads_only_her_organizations_rows_as_xlsx(carol_client, usage):
-    _, rows = download(carol_client, "usage-events", {"range": "7"})
+    _, rows = download_xlsx(carol_client, "usage-events", {"range": "7"})
 
     assert [r[1] for r in rows[1:]] == ["dave@example.com"]
     assert rows[1][4] == 999
 
 
 def test_members_cannot_export_xlsx(bob_client, usage):
-    assert bob_client.get(url("usage-events")).status_code == 403
+    assert bob_client.get(export_url("usage-events", xlsx=True)).status_code == 403
 
 
 def test_a_bad_query_answers_400_in_words_for_xlsx_too(alice_client, usage):
-    response = alice_client.get(url("usage-events"), {"range": "custom", "start": "soon"})
+    response = alice_client.get(
+        export_url("usage-events", xlsx=True), {"range": "custom", "start": "soon"}
+    )
 
     assert response.status_code == 400
     assert "Cannot export usage-events" in response.content.decode()
@@ -126,7 +114,7 @@ def test_a_bad_query_answers_400_in_words_for_xlsx_too(alice_client, usage):
 
 
 def test_every_xlsx_export_is_audited_with_its_format(alice_client, alice, org_a, usage):
-    download(alice_client, "daily-usage", {"range": "90"})
+    download_xlsx(alice_client, "daily-usage", {"range": "90"})
 
     entry = AuditLog.objects.get(action="export.csv")
     assert (entry.organization, entry.actor, entry.new_value) == (org_a, alice, "daily-usage")

@@ -6,11 +6,16 @@ import datetime as dt
 import pytest
 from django.urls import reverse
 
-from accounts.models import Membership
 from analytics import charts
 from analytics.selectors import statistics as statistics_selectors
 from asksage_admin.lib.months import add_months, current_month
-from tests.factories import DailyUsageFactory, MembershipFactory, MonthlyUsageFactory, utc_today
+from tests.factories import (
+    DailyUsageFactory,
+    MembershipFactory,
+    MonthlyUsageFactory,
+    set_max,
+    utc_today,
+)
 from tokens.models import OrgDailyUsage
 
 URL = reverse("analytics:statistics")
@@ -23,7 +28,7 @@ def month_end(day: dt.date) -> dt.date:
 @pytest.fixture
 def usage(org_a, org_b, bob, alice, dave):
     today = utc_today()
-    Membership.objects.filter(user=alice).update(max_inference_tokens=10_000_000)
+    set_max(alice, 10_000_000)
     MonthlyUsageFactory(organization=org_a, user=bob, used=195_000)
     MonthlyUsageFactory(organization=org_a, user=alice, used=3_655_000 - 195_000)
     MonthlyUsageFactory(

@@ -27,7 +27,7 @@ def busy_org(org_a, alice, bob):
         )
     MonthlyUsageFactory(user=bob, organization=org_a, kind="inference", used=150_000)
     request_services.token_request_create(
-        user=bob, kind="inference", raw_amount="1M", reason=LONG_REASON
+        user=bob, kind="inference", amount=1_000_000, reason=LONG_REASON
     )
     return org_a
 

@@ -5,7 +5,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from accounts.models import Membership
+from tests.factories import max_of
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -33,7 +33,7 @@ def test_a_member_asks_and_an_admin_approves_then_sees_the_max_rise(
     expect(table).to_contain_text("300,000")
     admin.get_by_role("button", name="Approve bob@example.com").click()
     expect(admin.get_by_role("status").filter(has_text="Approved 300,000")).to_be_visible()
-    assert Membership.objects.get(user=bob).max_inference_tokens == 500_000
+    assert max_of(bob) == 500_000
 
     admin.goto(f"{live_server.url}/panel/users/")
     cell = admin.get_by_role("button", name=re.compile(r"^Max Inference Tokens for Bob Member:"))
@@ -47,7 +47,7 @@ def test_denying_needs_a_note_and_says_so(page, live_server, login, alice, bob):
     from tokens.services import requests as request_services
 
     request_services.token_request_create(
-        user=bob, kind="inference", raw_amount="1M", reason="More"
+        user=bob, kind="inference", amount=1_000_000, reason="More"
     )
     page.set_viewport_size({"width": 1400, "height": 900})
     login(page, alice)
@@ -64,7 +64,7 @@ def test_the_requests_page_has_no_serious_axe_violations(page, live_server, logi
     from tokens.services import requests as request_services
 
     request_services.token_request_create(
-        user=bob, kind="inference", raw_amount="1M", reason="More"
+        user=bob, kind="inference", amount=1_000_000, reason="More"
     )
     login(page, alice)
     page.goto(f"{live_server.url}/panel/requests/")

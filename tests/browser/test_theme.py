@@ -67,7 +67,7 @@ def test_the_login_page_follows_the_system_theme(page, live_server):
 def lived_in(org_a, alice, bob):
     MonthlyUsageFactory(user=bob, organization=org_a, kind="inference", used=150_000)
     request_services.token_request_create(
-        user=bob, kind="inference", raw_amount="300k", reason="Reports"
+        user=bob, kind="inference", amount=300_000, reason="Reports"
     )
     return org_a
 

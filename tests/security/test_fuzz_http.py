@@ -174,7 +174,7 @@ def test_random_cell_and_bulk_edits_answer_with_words_never_a_500(
         FORM,
         HTTP_HX_REQUEST="true",
     )
-    assert bulk.status_code == 200
+    assert bulk.status_code in {200, 422}  # pending edits made, or a refusal with words
     for response in (cell, bulk):
         assert all(len(f"{k}: {v}".encode()) < HEADER_LINE_LIMIT for k, v in response.items())
 

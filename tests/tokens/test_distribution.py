@@ -9,7 +9,8 @@ from django.utils import timezone
 from accounts.models import Membership
 from asksage_admin.lib.errors import DomainError
 from audit.models import AuditLog
-from tests.factories import MembershipFactory, MonthlyUsageFactory, max_of
+from tests.factories import MembershipFactory, MonthlyUsageFactory, max_of, set_max
+from tokens.forms import PresetForm
 from tokens.models import AllocationBatch, AllocationPolicy, MemberOverride, PurchaseRequest
 from tokens.services import distribution as distribution_services
 from tokens.services import policy as policy_services
@@ -97,17 +98,17 @@ def test_applying_a_preset_sets_the_policy_and_the_org_floors(alice_client, org_
 
 
 def test_a_custom_preset_is_validated(alice, org_a):
-    raw = {
-        "floor_inference": "100k",  # below the platform's 200K
-        "floor_embedding": "0",
-        "ceiling": "50k",
-        "trigger_percent": "101",
-        "cooldown_minutes": "0",
+    given = {
+        "floor_inference": 100_000,  # below the platform's 200K
+        "floor_embedding": 0,
+        "ceiling": 50_000,
+        "trigger_percent": 101,
+        "cooldown_minutes": 0,
         "step_mode": "percent",
-        "step_value": "0",
+        "step_value": 0,
     }
     with pytest.raises(DomainError) as caught:
-        policy_services.policy_apply(admin=alice, org=org_a, preset="custom", raw=raw)
+        policy_services.policy_apply(admin=alice, org=org_a, preset="custom", given=given)
     errors = caught.value.errors
     assert "platform's minimum" in errors["floor_inference"][0]
     assert "from 1 to 100" in errors["trigger_percent"][0]
@@ -116,23 +117,24 @@ def test_a_custom_preset_is_validated(alice, org_a):
 
 
 def test_a_custom_preset_with_ceiling_below_floor_is_refused(alice, org_a):
-    raw = {
-        "floor_inference": "1M",
-        "floor_embedding": "0",
-        "ceiling": "500k",
-        "trigger_percent": "80",
-        "cooldown_minutes": "60",
+    given = {
+        "floor_inference": 1_000_000,
+        "floor_embedding": 0,
+        "ceiling": 500_000,
+        "trigger_percent": 80,
+        "cooldown_minutes": 60,
         "step_mode": "fixed",
-        "step_value": "100k",
+        "step_value": 100_000,
     }
     with pytest.raises(DomainError, match="must be at least the floor"):
-        policy_services.policy_apply(admin=alice, org=org_a, preset="custom", raw=raw)
+        policy_services.policy_apply(admin=alice, org=org_a, preset="custom", given=given)
     org_a.refresh_from_db()
     assert org_a.min_inference_tokens == 200_000
 
 
 def test_a_valid_custom_preset_is_applied(alice, org_a):
-    raw = {
+    typed = {
+        "preset": "custom",
         "floor_inference": "300k",
         "floor_embedding": "0",
         "ceiling": "",
@@ -141,7 +143,11 @@ def test_a_valid_custom_preset_is_applied(alice, org_a):
         "step_mode": "fixed",
         "step_value": "1.5M",
     }
-    policy = policy_services.policy_apply(admin=alice, org=org_a, preset="custom", raw=raw)
+    form = PresetForm(typed)
+    assert form.is_valid(), form.errors
+    policy = policy_services.policy_apply(
+        admin=alice, org=org_a, preset="custom", given=form.settings()
+    )
     assert (policy.ceiling, policy.step_value, policy.cooldown_minutes) == (None, 1_500_000, 15)
 
 
@@ -218,7 +224,7 @@ def test_applying_after_the_allocation_changed_is_refused(alice, org_a, trio):
 def test_set_everyone_to_n_that_would_exceed_the_pool_is_refused(alice, org_a, trio):
     with pytest.raises(DomainError, match="exceed the inference pool by 2,000,000"):
         distribution_services.distribution_apply(
-            admin=alice, org=org_a, kind="inference", action="set", raw_amount="2M"
+            admin=alice, org=org_a, kind="inference", action="set", amount=2_000_000
         )
     assert [max_of(u) for u in trio] == [200_000] * 3
     assert not AllocationBatch.objects.exists()
@@ -236,23 +242,35 @@ def test_the_over_pool_preview_says_it_cannot_be_applied(alice_client, trio):
 def test_top_up_raises_only_those_below_n(alice, org_a, trio):
     Membership.objects.filter(user=trio[2]).update(max_inference_tokens=900_000)
     distribution_services.distribution_apply(
-        admin=alice, org=org_a, kind="inference", action="topup", raw_amount="500k"
+        admin=alice, org=org_a, kind="inference", action="topup", amount=500_000
     )
     assert [max_of(u) for u in trio] == [500_000, 500_000, 900_000]
 
 
 @pytest.mark.parametrize("amount", ["-1", "0", "abc", str(2**53)])
-def test_bad_amounts_for_set_are_refused(alice, org_a, trio, amount):
+def test_bad_amounts_for_set_are_refused(alice_client, trio, amount):
+    # Parsed by the action's form, zero refused by the service: a 422 with words either way.
+    response = alice_client.post(
+        reverse("tokens:distribution_action"),
+        {"kind": "inference", "action": "set", "amount": amount},
+        headers={"HX-Request": "true"},
+    )
+    assert response.status_code == 422
+    assert 'class="message message-error"' in response.content.decode()
+
+
+@pytest.mark.parametrize("amount", [-1, 0, 2**53, None])
+def test_the_plan_refuses_a_missing_or_out_of_range_amount_for_set(alice, org_a, trio, amount):
     with pytest.raises(DomainError):
         distribution_services.distribution_plan(
-            org=org_a, kind="inference", action="set", raw_amount=amount
+            org=org_a, kind="inference", action="set", amount=amount
         )
 
 
 def test_set_below_the_floor_is_refused(alice, org_a, trio):
     with pytest.raises(DomainError, match="the organization's floor"):
         distribution_services.distribution_plan(
-            org=org_a, kind="inference", action="set", raw_amount="100k"
+            org=org_a, kind="inference", action="set", amount=100_000
         )
 
 
@@ -291,7 +309,7 @@ def test_an_override_ceiling_below_its_floor_is_refused(alice, org_a, bob):
             org=org_a,
             membership=bob.membership,
             pinned=False,
-            raw={"floor_inference": "500k", "ceiling_inference": "300k"},
+            bounds={"floor_inference": 500_000, "ceiling_inference": 300_000},
         )
 
 
@@ -312,7 +330,7 @@ def test_reclamation_previews_then_returns_unused_tokens_of_idle_users(alice, or
 
 
 def test_reclamation_skips_recent_members(org_a, bob):
-    Membership.objects.filter(user=bob).update(max_inference_tokens=1_000_000)
+    set_max(bob, 1_000_000)
     assert distribution_services.reclaim_plan(org=org_a, kind="inference", idle_days=30).rows == []
 
 
@@ -324,12 +342,12 @@ def test_alert_and_auto_approval_options_are_validated(alice, org_a):
         policy_services.policy_options_update(
             admin=alice,
             org=org_a,
-            thresholds="80, 150",
-            low_unallocated="-3",
+            thresholds=[80, 150],
+            low_unallocated=-3,
             auto_approve_enabled=True,
-            auto_approve_max="",
-            auto_approve_below_percent="50",
-            reclaim_idle_days="30",
+            auto_approve_max=None,
+            auto_approve_below_percent=50,
+            reclaim_idle_days=30,
         )
     assert {"thresholds", "low_unallocated", "auto_approve_max"} <= set(caught.value.errors)
 
@@ -362,16 +380,26 @@ def test_a_purchase_request_goes_to_sales_in_2m_blocks(alice_client, org_a):
 
 
 @pytest.mark.parametrize("blocks", ["0", "-1", "1.5", "abc", "100000"])
-def test_bad_block_counts_are_refused(alice, org_a, blocks):
+def test_bad_block_counts_are_refused(alice_client, org_a, blocks):
+    response = alice_client.post(
+        reverse("tokens:distribution_purchase_request"), {"kind": "inference", "blocks": blocks}
+    )
+    assert response.status_code == 422
+    assert "blocks of 2,000,000" in response.content.decode()
+    assert not PurchaseRequest.objects.exists()
+
+
+@pytest.mark.parametrize("blocks", [0, -1, 1001, True])
+def test_the_service_refuses_block_counts_out_of_range(alice, org_a, blocks):
     with pytest.raises(DomainError, match="blocks of 2,000,000"):
         purchase_services.purchase_request_create(
-            admin=alice, org=org_a, kind="inference", raw_blocks=blocks, note=""
+            admin=alice, org=org_a, kind="inference", blocks=blocks, note=""
         )
 
 
 def test_fulfilling_a_purchase_request_records_the_purchase(alice, org_a, sam):
     request = purchase_services.purchase_request_create(
-        admin=alice, org=org_a, kind="inference", raw_blocks="2", note=""
+        admin=alice, org=org_a, kind="inference", blocks=2, note=""
     )
     purchase_services.purchase_request_fulfil(actor=sam, purchase_request=request)
     request.refresh_from_db()
@@ -390,7 +418,7 @@ def test_sales_staff_are_emailed_a_purchase_request(
 
     with django_capture_on_commit_callbacks(execute=True):
         purchase_services.purchase_request_create(
-            admin=alice, org=org_a, kind="inference", raw_blocks="1", note="Soon please"
+            admin=alice, org=org_a, kind="inference", blocks=1, note="Soon please"
         )
     assert mail.outbox[-1].to == ["sam@example.com"]
     assert "2,000,000" in mail.outbox[-1].subject and "Soon please" in mail.outbox[-1].body
@@ -435,7 +463,7 @@ def test_a_refused_apply_under_htmx_shows_its_message_and_changes_nothing(
     alice_client, org_a, trio
 ):
     plan = distribution_services.distribution_plan(
-        org=org_a, kind="inference", action="set", raw_amount="2M"
+        org=org_a, kind="inference", action="set", amount=2_000_000
     )
     response = alice_client.post(
         reverse("tokens:distribution_action"),
@@ -448,7 +476,8 @@ def test_a_refused_apply_under_htmx_shows_its_message_and_changes_nothing(
         },
         headers={"HX-Request": "true"},
     )
-    assert response.status_code == 200  # htmx 2 would not swap a 4xx: the body says why
+    # A refusal answers 422 under htmx too; base.html's htmx-config swaps 422 (issue 14, item 5).
+    assert response.status_code == 422
     assert "exceed the inference pool" in response.content.decode()
     assert [max_of(u) for u in trio] == [200_000] * 3
 

@@ -69,7 +69,7 @@ def test_at_most_once_per_cooldown(org_a, bob, preset):
     preset("conservative")  # 4 h cooldown
     use(bob, org_a, 200_000)
     assert auto_increase_services.auto_increase_apply(user=bob, kind="inference") == 250_000
-    Membership.objects.filter(user=bob).update(max_inference_tokens=200_000)
+    set_max(bob, 200_000)
     assert auto_increase_services.auto_increase_apply(user=bob, kind="inference") is None
     MemberOverride.objects.filter(user=bob).update(
         last_increase_inference_at=timezone.now() - dt.timedelta(hours=4, minutes=1)
@@ -102,7 +102,7 @@ def test_nothing_happens_when_the_pool_is_fully_allocated(org_a, bob, alice, pre
 def test_a_pinned_user_is_never_auto_increased(org_a, alice, bob, preset):
     preset("conservative")
     policy_services.member_override_set(
-        admin=alice, org=org_a, membership=bob.membership, pinned=True, raw={}
+        admin=alice, org=org_a, membership=bob.membership, pinned=True, bounds={}
     )
     use(bob, org_a, 200_000)
     assert auto_increase_services.auto_increase_apply(user=bob, kind="inference") is None
@@ -115,7 +115,7 @@ def test_a_users_own_ceiling_caps_their_increase(org_a, alice, bob, preset):
         org=org_a,
         membership=bob.membership,
         pinned=False,
-        raw={"ceiling_inference": "300k"},
+        bounds={"ceiling_inference": 300_000},
     )
     use(bob, org_a, 200_000)
     assert auto_increase_services.auto_increase_apply(user=bob, kind="inference") == 300_000
@@ -219,8 +219,9 @@ def test_usage_crossing_two_thresholds_at_once_sends_one_email_and_records_both(
 ):
     MonthlyUsageFactory(user=bob, organization=org_a, used=192_000)  # 96 %: past 80 and 95
     with django_capture_on_commit_callbacks(execute=True):
-        # Read, check, then under the lock: re-read, one INSERT for both alerts, the audit.
-        with django_assert_max_num_queries(13):
+        # Read, check, then under the lock: re-read, one INSERT for both alerts, the audit,
+        # and the email's outbox row (tokens.mail: it commits with the alert, or not at all).
+        with django_assert_max_num_queries(14):
             auto_increase_services.auto_increase_apply(user=bob, kind="inference")
         auto_increase_services.auto_increase_apply(user=bob, kind="inference")
     assert len(mail.outbox) == 1 and "95 %" in mail.outbox[0].subject
@@ -296,7 +297,7 @@ def test_the_reclaim_command_previews_unless_told_to_apply(org_a, bob, capsys):
 
 def test_sales_see_purchase_requests_and_mark_them_fulfilled(client, sam, alice, org_a):
     request = purchase_services.purchase_request_create(
-        admin=alice, org=org_a, kind="embedding", raw_blocks="1", note="More docs"
+        admin=alice, org=org_a, kind="embedding", blocks=1, note="More docs"
     )
     client.force_login(sam)
     url = reverse("admin:tokens_purchaserequest_changelist")
@@ -342,7 +343,7 @@ def test_a_user_in_cooldown_is_answered_without_the_lock(
     preset("conservative", alert_thresholds=[])
     use(bob, org_a, 200_000)
     assert auto_increase_services.auto_increase_apply(user=bob, kind="inference") == 250_000
-    Membership.objects.filter(user=bob).update(max_inference_tokens=200_000)
+    set_max(bob, 200_000)
     with django_assert_max_num_queries(2):
         assert auto_increase_services.auto_increase_apply(user=bob, kind="inference") is None
 
@@ -355,7 +356,7 @@ def test_the_common_case_costs_one_query(org_a, bob, preset, django_assert_num_q
 
 
 def test_sales_can_read_token_requests_and_policies(client, sam, alice, bob, org_a):
-    request_services.token_request_create(user=bob, kind="inference", raw_amount="1k", reason="Hi")
+    request_services.token_request_create(user=bob, kind="inference", amount=1_000, reason="Hi")
     policy_services.policy_apply(admin=alice, org=org_a, preset="standard")
     client.force_login(sam)
     assert (
@@ -385,19 +386,18 @@ def pinned_bob(org_a, alice, bob):
         org=org_a,
         membership=bob.membership,
         pinned=True,
-        raw={"ceiling_inference": "300k"},
+        bounds={"ceiling_inference": 300_000},
     )
     return bob
 
 
 def test_an_admin_removes_an_override_from_the_page_and_it_is_audited(
-    client, alice, pinned_bob, org_a
+    alice_client, alice, pinned_bob, org_a
 ):
-    client.force_login(alice)
     url = reverse("tokens:distribution_override_remove", args=[pinned_bob.pk])
-    assert url in client.get(reverse("tokens:distribution")).content.decode()
+    assert url in alice_client.get(reverse("tokens:distribution")).content.decode()
 
-    response = client.post(url, headers={"HX-Request": "true"})
+    response = alice_client.post(url, headers={"HX-Request": "true"})
 
     assert response.status_code == 200
     assert "Removed the override for bob@example.com" in response.content.decode()
@@ -408,11 +408,10 @@ def test_an_admin_removes_an_override_from_the_page_and_it_is_audited(
     assert row.details["changes"]["ceiling_inference"] == ["300000", "None"]
 
 
-def test_removing_an_override_that_is_gone_says_so_and_changes_nothing(client, alice, bob):
-    client.force_login(alice)
+def test_removing_an_override_that_is_gone_says_so_and_changes_nothing(alice_client, bob):
     url = reverse("tokens:distribution_override_remove", args=[bob.pk])
 
-    response = client.post(url)
+    response = alice_client.post(url)
 
     assert response.status_code == 422
     assert "no override" in response.content.decode()

@@ -70,7 +70,7 @@ def test_a_failure_in_the_middle_of_an_approval_leaves_nothing_half_written(alic
     from tokens.models import TokenRequest
 
     request = request_services.token_request_create(
-        user=bob, kind="inference", raw_amount="300k", reason="Quarterly reports"
+        user=bob, kind="inference", amount=300_000, reason="Quarterly reports"
     )
     with (
         mock.patch("tokens.services.requests.audit_record", side_effect=OperationalError("gone")),
@@ -92,7 +92,7 @@ def test_a_failure_in_the_middle_of_a_distribution_action_applies_nothing(alice,
         pytest.raises(RuntimeError),
     ):
         distribution_services.distribution_apply(
-            admin=alice, org=org_a, kind="inference", action="set", raw_amount="1M"
+            admin=alice, org=org_a, kind="inference", action="set", amount=1_000_000
         )
     assert values() == [200_000, 200_000]
     assert not AllocationBatch.objects.exists()

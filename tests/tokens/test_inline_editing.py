@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from accounts.models import Membership
 from audit.models import AuditLog
-from tests.factories import MembershipFactory, PurchaseFactory, max_of
+from tests.factories import MembershipFactory, PurchaseFactory, max_of, set_max
 from tokens.models import AllocationBatch, PendingEdit
 from tokens.selectors import pending_summary
 from tokens.services import allocations as allocation_services
@@ -303,7 +303,7 @@ def test_undo_after_someone_else_changed_the_cell_is_refused(alice_client, alice
     edit(alice_client, bob, "300k")
     alice_client.post(save_url(), headers=HX)
     batch = AllocationBatch.objects.get()
-    Membership.objects.filter(user=bob).update(max_inference_tokens=500_000)
+    set_max(bob, 500_000)
     response = alice_client.post(reverse("tokens:batch_undo", args=[batch.id]), headers=HX)
     assert "Undo refused" in response.content.decode()
     assert max_of(bob) == 500_000
@@ -333,7 +333,7 @@ def test_bulk_set_creates_pending_edits_for_the_selected_rows(alice_client, alic
 
 
 def test_bulk_top_up_only_touches_rows_below_the_amount(alice_client, alice, bob):
-    Membership.objects.filter(user=alice).update(max_inference_tokens=900_000)
+    set_max(alice, 900_000)
     alice_client.post(
         reverse("tokens:bulk"),
         {"users": [bob.pk, alice.pk], "column": INF, "mode": "topup", "amount": "500k"},

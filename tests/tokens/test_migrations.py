@@ -17,16 +17,6 @@ from tokens.rollup import rollup_mismatches
 backfill = importlib.import_module("tokens.migrations.0009_usage_event_balance_backfill")
 
 
-@pytest.fixture
-def back_to_latest():
-    """Migrates the test database forward to the latest migrations after the test, which
-    left it at an older one: the tests after it need today's schema."""
-    yield
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(executor.loader.graph.leaf_nodes())
-
-
 def test_legacy_events_with_a_key_get_the_balance_their_retry_was_answered_with(bob, org_a):
     MonthlyUsageFactory(organization=org_a, user=bob, used=7_000)
     last_month = current_month() - dt.timedelta(days=1)
@@ -52,9 +42,20 @@ def test_legacy_events_with_a_key_get_the_balance_their_retry_was_answered_with(
     assert UsageEvent.objects.get(pk=keyless.pk).max_after is None
 
 
+@pytest.fixture
+def back_to_latest():
+    """A test that migrates back leaves the database at today's migrations for the next tests
+    (stopping at the migration it tests left the later ones' tables missing)."""
+    yield
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.usefixtures("back_to_latest")
-def test_keying_the_usage_rollups_by_organization_keeps_every_row(org_a, org_b, bob):
+def test_keying_the_usage_rollups_by_organization_keeps_every_row(
+    org_a, org_b, bob, back_to_latest
+):
     """0010 widens the rollups' unique keys to the organization: existing rows keep their data,
     and a member moved to another organization gets a row of their own there."""
     before = [("tokens", "0009_usage_event_balance_backfill")]
@@ -104,11 +105,11 @@ def test_keying_the_usage_rollups_by_organization_keeps_every_row(org_a, org_b, 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("back_to_latest")
 def test_the_organization_rollup_is_backfilled_from_the_daily_rows(org_a, org_b, bob, alice, dave):
-    """0014 sums the existing DailyUsage over users per organization, day, kind and model."""
-    before = [("tokens", "0013_org_daily_usage_rollup")]
-    after = [("tokens", "0014_org_daily_usage_backfill")]
+    """0016 sums the existing DailyUsage over users per organization, day, kind and model."""
+    before = [("tokens", "0015_org_daily_usage_rollup")]
+    after = [("tokens", "0016_org_daily_usage_backfill")]
     executor = MigrationExecutor(connection)
-    executor.migrate([("tokens", "0012_token_request_cancelled")])
+    executor.migrate([("tokens", "0014_staff_see_background_work")])
     executor = MigrationExecutor(connection)
     executor.loader.build_graph()
     executor.migrate(before)

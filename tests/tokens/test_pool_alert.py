@@ -10,8 +10,9 @@ import time_machine
 from django.core import mail
 
 from accounts.models import Membership
+from asksage_admin.lib.amounts import parse_tokens
 from audit.models import AuditLog
-from tests.factories import PurchaseFactory, UserFactory
+from tests.factories import PurchaseFactory, UserFactory, set_max
 from tokens import organizations
 from tokens.models import AlertSent, AllocationPolicy
 from tokens.services import allocations as allocation_services
@@ -36,12 +37,13 @@ def alert_at(org_a):
 
 
 def edit(admin, org, user, value: str) -> None:
+    """Confirm a cell as typed (parsed as the cell's form does)."""
     allocation_services.pending_edit_set(
         admin=admin,
         org=org,
         membership=Membership.objects.get(user=user),
         column="max_inference_tokens",
-        raw_value=value,
+        value=parse_tokens(value),
     )
 
 
@@ -101,7 +103,7 @@ def test_a_table_save_that_stays_above_the_alert_sends_nothing(
 def test_an_undo_that_drops_the_pool_below_the_alert_emails_the_admins(
     alice, bob, org_a, alert_at, django_capture_on_commit_callbacks
 ):
-    Membership.objects.filter(user=bob).update(max_inference_tokens=1_000_000)  # 2.8M free
+    set_max(bob, 1_000_000)  # 2.8M free
     alert_at(3_000_000)
     edit(alice, org_a, bob, "200k")  # gives 800,000 back: 3.6M, above the alert
     with django_capture_on_commit_callbacks(execute=True):
@@ -135,7 +137,7 @@ def test_the_periodic_run_alerts_when_a_purchase_that_ended_shrinks_the_pool(
     alice, bob, org_a, alert_at, django_capture_on_commit_callbacks
 ):
     """A purchase ending lowers the pool at the month's turn, with no write: the cron sees it."""
-    Membership.objects.filter(user=bob).update(max_inference_tokens=2_200_000)
+    set_max(bob, 2_200_000)
     alert_at(2_000_000)
     march = dt.date(2026, 3, 1)
     PurchaseFactory(organization=org_a, start_month=march, end_month=march)  # +2M in March

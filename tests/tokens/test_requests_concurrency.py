@@ -6,61 +6,68 @@ the database lock does. Either way the second admin is refused and nothing is gr
 
 import pytest
 
-from accounts.models import Membership
 from tests.concurrency import run_together
-from tests.factories import MembershipFactory
+from tests.factories import MembershipFactory, max_of
 from tokens.models import AllocationBatch
 from tokens.services import requests as request_services
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_two_admins_approving_the_same_request_at_once_grant_it_once(org_a, alice, bob):
-    admin2 = MembershipFactory(organization=org_a, role="admin").user
-    request = request_services.token_request_create(
-        user=bob, kind="inference", raw_amount="500k", reason="Launch"
+@pytest.fixture
+def admin2(org_a):
+    """A second admin of org A, racing alice."""
+    return MembershipFactory(organization=org_a, role="admin").user
+
+
+@pytest.fixture
+def launch_request(bob):
+    """bob's pending request for 500K more inference tokens (he has 200K)."""
+    return request_services.token_request_create(
+        user=bob, kind="inference", amount=500_000, reason="Launch"
     )
+
+
+def test_two_admins_approving_the_same_request_at_once_grant_it_once(
+    org_a, alice, bob, admin2, launch_request
+):
     outcomes = run_together(
         lambda: request_services.token_request_approve(
-            admin=alice, org=org_a, request_id=request.pk
+            admin=alice, org=org_a, request_id=launch_request.pk
         ),
         lambda: request_services.token_request_approve(
-            admin=admin2, org=org_a, request_id=request.pk
+            admin=admin2, org=org_a, request_id=launch_request.pk
         ),
     )
     assert sorted(o[0] for o in outcomes) == ["ok", "refused"]
     refusal = next(o[1] for o in outcomes if o[0] == "refused")
     assert "already approved" in refusal
-    assert Membership.objects.get(user=bob).max_inference_tokens == 700_000
+    assert max_of(bob) == 700_000
     assert AllocationBatch.objects.filter(source="request").count() == 1
 
 
-def test_an_approval_racing_a_denial_leaves_one_decision(org_a, alice, bob):
-    admin2 = MembershipFactory(organization=org_a, role="admin").user
-    request = request_services.token_request_create(
-        user=bob, kind="inference", raw_amount="500k", reason="Launch"
-    )
+def test_an_approval_racing_a_denial_leaves_one_decision(org_a, alice, bob, admin2, launch_request):
     outcomes = run_together(
         lambda: request_services.token_request_approve(
-            admin=alice, org=org_a, request_id=request.pk
+            admin=alice, org=org_a, request_id=launch_request.pk
         ),
         lambda: request_services.token_request_deny(
-            admin=admin2, org=org_a, request_id=request.pk, note="No"
+            admin=admin2, org=org_a, request_id=launch_request.pk, note="No"
         ),
     )
     assert sorted(o[0] for o in outcomes) == ["ok", "refused"]
-    request.refresh_from_db()
-    expected = 700_000 if request.status == "approved" else 200_000
-    assert Membership.objects.get(user=bob).max_inference_tokens == expected
+    launch_request.refresh_from_db()
+    expected = 700_000 if launch_request.status == "approved" else 200_000
+    assert max_of(bob) == expected
 
 
 def test_two_approvals_that_together_exceed_the_pool_cannot_both_pass(org_a, alice, bob):
     carl = MembershipFactory(organization=org_a).user  # 600K allocated → 3.4M unallocated
     first = request_services.token_request_create(
-        user=bob, kind="inference", raw_amount="2M", reason="A"
+        user=bob, kind="inference", amount=2_000_000, reason="A"
     )
     second = request_services.token_request_create(
-        user=carl, kind="inference", raw_amount="2M", reason="B"
+        user=carl, kind="inference", amount=2_000_000, reason="B"
     )
     outcomes = run_together(
         lambda: request_services.token_request_approve(admin=alice, org=org_a, request_id=first.pk),

@@ -11,7 +11,7 @@ from django.urls import reverse
 from accounts.models import Organization
 from asksage_admin.lib.months import current_month
 from audit.models import AuditLog
-from tests.factories import MembershipFactory, MonthlyUsageFactory, used
+from tests.factories import MembershipFactory, MonthlyUsageFactory, set_max, used
 from tokens.models import DailyUsage, MonthlyUsage, UsageEvent
 from tokens.services import api_keys as api_key_services
 from tokens.services import auto_increase as auto_increase_services
@@ -551,12 +551,20 @@ def test_the_auto_increase_policy_runs_after_recording(post, key_a, bob, monkeyp
     assert calls == [(bob, "inference", 170_000)]  # after the usage committed
 
 
-def test_the_answer_shows_the_max_after_an_auto_increase(post, key_a, bob, monkeypatch):
-    monkeypatch.setattr(
-        auto_increase_services, "auto_increase_apply", lambda *, user, kind: 300_000, raising=False
-    )
+def test_an_auto_increase_shows_in_the_next_answer_not_in_the_report_that_caused_it(
+    client, post, key_a, bob, monkeypatch
+):
+    # The policy is a background task (issue 15): the report's answer is the usage as
+    # recorded; what the task grants shows from the next answer on.
+    def grant(*, user, kind):
+        set_max(user, 300_000)
+        return 300_000
+
+    monkeypatch.setattr(auto_increase_services, "auto_increase_apply", grant, raising=False)
     data = post(key_a, body(tokens=170_000)).json()
-    assert data["max"] == 300_000 and data["remaining"] == 130_000
+    assert data["max"] == 200_000 and data["remaining"] == 30_000
+    answer = client.get(balance_url(bob.email), HTTP_AUTHORIZATION=f"Bearer {key_a}").json()
+    assert answer["inference"] == {"max": 300_000, "used": 170_000, "remaining": 130_000}
 
 
 def test_a_failing_auto_increase_never_undoes_the_recorded_usage(post, key_a, bob, monkeypatch):

@@ -92,7 +92,7 @@ def move_to(user, org, *, sales, admin, new_max: int) -> None:
     organizations.membership_remove(actor=sales, membership=Membership.objects.get(user=user))
     membership = organizations.membership_add(actor=sales, org=org, user=user)
     allocation_services.pending_edit_set(
-        admin=admin, org=org, membership=membership, column=INF, raw_value=str(new_max)
+        admin=admin, org=org, membership=membership, column=INF, value=new_max
     )
     allocation_services.allocation_batch_save(admin=admin, org=org, column=INF)
 

@@ -1,4 +1,7 @@
-"""What the token capabilities share: column and kind checks, amount and number parsing.
+"""What the token capabilities share: column, kind and amount checks.
+
+Amounts arrive parsed (the forms' `TokenAmountField`); these check what a typed value must
+still be (present, in range, above the floor).
 
 Each raises `DomainError` keyed by the form field, so a view can show it beside the input.
 """
@@ -6,9 +9,9 @@ Each raises `DomainError` keyed by the form field, so a view can show it beside 
 from django.conf import settings
 
 from accounts.models import Organization
-from asksage_admin.lib.amounts import AmountError, parse_tokens
+from asksage_admin.lib.amounts import ACCEPTED_FORMATS, MAX_TOKENS
 from asksage_admin.lib.errors import DomainError
-from asksage_admin.lib.inputs import InputError, parse_whole
+from asksage_admin.lib.forms import AMOUNT_REQUIRED
 from tokens.models import MAX_COLUMNS, TokenKind
 
 
@@ -18,26 +21,25 @@ def check_column(column: str) -> str:
     return column
 
 
-def validate_amount(org: Organization, column: str, raw: object) -> int:
-    """Parse a typed amount and check it against the organization's floor for the column."""
-    try:
-        value = parse_tokens(raw)
-    except AmountError as exc:
-        raise DomainError(errors={"value": [str(exc)]}) from exc
+def check_floor(org: Organization, column: str, value: int, field: str = "value") -> int:
+    """A parsed amount (a form's `TokenAmountField`) against the organization's floor."""
+    check_amount(value, field, allow_zero=True)
     floor = org.floor(MAX_COLUMNS[column])
     if value < floor:
         raise DomainError(
-            errors={"value": [f"At least {floor:,}: the organization's minimum per user."]}
+            errors={field: [f"At least {floor:,}: the organization's minimum per user."]}
         )
     return value
 
 
-def parse_amount(raw: object, field: str = "amount") -> int:
-    try:
-        value = parse_tokens(raw)
-    except AmountError as exc:
-        raise DomainError(errors={field: [str(exc)]}) from exc
-    if value == 0:
+def check_amount(value: int | None, field: str = "amount", *, allow_zero: bool = False) -> int:
+    """A parsed amount that must be there (and above zero unless `allow_zero`). The form
+    parsed it; a direct caller (a command, a test) gets the same words."""
+    if value is None:
+        raise DomainError(errors={field: [AMOUNT_REQUIRED]})
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TOKENS:
+        raise DomainError(errors={field: [f"Enter {ACCEPTED_FORMATS}."]})
+    if value == 0 and not allow_zero:
         raise DomainError(errors={field: ["Enter an amount above zero."]})
     return value
 
@@ -54,13 +56,3 @@ def platform_floor(kind: str) -> int:
         if kind == TokenKind.INFERENCE
         else settings.PLATFORM_MIN_EMBEDDING_TOKENS
     )
-
-
-def parse_int(raw: object, field: str, label: str, low: int, high: int) -> int:
-    # The one whole-number validator (ASCII digits, bounded length before int()).
-    try:
-        return parse_whole(raw, label=label, low=low, high=high)
-    except InputError:
-        raise DomainError(
-            errors={field: [f"{label}: enter a whole number from {low} to {high}."]}
-        ) from None

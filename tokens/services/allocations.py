@@ -20,7 +20,7 @@ from audit.services import audit_bulk
 from tokens.alerts import pool_alert_after_commit
 from tokens.models import COLUMN_LABELS, MAX_COLUMNS, AllocationBatch, PendingEdit
 from tokens.selectors import allocated, batch_signature, pools
-from tokens.services._core import check_column, validate_amount
+from tokens.services._core import check_column, check_floor
 
 
 @transaction.atomic
@@ -30,7 +30,7 @@ def pending_edit_set(
     org: Organization,
     membership: Membership,
     column: str,
-    raw_value: object,
+    value: int,
     seen_value: int | None = None,
 ) -> PendingEdit | None:
     """Record (or clear) an admin's unsaved change to one cell.
@@ -42,7 +42,7 @@ def pending_edit_set(
     tabs) updates one pending edit instead of racing to create two.
     """
     check_column(column)
-    value = validate_amount(org, column, raw_value)
+    check_floor(org, column, value)
     with transaction.atomic():
         locked = (
             Membership.objects.select_for_update(no_key=True)
@@ -388,7 +388,7 @@ def pending_bulk_create(
     memberships: QuerySet[Membership],
     column: str,
     mode: str,
-    raw_amount: object,
+    amount: int,
 ) -> int:
     """Create pending edits for many rows: "set" every Max to N, or "top up" those below N.
 
@@ -397,7 +397,7 @@ def pending_bulk_create(
     check_column(column)
     if mode not in {"set", "topup"}:
         raise DomainError(errors={"mode": ["Choose “set to” or “top up to”."]})
-    amount = validate_amount(org, column, raw_amount)
+    check_floor(org, column, amount)
     rows = list(memberships.filter(organization=org).values_list("user_id", column))
     if mode == "topup":
         rows = [(uid, cur) for uid, cur in rows if cur < amount]

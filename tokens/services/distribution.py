@@ -19,7 +19,7 @@ from asksage_admin.lib.months import current_month
 from audit.services import audit_record
 from tokens.models import DailyUsage, MemberOverride, MonthlyUsage, column_for_kind
 from tokens.selectors import allocated, policy_for, pools
-from tokens.services._core import check_kind, parse_amount
+from tokens.services._core import check_amount, check_kind
 from tokens.services.allocations import BatchResult, apply_or_reject, upsert_pending_edits
 from tokens.services.policy import member_bounds
 
@@ -79,7 +79,7 @@ def distribution_plan(
     org: Organization,
     kind: str,
     action: str,
-    raw_amount: object = None,
+    amount: int | None = None,
     user_ids: list[int] | None = None,
 ) -> Plan:
     """Compute a distribution action without writing anything.
@@ -101,8 +101,9 @@ def distribution_plan(
     if not members:
         raise DomainError("There is nobody to distribute tokens to.")
     purchased, total = pools(org)[kind], allocated(org)[kind]
-    amount = None
     rows: list[tuple[User, Membership, int, int]] = []
+    if action not in {"set", "topup"}:
+        amount = None  # split and floor take no amount: the plan must not show one
     if action == "split":
         free = max(purchased - total, 0)
         if free == 0:
@@ -114,7 +115,7 @@ def distribution_plan(
             if extra:
                 rows.append((m.user, m, current, min(current + extra, MAX_TOKENS)))
     elif action in {"set", "topup"}:
-        amount = parse_amount(raw_amount)
+        check_amount(amount)
         if amount < org.floor(kind):
             raise DomainError(
                 errors={"amount": [f"At least {org.floor(kind):,}: the organization's floor."]}
@@ -152,7 +153,7 @@ def distribution_apply(
     org: Organization,
     kind: str,
     action: str,
-    raw_amount: object = None,
+    amount: int | None = None,
     user_ids: list[int] | None = None,
     signature: str | None = None,
     ip=None,
@@ -163,36 +164,70 @@ def distribution_apply(
     an allocation meanwhile): the admin previews again instead of applying a surprise.
     """
     org = organization_lock(org)
-    plan = distribution_plan(
-        org=org, kind=kind, action=action, raw_amount=raw_amount, user_ids=user_ids
+    plan = distribution_plan(org=org, kind=kind, action=action, amount=amount, user_ids=user_ids)
+    _check_signature(
+        signature,
+        plan,
+        missing="Preview the action first: nothing was applied.",
+        changed="Allocations changed since this preview: nothing was applied. Preview again.",
     )
-    if signature == "":
-        raise DomainError("Preview the action first: nothing was applied.")
-    if signature is not None and signature != plan.signature:
-        raise DomainError(
-            "Allocations changed since this preview: nothing was applied. Preview again."
-        )
     _plan_errors(plan)
-    result = apply_or_reject(
-        "Nothing was applied: ",
-        actor=admin,
-        actor_label="",
+    return _apply_plan(
+        plan,
         org=org,
-        column=column_for_kind(kind),
-        targets=plan.rows,
+        admin=admin,
+        refusal="Nothing was applied: ",
         source="distribution",
+        audit_action="distribution.applied",
+        audit_extra={"new": plan.delta, "action_name": action},
+        ip=ip,
+    )
+
+
+def _check_signature(signature: str | None, plan: Plan, missing: str, changed: str) -> None:
+    """Apply exactly what was previewed: with a `signature` (the preview's), a plan that
+    differs since (someone changed an allocation meanwhile) is refused, not applied."""
+    if signature == "":
+        raise DomainError(missing)
+    if signature is not None and signature != plan.signature:
+        raise DomainError(changed)
+
+
+def _apply_plan(
+    plan: Plan,
+    *,
+    org: Organization,
+    admin: User | None,
+    refusal: str,
+    source: str,
+    audit_action: str,
+    audit_extra: dict,
+    ip,
+) -> BatchResult:
+    """The tail every plan shares: one validated allocation batch, then its audit row (in
+    the caller's transaction). Without an admin the policy acted (scheduled reclamation)."""
+    label = "" if admin else "policy"
+    column = column_for_kind(plan.kind)
+    result = apply_or_reject(
+        refusal,
+        actor=admin,
+        actor_label=label,
+        org=org,
+        column=column,
+        targets=plan.rows,
+        source=source,
         ip=ip,
     )
     audit_record(
-        action="distribution.applied",
+        action=audit_action,
         organization=org,
         actor=admin,
-        column=column_for_kind(kind),
+        actor_label=label,
+        column=column,
         batch_id=result.batch.id,
-        new=plan.delta,
-        action_name=action,
         users=len(plan.rows),
         ip=ip,
+        **audit_extra,
     )
     return result
 
@@ -204,14 +239,12 @@ def distribution_to_pending(
     org: Organization,
     kind: str,
     action: str,
-    raw_amount: object = None,
+    amount: int | None = None,
     user_ids: list[int] | None = None,
 ) -> int:
     """Turn a distribution plan into the admin's pending edits, to review and save in User
     Management (where saving validates the pool again). Returns the number of edits."""
-    plan = distribution_plan(
-        org=org, kind=kind, action=action, raw_amount=raw_amount, user_ids=user_ids
-    )
+    plan = distribution_plan(org=org, kind=kind, action=action, amount=amount, user_ids=user_ids)
     if not plan.rows:
         raise DomainError("Nothing would change: every chosen user already has that amount.")
     return upsert_pending_edits(
@@ -272,31 +305,21 @@ def reclaim_apply(
 ) -> BatchResult:
     org = organization_lock(org)
     plan = reclaim_plan(org=org, kind=kind, idle_days=idle_days)
-    if signature == "":
-        raise DomainError("Preview the reclamation first: nothing was reclaimed.")
-    if signature is not None and signature != plan.signature:
-        raise DomainError("Allocations changed since this preview: nothing was reclaimed.")
+    _check_signature(
+        signature,
+        plan,
+        missing="Preview the reclamation first: nothing was reclaimed.",
+        changed="Allocations changed since this preview: nothing was reclaimed.",
+    )
     if not plan.rows:
         raise DomainError(f"No idle member has unused {kind} tokens above their floor.")
-    result = apply_or_reject(
-        "Nothing was reclaimed: ",
-        actor=admin,
-        actor_label="" if admin else "policy",
+    return _apply_plan(
+        plan,
         org=org,
-        column=column_for_kind(kind),
-        targets=plan.rows,
+        admin=admin,
+        refusal="Nothing was reclaimed: ",
         source="reclaim",
+        audit_action="reclaim.applied",
+        audit_extra={"new": -plan.delta},
         ip=ip,
     )
-    audit_record(
-        action="reclaim.applied",
-        organization=org,
-        actor=admin,
-        actor_label="" if admin else "policy",
-        column=column_for_kind(kind),
-        batch_id=result.batch.id,
-        new=-plan.delta,
-        users=len(plan.rows),
-        ip=ip,
-    )
-    return result

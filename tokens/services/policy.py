@@ -2,6 +2,7 @@
 and per-user overrides (pinned, own floor or ceiling).
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -10,7 +11,6 @@ from django.utils import timezone
 
 from accounts.models import Membership, Organization, User
 from accounts.services import organization_lock
-from asksage_admin.lib.amounts import AmountError, parse_tokens
 from asksage_admin.lib.errors import DomainError
 from audit.services import audit_record
 from tokens.models import (
@@ -23,7 +23,7 @@ from tokens.models import (
     column_for_kind,
 )
 from tokens.selectors import allocated, policy_for, pools
-from tokens.services._core import parse_amount, parse_int, platform_floor
+from tokens.services._core import check_amount, platform_floor
 
 POLICY_FIELDS = (
     "floor_inference",
@@ -46,37 +46,39 @@ POLICY_LABELS = {
 }
 
 
-def _clean_custom_bounds(raw: dict, values: dict, errors: dict[str, list[str]]) -> None:
+def _whole(value: object, field: str, label: str, low: int, high: int) -> int:
+    """A parsed whole number that must be there and within [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise DomainError(errors={field: [f"{label}: enter a whole number from {low} to {high}."]})
+    return value
+
+
+def _clean_custom_bounds(given: dict, values: dict, errors: dict[str, list[str]]) -> None:
     """Custom floors (at least the platform's) and ceiling (none, or at least the floors),
-    parsed from `raw` into `values`; problems go into `errors` by field."""
+    checked from `given` into `values`; problems go into `errors` by field."""
     for kind in TokenKind.values:
         field = f"floor_{kind}"
         try:
-            values[field] = parse_tokens(raw.get(field, ""))
-        except AmountError as exc:
-            errors[field] = [str(exc)]
+            values[field] = check_amount(given.get(field), field, allow_zero=True)
+        except DomainError as exc:
+            errors.update(exc.errors)
             continue
         if values[field] < platform_floor(kind):
             errors[field] = [
                 f"At least {platform_floor(kind):,}: the platform's minimum {kind} floor."
             ]
-    ceiling_raw = str(raw.get("ceiling", "") or "").strip()
-    values["ceiling"] = None
-    if ceiling_raw and ceiling_raw.lower() not in {"none", "no ceiling"}:
-        try:
-            values["ceiling"] = parse_tokens(ceiling_raw)
-        except AmountError as exc:
-            errors["ceiling"] = [str(exc)]
-        else:
-            highest = max(values.get("floor_inference", 0), values.get("floor_embedding", 0))
-            if values["ceiling"] < highest:
-                errors["ceiling"] = [
-                    f"The ceiling ({values['ceiling']:,}) must be at least the floor ({highest:,})."
-                ]
+    values["ceiling"] = given.get("ceiling")
+    if values["ceiling"] is not None:
+        highest = max(values.get("floor_inference", 0), values.get("floor_embedding", 0))
+        if values["ceiling"] < highest:
+            errors["ceiling"] = [
+                f"The ceiling ({values['ceiling']:,}) must be at least the floor ({highest:,})."
+            ]
 
 
-def policy_settings_clean(preset: str, raw: dict | None = None) -> dict:
-    """The settings a preset stands for; for Custom, the typed ones, validated.
+def policy_settings_clean(preset: str, given: dict | None = None) -> dict:
+    """The settings a preset stands for; for Custom, the given ones (parsed by
+    `tokens.forms.PresetForm`: amounts and whole numbers as ints, no ceiling as None), checked.
 
     Raises DomainError keyed by field: floors ≥ the platform's, ceiling ≥ floors, trigger
     1–100 %, positive step and cooldown.
@@ -87,30 +89,30 @@ def policy_settings_clean(preset: str, raw: dict | None = None) -> dict:
         return dict(PRESETS[preset])
     if preset == Preset.MANUAL:
         return {}
-    raw = raw or {}
+    given = given or {}
     errors: dict[str, list[str]] = {}
     values: dict = {}
-    _clean_custom_bounds(raw, values, errors)
+    _clean_custom_bounds(given, values, errors)
     for field, label, low, high in (
         ("trigger_percent", "Trigger", 1, 100),
         ("cooldown_minutes", "Cooldown", 1, 60 * 24 * 31),
     ):
         try:
-            values[field] = parse_int(raw.get(field), field, label, low, high)
+            values[field] = _whole(given.get(field), field, label, low, high)
         except DomainError as exc:
             errors.update(exc.errors)
-    mode = raw.get("step_mode", "")
+    mode = given.get("step_mode", "")
     if mode not in {StepMode.PERCENT, StepMode.FIXED}:
         errors["step_mode"] = ["Choose a percent of the current max or a fixed number of tokens."]
     else:
         values["step_mode"] = mode
         try:
             if mode == StepMode.PERCENT:
-                values["step_value"] = parse_int(
-                    raw.get("step_value"), "step_value", "Percent step", 1, 1000
+                values["step_value"] = _whole(
+                    given.get("step_value"), "step_value", "Percent step", 1, 1000
                 )
             else:
-                values["step_value"] = parse_amount(raw.get("step_value"), "step_value")
+                values["step_value"] = check_amount(given.get("step_value"), "step_value")
         except DomainError as exc:
             errors.update(exc.errors)
     if errors:
@@ -138,9 +140,9 @@ def _show(field: str, value) -> str:
     return str(value)
 
 
-def policy_preview(*, org: Organization, preset: str, raw: dict | None = None) -> PolicyPreview:
+def policy_preview(*, org: Organization, preset: str, given: dict | None = None) -> PolicyPreview:
     """What choosing a preset changes: settings old → new, and who falls below the new floor."""
-    new = policy_settings_clean(preset, raw)
+    new = policy_settings_clean(preset, given)
     current = policy_for(org)
     if preset == Preset.MANUAL:
         new = {
@@ -175,12 +177,12 @@ def policy_preview(*, org: Organization, preset: str, raw: dict | None = None) -
 
 @transaction.atomic
 def policy_apply(
-    *, admin: User, org: Organization, preset: str, raw: dict | None = None, ip=None
+    *, admin: User, org: Organization, preset: str, given: dict | None = None, ip=None
 ) -> AllocationPolicy:
     """Choose a preset (or Custom settings). Its floors become the organization's minimums:
     new members start there; members already below keep their max until raised."""
     org = organization_lock(org)
-    new = policy_settings_clean(preset, raw)
+    new = policy_settings_clean(preset, given)
     policy = AllocationPolicy.objects.select_for_update().filter(organization=org).first()
     if policy is None:
         policy = policy_for(org)
@@ -218,45 +220,51 @@ def policy_apply(
 
 def _options_clean(
     *,
-    thresholds: object,
-    low_unallocated: object,
+    thresholds: list[int],
+    low_unallocated: int | None,
     auto_approve_enabled: bool,
-    auto_approve_max: object,
-    auto_approve_below_percent: object,
-    reclaim_idle_days: object,
+    auto_approve_max: int | None,
+    auto_approve_below_percent: int,
+    reclaim_idle_days: int,
 ) -> dict:
-    """The typed options as policy field values; DomainError keyed by field otherwise."""
+    """The options (parsed by `tokens.forms.OptionsForm`) as policy field values, checked;
+    DomainError keyed by field otherwise."""
     errors: dict[str, list[str]] = {}
-    parsed: dict = {}
-    try:
-        items = [t for t in str(thresholds or "").replace("%", "").replace(" ", "").split(",") if t]
-        values = sorted({parse_int(t, "thresholds", "Each threshold", 1, 100) for t in items})
-        parsed["alert_thresholds"] = values
-    except DomainError as exc:
-        errors.update(exc.errors)
-    text = str(low_unallocated or "").strip()
-    if text:
+    parsed: dict = {
+        "auto_approve_enabled": bool(auto_approve_enabled),
+        "low_unallocated_alert": None,
+    }
+
+    def keep(name: str, check: Callable[[], object]) -> None:
         try:
-            parsed["low_unallocated_alert"] = parse_tokens(text)
-        except AmountError as exc:
-            errors["low_unallocated"] = [str(exc)]
-    else:
-        parsed["low_unallocated_alert"] = None
-    parsed["auto_approve_enabled"] = bool(auto_approve_enabled)
-    text = str(auto_approve_max or "").strip()
-    try:
-        parsed["auto_approve_max"] = parse_tokens(text) if text else 0
-    except AmountError as exc:
-        errors["auto_approve_max"] = [str(exc)]
-    for name, raw, label, low, high in (
-        ("auto_approve_below_percent", auto_approve_below_percent, "Pool share", 1, 100),
-        ("reclaim_idle_days", reclaim_idle_days, "Idle days", 1, 366),
-    ):
-        try:
-            parsed[name] = parse_int(raw, name, label, low, high)
+            parsed[name] = check()
         except DomainError as exc:
             errors.update(exc.errors)
-    if parsed.get("auto_approve_enabled") and not parsed.get("auto_approve_max"):
+
+    keep(
+        "alert_thresholds",
+        lambda: sorted({_whole(t, "thresholds", "Each threshold", 1, 100) for t in thresholds}),
+    )
+    if low_unallocated is not None:
+        keep(
+            "low_unallocated_alert",
+            lambda: check_amount(low_unallocated, "low_unallocated", allow_zero=True),
+        )
+    keep(
+        "auto_approve_max",
+        lambda: check_amount(auto_approve_max or 0, "auto_approve_max", allow_zero=True),
+    )
+    keep(
+        "auto_approve_below_percent",
+        lambda: _whole(
+            auto_approve_below_percent, "auto_approve_below_percent", "Pool share", 1, 100
+        ),
+    )
+    keep(
+        "reclaim_idle_days",
+        lambda: _whole(reclaim_idle_days, "reclaim_idle_days", "Idle days", 1, 366),
+    )
+    if parsed["auto_approve_enabled"] and not parsed.get("auto_approve_max"):
         errors.setdefault("auto_approve_max", []).append(
             "Set the largest amount the rule approves on its own."
         )
@@ -270,12 +278,12 @@ def policy_options_update(
     *,
     admin: User,
     org: Organization,
-    thresholds: object,
-    low_unallocated: object,
+    thresholds: list[int],
+    low_unallocated: int | None,
     auto_approve_enabled: bool,
-    auto_approve_max: object,
-    auto_approve_below_percent: object,
-    reclaim_idle_days: object,
+    auto_approve_max: int | None,
+    auto_approve_below_percent: int,
+    reclaim_idle_days: int,
     ip=None,
 ) -> AllocationPolicy:
     """Alerts, the auto-approval rule and reclamation's idle days."""
@@ -310,10 +318,13 @@ def member_override_set(
     org: Organization,
     membership: Membership,
     pinned: bool,
-    raw: dict,
+    bounds: dict[str, int | None],
     ip=None,
 ) -> MemberOverride:
-    """Pin a user (no auto-increase) or give them their own floor/ceiling per kind."""
+    """Pin a user (no auto-increase) or give them their own floor/ceiling per kind.
+
+    `bounds`: floor_inference, ceiling_inference, floor_embedding, ceiling_embedding as
+    parsed amounts (tokens.forms.OverrideForm); None or absent: no bound of their own."""
     org = organization_lock(org)
     if membership.organization_id != org.pk:
         raise DomainError("That user is not in your organization.")
@@ -322,14 +333,13 @@ def member_override_set(
     for kind in TokenKind.values:
         for bound in ("floor", "ceiling"):
             field = f"{bound}_{kind}"
-            text = str(raw.get(field, "") or "").strip()
-            values[field] = None
-            if not text:
-                continue
-            try:
-                values[field] = parse_tokens(text)
-            except AmountError as exc:
-                errors[field] = [str(exc)]
+            values[field] = bounds.get(field)
+            if values[field] is not None:
+                try:
+                    check_amount(values[field], field, allow_zero=True)
+                except DomainError as exc:
+                    errors.update(exc.errors)
+                    values[field] = None
         floor, ceiling = values[f"floor_{kind}"], values[f"ceiling_{kind}"]
         if floor is not None and floor < org.floor(kind):
             errors[f"floor_{kind}"] = [

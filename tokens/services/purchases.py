@@ -8,7 +8,6 @@ from django.utils import timezone
 from accounts.models import Organization, User
 from accounts.services import organization_lock
 from asksage_admin.lib.errors import DomainError
-from asksage_admin.lib.inputs import InputError, parse_whole
 from asksage_admin.lib.months import current_month
 from audit.services import audit_record
 from tokens.models import PurchaseRequest
@@ -19,12 +18,10 @@ from tokens.services._core import check_kind
 
 @transaction.atomic
 def purchase_request_create(
-    *, admin: User, org: Organization, kind: str, raw_blocks: object, note: str, ip=None
+    *, admin: User, org: Organization, kind: str, blocks: int, note: str, ip=None
 ) -> PurchaseRequest:
     check_kind(kind)
-    try:
-        blocks = parse_whole(raw_blocks, label="Blocks", low=1, high=1000)
-    except InputError:
+    if isinstance(blocks, bool) or not isinstance(blocks, int) or not 1 <= blocks <= 1000:
         raise DomainError(
             errors={"blocks": ["Enter how many blocks of 2,000,000 tokens, from 1 to 1000."]}
         ) from None

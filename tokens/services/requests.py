@@ -13,24 +13,24 @@ from audit.services import audit_record
 from tokens.models import TokenRequest, column_for_kind
 from tokens.selectors import policy_for, pools, unallocated, used_this_month
 from tokens.services import emails
-from tokens.services._core import check_kind, parse_amount
+from tokens.services._core import check_amount, check_kind
 from tokens.services.allocations import apply_changes
 
 REASON_MAX = 500
 
 
-def _request_input(kind: str, raw_amount: object, reason: str) -> tuple[dict, int, str]:
+def _request_input(kind: str, amount: int | None, reason: str) -> tuple[dict, int, str]:
     """The typed request checked field by field: (errors, amount, stripped reason)."""
     errors: dict[str, list[str]] = {}
-    amount = 0
     try:
         check_kind(kind)
     except DomainError as exc:
         errors.update(exc.errors)
     try:
-        amount = parse_amount(raw_amount)
+        amount = check_amount(amount)
     except DomainError as exc:
         errors.update(exc.errors)
+        amount = 0
     reason = (reason or "").strip()
     if not reason:
         errors["reason"] = ["Say why you need the tokens."]
@@ -41,10 +41,10 @@ def _request_input(kind: str, raw_amount: object, reason: str) -> tuple[dict, in
 
 @transaction.atomic
 def token_request_create(
-    *, user: User, kind: str, raw_amount: object, reason: str, ip=None
+    *, user: User, kind: str, amount: int | None, reason: str, ip=None
 ) -> TokenRequest:
     """A member asks for more tokens of a kind. The auto-approval rule may grant it at once."""
-    errors, amount, reason = _request_input(kind, raw_amount, reason)
+    errors, amount, reason = _request_input(kind, amount, reason)
     membership = Membership.objects.filter(user=user).select_related("organization").first()
     if membership is None:
         raise DomainError("You are not part of an organization, so there is no one to ask.")
@@ -213,7 +213,7 @@ def token_request_approve(
     admin: User,
     org: Organization,
     request_id: int,
-    raw_amount: object = None,
+    amount: int | None = None,
     note: str = "",
     ip=None,
 ) -> TokenRequest:
@@ -221,9 +221,10 @@ def token_request_approve(
     the organization row is locked before the request's status is read."""
     org = organization_lock(org)
     token_request = _locked_request(org, request_id)
-    amount = token_request.amount
-    if raw_amount not in (None, ""):
-        amount = parse_amount(raw_amount)
+    if amount is None:
+        amount = token_request.amount  # approved as asked
+    else:
+        check_amount(amount)
         if amount > token_request.amount:
             raise DomainError(
                 errors={

@@ -1,34 +1,31 @@
 """The policy hook: what runs after a usage is recorded, on both doors.
 
 The one place both doors call (`recording.usage_record` for the view, `fastpath` through a
-thread): when the hook later becomes a queued task, only this function changes.
+thread). It only enqueues: the auto-increase policy and the usage alerts are a background
+task (`tokens.tasks.usage_policy_after_report`), so a report's answer never waits for them
+and a slow policy never holds a usage request.
 """
 
 import logging
 
-from accounts.models import User
-from tokens.services import auto_increase
+from tokens.tasks import usage_policy_after_report
 from tokens.usage_api.results import UsageResult
 
 logger = logging.getLogger(__name__)
 
 
 def after_usage_recorded(result: UsageResult) -> UsageResult:
-    """The auto-increase policy hook: runs after the usage committed, never undoes it.
+    """Enqueue the policy for this user and kind once the usage committed; never undo it.
 
-    `tokens.services.auto_increase.auto_increase_apply(user=, kind=)` belongs to Token
-    Distribution and returns the user's new max, or None. A failure there is logged; the
-    recorded usage still answers 200.
+    Only usage at or above the organization's lowest mark enqueues (`policy_may_act`). The
+    answer reports the max as recorded; an increase the task grants shows in the next answer
+    and in the panel. A failure to enqueue is logged; the recorded usage still answers 200
+    (the hourly `auto_increase_sweep` catches up).
     """
     if not result.policy_may_act:
         return result
     try:
-        # It returns at once, without locking, while usage is below the policy's triggers.
-        new_max = auto_increase.auto_increase_apply(
-            user=User(pk=result.user_id), kind=result.request.kind
-        )
-        if isinstance(new_max, int) and not isinstance(new_max, bool):
-            result.balance.max = new_max
+        usage_policy_after_report.enqueue(user_id=result.user_id, kind=result.request.kind)
     except Exception:
-        logger.exception("auto-increase failed after usage event %s", result.event_id)
+        logger.exception("could not enqueue the policy after usage event %s", result.event_id)
     return result

@@ -1,7 +1,9 @@
 """Check the audit trail's hash chains: `manage.py verify_audit [--org SLUG]`.
 
 Exits 0 when every chain checked is intact, 1 (with the first broken row of each broken
-chain) otherwise.
+chain) otherwise. The scheduler verifies every chain nightly
+(`analytics.tasks.verify_audit_nightly`, its verdict on the night's PeriodicRun in /staff/);
+this checks on demand.
 """
 
 from django.core.management.base import BaseCommand, CommandError

@@ -1,6 +1,7 @@
 """Apply the auto-increase policies to everyone at or above their trigger (cron-friendly).
 
-The usage API runs the same policy per recorded usage; this catches up after a preset change.
+The usage API runs the same policy per recorded usage; the scheduler runs this sweep hourly
+(`tokens.tasks.auto_increase_sweep`) to catch up after a preset change; this runs it by hand.
 """
 
 from django.core.management.base import BaseCommand, CommandError

@@ -1,6 +1,7 @@
 """Reclaim unused allocation above the floor from idle users: a preview unless --apply.
 
-Meant for cron at the start of each month: `manage.py reclaim_idle --apply`.
+The scheduler runs it at the start of each month (`tokens.tasks.reclaim_month_start`, once a
+month however many schedulers run); this command previews, or re-runs it by hand.
 """
 
 from django.core.management.base import BaseCommand, CommandError

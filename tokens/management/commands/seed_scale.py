@@ -5,6 +5,7 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, models, transaction
@@ -89,7 +90,7 @@ class Command(BaseCommand):
             return
         started = time.monotonic()
         with transaction.atomic():
-            org, admin_email, made = self._seed(slug, users, events, random.Random(seed))
+            org, admin_email, made = _seed(slug, users, events, random.Random(seed))
         if connection.vendor == "postgresql":
             # Fresh statistics, so benchmarks plan their queries as they would in production.
             with connection.cursor() as cursor:
@@ -112,121 +113,129 @@ class Command(BaseCommand):
             "nothing changed. Use another --org-slug for a fresh one."
         )
 
-    def _seed(self, slug: str, n_users: int, n_events: int, rng: random.Random):
-        """Bulk-insert one organization at scale: users, memberships, purchases, usage.
 
-        Long on purpose: a straight script of bulk inserts whose steps share most of their
-        locals (the users, the months, the random source); split into steps, each would take
-        and return nearly all of them, and the order of the inserts would be harder to see.
-        """
-        now = timezone.now()
-        this_month, last_month = current_month(), previous_month()
-        domain = f"{slug}.example.com"
-        created = dt.datetime.combine(last_month, dt.time(), tzinfo=dt.UTC)
-        org = Organization.objects.create(
-            name=f"Scale test {slug}",
-            slug=slug,
-            billing_address="1 Benchmark Way, Springfield",
-            status=Organization.Status.ACTIVE,
-            created_at=created,
-            activated_at=created,
+@dataclass
+class _Scale:
+    """What the seeding steps share: the organization, its users' maxima and ids, the months."""
+
+    org: Organization
+    rng: random.Random
+    n_users: int
+    now: dt.datetime
+    created: dt.datetime
+    last_month: dt.date
+    this_month: dt.date
+    maxima: dict[str, list[int]]
+    emails: list[str] = field(default_factory=list)
+    user_ids: list[int] = field(default_factory=list)
+
+
+def _seed(slug: str, n_users: int, n_events: int, rng: random.Random):
+    """Bulk-insert one organization at scale: users, memberships, purchases, usage."""
+    now = timezone.now()
+    this_month, last_month = current_month(), previous_month()
+    created = dt.datetime.combine(last_month, dt.time(), tzinfo=dt.UTC)
+    org = Organization.objects.create(
+        name=f"Scale test {slug}",
+        slug=slug,
+        billing_address="1 Benchmark Way, Springfield",
+        status=Organization.Status.ACTIVE,
+        created_at=created,
+        activated_at=created,
+    )
+    maxima = {
+        "inference": [rng.choice(INFERENCE_CHOICES) for _ in range(n_users)],
+        "embedding": [rng.choice(EMBEDDING_CHOICES) for _ in range(n_users)],
+    }
+    scale = _Scale(org, rng, n_users, now, created, last_month, this_month, maxima)
+    _pools(scale, slug)
+    made = {"users": _users(scale, f"{slug}.example.com")}
+    made["memberships"] = _memberships(scale)
+    made.update(_usage(scale, n_events))
+    return org, scale.emails[0], made
+
+
+def _pools(scale: _Scale, slug: str) -> None:
+    """One purchase a kind, covering every allocation with about 10 % left unallocated."""
+    for kind in KINDS:
+        pool = -(-sum(scale.maxima[kind]) * 11 // 10 // BLOCK) * BLOCK or BLOCK
+        Purchase.objects.create(
+            organization=scale.org,
+            kind=kind,
+            tokens_per_month=pool,
+            start_month=scale.last_month,
+            payment_reference=f"SCALE-{slug[:20].upper()}",
+            created_at=scale.created,
         )
 
-        max_inf = [rng.choice(INFERENCE_CHOICES) for _ in range(n_users)]
-        max_emb = [rng.choice(EMBEDDING_CHOICES) for _ in range(n_users)]
-        for kind, maxima in (("inference", max_inf), ("embedding", max_emb)):
-            # The pool covers every allocation with about 10 % left unallocated.
-            pool = -(-sum(maxima) * 11 // 10 // BLOCK) * BLOCK or BLOCK
-            Purchase.objects.create(
-                organization=org,
-                kind=kind,
-                tokens_per_month=pool,
-                start_month=last_month,
-                payment_reference=f"SCALE-{slug[:20].upper()}",
-                created_at=created,
+
+def _users(scale: _Scale, domain: str) -> int:
+    """The users (the first one the admin), with an unusable password; their ids on `scale`."""
+    rng, now = scale.rng, scale.now
+    scale.emails = [f"user{i:07d}@{domain}" for i in range(scale.n_users)]
+    scale.emails[0] = f"admin@{domain}"
+
+    def user_rows():
+        for i, email in enumerate(scale.emails):
+            joined = scale.created + dt.timedelta(seconds=i)
+            last_login = (
+                now - dt.timedelta(seconds=rng.randrange(1, 40 * 86_400))
+                if rng.random() < 0.8
+                else None
             )
+            banned = i > 0 and rng.random() < 0.01
+            paid = i == 0 or rng.random() > 0.02
+            yield (UNUSABLE_PASSWORD, last_login, False, email, f"Scale User {i:07d}",
+                   joined, paid, banned, False, True, joined)  # fmt: skip
 
-        emails = [f"user{i:07d}@{domain}" for i in range(n_users)]
-        emails[0] = f"admin@{domain}"
+    user_fields = [
+        "password", "last_login", "is_superuser", "email", "name", "terms_accepted_at",
+        "is_paid", "is_banned", "is_staff", "is_active", "date_joined",
+    ]  # fmt: skip
+    count = bulk_insert(User, user_fields, user_rows())
+    id_by_email = dict(User.objects.filter(email__endswith=f"@{domain}").values_list("email", "id"))
+    scale.user_ids = [id_by_email[email] for email in scale.emails]
+    return count
 
-        def user_rows():
-            for i, email in enumerate(emails):
-                joined = created + dt.timedelta(seconds=i)
-                last_login = (
-                    now - dt.timedelta(seconds=rng.randrange(1, 40 * 86_400))
-                    if rng.random() < 0.8
-                    else None
-                )
-                banned = i > 0 and rng.random() < 0.01
-                paid = i == 0 or rng.random() > 0.02
-                yield (UNUSABLE_PASSWORD, last_login, False, email, f"Scale User {i:07d}",
-                       joined, paid, banned, False, True, joined)  # fmt: skip
 
-        user_fields = [
-            "password", "last_login", "is_superuser", "email", "name", "terms_accepted_at",
-            "is_paid", "is_banned", "is_staff", "is_active", "date_joined",
-        ]  # fmt: skip
-        made = {"users": bulk_insert(User, user_fields, user_rows())}
-        id_by_email = dict(
-            User.objects.filter(email__endswith=f"@{domain}").values_list("email", "id")
-        )
-        user_ids = [id_by_email[email] for email in emails]
-
-        # About one admin per 10,000 users, the first user always.
-        admins = {0, *range(10_000, n_users, 10_000)}
-        made["memberships"] = bulk_insert(
-            Membership,
-            [
-                "user_id",
-                "organization_id",
-                "role",
-                "max_inference_tokens",
-                "max_embedding_tokens",
-                "joined_at",
-            ],  # fmt: skip
+def _memberships(scale: _Scale) -> int:
+    # About one admin per 10,000 users, the first user always.
+    admins = {0, *range(10_000, scale.n_users, 10_000)}
+    inference, embedding = scale.maxima["inference"], scale.maxima["embedding"]
+    return bulk_insert(
+        Membership,
+        [
+            "user_id",
+            "organization_id",
+            "role",
+            "max_inference_tokens",
+            "max_embedding_tokens",
+            "joined_at",
+        ],  # fmt: skip
+        (
             (
-                (uid, org.pk, "admin" if i in admins else "member", max_inf[i], max_emb[i], created)
-                for i, uid in enumerate(user_ids)
-            ),
-        )
+                uid,
+                scale.org.pk,
+                "admin" if i in admins else "member",
+                inference[i],
+                embedding[i],
+                scale.created,
+            )  # fmt: skip
+            for i, uid in enumerate(scale.user_ids)
+        ),
+    )
 
-        # used[kind][month][user index], kept ≤ the user's max as the usage API enforces.
-        used = {kind: {m: [0] * n_users for m in (last_month, this_month)} for kind in KINDS}
-        limits = {"inference": max_inf, "embedding": max_emb}
-        span = (now - created).total_seconds()
-        this_start = dt.datetime.combine(this_month, dt.time(), tzinfo=dt.UTC)
-        # Tokens per event sized so that an average user fills about half their max.
-        mean_max = sum(max_inf) / n_users
-        cap = max(100, int(mean_max * n_users / max(n_events, 1)))
 
-        daily: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
-
-        def event_rows():
-            for i in range(n_events):
-                # Times increase with ids, as real events arrive; some users are much busier.
-                at = created + dt.timedelta(seconds=span * (i + rng.random()) / n_events)
-                month = this_month if at >= this_start else last_month
-                kind = "embedding" if rng.random() < 0.2 else "inference"
-                for _ in range(20):
-                    u = int(n_users * rng.random() ** 2)
-                    room = limits[kind][u] - used[kind][month][u]
-                    if room > 0:
-                        break
-                    kind = "inference"
-                else:
-                    raise CommandError(
-                        "The users' maxima cannot hold that many events; use more --users."
-                    )
-                tokens = min(rng.randint(1, cap), room)
-                used[kind][month][u] += tokens
-                models_ = INFERENCE_MODELS if kind == "inference" else EMBEDDING_MODELS
-                model = rng.choice(models_)
-                row = daily[(u, kind, model, at.date())]
-                row[0] += tokens
-                row[1] += 1
-                yield (org.pk, user_ids[u], kind, tokens, model, at, "", "")
-
-        made["events"] = bulk_insert(
+def _usage(scale: _Scale, n_events: int) -> dict[str, int]:
+    """The usage events, and the daily and monthly rows that sum them, as the API keeps them."""
+    n_users, org, user_ids = scale.n_users, scale.org, scale.user_ids
+    # used[kind][month][user index], kept ≤ the user's max as the usage API enforces.
+    months = (scale.last_month, scale.this_month)
+    used = {kind: {m: [0] * n_users for m in months} for kind in KINDS}
+    daily: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+    events = _event_rows(scale, n_events, used, daily)
+    made = {
+        "events": bulk_insert(
             UsageEvent,
             [
                 "organization_id",
@@ -238,27 +247,63 @@ class Command(BaseCommand):
                 "idempotency_key",
                 "request_hash",
             ],  # fmt: skip
-            event_rows(),
-        )
-        # The daily rollups the statistics read, as the usage API maintains them.
-        made["daily"] = bulk_insert(
-            DailyUsage,
-            ["organization_id", "user_id", "kind", "model", "day", "tokens", "events"],
             (
-                (org.pk, user_ids[u], kind, model, day, tokens, count)
-                for (u, kind, model, day), (tokens, count) in daily.items()
-            ),
+                (org.pk, user_ids[u], kind, tokens, model, at, "", "")
+                for u, kind, tokens, model, at in events
+            ),  # fmt: skip
         )
-        made["org_daily"] = org_daily_usage_rebuild(organization_ids=[org.pk])
-        made["monthly"] = bulk_insert(
-            MonthlyUsage,
-            ["organization_id", "user_id", "kind", "month", "used"],
-            (
-                (org.pk, user_ids[u], kind, month, amounts[u])
-                for kind, by_month in used.items()
-                for month, amounts in by_month.items()
-                for u in range(n_users)
-                if amounts[u]
-            ),
-        )
-        return org, emails[0], made
+    }
+    made["daily"] = bulk_insert(
+        DailyUsage,
+        ["organization_id", "user_id", "kind", "model", "day", "tokens", "events"],
+        (
+            (org.pk, user_ids[u], kind, model, day, tokens, count)
+            for (u, kind, model, day), (tokens, count) in daily.items()
+        ),
+    )
+    made["org_daily"] = org_daily_usage_rebuild(organization_ids=[org.pk])
+    made["monthly"] = bulk_insert(
+        MonthlyUsage,
+        ["organization_id", "user_id", "kind", "month", "used"],
+        (
+            (org.pk, user_ids[u], kind, month, amounts[u])
+            for kind, by_month in used.items()
+            for month, amounts in by_month.items()
+            for u in range(n_users)
+            if amounts[u]
+        ),
+    )
+    return made
+
+
+def _event_rows(scale: _Scale, n_events: int, used: dict, daily: dict) -> Iterator[tuple]:
+    """(user index, kind, tokens, model, time) per event, adding each to `used` and `daily`.
+
+    Times increase with ids, as real events arrive; some users are much busier. Lazy: the
+    rows are made as the insert reads them, so memory stays flat at any size.
+    """
+    rng, n_users, limits = scale.rng, scale.n_users, scale.maxima
+    span = (scale.now - scale.created).total_seconds()
+    this_start = dt.datetime.combine(scale.this_month, dt.time(), tzinfo=dt.UTC)
+    # Tokens per event sized so that an average user fills about half their max.
+    mean_max = sum(limits["inference"]) / n_users
+    cap = max(100, int(mean_max * n_users / max(n_events, 1)))
+    for i in range(n_events):
+        at = scale.created + dt.timedelta(seconds=span * (i + rng.random()) / n_events)
+        month = scale.this_month if at >= this_start else scale.last_month
+        kind = "embedding" if rng.random() < 0.2 else "inference"
+        for _ in range(20):
+            u = int(n_users * rng.random() ** 2)
+            room = limits[kind][u] - used[kind][month][u]
+            if room > 0:
+                break
+            kind = "inference"
+        else:
+            raise CommandError("The users' maxima cannot hold that many events; use more --users.")
+        tokens = min(rng.randint(1, cap), room)
+        used[kind][month][u] += tokens
+        model = rng.choice(INFERENCE_MODELS if kind == "inference" else EMBEDDING_MODELS)
+        row = daily[(u, kind, model, at.date())]
+        row[0] += tokens
+        row[1] += 1
+        yield u, kind, tokens, model, at

@@ -26,6 +26,6 @@ def backfill(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("tokens", "0013_org_daily_usage_rollup")]
+    dependencies = [("tokens", "0015_org_daily_usage_rollup")]
 
     operations = [migrations.RunPython(backfill, migrations.RunPython.noop, elidable=True)]

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("accounts", "0004_staff_groups_audit_app"),
-        ("tokens", "0012_token_request_cancelled"),
+        ("tokens", "0014_staff_see_background_work"),
     ]
 
     operations = [

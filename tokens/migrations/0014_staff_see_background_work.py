@@ -1,0 +1,30 @@
+"""Sales see the email outbox (failed deliveries) and sales leads the periodic runs (the
+nightly audit verification among them): re-sync the staff groups with accounts.staff_roles."""
+
+from django.contrib.auth.management import create_permissions
+from django.db import migrations
+
+from accounts.staff_roles import sync_staff_groups
+
+
+def sync_groups(apps, schema_editor):
+    for label in ("accounts", "tokens", "audit"):
+        app_config = apps.get_app_config(label)
+        # A historical app config has no models module, and create_permissions skips such
+        # apps; restore what was there (as accounts 0004 does).
+        models_module = getattr(app_config, "models_module", None)
+        app_config.models_module = models_module or True
+        create_permissions(app_config, apps=apps, verbosity=0)
+        app_config.models_module = models_module
+    sync_staff_groups(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"))
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("accounts", "0004_staff_groups_audit_app"),
+        ("tokens", "0013_background_work"),
+    ]
+
+    operations = [
+        migrations.RunPython(sync_groups, migrations.RunPython.noop),
+    ]

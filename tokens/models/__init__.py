@@ -1,0 +1,59 @@
+"""The tokens app's models, one module per capability; imported from here as before.
+
+kinds        token kinds, the 2,000,000-token block, allocation columns (the shared core)
+pools        purchases (monthly pools) and purchase requests to sales
+usage        usage events, monthly and daily usage, the organization's daily rollup
+allocations  pending edits and saved allocation batches
+policies     presets, allocation policies, per-user overrides
+requests     members' token requests
+api_keys     usage-API keys
+alerts       alerts already sent this month
+background   the email outbox and the ledger of periodic runs (tasks)
+"""
+
+from .alerts import AlertSent
+from .allocations import AllocationBatch, PendingEdit
+from .api_keys import ApiKey
+from .background import EmailDelivery, PeriodicRun
+from .kinds import BLOCK, COLUMN_LABELS, KIND_HELP, MAX_COLUMNS, TokenKind, column_for_kind
+from .policies import (
+    DYNAMIC_MIN_STEP,
+    DYNAMIC_TIERS,
+    PRESETS,
+    AllocationPolicy,
+    MemberOverride,
+    Preset,
+    StepMode,
+)
+from .pools import Purchase, PurchaseRequest
+from .requests import TokenRequest
+from .usage import DailyUsage, MonthlyUsage, OrgDailyUsage, UsageEvent
+
+__all__ = [
+    "BLOCK",
+    "COLUMN_LABELS",
+    "DYNAMIC_MIN_STEP",
+    "DYNAMIC_TIERS",
+    "KIND_HELP",
+    "MAX_COLUMNS",
+    "PRESETS",
+    "AlertSent",
+    "AllocationBatch",
+    "AllocationPolicy",
+    "ApiKey",
+    "DailyUsage",
+    "EmailDelivery",
+    "MemberOverride",
+    "PeriodicRun",
+    "MonthlyUsage",
+    "OrgDailyUsage",
+    "PendingEdit",
+    "Preset",
+    "Purchase",
+    "PurchaseRequest",
+    "StepMode",
+    "TokenKind",
+    "TokenRequest",
+    "UsageEvent",
+    "column_for_kind",
+]
