@@ -4,9 +4,11 @@ import calendar
 import datetime as dt
 
 import pytest
+import time_machine
 from django.urls import reverse
 
 from analytics import charts
+from analytics.selectors import forecast as forecast_selectors
 from analytics.selectors import statistics as statistics_selectors
 from asksage_admin.lib.months import add_months, current_month
 from tests.factories import (
@@ -347,3 +349,26 @@ def test_whole_months_are_those_lying_wholly_in_the_period(start, end, months):
     day = dt.date.fromisoformat
     expected = tuple(map(day, months)) if months else None
     assert statistics_selectors.whole_months(day(start), day(end)) == expected
+
+
+def test_the_forecast_bounds_a_window_across_the_month_start_by_both_months(org_a, bob):
+    """3 March: the window is 25 February – 3 March. Bob used 60,000 of it in February and
+    15,000 in March: 75,000 in 7 days, 10,714 a day, reaches his 200,000 before the end of
+    March. A member whose two months cannot reach their max is not at risk."""
+    set_max(bob, 200_000)
+    roomy = MembershipFactory(organization=org_a, max_inference_tokens=10_000_000).user
+    for user in (bob, roomy):
+        for day in (25, 26, 27, 28):
+            DailyUsageFactory(
+                organization=org_a, user=user, day=dt.date(2026, 2, day), tokens=15_000
+            )
+        DailyUsageFactory(organization=org_a, user=user, day=dt.date(2026, 3, 1), tokens=15_000)
+        MonthlyUsageFactory(organization=org_a, user=user, month=dt.date(2026, 2, 1), used=60_000)
+        MonthlyUsageFactory(organization=org_a, user=user, month=dt.date(2026, 3, 1), used=15_000)
+
+    with time_machine.travel(dt.datetime(2026, 3, 3, 12, tzinfo=dt.UTC), tick=False):
+        _pools, at_risk = forecast_selectors.forecast(org_a)
+
+    assert [(u.email, u.used, u.daily_rate) for u in at_risk] == [
+        ("bob@example.com", 15_000, 10_714)
+    ]
