@@ -81,7 +81,9 @@ def _users_at_risk(
     window use is at most their use in the months the window touches (the recording adds
     each usage to both), so only members for whom that bound reaches their max are
     candidates, and only their window is summed from DailyUsage (by the unique key, user
-    first). The page no longer reads every member's days of the window.
+    first). The page no longer reads every member's days of the window. The candidates are
+    MATERIALIZED so that their filter runs before those sums (inlined, PostgreSQL summed the
+    window of every member's row first).
     """
     window = FORECAST_WINDOW_DAYS
     daily, monthly = DailyUsage._meta.db_table, MonthlyUsage._meta.db_table
@@ -96,7 +98,7 @@ def _users_at_risk(
                 CAST(SUM(used) AS BIGINT) AS bound
             FROM {monthly} WHERE organization_id = %s AND month BETWEEN %s AND %s
             GROUP BY user_id, kind
-        ), candidates AS (
+        ), candidates AS MATERIALIZED (
             SELECT c.user_id, c.kind, c.used, {limit_sql} AS lim
             FROM months c JOIN {members} m ON m.user_id = c.user_id AND m.organization_id = %s
             WHERE c.bound > 0 AND {limit_sql} > 0
