@@ -8,6 +8,7 @@ from django.utils import timezone
 from accounts.models import Membership, Organization, User
 from asksage_admin.lib.months import current_month
 from tokens.models import DailyUsage, MonthlyUsage, Purchase, UsageEvent
+from tokens.rollup import org_daily_usage_add
 
 PASSWORD = "correct-horse-battery-staple"
 
@@ -78,6 +79,7 @@ def utc_today() -> dt.date:
 class DailyUsageFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = DailyUsage
+        skip_postgeneration_save = True
 
     user = factory.SubFactory(UserFactory)
     organization = factory.SubFactory(OrganizationFactory)
@@ -86,6 +88,19 @@ class DailyUsageFactory(factory.django.DjangoModelFactory):
     day = factory.LazyFunction(utc_today)
     tokens = 1_000
     events = 1
+
+    @factory.post_generation
+    def _rollup(obj, create, extracted, **kwargs):  # noqa: N805 - factory_boy's hook signature
+        """Add the row to the organization's rollup, as the usage API does."""
+        if create:
+            org_daily_usage_add(
+                organization_id=obj.organization_id,
+                day=obj.day,
+                kind=obj.kind,
+                model=obj.model,
+                tokens=obj.tokens,
+                events=obj.events,
+            )
 
 
 class UsageEventFactory(factory.django.DjangoModelFactory):

@@ -10,8 +10,8 @@ from django.db.models import Sum
 
 from accounts.models import Membership, Organization, User
 from analytics.filters import today
-from asksage_admin.lib.months import current_month
-from tokens.models import DailyUsage, MonthlyUsage, TokenKind
+from asksage_admin.lib.months import current_month, month_start
+from tokens.models import DailyUsage, MonthlyUsage, OrgDailyUsage, TokenKind
 from tokens.selectors import pool_statuses
 
 KINDS = TokenKind.values
@@ -76,35 +76,51 @@ def _users_at_risk(
 ) -> list[dict]:
     """Members whose use this month plus their window rate × days left reaches their max.
 
-    Raw SQL because the window is grouped once per user and kind first (a CTE) and only
-    then joined to memberships and this month's usage; the ORM would put the month's usage
-    in the GROUP BY and evaluate it for every rollup row. In integers:
-    used × window + recent × days left ≥ max × window.
+    In integers: used × window + recent × days left ≥ max × window. MonthlyUsage first (one
+    row per member, kind and month, by its (organization, kind, month) index): a member's
+    window use is at most their use in the months the window touches (the recording adds
+    each usage to both), so only members for whom that bound reaches their max are
+    candidates, and only their window is summed from DailyUsage (by the unique key, user
+    first). The page no longer reads every member's days of the window. The candidates are
+    MATERIALIZED so that their filter runs before those sums (inlined, PostgreSQL summed the
+    window of every member's row first).
     """
     window = FORECAST_WINDOW_DAYS
     daily, monthly = DailyUsage._meta.db_table, MonthlyUsage._meta.db_table
     members, users = Membership._meta.db_table, User._meta.db_table
     limit_sql = (
-        "CASE r.kind WHEN 'inference' THEN m.max_inference_tokens ELSE m.max_embedding_tokens END"
+        "CASE c.kind WHEN 'inference' THEN m.max_inference_tokens ELSE m.max_embedding_tokens END"
     )
     sql = f"""
-        WITH recent AS (
-            SELECT user_id, kind, CAST(SUM(tokens) AS BIGINT) AS recent FROM {daily}
-            WHERE organization_id = %s AND day BETWEEN %s AND %s
+        WITH months AS (
+            SELECT user_id, kind,
+                CAST(SUM(CASE WHEN month = %s THEN used ELSE 0 END) AS BIGINT) AS used,
+                CAST(SUM(used) AS BIGINT) AS bound
+            FROM {monthly} WHERE organization_id = %s AND month BETWEEN %s AND %s
             GROUP BY user_id, kind
+        ), candidates AS MATERIALIZED (
+            SELECT c.user_id, c.kind, c.used, {limit_sql} AS lim
+            FROM months c JOIN {members} m ON m.user_id = c.user_id AND m.organization_id = %s
+            WHERE c.bound > 0 AND {limit_sql} > 0
+              AND c.used * {window} + c.bound * %s >= {limit_sql} * {window}
+        ), recent AS (
+            SELECT c.*, (
+                SELECT CAST(SUM(d.tokens) AS BIGINT) FROM {daily} d
+                WHERE d.user_id = c.user_id AND d.kind = c.kind AND d.organization_id = %s
+                  AND d.day BETWEEN %s AND %s
+            ) AS recent
+            FROM candidates c
         )
-        SELECT r.user_id, u.name, u.email, r.kind, COALESCE(mu.used, 0), {limit_sql}, r.recent
-        FROM recent r
-        JOIN {members} m ON m.user_id = r.user_id AND m.organization_id = %s
-        JOIN {users} u ON u.id = r.user_id
-        LEFT JOIN {monthly} mu ON mu.user_id = r.user_id AND mu.kind = r.kind AND mu.month = %s
-            AND mu.organization_id = %s
-        WHERE r.recent > 0 AND {limit_sql} > 0
-          AND COALESCE(mu.used, 0) * {window} + r.recent * %s >= {limit_sql} * {window}
+        SELECT r.user_id, u.name, u.email, r.kind, r.used, r.lim, r.recent
+        FROM recent r JOIN {users} u ON u.id = r.user_id
+        WHERE r.recent > 0 AND r.used * {window} + r.recent * %s >= r.lim * {window}
         ORDER BY u.email, r.kind
         LIMIT %s
     """
-    params = [org.pk, start, end, org.pk, current_month(), org.pk, days_left, limit]
+    adapt = connection.ops.adapt_datefield_value
+    month = current_month()
+    params = [adapt(month), org.pk, adapt(month_start(start)), adapt(month), org.pk, days_left]
+    params += [org.pk, adapt(start), adapt(end), days_left, limit]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         names = ["user_id", "name", "email", "kind", "used", "limit", "recent"]
@@ -129,7 +145,7 @@ def forecast(org: Organization, statuses=None, limit: int = 50):
     statuses = statuses if statuses is not None else pool_statuses(org, with_used=True)
     recent = dict.fromkeys(KINDS, 0)
     for row in (
-        DailyUsage.objects.filter(organization=org, day__range=(window_start, day))
+        OrgDailyUsage.objects.filter(organization=org, day__range=(window_start, day))
         .values("kind")
         .annotate(total=Sum("tokens"))
         .order_by()

@@ -18,7 +18,16 @@ from asksage_admin.lib.months import current_month
 from audit.models import AuditLog
 from tests.factories import UserFactory
 from tokens.management.commands.seed_demo import PASSWORD
-from tokens.models import BLOCK, DailyUsage, MonthlyUsage, Purchase, TokenRequest, UsageEvent
+from tokens.models import (
+    BLOCK,
+    DailyUsage,
+    MonthlyUsage,
+    OrgDailyUsage,
+    Purchase,
+    TokenRequest,
+    UsageEvent,
+)
+from tokens.rollup import rollup_mismatches
 from tokens.selectors import allocated, pools
 
 pytestmark = pytest.mark.django_db
@@ -127,6 +136,10 @@ class TestSeedDemo:
         )
         assert DailyUsage.objects.aggregate(n=Sum("events"))["n"] == UsageEvent.objects.count()
 
+    def test_the_organization_rollup_equals_the_usage_events_per_day_kind_and_model(self):
+        assert rollup_mismatches() == []
+        assert rollup_mismatches(against="daily") == []
+
     def test_there_are_pending_token_requests_to_decide(self):
         pending = TokenRequest.objects.filter(status="pending")
         assert pending.filter(organization__slug="department-of-demos").count() >= 3
@@ -172,6 +185,11 @@ class TestSeedScale:
         daily = DailyUsage.objects.aggregate(t=Sum("tokens"), n=Sum("events"))
         events = UsageEvent.objects.aggregate(t=Sum("tokens"))
         assert (daily["t"], daily["n"]) == (events["t"], 200)
+
+    def test_its_organization_rollup_equals_its_events_per_day_kind_and_model(self):
+        seed("seed_scale", "--users", "30", "--events", "200")
+        assert OrgDailyUsage.objects.exists()
+        assert rollup_mismatches() == []
 
     def test_its_usage_adds_up_and_fits_the_limits_and_pools(self):
         seed("seed_scale", "--users", "30", "--events", "200", "--org-slug", "bench")

@@ -4,9 +4,12 @@ import calendar
 import datetime as dt
 
 import pytest
+import time_machine
 from django.urls import reverse
 
 from analytics import charts
+from analytics.selectors import forecast as forecast_selectors
+from analytics.selectors import statistics as statistics_selectors
 from asksage_admin.lib.months import add_months, current_month
 from tests.factories import (
     DailyUsageFactory,
@@ -15,6 +18,7 @@ from tests.factories import (
     set_max,
     utc_today,
 )
+from tokens.models import OrgDailyUsage
 
 URL = reverse("analytics:statistics")
 
@@ -278,3 +282,93 @@ def test_the_forecast_summary_comes_first_and_its_long_list_is_collapsed(alice_c
     assert '<details class="forecast-users">' in forecast
     assert "<summary><strong>1 user</strong>" in forecast
     assert forecast.index("Runs out") < forecast.index("<details")
+
+
+def test_the_days_and_models_are_read_from_the_organization_rollup(alice_client, org_a, org_b):
+    """The chart per day, the models and the pools' recent rate read OrgDailyUsage (a row
+    per day, kind and model), not one DailyUsage row per user and day."""
+    today = utc_today()
+    OrgDailyUsage.objects.create(
+        organization=org_a, day=today, kind="inference", model="rollup-lm", tokens=9_100, events=7
+    )
+    OrgDailyUsage.objects.create(
+        organization=org_b, day=today, kind="inference", model="other-lm", tokens=5, events=1
+    )
+
+    context = alice_client.get(URL, {"range": "7"}).context
+
+    assert [(m["model"], m["total"], m["requests"]) for m in context["models"]] == [
+        ("rollup-lm", 9_100, 7)
+    ]
+    assert context["days"][-1]["inference"] == 9_100
+    assert {p.kind: p.daily_rate for p in context["pools"]}["inference"] == 9_100 // 7
+
+
+def test_top_users_read_whole_months_from_monthly_usage_and_the_other_days_from_daily(
+    org_a, bob, alice
+):
+    """20 Jan – 5 Mar: February from MonthlyUsage (bob's DailyUsage rows of it are not
+    counted again), 20–31 January and 1–5 March from DailyUsage; a partial month's
+    MonthlyUsage is not read. Alice's February has no DailyUsage row here (the recording
+    writes both; this shows which one is read)."""
+    for user, day, kind, tokens in [
+        (bob, dt.date(2026, 1, 19), "inference", 1),  # before the period
+        (bob, dt.date(2026, 1, 20), "inference", 10),
+        (bob, dt.date(2026, 2, 10), "inference", 5_000),  # in the whole month
+        (bob, dt.date(2026, 3, 5), "inference", 100),
+        (bob, dt.date(2026, 3, 6), "inference", 1_000),  # after the period
+    ]:
+        DailyUsageFactory(organization=org_a, user=user, day=day, kind=kind, tokens=tokens)
+    for user, month, kind, used in [
+        (bob, dt.date(2026, 1, 1), "inference", 11),
+        (bob, dt.date(2026, 2, 1), "inference", 5_000),
+        (bob, dt.date(2026, 3, 1), "inference", 1_100),
+        (alice, dt.date(2026, 2, 1), "embedding", 7_000),
+    ]:
+        MonthlyUsageFactory(organization=org_a, user=user, month=month, kind=kind, used=used)
+
+    top = statistics_selectors.top_users(org_a, dt.date(2026, 1, 20), dt.date(2026, 3, 5))
+
+    assert [(u["user__email"], u["total"], u["inference"], u["embedding"]) for u in top] == [
+        ("alice@example.com", 7_000, 0, 7_000),
+        ("bob@example.com", 5_110, 5_110, 0),
+    ]
+
+
+@pytest.mark.parametrize(
+    "start, end, months",
+    [
+        ("2026-01-01", "2026-01-31", ("2026-01-01", "2026-01-01")),
+        ("2026-01-02", "2026-02-28", ("2026-02-01", "2026-02-01")),
+        ("2026-01-02", "2026-02-27", None),
+        ("2027-12-02", "2028-02-29", ("2028-01-01", "2028-02-01")),
+        ("2026-03-01", "2026-03-01", None),
+    ],
+)
+def test_whole_months_are_those_lying_wholly_in_the_period(start, end, months):
+    day = dt.date.fromisoformat
+    expected = tuple(map(day, months)) if months else None
+    assert statistics_selectors.whole_months(day(start), day(end)) == expected
+
+
+def test_the_forecast_bounds_a_window_across_the_month_start_by_both_months(org_a, bob):
+    """3 March: the window is 25 February – 3 March. Bob used 60,000 of it in February and
+    15,000 in March: 75,000 in 7 days, 10,714 a day, reaches his 200,000 before the end of
+    March. A member whose two months cannot reach their max is not at risk."""
+    set_max(bob, 200_000)
+    roomy = MembershipFactory(organization=org_a, max_inference_tokens=10_000_000).user
+    for user in (bob, roomy):
+        for day in (25, 26, 27, 28):
+            DailyUsageFactory(
+                organization=org_a, user=user, day=dt.date(2026, 2, day), tokens=15_000
+            )
+        DailyUsageFactory(organization=org_a, user=user, day=dt.date(2026, 3, 1), tokens=15_000)
+        MonthlyUsageFactory(organization=org_a, user=user, month=dt.date(2026, 2, 1), used=60_000)
+        MonthlyUsageFactory(organization=org_a, user=user, month=dt.date(2026, 3, 1), used=15_000)
+
+    with time_machine.travel(dt.datetime(2026, 3, 3, 12, tzinfo=dt.UTC), tick=False):
+        _pools, at_risk = forecast_selectors.forecast(org_a)
+
+    assert [(u.email, u.used, u.daily_rate) for u in at_risk] == [
+        ("bob@example.com", 15_000, 10_714)
+    ]

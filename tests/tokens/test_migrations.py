@@ -11,7 +11,8 @@ from django.db.migrations.executor import MigrationExecutor
 
 from asksage_admin.lib.months import current_month
 from tests.factories import MonthlyUsageFactory, UsageEventFactory
-from tokens.models import DailyUsage, MonthlyUsage, UsageEvent
+from tokens.models import DailyUsage, MonthlyUsage, OrgDailyUsage, UsageEvent
+from tokens.rollup import rollup_mismatches
 
 backfill = importlib.import_module("tokens.migrations.0009_usage_event_balance_backfill")
 
@@ -99,3 +100,51 @@ def test_keying_the_usage_rollups_by_organization_keeps_every_row(
         DailyUsage.objects.create(
             organization=org_a, user=bob, kind="inference", model="gpt-4o", day=day
         )
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("back_to_latest")
+def test_the_organization_rollup_is_backfilled_from_the_daily_rows(org_a, org_b, bob, alice, dave):
+    """0016 sums the existing DailyUsage over users per organization, day, kind and model."""
+    before = [("tokens", "0015_org_daily_usage_rollup")]
+    after = [("tokens", "0016_org_daily_usage_backfill")]
+    executor = MigrationExecutor(connection)
+    executor.migrate([("tokens", "0014_staff_see_background_work")])
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(before)
+    try:
+        old = MigrationExecutor(connection).loader.project_state(before).apps
+        daily = old.get_model("tokens", "DailyUsage")
+        day = dt.date(2026, 3, 10)
+        for org, user, model, tokens, events, on in [
+            (org_a, bob, "gpt-4o", 300, 2, day),
+            (org_a, alice, "gpt-4o", 700, 3, day),
+            (org_a, alice, "embed-3", 40, 1, day),
+            (org_a, bob, "gpt-4o", 5, 1, day - dt.timedelta(days=1)),
+            (org_b, dave, "gpt-4o", 11, 1, day),
+        ]:
+            daily.objects.create(
+                organization_id=org.pk,
+                user_id=user.pk,
+                kind="inference",
+                model=model,
+                day=on,
+                tokens=tokens,
+                events=events,
+            )
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.loader.build_graph()
+        executor.migrate(after)
+
+    rows = OrgDailyUsage.objects.values_list("organization", "day", "model", "tokens", "events")
+    assert sorted(rows) == sorted(
+        [
+            (org_a.pk, day, "gpt-4o", 1_000, 5),
+            (org_a.pk, day, "embed-3", 40, 1),
+            (org_a.pk, day - dt.timedelta(days=1), "gpt-4o", 5, 1),
+            (org_b.pk, day, "gpt-4o", 11, 1),
+        ]
+    )
+    assert rollup_mismatches(against="daily") == []

@@ -2,7 +2,7 @@
 
 kinds        token kinds, the 2,000,000-token block, allocation columns (the shared core)
 pools        purchases (monthly pools) and purchase requests to sales
-usage        usage events, monthly and daily usage
+usage        usage events, monthly and daily usage, the organization's daily rollup
 allocations  pending edits and saved allocation batches
 policies     presets, allocation policies, per-user overrides
 requests     members' token requests
@@ -27,7 +27,7 @@ from .policies import (
 )
 from .pools import Purchase, PurchaseRequest
 from .requests import TokenRequest
-from .usage import DailyUsage, MonthlyUsage, UsageEvent
+from .usage import DailyUsage, MonthlyUsage, OrgDailyUsage, UsageEvent
 
 __all__ = [
     "BLOCK",
@@ -46,6 +46,7 @@ __all__ = [
     "MemberOverride",
     "PeriodicRun",
     "MonthlyUsage",
+    "OrgDailyUsage",
     "PendingEdit",
     "Preset",
     "Purchase",

@@ -141,3 +141,45 @@ class DailyUsage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} {self.kind} {self.model} {self.day}: {self.tokens:,}"
+
+
+# --- Organization-level usage rollup (issue 19) --------------------------------------------
+
+
+class OrgDailyUsage(models.Model):
+    """Tokens and events per organization, UTC day, kind and model: the sum of DailyUsage
+    over the organization's users, so the statistics read a few hundred rows a year instead
+    of one per user and day.
+
+    Maintained in the same transaction as each recorded usage (both doors of the usage API),
+    and equal to the sum of the usage events: `tokens.rollup.rollup_mismatches` checks it.
+    """
+
+    # Indexed by the unique key below, which leads with it.
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    day = models.DateField()
+    kind = models.CharField(max_length=10, choices=TokenKind)
+    model = models.CharField(max_length=100)
+    tokens = models.BigIntegerField(default=0)
+    events = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            # Organization and day first: every statistics query is one organization's date
+            # range, read from this index's range alone.
+            models.UniqueConstraint(
+                fields=["organization", "day", "kind", "model"], name="org_daily_usage_one_row"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(tokens__gte=0, events__gte=0),
+                name="org_daily_usage_non_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization_id} {self.kind} {self.model} {self.day}: {self.tokens:,}"
+
+
+# --- End of the organization-level usage rollup ---------------------------------------------

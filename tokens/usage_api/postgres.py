@@ -21,7 +21,10 @@ daily rollup written by the same statement, so in the same transaction:
     counted  the conditional UPDATE of the month's row
     event    the usage event (its unique (organization, idempotency key) index refuses a
              concurrent duplicate: the whole statement fails and every report is retried alone)
-    daily    the day's rollup, an upsert
+    daily    the day's rollup per user, an upsert
+    org      the day's rollup per organization (what the statistics read): the batch summed
+             per (organization, kind, model) first, as one statement's upsert may touch a row
+             only once, and in key order, so concurrent batches lock shared rows in one order
     touch    the key's last-used time, at most once a minute, skipping a row being touched
 
 `settle` reads a report's row into an answer (a `UsageResult`, or a `UsageError` to raise)
@@ -48,6 +51,7 @@ from tokens.models import (
     ApiKey,
     DailyUsage,
     MonthlyUsage,
+    OrgDailyUsage,
     TokenKind,
     UsageEvent,
 )
@@ -127,6 +131,12 @@ WITH r AS MATERIALIZED (
   FROM counted c
   ON CONFLICT (user_id, kind, model, day, organization_id)
   DO UPDATE SET tokens = d.tokens + excluded.tokens, events = d.events + 1
+), org AS (
+  INSERT INTO {orgdaily} AS o (organization_id, day, kind, model, tokens, events)
+  SELECT org_id, %(day)s, kind, model, SUM(tokens), COUNT(*) FROM counted
+  GROUP BY org_id, kind, model ORDER BY org_id, kind, model
+  ON CONFLICT (organization_id, day, kind, model)
+  DO UPDATE SET tokens = o.tokens + excluded.tokens, events = o.events + excluded.events
 ), touch AS (
   UPDATE {apikey} SET last_used_at = %(now)s WHERE id IN (
     SELECT id FROM {apikey} WHERE id IN (SELECT key_id FROM k WHERE usable)
@@ -173,10 +183,23 @@ _TABLES = {
         "event": UsageEvent,
         "monthly": MonthlyUsage,
         "daily": DailyUsage,
+        "orgdaily": OrgDailyUsage,
     }.items()
 }
-BATCH_SQL = " ".join(_STATEMENT.format(skip_locked="SKIP LOCKED", **_TABLES).split())
-ONE_SQL = " ".join(_STATEMENT.format(skip_locked="", **_TABLES).split())
+
+
+def _one_line(sql: str) -> str:
+    """The statement on one line, without the spaces after commas, around operators and
+    inside parentheses (its only string literals, '' and '-infinity', hold none of them): it
+    keeps under the 4 KiB limit."""
+    line = " ".join(sql.split())
+    for spaced in (", ", " = ", "( ", " )", " + ", " <= ", " <> ", " < "):
+        line = line.replace(spaced, spaced.strip())
+    return line
+
+
+BATCH_SQL = _one_line(_STATEMENT.format(skip_locked="SKIP LOCKED", **_TABLES))
+ONE_SQL = _one_line(_STATEMENT.format(skip_locked="", **_TABLES))
 assert "--" not in _STATEMENT and len(BATCH_SQL) < 4096
 
 # The first usages of a month: their rows, created race-free (a concurrent creator wins

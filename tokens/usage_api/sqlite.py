@@ -8,7 +8,8 @@ One short IMMEDIATE transaction (SQLite serializes writers, so no row locks are 
    when it is the first usage of the month;
 3. inserts the usage event: its unique (organization, idempotency key) index refuses a
    concurrent retry, and the retry is answered from the recorded event (`replay`);
-4. adds the tokens to the day's rollup with an upsert.
+4. adds the tokens to the day's rollups with upserts: the user's (DailyUsage) and the
+   organization's (OrgDailyUsage, what the statistics read).
 
 PostgreSQL does the same in one statement (`postgres`). The usage events are the audit of
 usage: no AuditLog row per event (it would double the write cost of the hot path).
@@ -20,7 +21,7 @@ from django.db import connection, transaction
 
 from accounts.models import Organization
 from asksage_admin.lib.months import month_start
-from tokens.models import DailyUsage, MonthlyUsage, UsageEvent, column_for_kind
+from tokens.models import DailyUsage, MonthlyUsage, OrgDailyUsage, UsageEvent, column_for_kind
 from tokens.usage_api.errors import UsageError, check_user_may_use, key_reused, over_limit
 from tokens.usage_api.members import membership_for
 from tokens.usage_api.results import Balance, UsageRequest, UsageResult
@@ -70,6 +71,12 @@ def _write_in_steps(
             [org_id, user_id, usage.kind, usage.model]
             + [adapt.adapt_datefield_value(_utc_day(now)), usage.tokens],
         )
+        cursor.execute(
+            f"INSERT INTO {_ORG_DAILY} (organization_id, day, kind, model, tokens, events) "
+            f"VALUES (%s, %s, %s, %s, %s, 1) {_ORG_DAILY_CONFLICT}",
+            [org_id, adapt.adapt_datefield_value(_utc_day(now)), usage.kind, usage.model]
+            + [usage.tokens],
+        )
     return row[0], event_id
 
 
@@ -81,6 +88,11 @@ _DAILY = table(DailyUsage)
 _DAILY_CONFLICT = (
     "ON CONFLICT (user_id, kind, model, day, organization_id) DO UPDATE "
     f"SET tokens = {_DAILY}.tokens + excluded.tokens, events = {_DAILY}.events + 1"
+)
+_ORG_DAILY = table(OrgDailyUsage)
+_ORG_DAILY_CONFLICT = (
+    "ON CONFLICT (organization_id, day, kind, model) DO UPDATE "
+    f"SET tokens = {_ORG_DAILY}.tokens + excluded.tokens, events = {_ORG_DAILY}.events + 1"
 )
 
 

@@ -15,6 +15,7 @@ from django.utils.text import slugify
 from accounts.models import Membership, Organization, User
 from asksage_admin.lib.months import current_month, previous_month
 from tokens.models import BLOCK, DailyUsage, MonthlyUsage, Purchase, UsageEvent
+from tokens.rollup import org_daily_usage_rebuild
 
 CHUNK = 10_000
 UNUSABLE_PASSWORD = "!"  # what set_unusable_password() stores: nobody can log in with it
@@ -260,6 +261,7 @@ def _usage(scale: _Scale, n_events: int) -> dict[str, int]:
             for (u, kind, model, day), (tokens, count) in daily.items()
         ),
     )
+    made["org_daily"] = org_daily_usage_rebuild(organization_ids=[org.pk])
     made["monthly"] = bulk_insert(
         MonthlyUsage,
         ["organization_id", "user_id", "kind", "month", "used"],

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from accounts.models import Membership, Organization
 from asksage_admin.lib.months import month_start
 from tokens.models import DailyUsage, MonthlyUsage, UsageEvent
+from tokens.rollup import org_daily_usage_rebuild
 
 from .plans import (
     ADMIN_EMAIL,
@@ -142,7 +143,8 @@ class _UsageSeeder:
         return start + dt.timedelta(seconds=self.rng.randrange(max(span, 1)))
 
     def save(self) -> int:
-        """Insert the events, the daily rollups the statistics read, and the monthly totals."""
+        """Insert the events, the daily rollups (per user and per organization) and the monthly
+        totals."""
         UsageEvent.objects.bulk_create(self.events, batch_size=BATCH)
         daily: dict[tuple[int, int, str, str, dt.date], list[int]] = defaultdict(lambda: [0, 0])
         for e in self.events:
@@ -156,6 +158,8 @@ class _UsageSeeder:
             ),
             batch_size=BATCH,
         )
+        # The organizations' rollup the statistics read, summed from the rows above.
+        org_daily_usage_rebuild(organization_ids={o for o, *_ in daily})
         MonthlyUsage.objects.bulk_create(
             (
                 MonthlyUsage(organization_id=o, user_id=u, kind=k, month=m, used=used)
