@@ -124,14 +124,10 @@ def _users_at_risk(
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         names = ["user_id", "name", "email", "kind", "used", "limit", "recent"]
-        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-    for row in rows:
-        row["used"], row["limit"], row["recent"] = (
-            int(row["used"]),
-            int(row["limit"]),
-            int(row["recent"]),
-        )
-    return rows
+        return [  # the sums as ints: SQLite and PostgreSQL return other number types
+            dict(zip(names, (*row[:4], *map(int, row[4:])), strict=True))
+            for row in cursor.fetchall()
+        ]
 
 
 def forecast(org: Organization, statuses=None, limit: int = 50):
