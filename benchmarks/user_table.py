@@ -21,7 +21,7 @@ os.environ.setdefault("DEBUG", "1")  # a developer's tool: the development setti
 os.environ.setdefault("MFA_REQUIRED", "0")  # the clients log in with force_login
 
 import django  # noqa: E402
-from benchtools import median_ms  # noqa: E402
+from common import median_ms  # noqa: E402
 
 django.setup()
 
