@@ -10,7 +10,8 @@ The events are generated in Python and sent as COPY text in large chunks; the us
 two secondary indexes are dropped during the load and built once after it, and the
 foreign-key triggers are skipped for the load when the role may (a superuser: the rows
 reference users just created, so there is nothing to check). The daily and monthly rollups
-are then one INSERT … SELECT each, as the usage API would have maintained them.
+are then one INSERT … SELECT each, as the usage API would have maintained them (the daily
+table's two indexes, too, built once after).
 """
 
 import datetime as dt
@@ -62,7 +63,7 @@ def seed(events: int, log=print) -> dict:
     seconds["events (COPY + indexes)"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    rollups(org)
+    rollups(org, log)
     seconds["rollups + VACUUM ANALYZE"] = time.perf_counter() - start
     log(f"  rollups and VACUUM ANALYZE: {seconds['rollups + VACUUM ANALYZE']:.0f} s")
 
@@ -111,15 +112,12 @@ def copy_events(org: Organization, count: int, log=print) -> None:
         for index in indexes:
             editor.remove_index(UsageEvent, index)
         with connection.cursor() as cursor:
-            cursor.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
-            if cursor.fetchone()[0]:
-                cursor.execute("SET LOCAL session_replication_role = replica")  # no FK triggers
+            bulk_session(cursor)
             with cursor.copy(sql) as copy:
                 for data, done in _event_lines(org.pk, user_ids, count, random.Random(5)):
                     copy.write(data)
                     if done % 1_000_000 == 0:
                         log(f"  {done:,} events ({time.perf_counter() - started:.0f} s)")
-            cursor.execute("SET LOCAL session_replication_role = origin")
         copied = time.perf_counter() - started
         for index in indexes:
             editor.add_index(UsageEvent, index)
@@ -129,28 +127,51 @@ def copy_events(org: Organization, count: int, log=print) -> None:
     )
 
 
-def rollups(org: Organization) -> None:
-    """Daily and monthly usage from the events; the organization predates its first event."""
+def bulk_session(cursor) -> None:
+    """For this transaction: memory for big sorts and index builds, and, when the role may
+    (a superuser), no foreign-key triggers: every row references users and an organization
+    this seeding just created, and the usage tables' keys are DEFERRABLE, so each row would
+    otherwise queue two checks until the commit."""
+    cursor.execute("SET LOCAL work_mem = '256MB'")
+    cursor.execute("SET LOCAL maintenance_work_mem = '512MB'")
+    cursor.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+    if cursor.fetchone()[0]:
+        cursor.execute("SET LOCAL session_replication_role = replica")
+
+
+def rollups(org: Organization, log=print) -> None:
+    """Daily and monthly usage from the events, DailyUsage's two indexes built after; the
+    organization predates its first event. VACUUM, since autovacuum may be off."""
     events = connection.ops.quote_name(UsageEvent._meta.db_table)
     day = "(created_at AT TIME ZONE 'UTC')::date"
     month = "date_trunc('month', created_at AT TIME ZONE 'UTC')::date"
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {DailyUsage._meta.db_table} "
-            "(organization_id, user_id, kind, model, day, tokens, events) "
-            f"SELECT organization_id, user_id, kind, model, {day}, SUM(tokens), COUNT(*) "
-            f"FROM {events} WHERE organization_id = %s GROUP BY 1, 2, 3, 4, 5",
-            [org.pk],
-        )
-        cursor.execute(
-            f"INSERT INTO {MonthlyUsage._meta.db_table} "
-            "(organization_id, user_id, kind, month, used) "
-            f"SELECT organization_id, user_id, kind, {month}, SUM(tokens) "
-            f"FROM {events} WHERE organization_id = %s GROUP BY 1, 2, 3, 4",
-            [org.pk],
-        )
+    indexes = DailyUsage._meta.indexes
+    started = time.perf_counter()
+    with transaction.atomic(), connection.schema_editor(atomic=False) as editor:
+        for index in indexes:
+            editor.remove_index(DailyUsage, index)
+        with connection.cursor() as cursor:
+            bulk_session(cursor)
+            cursor.execute(
+                f"INSERT INTO {DailyUsage._meta.db_table} "
+                "(organization_id, user_id, kind, model, day, tokens, events) "
+                f"SELECT organization_id, user_id, kind, model, {day}, SUM(tokens), COUNT(*) "
+                f"FROM {events} WHERE organization_id = %s GROUP BY 1, 2, 3, 4, 5",
+                [org.pk],
+            )
+            cursor.execute(
+                f"INSERT INTO {MonthlyUsage._meta.db_table} "
+                "(organization_id, user_id, kind, month, used) "
+                f"SELECT organization_id, user_id, kind, {month}, SUM(tokens) "
+                f"FROM {events} WHERE organization_id = %s GROUP BY 1, 2, 3, 4",
+                [org.pk],
+            )
+        for index in indexes:
+            editor.add_index(DailyUsage, index)
         born = timezone.now() - dt.timedelta(days=DAYS + 1)
         Organization.objects.filter(pk=org.pk).update(created_at=born, activated_at=born)
+    rolled = time.perf_counter() - started
     tables = [m._meta.db_table for m in (User, Membership, UsageEvent, DailyUsage, MonthlyUsage)]
     with connection.cursor() as cursor:  # all-visible pages and fresh statistics
         cursor.execute("VACUUM (ANALYZE) " + ", ".join(tables))
+    log(f"  rollups {rolled:.0f} s, VACUUM {time.perf_counter() - started - rolled:.0f} s")
