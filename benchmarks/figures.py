@@ -164,9 +164,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, required=True)
     parser.add_argument("--label", default="", help="added to each measure's name")
+    parser.add_argument("--seed-only", action="store_true", help="seed, measure nothing")
     args = parser.parse_args()
     require_postgres()
     ensure_seeded(args.events)
+    if args.seed_only:
+        return
     anchor = changelist_timer(Organization.objects.get(slug=USERS_SLUG))
     before, _ = median_ms(anchor, RUNS)
     pages = {name: median_ms(timer, RUNS)[0] for name, timer in page_timers().items()}

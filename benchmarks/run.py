@@ -95,12 +95,18 @@ def main() -> None:
     parser.add_argument("--events", type=int, action="append", help="a size (repeatable)")
     parser.add_argument("--fresh", action="store_true", help="drop and seed the databases again")
     parser.add_argument("--no-usage-api", action="store_true", help="skip wrk and pgbench")
+    parser.add_argument("--seed-only", action="store_true", help="prepare the databases only")
     args = parser.parse_args()
     url = require_postgres()
     sizes = args.events or list(SIZES)
     started = time.perf_counter()
     rows: list[Row] = []
     empty = None
+    if args.seed_only:
+        for events in sizes:
+            child("figures.py", prepared(url, events, args.fresh), "--events", str(events),
+                  "--seed-only")  # fmt: skip
+        return
     if not args.no_usage_api:
         empty_db = database_url(url, f"{PREFIX}empty")
         ensure_database(empty_db)

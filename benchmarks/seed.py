@@ -11,7 +11,7 @@ two secondary indexes are dropped during the load and built once after it, and t
 foreign-key triggers are skipped for the load when the role may (a superuser: the rows
 reference users just created, so there is nothing to check). The daily and monthly rollups
 are then one INSERT … SELECT each, as the usage API would have maintained them (the daily
-table's two indexes, too, built once after).
+table's indexes and unique constraint, too, built once after).
 """
 
 import datetime as dt
@@ -20,7 +20,7 @@ import time
 
 from common import record_seed
 from django.core.management import call_command
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 from accounts.models import Membership, Organization, User
@@ -140,16 +140,19 @@ def bulk_session(cursor) -> None:
 
 
 def rollups(org: Organization, log=print) -> None:
-    """Daily and monthly usage from the events, DailyUsage's two indexes built after; the
+    """Daily and monthly usage from the events, DailyUsage's indexes built after; the
     organization predates its first event. VACUUM, since autovacuum may be off."""
     events = connection.ops.quote_name(UsageEvent._meta.db_table)
     day = "(created_at AT TIME ZONE 'UTC')::date"
     month = "date_trunc('month', created_at AT TIME ZONE 'UTC')::date"
     indexes = DailyUsage._meta.indexes
+    unique = [c for c in DailyUsage._meta.constraints if isinstance(c, models.UniqueConstraint)]
     started = time.perf_counter()
     with transaction.atomic(), connection.schema_editor(atomic=False) as editor:
         for index in indexes:
             editor.remove_index(DailyUsage, index)
+        for constraint in unique:  # the GROUP BY makes the rows unique; checked when rebuilt
+            editor.remove_constraint(DailyUsage, constraint)
         with connection.cursor() as cursor:
             bulk_session(cursor)
             cursor.execute(
@@ -166,6 +169,8 @@ def rollups(org: Organization, log=print) -> None:
                 f"FROM {events} WHERE organization_id = %s GROUP BY 1, 2, 3, 4",
                 [org.pk],
             )
+        for constraint in unique:
+            editor.add_constraint(DailyUsage, constraint)
         for index in indexes:
             editor.add_index(DailyUsage, index)
         born = timezone.now() - dt.timedelta(days=DAYS + 1)
