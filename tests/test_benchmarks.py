@@ -6,6 +6,7 @@ may drop, the rows that travel from its child processes, and the verdict against
 """
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -97,3 +98,46 @@ def test_the_table_has_a_header_and_one_line_per_figure():
     assert lines[0] == "| measure | value | anchor | ratio | goal | met? |"
     assert len(lines) == 2 + len(rows)
     assert lines[3].endswith("| 1.50× | – | – |")
+
+
+def _figures():
+    """figures.py, loaded as the harness runs it; the environment defaults it sets for its
+    own process (DEBUG, MFA_REQUIRED) are undone, so no later test inherits them."""
+    saved = dict(os.environ)
+    try:
+        spec = importlib.util.spec_from_file_location("bench_figures", BENCHMARKS / "figures.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return module
+
+
+def test_activity_rows_come_from_activity_page_measure_when_the_script_exists(tmp_path):
+    figures = _figures()
+    figures.HERE = tmp_path
+    assert figures.activity_rows() == []  # no script: no rows, nothing fails
+    (tmp_path / "activity_page.py").write_text(
+        "def measure():\n"
+        "    return [\n"
+        "        {'measure': 'anchor: admin changelist of users', 'value_ms': 100.0,\n"
+        "         'anchor_ms': 100.0, 'ratio': 1.0},\n"
+        "        {'measure': '(c) page + badge', 'value_ms': 80.0, 'anchor_ms': 100.0,\n"
+        "         'ratio': 0.8},\n"
+        "        {'measure': '(e) verify_audit --org', 'value_ms': 900.0, 'anchor_ms': 100.0,\n"
+        "         'ratio': 9.0},\n"
+        "    ]\n"
+    )
+    page, walk = figures.activity_rows()  # the anchor's own row is left out
+    assert page.measure.endswith("(c) page + badge")
+    assert (page.ratio, page.met()) == (0.8, "yes")
+    assert walk.goal is None and walk.met() == "–"  # shown for reading, no goal
+
+
+def test_a_failing_activity_script_gives_a_row_saying_so_not_a_lost_run(tmp_path):
+    figures = _figures()
+    figures.HERE = tmp_path
+    (tmp_path / "activity_page.py").write_text("def measure():\n    raise RuntimeError('no')\n")
+    (row,) = figures.activity_rows()
+    assert row.value.startswith("failed: RuntimeError('no')")
