@@ -6,7 +6,8 @@
 Only DATABASE_URL's server and credentials are used. For each size it creates the database
 `asksage_bench_<size>` (e.g. asksage_bench_1m) if missing, and seeds it unless it recorded
 being seeded at that size already (a second run skips the seeding; `--fresh` drops and seeds
-again); `asksage_bench_empty` holds no events, for the usage API's rate on an empty table.
+again); `asksage_bench_empty` holds no events, for the usage API's rate on an empty table (run just
+before each size's, so the two compared runs are minutes apart).
 Then, in child processes (each database is another Django configuration):
   - benchmarks/figures.py: Token Statistics, User Management, Activity (when
     benchmarks/activity_page.py exists) against Django admin's changelist, and the CSV export
@@ -101,23 +102,24 @@ def main() -> None:
     sizes = args.events or list(SIZES)
     started = time.perf_counter()
     rows: list[Row] = []
-    empty = None
     if args.seed_only:
         for events in sizes:
             child("figures.py", prepared(url, events, args.fresh), "--events", str(events),
                   "--seed-only")  # fmt: skip
         return
-    if not args.no_usage_api:
-        empty_db = database_url(url, f"{PREFIX}empty")
-        ensure_database(empty_db)
-        rows += child("usage_api.py", empty_db, BENCH_LABEL="empty table")
-        empty = rows[0]
+    empty_db = database_url(url, f"{PREFIX}empty")
     for events in sizes:
         db = prepared(url, events, args.fresh)
         rows += child("figures.py", db, "--events", str(events), "--label", label(events))
-        if empty is not None:
+        if not args.no_usage_api:
+            # The empty table's run just before the size's: the machine's load changes within
+            # minutes, and the two shares are compared.
+            ensure_database(empty_db)
+            empty = child(
+                "usage_api.py", empty_db, BENCH_LABEL=f"empty table, before {label(events)}"
+            )
             usage = child("usage_api.py", db, BENCH_LABEL=f"{label(events)} events")
-            rows += [*usage, rate_row(usage[0], empty, events)]
+            rows += [*empty, *usage, rate_row(usage[0], empty[0], events)]
     minutes = (time.perf_counter() - started) / 60
     print(f"\n{table(rows)}\n\n({len(sizes)} size(s), {minutes:.1f} min)")
 
