@@ -27,6 +27,8 @@ def bootstrap() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "asksage_admin.settings")
     os.environ.setdefault("DEBUG", "1")  # a developer's tool: the development settings
     os.environ.setdefault("MFA_REQUIRED", "0")  # the clients log in with force_login
+    # An access-log line per timed request would bury the output (the anchor's too).
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
 
 
 def require_postgres(url: str | None = None) -> str:
