@@ -58,10 +58,11 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: $(STAMP)  # set DATABASE_URL=postgres://... : the figures in the README are PostgreSQL's
-	$(DEV) $(PY) benchmarks/user_table.py
-	$(DEV) $(PY) benchmarks/usage_api.py
-	$(DEV) $(PY) benchmarks/exports.py
+# `make bench` seeds and measures at 1M and 10M events; `make bench SIZE=1000000` at one size.
+# DATABASE_URL names the PostgreSQL server (its databases asksage_bench_* are created on it).
+SIZE ?= 1000000 10000000
+bench: $(STAMP)
+	$(DEV) $(PY) benchmarks/run.py $(foreach size,$(SIZE),--events $(size))
 
 ci:
 	bash .ci/run

@@ -34,7 +34,7 @@ os.environ.setdefault("DEBUG", "1")  # a developer's tool: the development setti
 os.environ.setdefault("MFA_REQUIRED", "0")  # the admin's client logs in with force_login
 
 import django  # noqa: E402
-from benchtools import median_ms  # noqa: E402
+from common import median_ms  # noqa: E402
 
 django.setup()
 
@@ -158,10 +158,13 @@ def copy_only() -> None:
     """Child process: PostgreSQL's COPY of the same rows, read through psycopg."""
     org = Organization.objects.get(slug=SLUG)
     before = peak_rss_mb()
+    # The export's rows: the last 90 UTC days, today included (range=90).
+    since = timezone.now().astimezone(dt.UTC).date() - dt.timedelta(days=89)
     sql = (
         f"COPY (SELECT e.created_at, u.email, e.kind, e.model, e.tokens "
         f"FROM {UsageEvent._meta.db_table} e JOIN accounts_user u ON u.id = e.user_id "
-        f"WHERE e.organization_id = {int(org.pk)} ORDER BY e.created_at, e.id) "
+        f"WHERE e.organization_id = {int(org.pk)} "
+        f"AND e.created_at >= '{since.isoformat()}T00:00:00+00:00' ORDER BY e.created_at, e.id) "
         f"TO STDOUT WITH CSV HEADER"
     )
     start = time.perf_counter()

@@ -22,15 +22,7 @@ LONG_REASON = "Long because"
 # the benchmarks), as "path:function", or "path:<file>" for the file's length. Temporary: empty
 # it once those branches are merged. The test fails on any offender not listed, and on a listed
 # one that is gone (so the set only shrinks).
-PENDING: set[str] = {
-    # The benchmarks: being rewritten.
-    "benchmarks/usage_api.py:<file>",
-    "benchmarks/usage_api.py:seed",
-    "benchmarks/usage_api.py:run_pgbench",
-    "benchmarks/usage_api.py:main",
-    "benchmarks/usage_api.py:report",
-    "benchmarks/user_table.py:main",
-}
+PENDING: set[str] = set()
 
 
 @dataclass(frozen=True)
