@@ -48,6 +48,7 @@ from audit import chain, integrity  # noqa: E402
 from audit.models import AuditLog  # noqa: E402
 from audit.services import audit_bulk  # noqa: E402
 from tokens.models import DailyUsage, MonthlyUsage, UsageEvent  # noqa: E402
+from tokens.rollup import org_daily_usage_rebuild  # noqa: E402
 
 USERS = int(os.environ.get("BENCH_USERS", "20000"))
 EVENTS = int(os.environ.get("BENCH_EVENTS", "1000000"))
@@ -104,7 +105,8 @@ def seed_events(org: Organization, count: int) -> None:
 
 
 def rollup(org: Organization) -> None:
-    """DailyUsage from the seeded events (the usage API maintains it as events arrive)."""
+    """DailyUsage and the organization rollup from the seeded events (the usage API
+    maintains both as events arrive)."""
     if DailyUsage.objects.filter(organization=org).exists():
         return
     table, events = DailyUsage._meta.db_table, UsageEvent._meta.db_table
@@ -121,6 +123,7 @@ def rollup(org: Organization) -> None:
             f"GROUP BY organization_id, user_id, kind, model, {day}",
             [org.pk],
         )
+    org_daily_usage_rebuild(organization_ids=[org.pk])
 
 
 def export_only() -> None:

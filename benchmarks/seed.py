@@ -25,7 +25,8 @@ from django.utils import timezone
 
 from accounts.models import Membership, Organization, User
 from tokens.management.commands.seed_scale import EMBEDDING_MODELS, INFERENCE_MODELS
-from tokens.models import DailyUsage, MonthlyUsage, UsageEvent
+from tokens.models import DailyUsage, MonthlyUsage, OrgDailyUsage, UsageEvent
+from tokens.rollup import org_daily_usage_rebuild
 
 VERSION = 1  # bump when the seeded data changes: databases seeded before are seeded again
 USERS_SLUG, STATS_SLUG = "bench-users", "bench-stats"
@@ -173,10 +174,14 @@ def rollups(org: Organization, log=print) -> None:
             editor.add_constraint(DailyUsage, constraint)
         for index in indexes:
             editor.add_index(DailyUsage, index)
+        org_daily_usage_rebuild(organization_ids=[org.pk])  # the statistics page reads it
         born = timezone.now() - dt.timedelta(days=DAYS + 1)
         Organization.objects.filter(pk=org.pk).update(created_at=born, activated_at=born)
     rolled = time.perf_counter() - started
-    tables = [m._meta.db_table for m in (User, Membership, UsageEvent, DailyUsage, MonthlyUsage)]
+    tables = [
+        m._meta.db_table
+        for m in (User, Membership, UsageEvent, DailyUsage, MonthlyUsage, OrgDailyUsage)
+    ]
     with connection.cursor() as cursor:  # all-visible pages and fresh statistics
         cursor.execute("VACUUM (ANALYZE) " + ", ".join(tables))
     log(f"  rollups {rolled:.0f} s, VACUUM {time.perf_counter() - started - rolled:.0f} s")

@@ -120,7 +120,7 @@ def seed():
 
     from accounts.models import Membership, User
     from asksage_admin.lib.months import current_month
-    from tokens.models import ApiKey, DailyUsage, MonthlyUsage, UsageEvent
+    from tokens.models import ApiKey, DailyUsage, MonthlyUsage, OrgDailyUsage, UsageEvent
     from tokens.services import api_keys as api_key_services
 
     org = _organization()
@@ -130,7 +130,7 @@ def seed():
     small = [f"bench-usage-{i}@example.com" for i in range(0, USERS + 1, 10)]
     members.filter(user__email__in=small).update(max_inference_tokens=SMALL_MAX)
     with transaction.atomic():
-        for model in (UsageEvent, DailyUsage, MonthlyUsage, ApiKey):
+        for model in (UsageEvent, DailyUsage, OrgDailyUsage, MonthlyUsage, ApiKey):
             model.objects.filter(organization=org).delete()
         # Mid-month: most users have used part of their max (below the 80 % alerts).
         rng = random.Random(7)
@@ -145,7 +145,10 @@ def seed():
             for user_id, limit in members.values_list("user_id", "max_inference_tokens")
             if limit == BIG_MAX
         )
-    vacuum("tokens_usageevent", "tokens_dailyusage", "tokens_monthlyusage", full=True)
+    vacuum(
+        *(m._meta.db_table for m in (UsageEvent, DailyUsage, OrgDailyUsage, MonthlyUsage)),
+        full=True,
+    )
     admin = members.get(role="admin").user
     secret = api_key_services.api_key_create(actor=admin, org=org, name="bench")[1]
     emails = list(
@@ -161,7 +164,7 @@ def verify(org, seeded_usage: int) -> dict:
     from django.db.models import Count, Sum
 
     from accounts.models import Membership
-    from tokens.models import DailyUsage, MonthlyUsage, UsageEvent
+    from tokens.models import DailyUsage, MonthlyUsage, OrgDailyUsage, UsageEvent
 
     maxes = dict(
         Membership.objects.filter(organization=org).values_list("user_id", "max_inference_tokens")
@@ -177,6 +180,9 @@ def verify(org, seeded_usage: int) -> dict:
     monthly -= seeded_usage
     events = UsageEvent.objects.filter(organization=org).aggregate(t=Sum("tokens"), n=Count("id"))
     daily = DailyUsage.objects.filter(organization=org).aggregate(t=Sum("tokens"), n=Sum("events"))
+    rollup = OrgDailyUsage.objects.filter(organization=org).aggregate(
+        t=Sum("tokens"), n=Sum("events")
+    )
     full = (
         MonthlyUsage.objects.filter(
             organization=org, user__membership__max_inference_tokens=SMALL_MAX
@@ -191,6 +197,8 @@ def verify(org, seeded_usage: int) -> dict:
         "events": events["n"],
         "daily_tokens": daily["t"] or 0,
         "daily_events": daily["n"] or 0,
+        "rollup_tokens": rollup["t"] or 0,
+        "rollup_events": rollup["n"] or 0,
         "small_max_users_full": full,
     }
 
@@ -320,17 +328,24 @@ def check(org, seeded, emails, warm: Load, load: Load) -> dict:
         f"  small-max users filled up     {checks['small_max_users_full']} "
         f"of {len(emails) // 10 + 1}"
     )
-    tokens = (accepted, checks["monthly_tokens"], checks["event_tokens"], checks["daily_tokens"])
+    tokens = (
+        accepted,
+        checks["monthly_tokens"],
+        checks["event_tokens"],
+        checks["daily_tokens"],
+        checks["rollup_tokens"],
+    )
     tokens_agree = len(set(tokens)) == 1
     print(
         f"  accepted tokens               {tokens[0]:,} (client) = {tokens[1]:,} (monthly, less "
-        f"the seeded usage) = {tokens[2]:,} (events) = {tokens[3]:,} (daily): "
-        f"{'agree' if tokens_agree else 'DISAGREE'}"
+        f"the seeded usage) = {tokens[2]:,} (events) = {tokens[3]:,} (daily) = "
+        f"{tokens[4]:,} (organization rollup): {'agree' if tokens_agree else 'DISAGREE'}"
     )
-    events_agree = answers == checks["events"] == checks["daily_events"]
+    events_agree = answers == checks["events"] == checks["daily_events"] == checks["rollup_events"]
     print(
         f"  events                        {answers:,} (client, 200 answers) = "
-        f"{checks['events']:,} (events) = {checks['daily_events']:,} (daily): "
+        f"{checks['events']:,} (events) = {checks['daily_events']:,} (daily) = "
+        f"{checks['rollup_events']:,} (organization rollup): "
         f"{'agree' if events_agree else 'DISAGREE'}"
     )
     if unanswered:
