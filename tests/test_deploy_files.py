@@ -377,7 +377,7 @@ def test_compose_starts_web_workers_and_scheduler_only_after_migrate_succeeded()
 def test_compose_workers_scale_and_only_web_serves_http():
     services = compose()["services"]
     assert "container_name" not in services["worker"] and "ports" not in services["worker"]
-    assert services["web"]["ports"] == ["8000:8000"]
+    assert services["web"]["ports"] == ["127.0.0.1:8000:8000"]
     assert "/healthz" in " ".join(services["web"]["healthcheck"]["test"])
     for service in ("migrate", "worker", "scheduler"):
         assert services[service]["healthcheck"] == {"disable": True}, service
