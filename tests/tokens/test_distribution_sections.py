@@ -172,3 +172,9 @@ def test_an_email_about_one_token_says_token_and_is():
         {"org": SimpleNamespace(name="Acme"), "free": 2_500, "kind": "inference"},
     )
     assert subject.strip() == "Acme: only 2,500 inference tokens are unallocated"
+
+
+def test_no_template_comment_leaks_onto_the_page(alice_client, bob):
+    # `{# … #}` is one line only: a multi-line one is printed as text (it was, above the page).
+    html = alice_client.get(URL).content.decode()
+    assert "{#" not in html and "#}" not in html
