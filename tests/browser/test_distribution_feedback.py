@@ -1,6 +1,8 @@
 """Token Distribution answers where the admin is looking (issue 16, item 2): after every
 action, success or refusal, its message (or its preview) is on screen, at 1400 and 390 px."""
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -117,3 +119,24 @@ def test_the_distribution_page_with_its_messages_has_no_serious_axe_violations(
     options.get_by_role("button", name="Save settings").click()
     said(options, "settings saved")
     assert serious_violations(page) == []
+
+
+def test_a_slow_answer_shows_the_busy_bar_dims_its_section_and_disables_its_button(
+    page, live_server, login, alice, bob
+):
+    page = open_page(page, live_server, login, alice, 1400)
+    held = []
+    page.route("**/panel/distribution/options/", lambda route: held.append(route))  # held
+    options = page.get_by_role("region", name="Alerts and auto-approval")
+    button = options.get_by_role("button", name="Save settings")
+    button.click()
+    expect(page.locator("#busy")).to_have_class(re.compile(r"\bhtmx-request\b"))
+    expect(options).to_have_attribute("aria-busy", "true")
+    expect(button).to_be_disabled()  # a second click cannot send it twice
+    page.wait_for_timeout(300)  # past the 200 ms delay: the bar and the dimming show
+    assert page.locator("#busy").evaluate("e => getComputedStyle(e).opacity") == "1"
+    assert options.evaluate("e => getComputedStyle(e).opacity") == "0.6"
+    held[0].continue_()
+    said(options, "settings saved")
+    expect(page.locator("#busy")).not_to_have_class(re.compile(r"\bhtmx-request\b"))
+    expect(options).not_to_have_attribute("aria-busy", "true")
