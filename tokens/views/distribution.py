@@ -1,9 +1,11 @@
 """Token Distribution: presets, distribution actions, reclamation, per-user overrides, the
 alert and auto-approval options, and purchase requests to sales.
 
-Each POST binds its form (tokens/forms.py); a refusal (the form's, or a service's
-`DomainError` put on the form) answers 422 with the page body, its typed values kept beside
-their errors; a success answers the refreshed body under htmx, or redirects with a message.
+Each POST binds its form (tokens/forms.py) and answers in its own section of the page (the
+admin is looking there, not at the top of a long page): under htmx that section, with its
+message at the section's top and the pool status out of band — 422 on a refusal (the form's,
+or a service's `DomainError` put on the form), typed values kept beside their errors; without
+htmx a redirect to the section's #anchor, or on refusal the whole page at 422.
 """
 
 from django import forms
