@@ -51,7 +51,7 @@ def test_templates_declare_swaps_once_and_targets_on_containers():
     assert text.count("hx-target=") <= 16
 
 
-def test_a_refused_distribution_action_answers_422_under_htmx_with_the_body(alice_client, bob):
+def test_a_refused_distribution_action_answers_422_under_htmx_with_its_section(alice_client, bob):
     response = alice_client.post(
         reverse("tokens:distribution_action"),
         {"kind": "inference", "action": "set", "amount": "abc"},
@@ -59,7 +59,8 @@ def test_a_refused_distribution_action_answers_422_under_htmx_with_the_body(alic
     )
     html = response.content.decode()
     assert response.status_code == 422
-    assert 'id="distribution-body"' in html and "<html" not in html
+    assert html.lstrip().startswith('<section id="dist-actions"') and "<html" not in html
+    assert 'id="distribution-body"' not in html  # only its section (and the pool status)
     assert "is not an amount" in html
     assert "announce" in response["HX-Trigger"]
 
@@ -79,7 +80,8 @@ def test_a_success_without_htmx_redirects_with_a_message(alice_client, bob):
         reverse("tokens:distribution_purchase_request"),
         {"kind": "inference", "blocks": "1", "note": "Q3"},
     )
-    assert response.status_code == 302 and response.url == reverse("tokens:distribution")
+    assert response.status_code == 302
+    assert response.url == reverse("tokens:distribution") + "#dist-purchase"  # its section
     page = alice_client.get(response.url).content.decode()
     assert "Sent to sales: 2,000,000 more inference tokens a month." in page
 

@@ -13,6 +13,7 @@ from accounts.models import AUDITOR_READ_ONLY
 from asksage_admin.lib.errors import DomainError
 from asksage_admin.lib.htmx import respond
 from asksage_admin.lib.http import client_ip
+from asksage_admin.lib.wording import counted
 from tokens import selectors
 from tokens.forms import TokenRequestForm, add_domain_errors
 from tokens.models import TokenRequest
@@ -60,10 +61,14 @@ def token_request_create(request: AuthedRequest) -> HttpResponse:
             add_domain_errors(form, exc)
         else:
             if created.status == created.Status.APPROVED:
-                ok = f"Approved at once: {created.granted:,} {created.kind} tokens were added."
+                n = created.granted
+                ok = (
+                    f"Approved at once: {counted(n, created.kind + ' token')} "
+                    f"{'was' if n == 1 else 'were'} added."
+                )
             else:
                 ok = (
-                    f"Request sent: {created.amount:,} {created.kind} tokens. "
+                    f"Request sent: {counted(created.amount, created.kind + ' token')}. "
                     "Your admins will decide."
                 )
     return respond(
@@ -92,7 +97,7 @@ def token_request_cancel(request: AuthedRequest, request_id: int) -> HttpRespons
         cancelled = request_services.token_request_cancel(
             user=request.user, request_id=request_id, ip=client_ip(request)
         )
-        ok = f"Cancelled your request for {cancelled.amount:,} {cancelled.kind} tokens."
+        ok = f"Cancelled your request for {counted(cancelled.amount, cancelled.kind + ' token')}."
     except DomainError as exc:
         error = refusal_text(exc)
     return respond(

@@ -22,6 +22,7 @@ from accounts.services import (
 )
 from asksage_admin.lib.errors import DomainError
 from asksage_admin.lib.months import current_month, month_start
+from asksage_admin.lib.wording import counted
 from audit.services import audit_record
 from tokens.alerts import pool_alert_after_commit
 from tokens.models import PendingEdit, Purchase, TokenKind
@@ -232,7 +233,8 @@ def _pool_errors(org: Organization, users: list[User]) -> list[str]:
         need, free = org.floor(kind) * len(users), max(pool[kind] - alloc[kind], 0)
         if need > free:
             errors.append(
-                f"Adding {emails} needs {need:,} {kind} tokens ({org.floor(kind):,} each) "
+                f"Adding {emails} needs {counted(need, kind + ' token')} "
+                f"({org.floor(kind):,} each) "
                 f"but only {free:,} are unallocated."
             )
     return errors

@@ -10,6 +10,7 @@ from django.core.validators import validate_email
 
 from accounts.models import Membership, Organization, User
 from asksage_admin.lib.amounts import MAX_TOKENS
+from asksage_admin.lib.wording import counted
 from tokens.models import BLOCK, TokenKind
 
 
@@ -81,7 +82,7 @@ def provisioning_errors(
             _add_error(
                 errors,
                 field,
-                f"{len(everyone)} users need at least {needed:,} {kind} tokens "
+                f"{len(everyone)} users need at least {counted(needed, kind + ' token')} "
                 f"({floors[kind]:,} each); {amount:,} purchased.",
             )
     return [found[e] for e in everyone if e in found], errors

@@ -19,6 +19,7 @@ from django_tasks_db.models import DBTaskResult
 
 from accounts.models import Organization, User
 from asksage_admin.lib.errors import DomainError
+from asksage_admin.lib.wording import counted
 from tokens.mail import email_retry_due
 from tokens.models import TokenKind
 from tokens.periodic import day_period, hour_period, month_period, run_once, scheduled_at
@@ -55,7 +56,9 @@ def reclaim_idle_all() -> str:
             total += -plan.delta
     if refused:
         logger.warning("month-start reclamation refused for %s", "; ".join(refused))
-    return f"Reclaimed {total:,} tokens." + (f" Refused: {'; '.join(refused)}" if refused else "")
+    return f"Reclaimed {counted(total, 'token')}." + (
+        f" Refused: {'; '.join(refused)}" if refused else ""
+    )
 
 
 @cron("5 0 1 * *", sentry_monitor_config=None)

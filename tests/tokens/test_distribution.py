@@ -151,14 +151,15 @@ def test_a_valid_custom_preset_is_applied(alice, org_a):
     assert (policy.ceiling, policy.step_value, policy.cooldown_minutes) == (None, 1_500_000, 15)
 
 
-def test_the_preset_form_errors_show_on_the_page_under_htmx(alice_client):
+def test_the_preset_form_errors_show_in_its_own_section_under_htmx(alice_client):
     response = alice_client.post(
         reverse("tokens:distribution_preset"),
         {"op": "preview", "preset": "custom", "trigger_percent": "0", "step_mode": "percent"},
         headers={"HX-Request": "true"},
     )
     html = response.content.decode()
-    assert 'id="distribution-body"' in html and "<html" not in html
+    assert html.lstrip().startswith('<section id="dist-presets"') and "<html" not in html
+    assert 'id="distribution-body"' not in html and 'id="dist-actions"' not in html
     assert "from 1 to 100" in html
 
 
@@ -437,7 +438,7 @@ def test_an_auditor_sees_the_page_read_only_and_cannot_post(client, org_a, alice
     assert not AllocationBatch.objects.exists()
 
 
-def test_the_action_preview_answers_htmx_with_the_page_body(alice_client, trio):
+def test_the_action_preview_answers_htmx_with_its_own_section_only(alice_client, trio):
     response = alice_client.post(
         reverse("tokens:distribution_action"),
         {"op": "preview", "kind": "inference", "action": "split"},
@@ -445,7 +446,8 @@ def test_the_action_preview_answers_htmx_with_the_page_body(alice_client, trio):
     )
     html = response.content.decode()
     assert response.status_code == 200
-    assert 'id="distribution-body"' in html and "<html" not in html
+    assert html.lstrip().startswith('<section id="dist-actions"') and "<html" not in html
+    assert 'id="distribution-body"' not in html and 'id="dist-presets"' not in html
     assert "3,400,000 → <strong>0</strong>" in html and "Apply to 3 users" in html
     assert not AllocationBatch.objects.exists()
 

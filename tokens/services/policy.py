@@ -135,8 +135,8 @@ def _show(field: str, value) -> str:
         return "none" if field == "ceiling" else "—"
     if field == "step_mode":
         return StepMode(value).label
-    if field in {"floor_inference", "floor_embedding", "ceiling"}:
-        return f"{value:,}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"  # "Step 500,000", never "Step 500000"
     return str(value)
 
 

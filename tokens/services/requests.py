@@ -9,6 +9,7 @@ from accounts.models import AUDITOR_READ_ONLY, Membership, Organization, User
 from accounts.services import organization_lock
 from asksage_admin.lib.amounts import MAX_TOKENS
 from asksage_admin.lib.errors import DomainError
+from asksage_admin.lib.wording import counted
 from audit.services import audit_record
 from tokens.models import TokenRequest, column_for_kind
 from tokens.selectors import policy_for, pools, unallocated, used_this_month
@@ -120,7 +121,8 @@ def _check_grantable(*, org: Organization, kind: str, amount: int, current: int)
         raise DomainError(
             errors={
                 "amount": [
-                    f"Only {free:,} {kind} tokens are unallocated, so {amount:,} cannot be "
+                    f"Only {counted(free, kind + ' token')} "
+                    f"{'is' if free == 1 else 'are'} unallocated, so {amount:,} cannot be "
                     "granted. Approve a smaller amount, free tokens elsewhere or buy more."
                 ]
             }

@@ -1,13 +1,16 @@
 """Token Distribution: presets, distribution actions, reclamation, per-user overrides, the
 alert and auto-approval options, and purchase requests to sales.
 
-Each POST binds its form (tokens/forms.py); a refusal (the form's, or a service's
-`DomainError` put on the form) answers 422 with the page body, its typed values kept beside
-their errors; a success answers the refreshed body under htmx, or redirects with a message.
+Each POST binds its form (tokens/forms.py) and answers in its own section of the page (the
+admin is looking there, not at the top of a long page): under htmx that section, with its
+message at the section's top and the pool status out of band — 422 on a refusal (the form's,
+or a service's `DomainError` put on the form), typed values kept beside their errors; without
+htmx a redirect to the section's #anchor, or on refusal the whole page at 422.
 """
 
 from django import forms
 from django.http import HttpResponse
+from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
@@ -15,9 +18,10 @@ from accounts.decorators import org_admin_required
 from accounts.http import PanelRequest
 from accounts.models import Membership
 from asksage_admin.lib.errors import DomainError
-from asksage_admin.lib.htmx import page_or_partial, respond
+from asksage_admin.lib.htmx import is_partial, page_or_partial, respond
 from asksage_admin.lib.http import client_ip
 from asksage_admin.lib.inputs import header_text
+from asksage_admin.lib.wording import counted
 from tokens import selectors
 from tokens.forms import (
     DistributionActionForm,
@@ -35,6 +39,15 @@ from tokens.services import purchases as purchase_services
 from tokens.views._common import membership_or_404, refusal_text
 
 PAGE = "tokens/distribution.html"
+FEEDBACK = "distribution_feedback"  # the session key of a no-JS answer's message
+SECTION_OF = {  # each form's section of the page: its answers replace only that section
+    "preset_form": "dist-presets",
+    "action_form": "dist-actions",
+    "reclaim_form": "dist-reclaim",
+    "override_form": "dist-overrides",
+    "options_form": "dist-options",
+    "purchase_form": "dist-purchase",
+}
 
 
 def _context(request: PanelRequest, **extra) -> dict:
@@ -62,14 +75,23 @@ def _typed(form: forms.Form, *names: str) -> dict[str, str]:
     return {name: form.data.get(name, "") for name in names or form.fields}
 
 
-def _answer(request: PanelRequest, *, ok: str = "", error: str = "", **extra) -> HttpResponse:
-    """The page body under htmx (422 on refusal); without htmx a redirect with the message,
-    or on refusal the whole page (422) so what was typed stays beside its errors."""
+def _answer(
+    request: PanelRequest, *, section: str, ok: str = "", error: str = "", **extra
+) -> HttpResponse:
+    """Answer in the section the admin is looking at: under htmx that section (422 on
+    refusal) with its message, plus the pool status (out of band); without htmx a redirect
+    back to the section (#anchor) whose message shows there once, or on refusal the whole
+    page (422) so what was typed stays beside its errors."""
+    if ok and not error and not is_partial(request):
+        request.session[FEEDBACK] = {"section": section, "ok": ok}
+        return redirect(f"{reverse('tokens:distribution')}#{section}")
     return respond(
         request,
         template=PAGE,
-        fragment="distribution-body",
-        context=lambda: _context(request, notice_ok=ok, notice_error=error, **extra),
+        fragment=(section, "dist-status"),
+        context=lambda: _context(
+            request, feedback={"section": section, "ok": ok, "error": error}, oob=True, **extra
+        ),
         redirect_to=reverse("tokens:distribution"),
         ok=ok,
         error=error,
@@ -82,21 +104,25 @@ def _refused(request: PanelRequest, form: forms.Form, form_key: str, *names: str
     errors = {field: list(messages) for field, messages in form.errors.items()}
     return _answer(
         request,
+        section=SECTION_OF[form_key],
         error=refusal_text(form),
         field_errors={form_key: errors},  # beside this form's fields only
         **{form_key: _typed(form, *names)},
     )
 
 
-def _preview(request: PanelRequest, **extra) -> HttpResponse:
-    """A dry run's answer: the body with the preview (a GET-like answer, nothing written)."""
-    return page_or_partial(request, PAGE, "distribution-body", _context(request, **extra))
+def _preview(request: PanelRequest, section: str, **extra) -> HttpResponse:
+    """A dry run's answer: the section with the preview (a GET-like answer, nothing written)."""
+    return page_or_partial(request, PAGE, section, _context(request, **extra))
 
 
 @require_GET
 @org_admin_required
 def distribution(request: PanelRequest) -> HttpResponse:
-    return page_or_partial(request, PAGE, "distribution-body", _context(request))
+    """The page; a message left by a no-JS POST (`_answer`) shows once in its section."""
+    feedback = request.session.pop(FEEDBACK, None) if not is_partial(request) else None
+    extra = {"feedback": feedback} if isinstance(feedback, dict) else {}
+    return page_or_partial(request, PAGE, "distribution-body", _context(request, **extra))
 
 
 @require_POST
@@ -116,12 +142,16 @@ def distribution_preset(request: PanelRequest) -> HttpResponse:
                     ip=client_ip(request),
                 )
                 return _answer(
-                    request, ok=f"The {policy.get_preset_display()} preset is now active."
+                    request,
+                    section="dist-presets",
+                    ok=f"The {policy.get_preset_display()} preset is now active.",
                 )
             preview = policy_services.policy_preview(
                 org=request.org, preset=preset, given=form.settings()
             )
-            return _preview(request, preset_form=_typed(form), preset_preview=preview)
+            return _preview(
+                request, "dist-presets", preset_form=_typed(form), preset_preview=preview
+            )
         except DomainError as exc:
             add_domain_errors(form, exc)
     return _refused(request, form, "preset_form")
@@ -171,7 +201,7 @@ def distribution_action(request: PanelRequest) -> HttpResponse:
                 fragment="distribution-body",
                 context=dict,
                 redirect_to=reverse("tokens:users"),
-                ok=f"{count} pending change{'s' * (count != 1)}: review and save them here.",
+                ok=f"{counted(count, 'pending change')}: review and save them here.",
                 navigate=True,
             )
         if op == "apply":
@@ -179,15 +209,17 @@ def distribution_action(request: PanelRequest) -> HttpResponse:
                 admin=request.user, signature=data["signature"], ip=client_ip(request), **args
             )
             n, added = len(result.changes), sum(c.new - c.old for c in result.changes)
-            users = f"{n} user{'s' * (n != 1)}"
             return _answer(
-                request, ok=f"Applied to {users}: {added:+,} {data['kind']} tokens allocated."
+                request,
+                section="dist-actions",
+                ok=f"Applied to {counted(n, 'user')}: "
+                f"{counted(added, data['kind'] + ' token', sign=True)} allocated.",
             )
         plan = distribution_services.distribution_plan(**args)
     except DomainError as exc:
         add_domain_errors(form, exc)
         return _refused(request, form, "action_form", *names)
-    return _preview(request, action_form=_typed(form, *names), plan=plan)
+    return _preview(request, "dist-actions", action_form=_typed(form, *names), plan=plan)
 
 
 @require_POST
@@ -209,12 +241,14 @@ def distribution_reclaim(request: PanelRequest) -> HttpResponse:
                 )
                 freed = sum(c.old - c.new for c in result.changes)
                 return _answer(
-                    request, ok=f"Reclaimed {freed:,} {data['kind']} tokens to the pool."
+                    request,
+                    section="dist-reclaim",
+                    ok=f"Reclaimed {counted(freed, data['kind'] + ' token')} to the pool.",
                 )
             plan = distribution_services.reclaim_plan(
                 org=request.org, kind=data["kind"], idle_days=data["idle_days"]
             )
-            return _preview(request, reclaim_form=_typed(form), reclaim_plan=plan)
+            return _preview(request, "dist-reclaim", reclaim_form=_typed(form), reclaim_plan=plan)
         except DomainError as exc:
             add_domain_errors(form, exc)
     return _refused(request, form, "reclaim_form")
@@ -254,7 +288,11 @@ def distribution_override(request: PanelRequest) -> HttpResponse:
                 bounds={name: data[name] for name in names[1:]},
                 ip=client_ip(request),
             )
-            return _answer(request, ok=f"Saved the override for {membership.user.email}.")
+            return _answer(
+                request,
+                section="dist-overrides",
+                ok=f"Saved the override for {membership.user.email}.",
+            )
         except DomainError as exc:
             add_domain_errors(form, exc)
     return _refused(request, form, "override_form", *names)
@@ -269,8 +307,12 @@ def distribution_override_remove(request: PanelRequest, user_id: int) -> HttpRes
             admin=request.user, org=request.org, user_id=membership.user_id, ip=client_ip(request)
         )
     except DomainError as exc:
-        return _answer(request, error=refusal_text(exc))
-    return _answer(request, ok=f"Removed the override for {user.email}: the policy applies again.")
+        return _answer(request, section="dist-overrides", error=refusal_text(exc))
+    return _answer(
+        request,
+        section="dist-overrides",
+        ok=f"Removed the override for {user.email}: the policy applies again.",
+    )
 
 
 @require_POST
@@ -290,7 +332,11 @@ def distribution_options(request: PanelRequest) -> HttpResponse:
             policy_services.policy_options_update(
                 admin=request.user, org=request.org, ip=client_ip(request), **form.cleaned_data
             )
-            return _answer(request, ok="Alerts, auto-approval and reclamation settings saved.")
+            return _answer(
+                request,
+                section="dist-options",
+                ok="Alerts, auto-approval and reclamation settings saved.",
+            )
         except DomainError as exc:
             add_domain_errors(form, exc)
     return _refused(request, form, "options_form", *names)
@@ -314,7 +360,9 @@ def distribution_purchase_request(request: PanelRequest) -> HttpResponse:
             )
             return _answer(
                 request,
-                ok=f"Sent to sales: {created.tokens:,} more {created.kind} tokens a month.",
+                section="dist-purchase",
+                ok=f"Sent to sales: {counted(created.tokens, 'more ' + created.kind + ' token')}"
+                " a month.",
             )
         except DomainError as exc:
             add_domain_errors(form, exc)

@@ -11,6 +11,7 @@ from accounts.http import PanelRequest
 from asksage_admin.lib.errors import DomainError
 from asksage_admin.lib.htmx import page_or_partial, respond
 from asksage_admin.lib.http import client_ip
+from asksage_admin.lib.wording import counted
 from tokens import selectors
 from tokens.forms import ApproveForm, DenyForm
 from tokens.models import TokenRequest
@@ -92,7 +93,8 @@ def request_approve(request: PanelRequest, request_id: int) -> HttpResponse:
         ApproveForm,
         request_services.token_request_approve,
         lambda decided: (
-            f"Approved {decided.granted:,} {decided.kind} tokens for {decided.user.email}."
+            f"Approved {counted(decided.granted, decided.kind + ' token')} "
+            f"for {decided.user.email}."
         ),
     )
 
@@ -105,5 +107,7 @@ def request_deny(request: PanelRequest, request_id: int) -> HttpResponse:
         request_id,
         DenyForm,
         request_services.token_request_deny,
-        lambda decided: f"Denied {decided.user.email}'s request for {decided.amount:,} tokens.",
+        lambda decided: (
+            f"Denied {decided.user.email}'s request for {counted(decided.amount, 'token')}."
+        ),
     )

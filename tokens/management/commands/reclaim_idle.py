@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import Organization
 from asksage_admin.lib.errors import DomainError
+from asksage_admin.lib.wording import counted
 from tokens.models import TokenKind
 from tokens.services import distribution as distribution_services
 
@@ -56,6 +57,8 @@ class Command(BaseCommand):
                         continue
                 total += freed
         if options["apply"]:
-            self.stdout.write(self.style.SUCCESS(f"Reclaimed {total:,} tokens."))
+            self.stdout.write(self.style.SUCCESS(f"Reclaimed {counted(total, 'token')}."))
         else:
-            self.stdout.write(f"Preview only (add --apply): would reclaim {total:,} tokens.")
+            self.stdout.write(
+                f"Preview only (add --apply): would reclaim {counted(total, 'token')}."
+            )
