@@ -141,7 +141,13 @@ class MembershipInlineForm(forms.ModelForm):
 
 
 class MembershipInlineFormSet(BaseInlineFormSet):
-    """Checks the members as a whole: 2 users and 1 admin remain, new members fit the pool."""
+    """Checks the members as a whole: 2 users and 1 admin remain, new members fit the pool.
+
+    `page`: which page of the members the forms hold (the organization page shows one)."""
+
+    def __init__(self, *args, page=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.page = page
 
     def changes(self) -> tuple[list, list, list]:
         add, set_roles, remove = [], [], []

@@ -1,0 +1,119 @@
+"""The organization page at /staff/ shows its members a page at a time (issue 16, item 7)."""
+
+import pytest
+
+from audit.models import AuditLog
+from tests.accounts.staff_forms import add_inline_row, form_data, org_url
+from tests.factories import MembershipFactory, PurchaseFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _members(org, count: int) -> list:
+    return [
+        MembershipFactory(organization=org, user__email=f"m{i:03}@example.com").user
+        for i in range(count)
+    ]
+
+
+def _member_emails(response) -> list[str]:
+    formset = next(
+        f.formset
+        for f in response.context["inline_admin_formsets"]
+        if f.formset.prefix == "memberships"
+    )
+    return [form.instance.user.email for form in formset.initial_forms]
+
+
+@pytest.fixture
+def big_org(alice, bob):
+    org = alice.membership.organization
+    PurchaseFactory(organization=org, tokens_per_month=100_000_000)
+    _members(org, 58)
+    return org  # 60 members: alice (admin), bob, m000..m057
+
+
+def test_the_organization_page_shows_one_page_of_members_admins_first(staff_client, big_org):
+    response = staff_client.get(org_url(big_org))
+
+    emails = _member_emails(response)
+    assert len(emails) == 25
+    assert emails[0] == "alice@example.com"
+    body = response.content.decode()
+    assert "Members 1–25 of 60" in body
+    assert "?membership__organization__id__exact=" in body
+
+
+def test_the_last_page_of_members_holds_the_rest(staff_client, big_org):
+    emails = _member_emails(staff_client.get(org_url(big_org) + "?members_page=3"))
+
+    assert len(emails) == 10
+    assert emails[-1] == "m057@example.com"
+
+
+def test_an_out_of_range_members_page_shows_the_last_page(staff_client, big_org):
+    response = staff_client.get(org_url(big_org) + "?members_page=99")
+
+    assert response.status_code == 200
+    assert len(_member_emails(response)) == 10
+
+
+def test_the_organization_page_query_count_does_not_grow_with_members(
+    staff_client, alice, bob, django_assert_max_num_queries
+):
+    org = alice.membership.organization
+    PurchaseFactory(organization=org, tokens_per_month=100_000_000)
+    with django_assert_max_num_queries(40) as small:
+        staff_client.get(org_url(org))
+    _members(org, 120)
+    with django_assert_max_num_queries(len(small.captured_queries)) as large:
+        staff_client.get(org_url(org))
+    assert len(large.captured_queries) <= len(small.captured_queries)
+
+
+def test_a_role_change_on_a_later_page_of_members_is_saved(staff_client, big_org):
+    url = org_url(big_org) + "?members_page=2"
+    data = form_data(staff_client.get(url))
+    index = next(
+        int(k.split("-")[1])
+        for k, v in data.items()
+        if k.endswith("-email") and v == "m030@example.com"
+    )
+    data[f"memberships-{index}-role"] = "admin"
+
+    assert staff_client.post(url, data).status_code == 302
+
+    assert AuditLog.objects.get(action="membership.role").target_user.email == "m030@example.com"
+
+
+def test_a_member_added_from_a_later_page_joins_with_the_rules_checked_on_all(
+    staff_client, big_org
+):
+    nina = UserFactory(email="nina@example.com")
+    url = org_url(big_org) + "?members_page=3"
+    data = form_data(staff_client.get(url))
+    add_inline_row(data, "memberships", email="nina@example.com", role="member")
+
+    assert staff_client.post(url, data).status_code == 302
+
+    nina.refresh_from_db()
+    assert nina.membership.organization == big_org
+    assert big_org.memberships.count() == 61
+
+
+def test_demoting_the_only_admin_from_the_first_page_is_refused_though_others_are_unseen(
+    staff_client, big_org, alice
+):
+    url = org_url(big_org)
+    data = form_data(staff_client.get(url))
+    index = next(
+        int(k.split("-")[1]) for k, v in data.items() if k.endswith("-email") and v == alice.email
+    )
+    data[f"memberships-{index}-role"] = "member"
+
+    response = staff_client.post(url, data)
+
+    assert response.status_code == 200
+    assert "needs at least 1 admin" in response.content.decode()
+    alice.membership.refresh_from_db()
+    assert alice.membership.role == "admin"
