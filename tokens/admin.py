@@ -277,6 +277,9 @@ class MembershipInline(StaffPermissions, admin.TabularInline):
     per_page = 25
     page_param = "members_page"
 
+    class Media:
+        css = {"all": ["css/staff_members.css"]}
+
     def member_page(self, request, org: Organization) -> Page:
         """This page's members (admins first, then by email), in two queries at any size."""
         pks = self.get_queryset(request).filter(organization=org).values_list("pk", flat=True)

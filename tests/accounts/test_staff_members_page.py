@@ -1,6 +1,10 @@
 """The organization page at /staff/ shows its members a page at a time (issue 16, item 7)."""
 
+from pathlib import Path
+
 import pytest
+from django.conf import settings
+from django.contrib import admin
 
 from audit.models import AuditLog
 from tests.accounts.staff_forms import add_inline_row, form_data, org_url
@@ -117,3 +121,27 @@ def test_demoting_the_only_admin_from_the_first_page_is_refused_though_others_ar
     assert "needs at least 1 admin" in response.content.decode()
     alice.membership.refresh_from_db()
     assert alice.membership.role == "admin"
+
+
+def test_the_tabular_inline_override_differs_from_djangos_only_in_its_named_headers():
+    """The project's copy names the two empty column headers; on a Django upgrade this says
+    to copy the new template again."""
+    ours = (settings.BASE_DIR / "templates/admin/edit_inline/tabular.html").read_text()
+    django_template = (
+        Path(admin.__file__).parent / "templates/admin/edit_inline/tabular.html"
+    ).read_text()
+    changed = {
+        line.strip() for line in ours.splitlines()[1:] if line not in django_template.splitlines()
+    }
+
+    assert len(ours.splitlines()) == len(django_template.splitlines()) + 1
+    assert len(changed) == 2
+    assert all("visually-hidden" in line for line in changed)
+
+
+def test_each_member_row_input_is_named_for_assistive_technology(staff_client, big_org):
+    html = staff_client.get(org_url(big_org)).content.decode()
+
+    assert 'aria-label="Role of alice@example.com"' in html
+    assert 'aria-label="Remove bob@example.com"' in html
+    assert 'aria-label="Role of the new member"' in html
