@@ -7,30 +7,9 @@ import io
 import pytest
 from django.urls import reverse
 
-from accounts.models import Membership
-from tests.factories import PurchaseFactory
-from tokens.services import allocations as allocation_services
+pytestmark = pytest.mark.django_db
 
 URL = reverse("analytics:activity")
-INF = "max_inference_tokens"
-
-
-@pytest.fixture
-def saved_batch(alice, bob, org_a, member, audit):
-    """Alice saves 12 raised maxima in one batch, after one unrelated change."""
-    PurchaseFactory(organization=org_a, tokens_per_month=100_000_000)
-    audit("user.banned", target_user=bob, column="banned", old=False, new=True)
-    users = [member(user__email=f"u{i:02}@example.com", user__name=f"U {i:02}") for i in range(12)]
-    for user in users:
-        allocation_services.pending_edit_set(
-            admin=alice,
-            org=org_a,
-            membership=Membership.objects.get(user=user),
-            column=INF,
-            value=300_000,
-        )
-    result = allocation_services.allocation_batch_save(admin=alice, org=org_a, column=INF)
-    return result.batch
 
 
 def test_a_saved_batch_shows_as_one_group_listing_each_change(alice_client, saved_batch):
