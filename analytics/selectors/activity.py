@@ -52,6 +52,11 @@ class BatchGroup:
     def first(self) -> AuditLog:
         return self.entries[0]
 
+    @property
+    def in_saved_order(self) -> list[AuditLog]:
+        """The page lists newest first; a batch reads better in the order it was saved."""
+        return self.entries[::-1]
+
 
 def page_items(entries, rows) -> list:
     """A page's rows, consecutive rows of one batch folded into a `BatchGroup`.

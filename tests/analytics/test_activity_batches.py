@@ -57,3 +57,10 @@ def test_the_export_keeps_one_row_per_change_with_raw_numbers(alice_client, save
     changes = [row for row in rows if "300000" in row]
     assert len(changes) == 12
     assert all("200000" in row for row in changes)
+
+
+def test_the_page_shows_no_template_comment_text(alice_client, saved_batch):
+    """A `{# #}` comment is one line only: over several lines it was printed atop every page."""
+    html = alice_client.get(URL).content.decode()
+
+    assert "{#" not in html and "#}" not in html
