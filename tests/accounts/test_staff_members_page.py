@@ -145,3 +145,30 @@ def test_each_member_row_input_is_named_for_assistive_technology(staff_client, b
     assert 'aria-label="Role of alice@example.com"' in html
     assert 'aria-label="Remove bob@example.com"' in html
     assert 'aria-label="Role of the new member"' in html
+
+
+def test_plain_sales_staff_page_through_members_and_add_one_on_a_later_page(client, sales, big_org):
+    client.force_login(sales)
+    url = org_url(big_org) + "?members_page=2"
+    response = client.get(url)
+    assert len(_member_emails(response)) == 25
+    assert "All 60 members in the users list" in response.content.decode()
+    UserFactory(email="nina@example.com")
+    data = add_inline_row(form_data(response), "memberships", email="nina@example.com")
+
+    assert client.post(url, {**data, "memberships-25-role": "member"}).status_code == 302
+
+    assert big_org.memberships.filter(user__email="nina@example.com").exists()
+    assert AuditLog.objects.get(action="membership.added").actor == sales
+
+
+def test_the_all_members_link_opens_the_users_list_filtered_to_the_organization(
+    staff_client, big_org, carol
+):
+    html = staff_client.get(org_url(big_org)).content.decode()
+    link = html.split("All 60 members in the users list")[0].rsplit('href="', 1)[1].split('"')[0]
+
+    response = staff_client.get(link.replace("&amp;", "&"))
+
+    assert response.status_code == 200
+    assert response.context["cl"].result_count == 60
