@@ -218,6 +218,9 @@ class PurchaseHistoryInline(StaffPermissions, admin.TabularInline):
     readonly_fields = fields
     extra = 0
     can_delete = False
+    # Each row links to its record: on a phone the table scrolls sideways, and a scrolling
+    # region needs something a keyboard can reach (axe: scrollable-region-focusable).
+    show_change_link = True
     verbose_name = "purchase"
     verbose_name_plural = "purchases (confirmed payments)"
 
