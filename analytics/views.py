@@ -154,6 +154,7 @@ def activity(request: PanelRequest) -> HttpResponse:
         "filter": filterset,
         "filter_error": "" if valid else filterset.error_text(),
         "page": page,
+        "items": activity_selectors.page_items(page.object_list, rows),
         "query": query,
         "actions": ACTIONS,
         "export_url": reverse("analytics:export", args=["activity"])

@@ -9,6 +9,7 @@ input and show refusals. Nothing is deleted from here: records are retained.
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Page, Paginator
 from django.db.models import BigIntegerField, Count, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.http import HttpResponse
@@ -217,6 +218,9 @@ class PurchaseHistoryInline(StaffPermissions, admin.TabularInline):
     readonly_fields = fields
     extra = 0
     can_delete = False
+    # Each row links to its record: on a phone the table scrolls sideways, and a scrolling
+    # region needs something a keyboard can reach (axe: scrollable-region-focusable).
+    show_change_link = True
     verbose_name = "purchase"
     verbose_name_plural = "purchases (confirmed payments)"
 
@@ -260,19 +264,35 @@ class PurchaseInline(StaffPermissions, admin.TabularInline):
 
 
 class MembershipInline(StaffPermissions, admin.TabularInline):
+    """The members, one page of them at a time (`?members_page=`): an account of 130 inline
+    made a 1.8 s page of 11,000 px. New rows are added on any page; the rules (2 users,
+    1 admin, the pool) are checked against all the members in the database, not the page."""
+
     model = Membership
     form = MembershipInlineForm
     formset = MembershipInlineFormSet
+    template = "admin/accounts/organization/members_inline.html"
     fields = ["email", "role", "max_inference", "max_embedding", "joined_at"]
     readonly_fields = ["max_inference", "max_embedding", "joined_at"]
     extra = 0
     verbose_name = "member"
+    verbose_name_plural = "members"
+    per_page = 25
+    page_param = "members_page"
 
-    @admin.display(description="Max Inference Tokens")
+    class Media:
+        css = {"all": ["css/staff_members.css"]}
+
+    def member_page(self, request, org: Organization) -> Page:
+        """This page's members (admins first, then by email), in two queries at any size."""
+        pks = self.get_queryset(request).filter(organization=org).values_list("pk", flat=True)
+        return Paginator(pks, self.per_page).get_page(request.GET.get(self.page_param))
+
+    @admin.display(description="max inference tokens")
     def max_inference(self, membership: Membership) -> str:
         return f"{membership.max_inference_tokens:,}" if membership.pk else "—"
 
-    @admin.display(description="Max Embedding Tokens")
+    @admin.display(description="max embedding tokens")
     def max_embedding(self, membership: Membership) -> str:
         return f"{membership.max_embedding_tokens:,}" if membership.pk else "—"
 
@@ -281,7 +301,13 @@ class MembershipInline(StaffPermissions, admin.TabularInline):
         return request.user.has_perm("accounts.delete_membership")
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("user").order_by("role", "user__email")
+        # The organization too: each row's label (`Membership.__str__`) names it.
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("user", "organization")
+            .order_by("role", "user__email")
+        )
 
 
 @admin.register(Organization)
@@ -325,6 +351,14 @@ class OrganizationAdmin(ServiceErrorsAsMessages, StaffPermissions, admin.ModelAd
     ]
     inlines = [MembershipInline, PurchaseHistoryInline, PurchaseInline]
     ordering = ["name"]
+
+    def get_formset_kwargs(self, request, obj, inline, prefix):
+        kwargs = super().get_formset_kwargs(request, obj, inline, prefix)
+        if isinstance(inline, MembershipInline) and obj is not None and obj.pk:
+            page = inline.member_page(request, obj)
+            kwargs["queryset"] = kwargs["queryset"].filter(pk__in=list(page.object_list))
+            kwargs["page"] = page
+        return kwargs
 
     def get_queryset(self, request):
         return (

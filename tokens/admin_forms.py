@@ -72,6 +72,14 @@ class ProvisionForm(forms.Form):
         return self.cleaned_data["embedding_tokens"] or 0
 
 
+def label_cells(form: forms.BaseForm, whose: str) -> None:
+    """Name each input of a tabular inline's row: the column header alone is not a label for
+    assistive technology (axe: "Form elements must have labels"), so "Role of nina@…"."""
+    for field in form.fields.values():
+        if field.label:
+            field.widget.attrs.setdefault("aria-label", f"{field.label} {whose}")
+
+
 class PurchaseInlineForm(forms.ModelForm):
     """A new purchase. Existing ones are payment records: shown read-only, never edited."""
 
@@ -93,6 +101,10 @@ class PurchaseInlineForm(forms.ModelForm):
         ]
         widgets = {"note": forms.TextInput(attrs={"size": 24})}
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        label_cells(self, "of the new purchase")
+
     def clean(self):
         cleaned = super().clean()
         if not self.instance._state.adding:
@@ -112,7 +124,9 @@ class MembershipInlineForm(forms.ModelForm):
     """A member: their email is fixed once added; the role can change."""
 
     email = forms.EmailField(
-        label="User email", help_text="A registered user who accepted the terms."
+        label="User email",
+        help_text="A registered user who accepted the terms.",
+        widget=forms.EmailInput(attrs={"size": 34}),
     )
 
     class Meta:
@@ -127,6 +141,9 @@ class MembershipInlineForm(forms.ModelForm):
             self.fields["email"].disabled = True
             self.fields["email"].required = False
             self.fields["email"].help_text = ""
+        label_cells(
+            self, f"of {self.instance.user.email}" if self.instance.pk else "of the new member"
+        )
 
     def clean_email(self) -> str:
         email = self.cleaned_data["email"].strip().lower()
@@ -141,7 +158,18 @@ class MembershipInlineForm(forms.ModelForm):
 
 
 class MembershipInlineFormSet(BaseInlineFormSet):
-    """Checks the members as a whole: 2 users and 1 admin remain, new members fit the pool."""
+    """Checks the members as a whole: 2 users and 1 admin remain, new members fit the pool.
+
+    `page`: which page of the members the forms hold (the organization page shows one)."""
+
+    def __init__(self, *args, page=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.page = page
+
+    def add_fields(self, form, index):
+        super().add_fields(form, index)
+        if "DELETE" in form.fields and form.instance.pk:
+            form.fields["DELETE"].widget.attrs["aria-label"] = f"Remove {form.instance.user.email}"
 
     def changes(self) -> tuple[list, list, list]:
         add, set_roles, remove = [], [], []

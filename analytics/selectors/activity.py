@@ -2,6 +2,7 @@
 `audit.checkpoints`: it moves a checkpoint, so it is a service, not a read)."""
 
 import datetime as dt
+import uuid
 from dataclasses import dataclass, field
 
 from django.core.paginator import Paginator
@@ -32,6 +33,54 @@ def trail_size(org: Organization) -> int | None:
     """
     heads = AuditChain.objects.filter(key=chain.chain_key(org.pk))
     return heads.values_list("last_seq", flat=True).first()
+
+
+@dataclass
+class BatchGroup:
+    """The rows of one saved batch that sit together on a page: shown as one expandable row.
+
+    `total`: how many of the batch's rows the filters find (more than `entries` when the batch
+    runs over onto the next or previous page)."""
+
+    batch_id: uuid.UUID
+    entries: list[AuditLog]
+    total: int = 0
+
+    is_batch = True
+
+    @property
+    def first(self) -> AuditLog:
+        return self.entries[0]
+
+    @property
+    def in_saved_order(self) -> list[AuditLog]:
+        """The page lists newest first; a batch reads better in the order it was saved."""
+        return self.entries[::-1]
+
+
+def page_items(entries, rows) -> list:
+    """A page's rows, consecutive rows of one batch folded into a `BatchGroup`.
+
+    Pagination stays by audit row (counts, exports and filters are unchanged); only the page's
+    display groups. A group at the page's edge may go on past it: its `total` is counted from
+    the filtered `rows` (at most two COUNTs, on the batch index).
+    """
+    items: list = []
+    for entry in entries:
+        last = items[-1] if items else None
+        if entry.batch_id and isinstance(last, BatchGroup) and last.batch_id == entry.batch_id:
+            last.entries.append(entry)
+        elif entry.batch_id and isinstance(last, AuditLog) and last.batch_id == entry.batch_id:
+            items[-1] = BatchGroup(entry.batch_id, [last, entry])
+        else:
+            items.append(entry)
+    groups = [item for item in items if isinstance(item, BatchGroup)]
+    for group in groups:
+        group.total = len(group.entries)
+    for group in {id(g): g for g in groups[:1] + groups[-1:]}.values():
+        if group is items[0] or group is items[-1]:
+            group.total = rows.filter(batch_id=group.batch_id).count()
+    return items
 
 
 class CountedPaginator(Paginator):
