@@ -1,5 +1,6 @@
 """The fast path's own PostgreSQL connections: a small psycopg pool per worker process,
-autocommit, statements prepared once with generic plans."""
+autocommit, statements prepared once with generic plans; behind a pooler in transaction mode
+(DATABASE_POOLER) neither: each statement in a transaction of its own (see `Database`)."""
 
 import select
 
