@@ -26,6 +26,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 import psycopg
 import pytest
@@ -81,7 +82,7 @@ class PgBouncer:
             "* = host=127.0.0.1 port=5432\n"
             "[pgbouncer]\n"
             f"listen_addr = 127.0.0.1\nlisten_port = {self.port}\nunix_socket_dir =\n"
-            "auth_type = trust\n"
+            "auth_type = trust\nadmin_users = postgres\n"
             f"auth_file = {self.dir / 'users.txt'}\n"
             "pool_mode = transaction\n"
             f"default_pool_size = {SERVER_CONNECTIONS}\nmin_pool_size = 0\n"
@@ -107,6 +108,14 @@ class PgBouncer:
             time.sleep(0.1)
         raise RuntimeError(f"PgBouncer did not start:\n{self.log_tail()}")
 
+    def reconnect(self) -> None:
+        """New server connections from now on: they take the database's current settings."""
+        subprocess.run(
+            ["psql", "-X", "-q", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
+             "-c", "RECONNECT", "pgbouncer"],
+            check=True, capture_output=True, timeout=30,
+        )  # fmt: skip
+
     def log_tail(self, lines: int = 30) -> str:
         if not self.log.exists():
             return ""
@@ -121,6 +130,14 @@ class PgBouncer:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Pooled(NamedTuple):
+    bouncer: PgBouncer
+    dbname: str
+    env: dict[str, str]  # the servers' environment (DATABASE_URL: PgBouncer's)
+    fast: App  # the fast path serves the usage API
+    django_view: App  # USAGE_FAST_PATH=0: Django's view does
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +161,7 @@ def pooled(tmp_path_factory):
         servers.append(Server(env, logs / "fast.log"))
         servers.append(Server({**env, "USAGE_FAST_PATH": "0"}, logs / "django.log"))
         apps = [App(server, secrets["key"], secrets["session"]) for server in servers]
-        yield bouncer, dbname, *apps
+        yield Pooled(bouncer, dbname, env, *apps)
     finally:
         for server in servers:
             server.stop()
@@ -175,7 +192,7 @@ def report_concurrently(app: App, n: int) -> list[tuple[int, bytes]]:
 
 
 def test_pages_and_the_fast_path_answer_correctly_through_pgbouncer(pooled):
-    bouncer, dbname, fast, _ = pooled
+    bouncer, dbname, _, fast, _ = pooled
     for path in PAGES:
         status, _, body, _ = fast.server.request(
             "GET", path, headers={"Cookie": f"sessionid={fast.session}"}
@@ -191,7 +208,7 @@ def test_pages_and_the_fast_path_answer_correctly_through_pgbouncer(pooled):
 
 
 def test_the_django_usage_view_records_correctly_through_pgbouncer(pooled):
-    bouncer, dbname, _, django_view = pooled
+    bouncer, dbname, _, _, django_view = pooled
     before = bobs_month(dbname)
     answers = report_concurrently(django_view, REPORTS // 2)
     bad = [answer for answer in answers if answer[0] != 200]
@@ -202,7 +219,7 @@ def test_the_django_usage_view_records_correctly_through_pgbouncer(pooled):
 def test_no_setting_is_left_on_pgbouncers_server_connections(pooled):
     """The fast path's plan settings hold for its own transactions only: every server
     connection PgBouncer hands out afterwards has the server's defaults."""
-    bouncer, dbname, fast, _ = pooled
+    bouncer, dbname, _, fast, _ = pooled
     assert all(status == 200 for status, _ in report_concurrently(fast, REPORTS))
     conns = [psycopg.connect(bouncer.url(dbname)) for _ in range(SERVER_CONNECTIONS)]
     try:
@@ -239,3 +256,28 @@ def test_the_fast_paths_settings_hold_inside_its_transaction_through_pgbouncer(p
 
     assert asyncio.run(settings_seen()) == [("off", "off", "off", "off")]
     assert database.pool.kwargs["prepare_threshold"] is None
+
+
+def test_migrate_warns_until_the_database_turns_jit_off(pooled):
+    """Behind a pooler `-c jit=off` is not sent: `check --database default` (and migrate)
+    names the server-side setting to make until the database has it."""
+    bouncer, dbname, env, *_ = pooled
+
+    def check() -> str:
+        result = subprocess.run(
+            [sys.executable, "manage.py", "check", "--database", "default"],
+            cwd=ROOT, env=env, capture_output=True, text=True,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        return result.stdout + result.stderr
+
+    assert f'ALTER DATABASE "{dbname}" SET jit = off' in check()
+    with psycopg.connect(f"{POSTGRES}/{dbname}", autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{dbname}" SET jit = off')
+    bouncer.reconnect()
+    try:
+        assert "ops.W002" not in check()
+    finally:
+        with psycopg.connect(f"{POSTGRES}/{dbname}", autocommit=True) as admin:
+            admin.execute(f'ALTER DATABASE "{dbname}" RESET jit')
+        bouncer.reconnect()
