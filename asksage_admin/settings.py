@@ -154,19 +154,33 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+# DATABASE_POOLER=transaction: DATABASE_URL points at PgBouncer (or another pooler) in
+# transaction mode, which hands each transaction whichever server connection is free. Nothing
+# may then rely on a connection's session: no startup options (PgBouncer refuses them), no
+# server-side cursors or prepared statements, no pool of our own in front of it; the usage
+# statement's settings are set per transaction instead (tokens/usage_api/pool.py).
+DATABASE_POOLER = env_choice("DATABASE_POOLER", "none", ("none", "transaction"))
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     _options = DATABASES["default"].setdefault("OPTIONS", {})
-    # No JIT compilation: every query here is short. Once a table's growth pushes a plan's
-    # estimated cost past jit_above_cost, PostgreSQL compiles it on each execution: 60 ms
-    # for the usage statement (measured), a hundred times what running it costs.
-    _options["options"] = f"{_options.get('options', '')} -c jit=off".strip()
+    if DATABASE_POOLER == "none":
+        # No JIT compilation: every query here is short. Once a table's growth pushes a
+        # plan's estimated cost past jit_above_cost, PostgreSQL compiles it on each
+        # execution: 60 ms for the usage statement (measured), a hundred times what running
+        # it costs. Behind a pooler: `ALTER DATABASE … SET jit = off` (docs/environment.md).
+        _options["options"] = f"{_options.get('options', '')} -c jit=off".strip()
+    else:
+        # A named cursor (QuerySet.iterator) lives in its session: the next fetch may come on
+        # another server connection. Django then reads the whole result at once.
+        DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
     # A server that does not answer (a host down, packets dropped) fails a connection attempt
     # within seconds; libpq's default is to wait as long as the kernel does, minutes. Not
     # less than 4 s: a burst of 50 new connections on a busy 2-core host took over 2 s to be
     # accepted (measured: a concurrency test answered 503), and a refused connection (the
     # server stopped) fails at once whatever this says.
     _options.setdefault("connect_timeout", env_int("DATABASE_CONNECT_TIMEOUT", 4, minimum=1))
-    if env_bool("DATABASE_POOL", False):
+    # Behind a pooler its connections are cheap to get again and already pooled: no pool
+    # here (asksage_admin/asgi.py asks for one by default, which is then ignored).
+    if env_bool("DATABASE_POOL", False) and DATABASE_POOLER == "none":
         # Under ASGI each request runs in a thread of its own: persistent connections would
         # be one per thread. A pool per process instead (asksage_admin/asgi.py turns it on).
         DATABASES["default"]["CONN_MAX_AGE"] = 0

@@ -139,6 +139,25 @@ def test_pool_sizes_and_proxy_count_come_from_the_environment():
     assert (got["TRUSTED_PROXY_COUNT"], got["USAGE_API_POOL_SIZE"]) == (2, 10)
 
 
+def test_behind_a_transaction_pooler_nothing_relies_on_a_session():
+    """DATABASE_POOLER=transaction (PgBouncer): no startup options (PgBouncer refuses
+    them), no named cursors, and no pool of Django's own even where DATABASE_POOL asks."""
+    url = "postgres://u@pgbouncer.example.gov:6432/x"
+    pooled = settings_of(
+        "DATABASES", "DATABASE_POOLER",
+        DEBUG="1", DATABASE_URL=url, DATABASE_POOL="1", DATABASE_POOLER="transaction",
+    )  # fmt: skip
+    default = pooled["DATABASES"]["default"]
+    assert pooled["DATABASE_POOLER"] == "transaction"
+    assert "options" not in default["OPTIONS"] and "pool" not in default["OPTIONS"]
+    assert default["DISABLE_SERVER_SIDE_CURSORS"] is True
+    direct = settings_of("DATABASES", DEBUG="1", DATABASE_URL=url)["DATABASES"]["default"]
+    assert direct["OPTIONS"]["options"] == "-c jit=off"
+    assert not direct.get("DISABLE_SERVER_SIDE_CURSORS")
+    words = "DATABASE_POOLER must be one of none, transaction"
+    assert words in refused(DEBUG="1", DATABASE_POOLER="session")
+
+
 def test_gunicorn_logs_in_the_apps_format_too():
     """The master process never loads Django: asksage_admin.ops.gunicorn gives it LOGGING."""
     script = (

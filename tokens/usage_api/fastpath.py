@@ -128,6 +128,7 @@ class UsageFastPath:
                 self.config.conninfo or conninfo_from_django(),
                 size=settings.USAGE_API_POOL_SIZE,
                 timeout=settings.USAGE_API_POOL_TIMEOUT,
+                pooler=settings.DATABASE_POOLER != "none",
             )
             self.batcher = Batcher(
                 database,

@@ -1,5 +1,6 @@
 """The fast path's own PostgreSQL connections: a small psycopg pool per worker process,
-autocommit, statements prepared once with generic plans."""
+autocommit, statements prepared once with generic plans; behind a pooler in transaction mode
+(DATABASE_POOLER) neither: each statement in a transaction of its own (see `Database`)."""
 
 import select
 
@@ -49,21 +50,35 @@ _SESSION_SETTINGS = (
     "enable_hashjoin = off",
     "enable_mergejoin = off",
 )
+# Behind a pooler in transaction mode, the same settings for one transaction (SET LOCAL):
+# the next transaction may run on another server connection. plan_cache_mode is moot there,
+# as nothing is prepared.
+TRANSACTION_SETTINGS = (
+    "SELECT set_config('jit', 'off', true), set_config('enable_seqscan', 'off', true),"
+    " set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)"
+)
 
 
 class Database:
     """The fast path's connections: a few per process, autocommit, statements prepared once
-    with generic plans (planning this statement costs more than running it: 1.5 ms)."""
+    with generic plans (planning this statement costs more than running it: 1.5 ms).
 
-    def __init__(self, conninfo: str, *, size: int, timeout: float):
+    `pooler=True` (DATABASE_POOLER=transaction: the conninfo is PgBouncer's in transaction
+    mode): nothing kept in a session. No prepared statements (PgBouncer 1.18 cannot route
+    them), and each statement runs in a transaction of its own that first sets what
+    `_configure` sets per connection otherwise, all sent at once (a pipeline: one round trip).
+    """
+
+    def __init__(self, conninfo: str, *, size: int, timeout: float, pooler: bool = False):
+        self.pooler = pooler
         self.pool = AsyncConnectionPool(
             conninfo,
             min_size=1,
             max_size=size,
             timeout=timeout,
             open=False,
-            kwargs={"autocommit": True, "prepare_threshold": 0},
-            configure=self._configure,
+            kwargs={"autocommit": True, "prepare_threshold": None if pooler else 0},
+            configure=None if pooler else self._configure,
             # New connections now and then plan again, from the tables' current size.
             max_lifetime=600,
             # A lost connection is retried with a delay doubling from 1 s for up to
@@ -97,6 +112,8 @@ class Database:
                 if _closed_by_server(conn):
                     await conn.close()  # the pool replaces it with a new connection
                     continue
+                if self.pooler:
+                    return await _in_one_transaction(conn, sql, params)
                 cursor = await conn.execute(sql, params)
                 return await cursor.fetchall() if cursor.description else []
         raise psycopg.OperationalError("the server closed every connection of the pool")
@@ -104,6 +121,14 @@ class Database:
     async def close(self) -> None:
         if self._opened:
             await self.pool.close()
+
+
+async def _in_one_transaction(conn: psycopg.AsyncConnection, sql: str, params: dict) -> list:
+    """BEGIN, the settings, the statement and COMMIT in one round trip (a pipeline)."""
+    async with conn.pipeline(), conn.transaction():
+        await conn.execute(TRANSACTION_SETTINGS)
+        cursor = await conn.execute(sql, params)
+    return await cursor.fetchall() if cursor.description else []
 
 
 def _closed_by_server(conn: psycopg.AsyncConnection) -> bool:

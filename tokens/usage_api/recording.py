@@ -7,6 +7,7 @@ runs the policy hook (`hook.after_usage_recorded`) outside the usage transaction
 import datetime as dt
 from contextlib import nullcontext
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -14,6 +15,7 @@ from tokens.usage_api import postgres, sqlite
 from tokens.usage_api.errors import invalid_key
 from tokens.usage_api.hook import after_usage_recorded
 from tokens.usage_api.keys import api_key_authenticate, api_key_hash, api_key_well_formed
+from tokens.usage_api.pool import TRANSACTION_SETTINGS
 from tokens.usage_api.results import UsageRequest, UsageResult
 
 
@@ -61,8 +63,14 @@ def _record(
 
 def _execute(sql: str, params: dict) -> list[tuple]:
     """One statement on Django's connection; its own transaction (autocommit), or a
-    savepoint inside an enclosing one, which a refused statement must not abort."""
-    scope = transaction.atomic() if connection.in_atomic_block else nullcontext()
+    savepoint inside an enclosing one, which a refused statement must not abort.
+
+    Behind a pooler (DATABASE_POOLER) the connection has no startup options: the statement's
+    transaction turns JIT off for itself (and takes the fast path's plan settings)."""
+    pooler = settings.DATABASE_POOLER != "none"
+    scope = transaction.atomic() if connection.in_atomic_block or pooler else nullcontext()
     with scope, connection.cursor() as cursor:
+        if pooler:
+            cursor.execute(TRANSACTION_SETTINGS)
         cursor.execute(sql, params)
         return cursor.fetchall() if cursor.description else []
