@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-dates lint format bench ci install clean
+.PHONY: run test test-dates nservers lint format bench ci install clean
 
 # The application fails closed: without DEBUG=1 it runs as in production and needs a real
 # SECRET_KEY. These developer targets choose the development settings explicitly.
@@ -48,6 +48,13 @@ test-dates: $(STAMP)
 		echo "== the suite on $$when"; \
 		TEST_CLOCK=$$when $(PY) -m pytest -q || exit 1; \
 	done
+
+# Two app servers, two task workers and two schedulers on a PostgreSQL cluster of their own
+# (initdb from the postgresql package), driven at once: nothing lost or counted twice.
+# `make test` runs it too; this prints its figures. NSERVERS_REPORTS sets the usage reports.
+nservers: $(STAMP)
+	$(DEV) $(PY) manage.py collectstatic --noinput -v0
+	$(PY) -m pytest -q -s -m nservers tests/test_n_servers.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
