@@ -187,8 +187,11 @@ def _approve_locked(
 
 
 def _locked_request(org: Organization, request_id: int) -> TokenRequest:
+    """The request's row locked, and only it: locking the joined user row too (PostgreSQL
+    locks every joined row by default) deadlocked with a cell edit of the same member, whose
+    new PendingEdit checks its foreign key to that user at commit."""
     token_request = (
-        TokenRequest.objects.select_for_update()
+        TokenRequest.objects.select_for_update(of=("self",))
         .select_related("user")
         .filter(organization=org, pk=request_id)
         .first()
