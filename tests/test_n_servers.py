@@ -17,7 +17,9 @@ each email was sent exactly once (outbox rows and the files the workers wrote ag
 limit change starts from the value the previous one left, the audit chains and the usage
 rollup verify. The figures are printed (pytest -s, or `make nservers`).
 
-Set NSERVERS_REPORTS (default 600) for more or fewer usage reports.
+Set NSERVERS_REPORTS (default 600) for more or fewer usage reports. What it found first:
+approving a request deadlocked with a cell edit of the same member, a 503 in the panel
+(tests/tokens/test_request_lock_order.py).
 """
 
 import json
