@@ -1,9 +1,9 @@
 """N app servers on one database, for real: nothing lost, nothing counted twice.
 
 A throwaway PostgreSQL cluster (whatever database the rest of the suite uses), two app
-servers as deployed (gunicorn with uvicorn's worker on `asksage_admin.asgi`, DEBUG off) on two
-loopback ports, two task workers (`db_worker`) and two schedulers (`crontask`). The test
-then drives, all at once and alternating between the servers:
+servers as deployed (gunicorn with uvicorn's worker on `asksage_admin.asgi`, two workers each,
+DEBUG off) on two loopback ports, two task workers (`db_worker`) and two schedulers
+(`crontask`). The test then drives, all at once and alternating between the servers:
 
 - usage reports through `POST /api/v1/usage`, some retried with the same Idempotency-Key on
   the OTHER server, some sent to both servers at the same moment;
@@ -17,7 +17,8 @@ each email was sent exactly once (outbox rows and the files the workers wrote ag
 limit change starts from the value the previous one left, the audit chains and the usage
 rollup verify. The figures are printed (pytest -s, or `make nservers`).
 
-Set NSERVERS_REPORTS (default 600) for more or fewer usage reports. What it found first:
+Set NSERVERS_REPORTS (default 600) for more or fewer usage reports, NSERVERS_WORKERS (default
+2) for the workers of each app server. What it found first:
 approving a request deadlocked with a cell edit of the same member, a 503 in the panel
 (tests/tokens/test_request_lock_order.py).
 """
@@ -38,10 +39,11 @@ from pathlib import Path
 import pytest
 
 from tests.n_servers_probe import SMALL_USER, USAGE_USERS
-from tests.test_database_outage import Cluster, Server, django_env
+from tests.test_database_outage import Cluster, Server, django_env, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORTS = int(os.environ.get("NSERVERS_REPORTS", "600"))
+WORKERS = int(os.environ.get("NSERVERS_WORKERS", "2"))  # per app server
 BATCH_ROUNDS = 12
 COLUMN = "max_inference_tokens"
 
@@ -87,6 +89,37 @@ def probe(env: dict[str, str], step: str) -> dict:
     )
     assert done.returncode == 0, f"{step}: {done.stderr[-3000:]}"
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+class AppServer(Server):
+    """As deployed (README, Production): gunicorn's own settings and WORKERS workers."""
+
+    def __init__(self, env: dict[str, str], log_path: Path):
+        self.port = free_port()
+        self.log_path = log_path
+        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        gunicorn = str(Path(sys.executable).parent / "gunicorn")
+        self.process = subprocess.Popen(
+            [gunicorn, "-c", "python:asksage_admin.ops.gunicorn", "asksage_admin.asgi"]
+            + ["-k", "uvicorn_worker.UvicornWorker", "--workers", str(WORKERS)]
+            + ["--bind", f"127.0.0.1:{self.port}", "--graceful-timeout", "2"]
+            + ["--no-control-socket"],  # one per user by default: the other server's
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stop() ends the workers too
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                if self.request("GET", "/readyz", timeout=2)[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"the app server did not start:\n{self.log_tail()}")
 
 
 class Admin:
@@ -144,7 +177,7 @@ def farm(tmp_path_factory):
             running.append(Background(env, logs / f"worker{n}.log", *worker))
             scheduler = ("crontask", "--no-heartbeat")
             running.append(Background(env, logs / f"scheduler{n}.log", *scheduler))
-        servers = [Server(env, logs / f"server{n}.log") for n in (1, 2)]
+        servers = [AppServer(env, logs / f"server{n}.log") for n in (1, 2)]
         running.extend(servers)
         yield {
             "env": env,
@@ -326,7 +359,7 @@ def test_two_servers_two_workers_two_schedulers_lose_and_double_nothing(farm, ca
 
     with capsys.disabled():
         print(
-            f"\n{REPORTS} usage reports in {took:.1f} s over two servers "
+            f"\n{REPORTS} usage reports in {took:.1f} s over two servers of {WORKERS} workers "
             f"(requests: {dict(gateway.per_server)}): {len(accepted)} counted, "
             f"{len(gateway.answers) - len(accepted)} over the limit, {len(gateway.replays)} "
             f"replays (same event), {sum(a['tokens'] for a in accepted):,} tokens = used; "
