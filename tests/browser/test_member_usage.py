@@ -55,3 +55,15 @@ def test_your_usage_fits_the_screen_and_has_no_axe_violations(
         expect(chart).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     assert Axe().run(page).response["violations"] == []
+
+
+def test_choosing_a_period_shows_your_usage_in_the_viewport_on_a_phone(
+    page, live_server, login, bob_used
+):
+    page.set_viewport_size({"width": 390, "height": 844})
+    login(page, bob_used)
+    page.get_by_label("Period", exact=True).select_option("7")
+    page.get_by_role("button", name="Show").click()
+    page.wait_for_url("**/?range=7#my-usage")
+    expect(page.get_by_role("heading", name="Your usage")).to_be_in_viewport()
+    expect(page.get_by_role("region", name="Your usage per model")).to_contain_text("gpt-4o")

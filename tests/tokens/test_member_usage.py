@@ -9,6 +9,7 @@ from django.urls import reverse
 
 from tests.factories import DailyUsageFactory, MembershipFactory, UserFactory
 from tokens import selectors
+from tokens.services import requests as request_services
 
 # Mid-month, so "this month" and "the last 7 days" differ; the clock is pinned in every test.
 NOW = dt.datetime(2026, 5, 20, 12, 0, tzinfo=dt.UTC)
@@ -129,3 +130,12 @@ def test_the_home_page_queries_are_bounded_however_long_the_period(
         response = client.get(reverse("member:home"), {"range": "90"})
     assert response.status_code == 200
     assert "model-6" in response.content.decode()
+
+
+def test_the_cancel_buttons_accessible_name_begins_with_its_visible_words(client, bob, alice):
+    """WCAG 2.5.3 (label in name): a voice user saying "Cancel request" must hit the button."""
+    request_services.token_request_create(
+        user=bob, kind="inference", amount=300_000, reason="Reports"
+    )
+    page = home(client, bob).content.decode()
+    assert 'aria-label="Cancel request for 300,000 inference tokens">Cancel request<' in page
