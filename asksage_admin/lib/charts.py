@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from asksage_admin.lib.amounts import short_tokens
 
 SERIES_CLASSES = {"inference": "s-inference", "embedding": "s-embedding"}
+MAX_COLUMN = 64  # the widest column, in viewBox units
 
 
 @dataclass
@@ -88,7 +89,7 @@ def columns(
         y = top + plot_h - plot_h * value / top_value
         chart.gridlines.append(Label(left, round(y, 1), short_tokens(value), "end"))
     slot = plot_w / len(categories)
-    bar = max(slot * 0.7, 1)
+    bar = min(max(slot * 0.7, 1), MAX_COLUMN)  # one day alone is a column, not a wall
     for i, category in enumerate(categories):
         x = left + slot * i + (slot - bar) / 2
         base = top + plot_h

@@ -7,6 +7,7 @@ import pytest
 import time_machine
 from django.urls import reverse
 
+from asksage_admin.lib import charts
 from tests.factories import DailyUsageFactory, MembershipFactory, UserFactory
 from tokens import selectors
 from tokens.services import requests as request_services
@@ -139,3 +140,10 @@ def test_the_cancel_buttons_accessible_name_begins_with_its_visible_words(client
     )
     page = home(client, bob).content.decode()
     assert 'aria-label="Cancel request for 300,000 inference tokens">Cancel request<' in page
+
+
+def test_a_single_day_draws_a_slim_centred_column_not_a_wall():
+    chart = charts.columns("t", ["Dec 1"], [("inference", "Inference", [12_498])])
+    (rect,) = chart.rects
+    assert rect.width == charts.MAX_COLUMN
+    assert rect.x + rect.width / 2 == pytest.approx(56 + (720 - 56 - 8) / 2, abs=0.2)
