@@ -3,8 +3,11 @@ ids, emails, choices) into typed values; the services hold the rules that need t
 or several fields at once (floors, the pool, ceiling ≥ floor) and raise `DomainError`, which
 `add_domain_errors` (asksage_admin.lib.forms) puts back on the form."""
 
+import datetime as dt
+
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from asksage_admin.lib.amounts import MAX_TOKENS
 from asksage_admin.lib.forms import (
@@ -55,6 +58,33 @@ class TokenRequestForm(InputForm):
         widget=forms.Textarea(attrs={"rows": 3, "maxlength": 500}),
         help_text="Up to 500 characters.",
     )
+
+
+MEMBER_RANGES = [
+    ("month", "This month"),
+    ("7", "Last 7 days"),
+    ("30", "Last 30 days"),
+    ("90", "Last 90 days"),
+]
+
+
+class MemberPeriodForm(forms.Form):
+    """The period of "Your usage" on the member's home page: this month or the last 7/30/90
+    UTC days, today included (the presets of the statistics page, plus this month)."""
+
+    range = forms.ChoiceField(choices=MEMBER_RANGES, required=False, label="Period")
+
+    def period(self) -> tuple[str, dt.date, dt.date, str]:
+        """(choice, start, end, error): an unknown choice shows this month, and says so."""
+        error, choice = "", "month"
+        if self.is_bound and not self.is_valid():
+            error = "That period is not one of the choices; showing this month instead."
+        elif self.is_bound:
+            choice = self.cleaned_data["range"] or "month"
+        today = timezone.now().astimezone(dt.UTC).date()
+        if choice == "month":
+            return choice, today.replace(day=1), today, error
+        return choice, today - dt.timedelta(days=int(choice) - 1), today, error
 
 
 # --- User Management ----------------------------------------------------------------------

@@ -10,23 +10,49 @@ from django.views.decorators.http import require_POST
 from accounts.decorators import member_required
 from accounts.http import AuthedRequest
 from accounts.models import AUDITOR_READ_ONLY
+from asksage_admin.lib import charts
 from asksage_admin.lib.errors import DomainError
 from asksage_admin.lib.htmx import respond
 from asksage_admin.lib.http import client_ip
 from asksage_admin.lib.wording import counted
 from tokens import selectors
-from tokens.forms import TokenRequestForm, add_domain_errors
-from tokens.models import TokenRequest
+from tokens.forms import MemberPeriodForm, TokenRequestForm, add_domain_errors
+from tokens.models import TokenKind, TokenRequest
 from tokens.services import requests as request_services
 from tokens.views._common import refusal_text
 
 HOME = "tokens/member_home.html"
 
 
+def _day_chart(usage: selectors.MemberUsage) -> charts.Chart:
+    days = list(usage.by_day)
+    return charts.columns(
+        f"Your tokens per day, {usage.start:%Y-%m-%d} to {usage.end:%Y-%m-%d}",
+        [f"{d:%b} {d.day}" for d in days],
+        [(k.value, k.label, [usage.by_day[d][k.value] for d in days]) for k in TokenKind],
+        label_every=-(-len(days) // 10) or 1,
+    )
+
+
+def _usage_context(request: AuthedRequest) -> dict:
+    """ "Your usage" for the period in the query string (this month by default)."""
+    choice, start, end, error = MemberPeriodForm(request.GET or None).period()
+    usage = selectors.member_usage(request.user, request.membership, start, end)
+    return {
+        "usage": usage,
+        "usage_chart": _day_chart(usage),
+        "usage_kinds": [(k.label, usage.by_kind[k.value]) for k in TokenKind],
+        "usage_range": choice,
+        "usage_ranges": MemberPeriodForm.base_fields["range"].choices,
+        "usage_error": error,
+    }
+
+
 def _home_context(request: AuthedRequest, form: TokenRequestForm | None = None) -> dict:
     context = selectors.member_home(request.user, request.membership)
     context["request_form"] = form or TokenRequestForm()
     context["my_requests"] = selectors.member_requests(request.user)
+    context.update(_usage_context(request))
     return context
 
 

@@ -29,6 +29,7 @@ from tokens.models import (
     PRESETS,
     AllocationPolicy,
     ApiKey,
+    DailyUsage,
     MemberOverride,
     MonthlyUsage,
     PendingEdit,
@@ -379,6 +380,58 @@ def member_home(user: User, membership: Membership | None) -> dict:
         "org": membership.organization if membership else None,
         "kinds": kinds,
     }
+
+
+@dataclass
+class MemberUsage:
+    """The member's own usage over a period: every day (zeros included), per model, per kind."""
+
+    start: dt.date
+    end: dt.date
+    by_day: dict[dt.date, dict[str, int]]
+    by_model: list[dict]
+    by_kind: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_kind.values())
+
+    @property
+    def used_days(self) -> list[dict]:
+        """The days with usage, newest first, for the table under the chart."""
+        return [
+            {"day": day, **kinds, "total": sum(kinds.values())}
+            for day, kinds in reversed(self.by_day.items())
+            if any(kinds.values())
+        ]
+
+
+def member_usage(
+    user: User, membership: Membership | None, start: dt.date, end: dt.date
+) -> MemberUsage:
+    """The member's DailyUsage rows in [start, end] (UTC days), in their current organization
+    only, as `member_home` counts: one query, however long the period."""
+    span = (end - start).days + 1
+    by_day = {start + dt.timedelta(days=n): dict.fromkeys(TokenKind.values, 0) for n in range(span)}
+    by_kind = dict.fromkeys(TokenKind.values, 0)
+    models: dict[tuple[str, str], dict] = {}
+    rows = DailyUsage.objects.none()
+    if membership is not None:
+        rows = DailyUsage.objects.filter(
+            user=user, organization_id=membership.organization_id, day__range=(start, end)
+        ).values_list("day", "kind", "model", "tokens", "events")
+    for day, kind, model, tokens, events in rows:
+        by_day[day][kind] += tokens
+        by_kind[kind] += tokens
+        entry = models.setdefault(
+            (model, kind), {"model": model, "kind": kind, "tokens": 0, "events": 0}
+        )
+        entry["tokens"] += tokens
+        entry["events"] += events
+    by_model = sorted(models.values(), key=lambda m: (-m["tokens"], m["model"], m["kind"]))
+    for entry in by_model:
+        entry["kind_label"] = TokenKind(entry["kind"]).label
+    return MemberUsage(start, end, by_day, by_model, by_kind)
 
 
 def lifetime_usage(user: User) -> int:
