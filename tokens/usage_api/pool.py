@@ -8,6 +8,8 @@ import psycopg
 from django.conf import settings
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from tokens.usage_api.postgres import TRANSACTION_SETTINGS
+
 # Connection-level failures: the database is down, restarting, or the pool has no
 # connection to give within its timeout. Nothing was recorded (or the retry says so).
 UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
@@ -49,13 +51,6 @@ _SESSION_SETTINGS = (
     "enable_seqscan = off",
     "enable_hashjoin = off",
     "enable_mergejoin = off",
-)
-# Behind a pooler in transaction mode, the same settings for one transaction (SET LOCAL):
-# the next transaction may run on another server connection. plan_cache_mode is moot there,
-# as nothing is prepared.
-TRANSACTION_SETTINGS = (
-    "SELECT set_config('jit', 'off', true), set_config('enable_seqscan', 'off', true),"
-    " set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)"
 )
 
 

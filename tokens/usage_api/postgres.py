@@ -421,3 +421,12 @@ def run(flow: Flow, execute: Callable[[str, dict], list[tuple]]) -> UsageResult:
                 query = flow.send(rows)
     except StopIteration as stop:
         return stop.value
+
+
+# Behind a pooler in transaction mode, the same settings for one transaction (SET LOCAL):
+# the next transaction may run on another server connection. plan_cache_mode is moot there,
+# as nothing is prepared.
+TRANSACTION_SETTINGS = (
+    "SELECT set_config('jit', 'off', true), set_config('enable_seqscan', 'off', true),"
+    " set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)"
+)

@@ -15,7 +15,6 @@ from tokens.usage_api import postgres, sqlite
 from tokens.usage_api.errors import invalid_key
 from tokens.usage_api.hook import after_usage_recorded
 from tokens.usage_api.keys import api_key_authenticate, api_key_hash, api_key_well_formed
-from tokens.usage_api.pool import TRANSACTION_SETTINGS
 from tokens.usage_api.results import UsageRequest, UsageResult
 
 
@@ -71,6 +70,6 @@ def _execute(sql: str, params: dict) -> list[tuple]:
     scope = transaction.atomic() if connection.in_atomic_block or pooler else nullcontext()
     with scope, connection.cursor() as cursor:
         if pooler:
-            cursor.execute(TRANSACTION_SETTINGS)
+            cursor.execute(postgres.TRANSACTION_SETTINGS)
         cursor.execute(sql, params)
         return cursor.fetchall() if cursor.description else []
