@@ -1,7 +1,8 @@
 """The app behind PgBouncer in transaction mode (DATABASE_POOLER=transaction), for real.
 
 PgBouncer (Debian's package; `.ci/run` installs it) runs on a free loopback port in front of
-the PostgreSQL on 127.0.0.1:5432, with fewer server connections than the app opens: every
+a PostgreSQL cluster of the test's own (initdb, as tests/test_database_outage.py does: the
+suite needs no server running), with fewer server connections than the app opens: every
 transaction may land on a server connection another client used last. The app runs as
 deployed (gunicorn, uvicorn's worker, `asksage_admin.asgi`) on a throwaway database reached
 only through PgBouncer, whatever database the rest of the suite uses.
@@ -31,12 +32,19 @@ from typing import NamedTuple
 import psycopg
 import pytest
 
-from tests.test_database_outage import ROOT, SET_UP, App, Server, django_env, free_port
+from tests.test_database_outage import (
+    ROOT,
+    SET_UP,
+    App,
+    Cluster,
+    Server,
+    django_env,
+    free_port,
+)
 from tokens.usage_api.pool import Database
 
 pytestmark = pytest.mark.pooler
 
-POSTGRES = "postgres://postgres@127.0.0.1:5432"
 SERVER_CONNECTIONS = 3  # PgBouncer's pool per database: fewer than the app's connections
 REPORTS = 48  # concurrent usage reports per test
 # A few panel pages, and exports (read with QuerySet.iterator: a named cursor without a pooler).
@@ -55,9 +63,10 @@ PAGES = (
 
 class PgBouncer:
     """PgBouncer in transaction mode on a free loopback port, trust auth, every database name
-    routed to 127.0.0.1:5432; as root, run as the `postgres` user (it refuses root)."""
+    routed to the cluster's port; as root, run as the `postgres` user (it refuses root)."""
 
-    def __init__(self):
+    def __init__(self, backend_port: int):
+        self.backend_port = backend_port
         binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
         if not Path(binary).exists():
             pytest.fail("PgBouncer is needed: apt-get install pgbouncer (.ci/run does)")
@@ -75,11 +84,15 @@ class PgBouncer:
     def url(self, dbname: str) -> str:
         return f"postgres://postgres@127.0.0.1:{self.port}/{dbname}"
 
+    def direct(self, dbname: str) -> str:
+        """The database itself, around PgBouncer: for the test's own checks."""
+        return f"postgres://postgres@127.0.0.1:{self.backend_port}/{dbname}"
+
     def start(self) -> None:
         config = self.dir / "pgbouncer.ini"
         config.write_text(
             "[databases]\n"
-            "* = host=127.0.0.1 port=5432\n"
+            f"* = host=127.0.0.1 port={self.backend_port}\n"
             "[pgbouncer]\n"
             f"listen_addr = 127.0.0.1\nlisten_port = {self.port}\nunix_socket_dir =\n"
             "auth_type = trust\nadmin_users = postgres\n"
@@ -145,11 +158,13 @@ def pooled(tmp_path_factory):
     """A throwaway database, PgBouncer in front of it, migrated and seeded through it, and two
     app servers behind it: the fast path's, and Django's usage view (USAGE_FAST_PATH=0)."""
     dbname = f"asksage_pooler_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{dbname}"')
-    bouncer = PgBouncer()
+    cluster = Cluster()
+    bouncer = PgBouncer(cluster.port)
     servers: list[Server] = []
     try:
+        cluster.create()
+        with psycopg.connect(bouncer.direct("postgres"), autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{dbname}"')
         bouncer.start()
         env = {**django_env(bouncer.url(dbname)), "DATABASE_POOLER": "transaction"}
         seeded = subprocess.run(
@@ -166,13 +181,12 @@ def pooled(tmp_path_factory):
         for server in servers:
             server.stop()
         bouncer.stop()
-        with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+        cluster.destroy()
 
 
-def bobs_month(dbname: str) -> tuple[int, int]:
+def bobs_month(bouncer: PgBouncer, dbname: str) -> tuple[int, int]:
     """Bob's inference tokens used this month and his usage events, read directly."""
-    with psycopg.connect(f"{POSTGRES}/{dbname}") as conn:
+    with psycopg.connect(bouncer.direct(dbname)) as conn:
         used = conn.execute(
             "SELECT COALESCE(SUM(mu.used), 0) FROM tokens_monthlyusage mu "
             "JOIN accounts_user u ON u.id = mu.user_id "
@@ -198,22 +212,25 @@ def test_pages_and_the_fast_path_answer_correctly_through_pgbouncer(pooled):
             "GET", path, headers={"Cookie": f"sessionid={fast.session}"}
         )
         assert status == 200, f"{path}: {status} {body[:300]!r}\n{fast.server.log_tail()}"
-    before = bobs_month(dbname)
+    before = bobs_month(bouncer, dbname)
     answers = report_concurrently(fast, REPORTS)
     bad = [answer for answer in answers if answer[0] != 200]
     assert not bad, f"{bad[:3]}\n{fast.server.log_tail()}\n{bouncer.log_tail()}"
     balances = sorted(json.loads(body)["used"] for _, body in answers)
     assert balances == [before[0] + 10 * i for i in range(1, REPORTS + 1)]
-    assert bobs_month(dbname) == (before[0] + 10 * REPORTS, before[1] + REPORTS)
+    assert bobs_month(bouncer, dbname) == (before[0] + 10 * REPORTS, before[1] + REPORTS)
 
 
 def test_the_django_usage_view_records_correctly_through_pgbouncer(pooled):
     bouncer, dbname, _, _, django_view = pooled
-    before = bobs_month(dbname)
+    before = bobs_month(bouncer, dbname)
     answers = report_concurrently(django_view, REPORTS // 2)
     bad = [answer for answer in answers if answer[0] != 200]
     assert not bad, f"{bad[:3]}\n{django_view.server.log_tail()}\n{bouncer.log_tail()}"
-    assert bobs_month(dbname) == (before[0] + 10 * (REPORTS // 2), before[1] + REPORTS // 2)
+    assert bobs_month(bouncer, dbname) == (
+        before[0] + 10 * (REPORTS // 2),
+        before[1] + REPORTS // 2,
+    )
 
 
 def test_no_setting_is_left_on_pgbouncers_server_connections(pooled):
@@ -275,12 +292,12 @@ def test_migrate_warns_until_the_database_turns_jit_off(pooled):
         return result.stdout + result.stderr
 
     assert f'ALTER DATABASE "{dbname}" SET jit = off' in check()
-    with psycopg.connect(f"{POSTGRES}/{dbname}", autocommit=True) as admin:
+    with psycopg.connect(bouncer.direct(dbname), autocommit=True) as admin:
         admin.execute(f'ALTER DATABASE "{dbname}" SET jit = off')
     bouncer.reconnect()
     try:
         assert "ops.W002" not in check()
     finally:
-        with psycopg.connect(f"{POSTGRES}/{dbname}", autocommit=True) as admin:
+        with psycopg.connect(bouncer.direct(dbname), autocommit=True) as admin:
             admin.execute(f'ALTER DATABASE "{dbname}" RESET jit')
         bouncer.reconnect()
