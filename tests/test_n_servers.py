@@ -39,7 +39,7 @@ from pathlib import Path
 import pytest
 
 from tests.n_servers_probe import SMALL_USER, USAGE_USERS
-from tests.test_database_outage import Cluster, Server, django_env, free_port
+from tests.test_database_outage import Cluster, Server, django_env
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORTS = int(os.environ.get("NSERVERS_REPORTS", "600"))
@@ -94,32 +94,13 @@ def probe(env: dict[str, str], step: str) -> dict:
 class AppServer(Server):
     """As deployed (README, Production): gunicorn's own settings and WORKERS workers."""
 
-    def __init__(self, env: dict[str, str], log_path: Path):
-        self.port = free_port()
-        self.log_path = log_path
-        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
-        gunicorn = str(Path(sys.executable).parent / "gunicorn")
-        self.process = subprocess.Popen(
-            [gunicorn, "-c", "python:asksage_admin.ops.gunicorn", "asksage_admin.asgi"]
-            + ["-k", "uvicorn_worker.UvicornWorker", "--workers", str(WORKERS)]
-            + ["--bind", f"127.0.0.1:{self.port}", "--graceful-timeout", "2"]
-            + ["--no-control-socket"],  # one per user by default: the other server's
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: stop() ends the workers too
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and self.process.poll() is None:
-            try:
-                if self.request("GET", "/readyz", timeout=2)[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"the app server did not start:\n{self.log_tail()}")
+    ARGS = ["-c", "python:asksage_admin.ops.gunicorn", "asksage_admin.asgi"]
+    ARGS += ["-k", "uvicorn_worker.UvicornWorker"]
+    WORKERS = WORKERS
+    START_SECONDS = 60
+
+    def ready(self) -> bool:
+        return self.request("GET", "/readyz", timeout=2)[0] == 200
 
 
 class Admin:
