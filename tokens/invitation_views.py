@@ -43,12 +43,13 @@ def invitation_accept(request: AuthedRequest, token: str) -> HttpResponse:
             403,
             invitation,
         )
+    data = request.POST if request.method == "POST" else None  # an empty POST is still bound
     if user.is_authenticated:
-        mode, form = "join", InvitationAcceptForm(request.POST or None)
+        mode, form = "join", InvitationAcceptForm(data)
     elif User.objects.filter(email__iexact=invitation.email).exists():
         mode, form = "login", None
     else:
-        mode, form = "register", InvitationRegisterForm(request.POST or None)
+        mode, form = "register", InvitationRegisterForm(data)
     status = 200
     if request.method == "POST" and form is not None:
         if form.is_valid():
