@@ -244,3 +244,12 @@ def test_an_auditor_sees_roles_as_text_and_no_remove_buttons(client, org_a, alic
     html = client.get(USERS).content.decode()
     assert "Role of Bob Member" not in html and "Remove Bob Member" not in html
     assert "Send invitation" not in html
+
+
+def test_a_role_change_without_javascript_redirects_back_to_the_view(alice_client, bob):
+    response = alice_client.post(
+        reverse("tokens:member_role", args=[bob.pk]),
+        {"role": "auditor", "next": "/panel/users/?q=bob"},
+    )
+    assert response.status_code == 302 and response["Location"] == "/panel/users/?q=bob"
+    assert Membership.objects.get(user=bob).role == "auditor"

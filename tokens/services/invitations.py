@@ -107,7 +107,7 @@ def invitation_create(
         new=role,
         ip=ip,
         email=email,
-        expires_at=invitation.expires_at.isoformat(),
+        expires_at=invitation.expires_at.isoformat(timespec="minutes"),
     )
     emails.invitation(invitation=invitation, raw_token=raw)
     return invitation
@@ -145,7 +145,7 @@ def invitation_resend(
         actor=admin,
         ip=ip,
         email=invitation.email,
-        expires_at=invitation.expires_at.isoformat(),
+        expires_at=invitation.expires_at.isoformat(timespec="minutes"),
     )
     emails.invitation(invitation=invitation, raw_token=raw)
     return invitation
