@@ -22,7 +22,6 @@ from asksage_admin.lib.http import client_ip
 from audit import chain
 from audit.checkpoints import BADGE_BUDGET, checkpoint_verify_incremental
 from audit.services import audit_export
-from tokens.selectors import pool_statuses
 
 
 def _period(request: PanelRequest, default: str = "30"):
@@ -43,7 +42,7 @@ def statistics(request: PanelRequest) -> HttpResponse:
     form, start, end, period_error = _period(request)
     by_month = statistics_selectors.usage_by_month(org)
     period = statistics_selectors.period_usage(org, start, end)
-    statuses = pool_statuses(org, with_used=True)
+    statuses = statistics_selectors.pools_this_month(org, by_month)
     top = statistics_selectors.top_users(org, start, end)
     pools, at_risk = forecast_selectors.forecast(org, statuses=statuses)
     context = {
