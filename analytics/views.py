@@ -57,6 +57,7 @@ def statistics(request: PanelRequest) -> HttpResponse:
         "years": statistics_selectors.by_year(by_month),
         "day_chart": charts.day_chart(period.by_day, start, end),
         "days": [{"day": d, **k, "total": sum(k.values())} for d, k in period.by_day.items()],
+        "day_rows": charts.day_rows(period.by_day),
         "pool_chart": charts.pool_chart(statuses),
         "statuses": statuses,
         "top_chart": charts.top_users_chart(top),
