@@ -2,8 +2,9 @@
 
 They read the rollups, never raw usage events, and each block costs one query: the
 organization's (OrgDailyUsage: a row per day, kind and model, whatever the number of users)
-for the totals, the chart per day and the models; MonthlyUsage per month, and for the top
-users' whole months; DailyUsage (per user) only for the top users' other days.
+for the months, this month's pool use, the chart per day and the models; the per-user
+rollups only for the top users: MonthlyUsage for the months, DailyUsage for the fewest days
+(`read_plan`).
 """
 
 import datetime as dt
@@ -164,9 +165,10 @@ def _top_users_sql(org_id: int, plan: ReadPlan) -> tuple[str, list]:
 
 
 def top_users(org: Organization, start: dt.date, end: dt.date, limit: int = 10) -> list[dict]:
-    """The heaviest users of the period, in one query whatever its length: whole months read
-    one MonthlyUsage row per user and kind instead of a DailyUsage row per day and model.
-    Grouped on the user id alone, names fetched for the few winners afterwards: joining users
+    """The heaviest users of the period, in one query whatever its length: months read one
+    MonthlyUsage row per user and kind instead of a DailyUsage row per day and model, and
+    a month the period covers in part only its fewer days (`read_plan`): 30 days on the 1st
+    read one day of DailyUsage, not 30. Grouped on the user id alone, names fetched for the few winners afterwards: joining users
     before grouping would join every rollup row."""
     part, params = _top_users_sql(org.pk, read_plan(start, end, today()))
     sql = (
