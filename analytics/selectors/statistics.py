@@ -168,8 +168,8 @@ def top_users(org: Organization, start: dt.date, end: dt.date, limit: int = 10) 
     """The heaviest users of the period, in one query whatever its length: months read one
     MonthlyUsage row per user and kind instead of a DailyUsage row per day and model, and
     a month the period covers in part only its fewer days (`read_plan`): 30 days on the 1st
-    read one day of DailyUsage, not 30. Grouped on the user id alone, names fetched for the few winners afterwards: joining users
-    before grouping would join every rollup row."""
+    read one day of DailyUsage, not 30. Grouped on the user id alone, names fetched for the
+    few winners afterwards: joining users before grouping would join every rollup row."""
     part, params = _top_users_sql(org.pk, read_plan(start, end, today()))
     sql = (
         "SELECT user_id, CAST(SUM(tokens) AS BIGINT) AS total, "
