@@ -22,7 +22,7 @@ import re
 from django.db import connection
 
 from asksage_admin.lib.months import add_months
-from tokens.models import UsageEventKey, UsageEvent
+from tokens.models import UsageEvent, UsageEventKey
 
 EVENTS = UsageEvent._meta.db_table
 KEYS = UsageEventKey._meta.db_table
@@ -88,7 +88,8 @@ def month_create(table: str, month: dt.date) -> bool:
         _quote(n) for n in (partition_name(table, month), table, default_name(table))
     )
     with connection.cursor() as cursor:
-        cursor.execute(f"CREATE TABLE {name} (LIKE {parent} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
+        like = f"LIKE {parent} INCLUDING DEFAULTS INCLUDING CONSTRAINTS"
+        cursor.execute(f"CREATE TABLE {name} ({like})")
         cursor.execute(
             f"WITH moved AS (DELETE FROM {default} WHERE {column} >= %s AND {column} < %s "
             f"RETURNING *) INSERT INTO {name} SELECT * FROM moved",

@@ -1,11 +1,14 @@
 """Consumption: raw usage events, and the per-month and per-day totals kept beside them."""
 
+import datetime as dt
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
 from accounts.models import Organization
 from asksage_admin.lib.amounts import MAX_TOKENS
+from asksage_admin.lib.months import add_months
 
 from .kinds import TokenKind
 
@@ -135,6 +138,14 @@ class UsageEventKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.idempotency_key} ({self.month:%Y-%m})"
+
+    @staticmethod
+    def months_claimed(created_at: dt.datetime) -> list[dt.date]:
+        """The months an event claims its key in (the trigger of migration 0018 does the same
+        on PostgreSQL): its UTC month, and the previous one too on the month's first day."""
+        day = created_at.astimezone(dt.UTC).date()
+        first = day.replace(day=1)
+        return [first, add_months(first, -1)] if day == first else [first]
 
 
 class DailyUsage(models.Model):
