@@ -12,8 +12,8 @@ key partitions older than the previous month (`KEY_MONTHS`). Old event months ar
 A month is created as a table of its own (`LIKE` the parent), filled with the DEFAULT
 partition's rows of that month, then attached: attaching builds its indexes and clones the
 key-claiming trigger, which therefore never fires for moved rows. Every step is DDL inside
-the caller's transaction: all or nothing. On SQLite there are no partitions: these functions
-do nothing (the SQLite side of retention deletes, `tokens.retention`).
+the caller's transaction: all or nothing. On SQLite there are no partitions: the sweep
+deletes the keys past their window, and retention deletes old events (`tokens.retention`).
 """
 
 import datetime as dt
@@ -139,15 +139,17 @@ def months_ensure(first: dt.date, last: dt.date) -> list[str]:
 def partitions_sweep(*, month: dt.date) -> dict[str, list[str]]:
     """The daily maintenance for the UTC month `month` (see the module): returns the
     partitions created and the key partitions dropped."""
-    if not is_partitioned():
-        return {"created": [], "dropped": []}
+    oldest_key = add_months(month, -(KEY_MONTHS - 1))
+    if not is_partitioned():  # SQLite: the keys past the window are deleted instead
+        old = UsageEventKey.objects.filter(month__lt=oldest_key)
+        count = old._raw_delete(old.db)
+        return {"created": [], "dropped": [f"{count} key row(s)"] if count else []}
     created = months_ensure(add_months(month, -(KEY_MONTHS - 1)), add_months(month, AHEAD))
     for table in (EVENTS, KEYS):
         for stray in months_in_default(table):
             if month_create(table, stray):
                 created.append(partition_name(table, stray))
     dropped = []
-    oldest_key = add_months(month, -(KEY_MONTHS - 1))
     for key_month in sorted(month_partitions(KEYS)):
         if key_month < oldest_key:
             month_drop(KEYS, key_month)
