@@ -74,19 +74,9 @@ def _write_in_steps(
             + [usage.fingerprint if idempotency_key else "", row[0], limit],
         )
         event_id = cursor.fetchone()[0]
-        if idempotency_key:  # one row per month claimed, in one statement
-            months = UsageEventKey.months_claimed(now)
-            cursor.execute(
-                f"INSERT INTO {_KEYS} (idempotency_key, organization_id, month, id, created_at, "
-                "request_hash, used_after, max_after) VALUES "
-                + ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(months)),
-                [
-                    value
-                    for month in months
-                    for value in [idempotency_key, org_id, adapt.adapt_datefield_value(month)]
-                    + [event_id, adapt.adapt_datetimefield_value(now), usage.fingerprint]
-                    + [row[0], limit]
-                ],
+        if idempotency_key:
+            _claim_key(
+                cursor, idempotency_key, org_id, event_id, now, usage.fingerprint, row[0], limit
             )
         cursor.execute(
             f"INSERT INTO {_DAILY} (organization_id, user_id, kind, model, day, tokens, events) "
@@ -101,6 +91,24 @@ def _write_in_steps(
             + [usage.tokens],
         )
     return row[0], event_id
+
+
+def _claim_key(cursor, key: str, org_id: int, event_id: int, now: dt.datetime, *answer) -> None:
+    """The event's key in each month it claims (`UsageEventKey.months_claimed`), in one
+    statement; `answer`: the body's hash, the balance's used and max."""
+    adapt = connection.ops
+    months = UsageEventKey.months_claimed(now)
+    cursor.execute(
+        f"INSERT INTO {_KEYS} (idempotency_key, organization_id, month, id, created_at, "
+        "request_hash, used_after, max_after) VALUES "
+        + ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(months)),
+        [
+            value
+            for month in months
+            for value in [key, org_id, adapt.adapt_datefield_value(month), event_id]
+            + [adapt.adapt_datetimefield_value(now), *answer]
+        ],
+    )
 
 
 def _utc_day(now: dt.datetime) -> dt.date:
