@@ -19,7 +19,7 @@ deletes the keys past their window, and retention deletes old events (`tokens.re
 import datetime as dt
 import re
 
-from django.db import connection
+from django.db import connection, transaction
 
 from asksage_admin.lib.months import add_months
 from tokens.models import UsageEvent, UsageEventKey
@@ -31,6 +31,9 @@ _COLUMNS = {EVENTS: ("created_at", "{} 00:00:00+00"), KEYS: ("month", "{}")}
 # Months created ahead of the current one; key months kept (the current and the previous).
 AHEAD = 2
 KEY_MONTHS = 2
+# How long DDL may wait for the usage statements' locks before giving up (the run is recorded
+# as failed and the next night tries again): a waiting ALTER would hold every report behind it.
+LOCK_TIMEOUT = "5s"
 
 
 def partition_name(table: str, month: dt.date) -> str:
@@ -78,6 +81,11 @@ def _bounds(table: str, month: dt.date) -> tuple[str, str, str]:
     return column, low, high
 
 
+def _lock_timeout(cursor) -> None:
+    cursor.execute("SELECT set_config('lock_timeout', %s, true)", [LOCK_TIMEOUT])
+
+
+@transaction.atomic
 def month_create(table: str, month: dt.date) -> bool:
     """Create the table's partition for `month` unless it exists, with the DEFAULT
     partition's rows of that month moved into it. Returns whether it was created."""
@@ -88,6 +96,7 @@ def month_create(table: str, month: dt.date) -> bool:
         _quote(n) for n in (partition_name(table, month), table, default_name(table))
     )
     with connection.cursor() as cursor:
+        _lock_timeout(cursor)
         like = f"LIKE {parent} INCLUDING DEFAULTS INCLUDING CONSTRAINTS"
         cursor.execute(f"CREATE TABLE {name} ({like})")
         cursor.execute(
@@ -102,6 +111,7 @@ def month_create(table: str, month: dt.date) -> bool:
     return True
 
 
+@transaction.atomic
 def month_drop(table: str, month: dt.date) -> None:
     """Detach the month's partition, then drop it: no row is deleted one by one."""
     name = _quote(partition_name(table, month))
@@ -109,6 +119,7 @@ def month_drop(table: str, month: dt.date) -> None:
         # Foreign-key checks deferred to the commit would refuse the drop: run them now (a
         # month this old has none pending, unless written in this very transaction).
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        _lock_timeout(cursor)
         cursor.execute(f"ALTER TABLE {_quote(table)} DETACH PARTITION {name}")
         cursor.execute(f"DROP TABLE {name}")
 
