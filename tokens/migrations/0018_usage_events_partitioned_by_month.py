@@ -23,20 +23,25 @@ from asksage_admin.lib.months import add_months, month_start
 
 EVENTS, KEYS = "tokens_usageevent", "tokens_usagekey"
 TRIGGER, FUNCTION = "usage_event_claims_its_key", "tokens_usage_event_claim_key"
+KEY_COLUMNS = (
+    "idempotency_key, organization_id, month, id, created_at, request_hash, used_after, max_after"
+)
 
 # Claim the key in the event's month, and in the previous month too on a month's first UTC
-# day: a report of the 31st at 23:59 and its retry on the 1st then collide on one row.
+# day: a report of the 31st at 23:59 and its retry on the 1st then collide on one row. Plain
+# INSERT … VALUES: measured, about a third of the cost of one INSERT … SELECT over an array.
 CLAIM_SQL = f"""
 CREATE FUNCTION {FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
   first date := date_trunc('month', NEW.created_at AT TIME ZONE 'UTC')::date;
 BEGIN
-  INSERT INTO {KEYS} (idempotency_key, organization_id, month, id, created_at,
-      request_hash, used_after, max_after)
-  SELECT NEW.idempotency_key, NEW.organization_id, claimed, NEW.id, NEW.created_at,
-      NEW.request_hash, NEW.used_after, NEW.max_after
-  FROM unnest(CASE WHEN NEW.created_at AT TIME ZONE 'UTC' < first + 1
-      THEN ARRAY[first, (first - interval '1 month')::date] ELSE ARRAY[first] END) claimed;
+  INSERT INTO {KEYS} ({KEY_COLUMNS}) VALUES (NEW.idempotency_key, NEW.organization_id, first,
+      NEW.id, NEW.created_at, NEW.request_hash, NEW.used_after, NEW.max_after);
+  IF NEW.created_at AT TIME ZONE 'UTC' < first + 1 THEN
+    INSERT INTO {KEYS} ({KEY_COLUMNS}) VALUES (NEW.idempotency_key, NEW.organization_id,
+        (first - interval '1 month')::date, NEW.id, NEW.created_at, NEW.request_hash,
+        NEW.used_after, NEW.max_after);
+  END IF;
   RETURN NEW;
 END $$;
 CREATE TRIGGER {TRIGGER} BEFORE INSERT ON {EVENTS}
