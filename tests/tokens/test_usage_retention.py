@@ -9,6 +9,7 @@ import time_machine
 from django.core.management import call_command
 from django.db import connection
 
+from analytics.selectors.statistics import period_usage, usage_by_month
 from audit.models import AuditLog
 from tests.factories import DailyUsageFactory, MonthlyUsageFactory, UsageEventFactory
 from tokens import partitions
@@ -72,6 +73,15 @@ def test_retention_drops_the_months_past_the_window_and_keeps_their_rollups(hist
     if connection.vendor == "postgresql":
         assert month(2026, 2) not in partitions.month_partitions(partitions.EVENTS)
         assert month(2026, 3) in partitions.month_partitions(partitions.EVENTS)
+
+
+def test_the_statistics_of_a_dropped_month_still_read(history, org_a):
+    before = period_usage(org_a, dt.date(2026, 2, 1), dt.date(2026, 2, 28))
+    usage_retention_apply(now=NOW)
+
+    after = period_usage(org_a, dt.date(2026, 2, 1), dt.date(2026, 2, 28))
+    assert after == before and after.by_day[dt.date(2026, 2, 27)]["inference"] == 300
+    assert usage_by_month(org_a)[month(2026, 2)]["inference"] == 100
 
 
 def test_retention_run_again_finds_nothing_to_drop(history):
