@@ -408,5 +408,8 @@ EMAIL_MAX_ATTEMPTS = env_int("EMAIL_MAX_ATTEMPTS", 5, minimum=1)
 EMAIL_RETRY_BASE_SECONDS = env_int("EMAIL_RETRY_BASE_SECONDS", 60, minimum=1)
 # Finished task results (the queue's rows, not the outbox) are pruned nightly after this.
 TASK_RESULTS_KEEP_DAYS = env_int("TASK_RESULTS_KEEP_DAYS", 14, minimum=1)
+# Raw usage events are kept for the current month and this many before it, then dropped a
+# month at a time (tokens/retention.py; the rollups stay); 0 keeps them all.
+USAGE_RETENTION_MONTHS = env_int("USAGE_RETENTION_MONTHS", 36)
 # /readyz fails once a due task has waited this long (no worker running?); 0 turns it off.
 TASK_QUEUE_STALL_SECONDS = env_int("TASK_QUEUE_STALL_SECONDS", 900)

@@ -24,8 +24,10 @@ from django.db import connection, models, transaction
 from django.utils import timezone
 
 from accounts.models import Membership, Organization, User
+from asksage_admin.lib.months import month_start
 from tokens.management.commands.seed_scale import EMBEDDING_MODELS, INFERENCE_MODELS
 from tokens.models import DailyUsage, MonthlyUsage, OrgDailyUsage, UsageEvent
+from tokens.partitions import months_ensure
 from tokens.rollup import org_daily_usage_rebuild
 
 VERSION = 2  # bump when the seeded data changes: databases seeded before are seeded again
@@ -109,6 +111,10 @@ def copy_events(org: Organization, count: int, log=print) -> None:
     sql = f"COPY {table} ({columns}request_hash) FROM STDIN"
     indexes = UsageEvent._meta.indexes
     started = time.perf_counter()
+    # The months' partitions first (the events are partitioned by month), so that no row
+    # lands in the DEFAULT partition.
+    now = timezone.now()
+    months_ensure(month_start(now - dt.timedelta(days=DAYS)), month_start(now))
     with transaction.atomic(), connection.schema_editor(atomic=False) as editor:
         for index in indexes:
             editor.remove_index(UsageEvent, index)

@@ -51,6 +51,7 @@ class AuditAction(models.TextChoices):
     API_KEY_REVOKED = "api_key.revoked", "API key revoked"
     EXPORT = "export.csv", "Export downloaded"
     STAFF_DENIED = "staff.denied", "Staff action refused"
+    USAGE_EVENTS_DROPPED = "usage.events_dropped", "Usage events of a month dropped (retention)"
 
 
 # The filter's groups, in the order the Activity page lists them.
@@ -72,6 +73,7 @@ FAMILIES: dict[str, str] = {
     "api_key": "API keys",
     "export": "Exports",
     "staff": "Refused staff actions",
+    "usage": "Usage retention",
 }
 
 _LABELS = dict(AuditAction.choices)

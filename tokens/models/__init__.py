@@ -29,7 +29,7 @@ from .policies import (
 )
 from .pools import Purchase, PurchaseRequest
 from .requests import TokenRequest
-from .usage import DailyUsage, MonthlyUsage, OrgDailyUsage, UsageEvent
+from .usage import DailyUsage, MonthlyUsage, OrgDailyUsage, UsageEvent, UsageEventKey
 
 __all__ = [
     "BLOCK",
@@ -58,5 +58,6 @@ __all__ = [
     "TokenKind",
     "TokenRequest",
     "UsageEvent",
+    "UsageEventKey",
     "column_for_kind",
 ]
