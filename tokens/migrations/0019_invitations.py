@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0004_staff_groups_audit_app'),
-        ('tokens', '0016_org_daily_usage_backfill'),
+        ('tokens', '0018_usage_events_partitioned_by_month'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
