@@ -6,14 +6,14 @@ usage        usage events, monthly and daily usage, the organization's daily rol
 allocations  pending edits and saved allocation batches
 policies     presets, allocation policies, per-user overrides
 requests     members' token requests
-api_keys     usage-API keys
+api_keys     API keys and their scopes
 alerts       alerts already sent this month
 background   the email outbox and the ledger of periodic runs (tasks)
 """
 
 from .alerts import AlertSent
 from .allocations import AllocationBatch, PendingEdit
-from .api_keys import ApiKey
+from .api_keys import ApiKey, ApiKeyScope
 from .background import EmailDelivery, PeriodicRun
 from .kinds import BLOCK, COLUMN_LABELS, KIND_HELP, MAX_COLUMNS, TokenKind, column_for_kind
 from .policies import (
@@ -41,6 +41,7 @@ __all__ = [
     "AllocationBatch",
     "AllocationPolicy",
     "ApiKey",
+    "ApiKeyScope",
     "DailyUsage",
     "EmailDelivery",
     "MemberOverride",

@@ -308,9 +308,10 @@ def allocation_batch_save(
 
 @transaction.atomic
 def allocation_batch_undo(
-    *, admin: User, org: Organization, batch_id: uuid.UUID, ip=None
+    *, admin: User | None, org: Organization, batch_id: uuid.UUID, ip=None, actor_label: str = ""
 ) -> BatchResult:
-    """Put back the values a saved batch replaced: itself a validated, audited batch."""
+    """Put back the values a saved batch replaced: itself a validated, audited batch.
+    `admin` None and `actor_label`: an API key undoes it."""
     org = organization_lock(org)
     batch = AllocationBatch.objects.filter(organization=org, pk=batch_id).first()
     if batch is None:
@@ -329,7 +330,7 @@ def allocation_batch_undo(
     result = apply_or_reject(
         "Undo refused, nothing was changed: ",
         actor=admin,
-        actor_label="",
+        actor_label=actor_label,
         org=org,
         column=batch.column,
         targets=targets,
