@@ -12,10 +12,12 @@ from analytics.selectors.activity import audit_rows
 from tokens.admin_api import cursors
 from tokens.admin_api.auth import READ, ScopedKey, key_of
 from tokens.admin_api.errors import Error
+from tokens.admin_api.queries import known_query
 from tokens.admin_api.schemas import Text
 from tokens.usage_api.errors import UsageError
 
 router = Router(tags=["activity"])
+DAY = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"  # YYYY-MM-DD, checked as a date by the filter
 
 
 class ActivityFilters(Schema):
@@ -26,8 +28,8 @@ class ActivityFilters(Schema):
     target: Text = Field(
         default="", max_length=100, description="Part of the target user's email or name."
     )
-    start: dt.date | None = Field(default=None, description="From this UTC day.")
-    end: dt.date | None = Field(default=None, description="To this UTC day, included.")
+    start: str | None = Field(default=None, pattern=DAY, description="From this UTC day.")
+    end: str | None = Field(default=None, pattern=DAY, description="To this UTC day, included.")
     batch: uuid.UUID | None = Field(default=None, description="One saved batch's rows.")
     cursor: str | None = Field(default=None, max_length=500)
     limit: int = Field(default=100, ge=1, le=500)
@@ -81,6 +83,7 @@ def _after(cursor: str) -> tuple[dt.datetime, int]:
     operation_id="listActivity",
     summary="The activity log, newest first",
 )
+@known_query(ActivityFilters)
 def list_activity(request: HttpRequest, filters: Query[ActivityFilters]) -> ActivityPage:
     org = key_of(request).organization
     data = filters.dict(include={"action", "actor", "target", "start", "end"})

@@ -12,12 +12,14 @@ from analytics.selectors import exports as export_selectors
 from audit.services import audit_export
 from tokens.admin_api.auth import READ, ScopedKey, actor_label, ip_of, key_of
 from tokens.admin_api.errors import Error
+from tokens.admin_api.queries import known_query
 from tokens.admin_api.schemas import Text
 from tokens.usage_api.errors import UsageError
 
 router = Router(tags=["exports"])
 
 What = Literal[tuple(export_selectors.EXPORTS)]
+DAY = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 _FILE = {"schema": {"type": "string", "format": "binary"}}
 
 
@@ -26,8 +28,8 @@ class ExportQuery(Schema):
     range: Literal["7", "30", "90", "custom"] | None = Field(
         default=None, description="Days back (usage, requests), or custom with start and end."
     )
-    start: Text | None = Field(default=None, max_length=10, description="YYYY-MM-DD")
-    end: Text | None = Field(default=None, max_length=10, description="YYYY-MM-DD")
+    start: str | None = Field(default=None, pattern=DAY, description="YYYY-MM-DD")
+    end: str | None = Field(default=None, pattern=DAY, description="YYYY-MM-DD")
     q: Text | None = Field(default=None, max_length=100, description="Users: name or email.")
     role: Literal["admin", "member"] | None = None
     paid: Literal["yes", "no"] | None = None
@@ -49,6 +51,7 @@ class ExportQuery(Schema):
         }
     },
 )
+@known_query(ExportQuery)
 def start_export(
     request: HttpRequest, what: What, params: Query[ExportQuery]
 ) -> StreamingHttpResponse:

@@ -9,6 +9,7 @@ from tokens import selectors
 from tokens.admin_api import cursors
 from tokens.admin_api.auth import READ, WRITE, ScopedKey, actor_label, ip_of, key_of
 from tokens.admin_api.errors import Error
+from tokens.admin_api.queries import known_query
 from tokens.admin_api.schemas import ApproveIn, DenyIn, TokenRequestOut, TokenRequestPage
 from tokens.models import TokenRequest
 from tokens.services import requests as request_services
@@ -51,6 +52,7 @@ def _out(row: TokenRequest) -> TokenRequestOut:
     operation_id="listTokenRequests",
     summary="Token requests by status, oldest first (ids ascending)",
 )
+@known_query(RequestFilters)
 def list_requests(request: HttpRequest, filters: Query[RequestFilters]) -> TokenRequestPage:
     org = key_of(request).organization
     rows = selectors.token_requests(org, "all")
@@ -86,6 +88,7 @@ def _decided(request: HttpRequest, request_id: int, decide) -> TokenRequestOut:
     summary="Approve a pending request, all of it or a smaller amount",
     description="422 `refused`: already decided, cancelled, or the grant would pass the pool.",
 )
+@known_query()
 def approve(request: HttpRequest, request_id: RequestId, body: ApproveIn) -> TokenRequestOut:
     def decide(**common):
         return request_services.token_request_approve(amount=body.amount, note=body.note, **common)
@@ -100,6 +103,7 @@ def approve(request: HttpRequest, request_id: RequestId, body: ApproveIn) -> Tok
     operation_id="denyTokenRequest",
     summary="Deny a pending request, saying why (the member is emailed)",
 )
+@known_query()
 def deny(request: HttpRequest, request_id: RequestId, body: DenyIn) -> TokenRequestOut:
     def decide(**common):
         return request_services.token_request_deny(note=body.note, **common)

@@ -22,7 +22,8 @@ def _storable(value: str) -> str:
 Text = Annotated[str, AfterValidator(_storable)]
 
 Kind = Literal["inference", "embedding"]
-Amount = Field(ge=0, le=MAX_TOKENS)
+# Strict in bodies: JSON's true is not the number 1.
+Amount = Field(ge=0, le=MAX_TOKENS, strict=True)
 
 
 class PerKind(Schema):
@@ -47,7 +48,7 @@ class UserPage(Schema):
 
 
 class LimitChangeIn(Schema):
-    user: int = Field(ge=1, le=2**63 - 1, description="The user's id.")
+    user: int = Field(ge=1, le=2**63 - 1, strict=True, description="The user's id.")
     expected: int = Amount
     new: int = Amount
 
@@ -100,7 +101,11 @@ class TokenRequestPage(Schema):
 
 class ApproveIn(Schema):
     amount: int | None = Field(
-        default=None, ge=1, le=MAX_TOKENS, description="Grant less than asked; default: all."
+        default=None,
+        ge=1,
+        le=MAX_TOKENS,
+        strict=True,
+        description="Grant less than asked; default: all.",
     )
     note: Text = Field(default="", max_length=500)
 

@@ -10,6 +10,7 @@ from tokens import selectors
 from tokens.admin_api import cursors
 from tokens.admin_api.auth import READ, WRITE, ScopedKey, actor_label, ip_of, key_of
 from tokens.admin_api.errors import CellsError, Error
+from tokens.admin_api.queries import known_query
 from tokens.admin_api.schemas import BatchOut, LimitsIn, PerKind, Text, UserOut, UserPage
 from tokens.filters import UserTableFilter
 from tokens.models import MAX_COLUMNS, AllocationBatch
@@ -65,6 +66,7 @@ def _user(row) -> UserOut:
     operation_id="listUsers",
     summary="The organization's users with their limits and this month's usage",
 )
+@known_query(UserFilters)
 def list_users(request: HttpRequest, filters: Query[UserFilters]) -> UserPage:
     org = key_of(request).organization
     flags = {"paid": filters.paid, "banned": filters.banned}
@@ -121,6 +123,7 @@ def _batch(result, kind: str) -> BatchOut:
         "(`cells` says which); 422 `batch_rejected`: under the floor or over the pool."
     ),
 )
+@known_query()
 def set_limits(request: HttpRequest, body: LimitsIn) -> BatchOut:
     key = key_of(request)
     result = api_limits.allocation_api_set(
@@ -140,6 +143,7 @@ def set_limits(request: HttpRequest, body: LimitsIn) -> BatchOut:
     operation_id="undoLimits",
     summary="Put back the values a batch replaced (itself an audited batch)",
 )
+@known_query()
 def undo_limits(request: HttpRequest, batch_id: uuid.UUID) -> BatchOut:
     key = key_of(request)
     if not AllocationBatch.objects.filter(organization=key.organization, pk=batch_id).exists():
