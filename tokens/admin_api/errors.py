@@ -3,7 +3,7 @@ sentence}` with its status (`tokens.usage_api.errors.UsageError`), never a 500 f
 
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
-from ninja import NinjaAPI, Schema
+from ninja import Field, NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 
 from asksage_admin.lib.errors import DomainError
@@ -18,9 +18,9 @@ class Error(Schema):
 
 
 class CellsError(Error):
-    """A refused batch: why each user's cell failed, by user id."""
+    """A refused write; for a batch, why each user's cell failed, by user id."""
 
-    cells: dict[str, str]
+    cells: dict[str, str] = Field(default_factory=dict, description="User id → why.")
 
 
 def _answer(api: NinjaAPI, request: HttpRequest, error: UsageError) -> HttpResponse:

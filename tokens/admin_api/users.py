@@ -29,7 +29,7 @@ SORTS = {
 }
 Sort = Literal[tuple(SORTS) + tuple(f"-{name}" for name in SORTS)]
 READ_ERRORS = {400: Error, 401: Error, 403: Error, 429: Error}
-WRITE_ERRORS = {**READ_ERRORS, 412: CellsError, 422: Error}
+WRITE_ERRORS = {**READ_ERRORS, 412: CellsError, 422: CellsError}
 
 
 class UserFilters(Schema):
@@ -138,7 +138,7 @@ def set_limits(request: HttpRequest, body: LimitsIn) -> BatchOut:
 
 @router.post(
     "/limits/batches/{batch_id}/undo",
-    response={200: BatchOut, 404: Error, **WRITE_ERRORS},
+    response={200: BatchOut, 404: Error, **READ_ERRORS, 422: CellsError},
     auth=ScopedKey(WRITE),
     operation_id="undoLimits",
     summary="Put back the values a batch replaced (itself an audited batch)",
