@@ -44,7 +44,7 @@ class ExportQuery(Schema):
     summary="Start an export: the answer streams the file (CSV or XLSX)",
     openapi_extra={
         "responses": {
-            "200": {
+            200: {  # an int, as ninja keys them: a "200" string would be a second key
                 "description": "The file, streamed as it is read.",
                 "content": {"text/csv": _FILE, exports.XLSX_TYPE: _FILE},
             }

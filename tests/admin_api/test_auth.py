@@ -1,6 +1,8 @@
 """Who may call the admin API: a key of the organization with the operation's scope, at most
 ADMIN_API_RATE calls a minute; every refusal in the usage API's shape."""
 
+import json
+
 import pytest
 from django.core.cache import cache
 
@@ -61,7 +63,18 @@ def test_bad_input_is_400_in_words_never_500(api, reader, writer):
 def test_the_openapi_document_and_docs_are_served_without_a_cdn(client):
     document = client.get("/api/v1/admin/openapi.json")
     assert document.status_code == 200
+    # No key twice in one object (Swagger UI refuses such a document: "duplicated mapping key").
+    repeated = []
+
+    def no_repeats(pairs):
+        keys = [k for k, _ in pairs]
+        repeated.extend(k for k in set(keys) if keys.count(k) > 1)
+        return dict(pairs)
+
+    json.loads(document.content, object_pairs_hook=no_repeats)
+    assert repeated == []
     assert "/api/v1/admin/limits" in document.json()["paths"]
     docs = client.get("/api/v1/admin/docs")
     assert docs.status_code == 200
     assert b"cdn." not in docs.content and b"/static/ninja/" in docs.content
+    assert b'<html lang="en">' in docs.content and b"<main>" in docs.content
