@@ -137,3 +137,14 @@ def test_a_thousand_users_limits_change_in_one_call_in_few_queries(
     assert response.status_code == 200, response.content[:300]
     assert response.json()["changed"] == 1000
     assert AuditLog.objects.filter(batch_id=response.json()["batch_id"]).count() == 1000
+
+
+def test_a_batch_of_many_different_values_sets_each_one(api, writer, org_a):
+    """Past a few distinct values the write is Django's bulk_update: every cell still lands."""
+    users = [m.user for m in MembershipFactory.create_batch(12, organization=org_a)]
+    changes = [
+        {"user": u.pk, "expected": 200_000, "new": 200_000 + 1000 * i} for i, u in enumerate(users)
+    ]
+    response = api.post("/limits", writer, {"changes": changes})
+    assert response.status_code == 200, response.content
+    assert [max_of(u) for u in users] == [200_000 + 1000 * i for i in range(12)]
