@@ -9,6 +9,7 @@ the panel calls.
     auth        organization API keys with a scope, and the per-key rate limit
     schemas     request and answer bodies
     cursors     opaque cursors for keyset pagination
+    queries     a query parameter the operation does not declare is a 400, not ignored
     users       users with limits and usage; limits set in batches, and undone
     requests    token requests: list, approve, deny
 """
