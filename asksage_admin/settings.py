@@ -96,6 +96,7 @@ INSTALLED_APPS = [
     "axes",
     "django_tables2",
     "django_filters",
+    "ninja",  # the admin API's Swagger UI from ninja's own static files, not its CDN template
     "accounts",
     "audit",
     "tokens",
@@ -371,6 +372,10 @@ USAGE_API_BATCH_CONCURRENCY = env_int("USAGE_API_BATCH_CONCURRENCY", 2, minimum=
 USAGE_API_BATCH_MIN_FILL = env_int("USAGE_API_BATCH_MIN_FILL", 8, minimum=1)
 USAGE_API_POOL_SIZE = env_int("USAGE_API_POOL_SIZE", 6, minimum=1)
 USAGE_API_POOL_TIMEOUT = env_float("USAGE_API_POOL_TIMEOUT", 2.0, minimum=0.1)
+
+# The admin API (asksage_admin/admin_api.py): calls per API key per minute, counted in
+# Django's cache (per worker process with the default local-memory cache).
+ADMIN_API_RATE = f"{env_int('ADMIN_API_RATE_PER_MINUTE', 120, minimum=1)}/m"
 
 # Domain settings.
 PLATFORM_MIN_INFERENCE_TOKENS = env_int("PLATFORM_MIN_INFERENCE_TOKENS", 200000, minimum=0)

@@ -21,7 +21,7 @@ from asksage_admin.lib.forms import (
     WholeNumberField,
     add_domain_errors,
 )
-from tokens.models import MAX_COLUMNS, Preset, StepMode, TokenKind
+from tokens.models import MAX_COLUMNS, ApiKeyScope, Preset, StepMode, TokenKind
 from tokens.services.policy import POLICY_FIELDS
 
 __all__ = ["add_domain_errors"]  # the views and member_views take it from here
@@ -265,6 +265,14 @@ class DenyForm(InputForm):
 
 class ApiKeyForm(InputForm):
     name = forms.CharField(required=False, strip=False)
+    scopes = forms.MultipleChoiceField(choices=ApiKeyScope.choices, required=False)
+    # The page's form says it showed the scope boxes: then none ticked is a refusal, while a
+    # client posting only a name (before scopes existed) still gets a gateway key.
+    scopes_shown = forms.BooleanField(required=False)
+
+    def chosen_scopes(self) -> list[str] | None:
+        scopes = self.cleaned_data["scopes"]
+        return scopes if scopes or self.cleaned_data["scopes_shown"] else None
 
 
 # --- Members and invitations --------------------------------------------------------------

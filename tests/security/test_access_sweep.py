@@ -48,6 +48,9 @@ PUBLIC = {
     "tokens:panel",  # a redirect to the user table, which is then checked itself
     "ops:healthz",  # load balancers' probes: "ok", or which check fails, nothing more
     "ops:readyz",
+    "admin_api:openapi-json",  # the admin API's document and its Swagger UI: no data
+    "admin_api:openapi-view",
+    "admin_api:api-root",
 }
 # Answers only a scraper bearing METRICS_TOKEN (none here): 404 to everyone else.
 TOKEN_ONLY = {"ops:metrics"}
@@ -223,6 +226,8 @@ def expected(name: str, path: str, role: str, method: str, used: set[str]) -> se
         return {302}  # admin login, or the second factor for sam
     if name.startswith("api:"):
         return {401, 404, 405}
+    if name.startswith("admin_api:"):
+        return {401, 405}  # a session is not a key: tests/security/test_admin_api_sweep.py
     if role == "anonymous":
         return {302, 405}
     if role in {"bob", "sam", "stan"}:

@@ -6,7 +6,7 @@ usage        usage events, monthly and daily usage, the organization's daily rol
 allocations  pending edits and saved allocation batches
 policies     presets, allocation policies, per-user overrides
 requests     members' token requests
-api_keys     usage-API keys
+api_keys     API keys and their scopes
 invitations  invitations to join an organization (hashed, single-use links)
 alerts       alerts already sent this month
 background   the email outbox and the ledger of periodic runs (tasks)
@@ -14,7 +14,7 @@ background   the email outbox and the ledger of periodic runs (tasks)
 
 from .alerts import AlertSent
 from .allocations import AllocationBatch, PendingEdit
-from .api_keys import ApiKey
+from .api_keys import ApiKey, ApiKeyScope
 from .background import EmailDelivery, PeriodicRun
 from .invitations import Invitation
 from .kinds import BLOCK, COLUMN_LABELS, KIND_HELP, MAX_COLUMNS, TokenKind, column_for_kind
@@ -43,6 +43,7 @@ __all__ = [
     "AllocationBatch",
     "AllocationPolicy",
     "ApiKey",
+    "ApiKeyScope",
     "DailyUsage",
     "EmailDelivery",
     "Invitation",

@@ -45,12 +45,19 @@ def request_approved(
     )
 
 
-def request_denied(*, token_request: TokenRequest, admin: User, note: str) -> None:
+def request_denied(
+    *, token_request: TokenRequest, admin: User | None, note: str, actor_label: str = ""
+) -> None:
     email_queue(
         kind="request_denied",
         to=[token_request.user.email],
         organization=token_request.organization,
-        context={"request": token_request, "admin": admin, "note": note, "home_url": home_url()},
+        context={
+            "request": token_request,
+            "by": admin.get_full_name() if admin is not None else actor_label,
+            "note": note,
+            "home_url": home_url(),
+        },
     )
 
 
