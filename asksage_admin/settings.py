@@ -376,6 +376,10 @@ USAGE_API_POOL_TIMEOUT = env_float("USAGE_API_POOL_TIMEOUT", 2.0, minimum=0.1)
 PLATFORM_MIN_INFERENCE_TOKENS = env_int("PLATFORM_MIN_INFERENCE_TOKENS", 200000, minimum=0)
 PLATFORM_MIN_EMBEDDING_TOKENS = env_int("PLATFORM_MIN_EMBEDDING_TOKENS", 0, minimum=0)
 PURCHASE_BLOCK_TOKENS = 2_000_000
+# CSV/XLSX import of allocations (User Management → Import): the largest file and the most
+# rows one upload may carry; a larger one is refused with a message before it is parsed.
+IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 4 * 1024 * 1024, minimum=1024)
+IMPORT_MAX_ROWS = env_int("IMPORT_MAX_ROWS", 20000, minimum=1)
 
 # Logs: one line per event on stderr, JSON in production (LOG_FORMAT=json, the default with
 # DEBUG off) and text in development, each with the request id (asksage_admin.ops.logging).

@@ -6,6 +6,7 @@ or several fields at once (floors, the pool, ceiling ≥ floor) and raise `Domai
 import datetime as dt
 
 from django import forms
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
@@ -263,3 +264,35 @@ class DenyForm(InputForm):
 
 class ApiKeyForm(InputForm):
     name = forms.CharField(required=False, strip=False)
+
+
+class AllocationImportForm(InputForm):
+    """An allocation file to preview, or to apply once previewed (`previewed`: the digest of
+    the file the preview showed; applying another file is refused)."""
+
+    file = forms.FileField(
+        label="CSV or Excel file",
+        error_messages={"required": "Choose a CSV or Excel (.xlsx) file to import."},
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,.tsv,.txt,.xlsx"}),
+    )
+    step = forms.ChoiceField(
+        choices=[("preview", "Preview"), ("apply", "Apply")],
+        required=False,
+        error_messages={"invalid_choice": "Choose Preview or Apply."},
+    )
+    previewed = forms.CharField(required=False, max_length=64)
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        limit = settings.IMPORT_MAX_BYTES
+        if upload.size > limit:
+            raise ValidationError(too_large_message(upload.size, limit), code="too_large")
+        return upload
+
+
+def too_large_message(size: int | None, limit: int) -> str:
+    found = f" ({size / 1_048_576:,.1f} MB)" if size else ""
+    return (
+        f"The file is too large{found}: at most {limit / 1_048_576:,.1f} MB. "
+        "Split it into smaller files."
+    )
