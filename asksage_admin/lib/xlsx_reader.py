@@ -74,6 +74,8 @@ def xlsx_rows(data: bytes, *, max_rows: int, error: type[Exception]) -> list[lis
     except error:
         raise
     except Exception as exc:  # openpyxl raises many types on a damaged or hostile file
+        while exc.__cause__ is not None:  # openpyxl wraps the parser's own (EntitiesForbidden)
+            exc = exc.__cause__
         raise error(
             f"This workbook cannot be read ({type(exc).__name__}): open it in Excel and save "
             "it again as .xlsx, or as CSV UTF-8."
