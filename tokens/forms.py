@@ -290,9 +290,17 @@ class AllocationImportForm(InputForm):
         return upload
 
 
+def readable_size(size: int) -> str:
+    """4194304 → "4 MB", 1536 → "1.5 KB" (binary units, as file managers show them)."""
+    for unit, scale in (("MB", 1_048_576), ("KB", 1024)):
+        if size >= scale:
+            return f"{size / scale:,.1f}".removesuffix(".0") + f" {unit}"
+    return f"{size:,} bytes"
+
+
 def too_large_message(size: int | None, limit: int) -> str:
-    found = f" ({size / 1_048_576:,.1f} MB)" if size else ""
+    found = f" ({readable_size(size)})" if size else ""
     return (
-        f"The file is too large{found}: at most {limit / 1_048_576:,.1f} MB. "
+        f"The file is too large{found}: at most {readable_size(limit)}. "
         "Split it into smaller files."
     )

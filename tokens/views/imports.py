@@ -19,7 +19,7 @@ from asksage_admin.lib.htmx import respond
 from asksage_admin.lib.http import client_ip
 from asksage_admin.lib.sheets import SheetError, read_sheet
 from asksage_admin.lib.uploads import CappedUploadHandler, declared_too_large
-from tokens.forms import AllocationImportForm, too_large_message
+from tokens.forms import AllocationImportForm, readable_size, too_large_message
 from tokens.imports.parse import TEMPLATE_HEADER, parse_allocation_file
 from tokens.imports.preview import import_preview
 from tokens.models import COLUMN_LABELS, MAX_COLUMNS
@@ -34,7 +34,7 @@ def _context(request: PanelRequest, **extra) -> dict:
     context = {
         "active": "users",
         "max_rows": settings.IMPORT_MAX_ROWS,
-        "max_mb": settings.IMPORT_MAX_BYTES / 1_048_576,
+        "max_size": readable_size(settings.IMPORT_MAX_BYTES),
         "shown": SHOWN_PER_LIST,
         "column_labels": COLUMN_LABELS,
     }
