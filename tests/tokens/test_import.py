@@ -59,7 +59,7 @@ def test_the_preview_sorts_the_rows_and_shows_the_pool_after_without_writing(ali
     response = preview(alice_client, FILE)
     assert response.status_code == 200
     html = response.content.decode()
-    assert "2 change, 1 unchanged, 2 unknown emails, 0 under the floor, 1 invalid" in html
+    assert "2 will change, 1 unchanged, 2 unknown emails, 0 under the floor, 1 invalid" in html
     assert "200,000 → <strong>300,000</strong>" in html
     assert "0 → <strong>100,000</strong>" in html
     # Inference: 4M purchased, 600K allocated (3 × 200K), the file adds 100K.
@@ -244,7 +244,7 @@ def test_the_template_lists_the_organizations_members_with_their_maxima(alice_cl
 def test_the_template_round_trips_into_a_preview_with_no_changes(alice_client, cast):
     body = b"".join(alice_client.get(reverse("tokens:import_template")).streaming_content)
     response = alice_client.post(URL, {"file": upload(body, "template.csv")}, headers=HX)
-    assert "0 change, 3 unchanged" in response.content.decode()
+    assert "0 will change, 3 unchanged" in response.content.decode()
 
 
 def test_the_preview_costs_a_fixed_number_of_queries(
@@ -254,4 +254,4 @@ def test_the_preview_costs_a_fixed_number_of_queries(
     text = "email,max_inference_tokens\n" + "".join(f"{u.email},300k\n" for u in users)
     with django_assert_max_num_queries(16):
         response = preview(alice_client, text)
-    assert "60 change" in response.content.decode()
+    assert "60 will change" in response.content.decode()
