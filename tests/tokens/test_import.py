@@ -101,11 +101,14 @@ def test_applying_writes_pending_edits_per_column_and_one_audit_row(alice_client
     assert max_of(cast["bob"]) == 200_000  # nothing saved yet
     row = AuditLog.objects.get(action="allocation.imported")
     assert (row.actor, row.new_value) == (alice, "limits.csv")
-    assert row.details["pending"] == {INF: 1, EMB: 2} and row.details["skipped"] == 3
+    assert (row.details["pending_inference"], row.details["pending_embedding"]) == (1, 2)
+    assert row.details["skipped"] == 3
     page = alice_client.get(reverse("tokens:users")).content.decode()
     assert "Imported limits.csv: 3 pending changes" in page
     assert "Save Changes — Max Inference Tokens (1)" in page
     assert "Save Changes — Max Embedding Tokens (2)" in page
+    activity = alice_client.get(reverse("analytics:activity")).content.decode()
+    assert "Limits imported from a file (pending)" in activity and "limits.csv" in activity
 
 
 def test_the_imported_edits_save_per_column_and_undo(alice_client, cast):

@@ -16,7 +16,7 @@ from asksage_admin.lib.errors import DomainError
 from audit.services import audit_record
 from tokens.imports.parse import ImportFile
 from tokens.imports.preview import Classified, classify, members_by_email
-from tokens.models import MAX_COLUMNS, PendingEdit
+from tokens.models import MAX_COLUMNS, PendingEdit, TokenKind
 from tokens.services.allocations import upsert_pending_edits
 
 
@@ -91,7 +91,10 @@ def allocation_import_apply(
         new=filename[:200],
         ip=ip,
         rows=len(file.rows),
-        pending=pending,
+        **{
+            f"pending_{TokenKind(kind).label.lower()}": pending.get(c, 0)
+            for c, kind in MAX_COLUMNS.items()
+        },
         cleared=cleared,
         unchanged=len(rows.unchanged),
         skipped=skipped,
