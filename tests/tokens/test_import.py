@@ -258,3 +258,23 @@ def test_the_preview_costs_a_fixed_number_of_queries(
     with django_assert_max_num_queries(16):
         response = preview(alice_client, text)
     assert "60 will change" in response.content.decode()
+
+
+def test_without_htmx_applying_redirects_to_the_table_with_the_message(alice_client, cast):
+    data = {"file": upload(FILE), "step": "apply", "previewed": digest(FILE)}
+    response = alice_client.post(URL, data, follow=True)
+    assert response.redirect_chain[-1][0] == reverse("tokens:users")
+    assert "Imported limits.csv: 3 pending changes" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("a\n" * 1_000_000, "more than 20,000 rows"),  # 2 MB: under the size cap
+        ("a@b.org,1\n" * 1_000_000, "The file is too large (9.5 MB): at most 4 MB."),
+    ],
+)
+def test_a_million_rows_answer_a_message_not_a_hang(alice_client, cast, body, message):
+    response = preview(alice_client, "email,max_inference_tokens\n" + body)
+    assert response.status_code == 422
+    assert message in response.content.decode()
