@@ -375,6 +375,8 @@ USAGE_API_POOL_TIMEOUT = env_float("USAGE_API_POOL_TIMEOUT", 2.0, minimum=0.1)
 # Domain settings.
 PLATFORM_MIN_INFERENCE_TOKENS = env_int("PLATFORM_MIN_INFERENCE_TOKENS", 200000, minimum=0)
 PLATFORM_MIN_EMBEDDING_TOKENS = env_int("PLATFORM_MIN_EMBEDDING_TOKENS", 0, minimum=0)
+# How long an invitation link to join an organization stays valid (Admin Panel → Users).
+INVITATION_TTL_HOURS = env_int("INVITATION_TTL_HOURS", 72, minimum=1)
 PURCHASE_BLOCK_TOKENS = 2_000_000
 # CSV/XLSX import of allocations (User Management → Import): the largest file and the most
 # rows one upload may carry; a larger one is refused with a message before it is parsed.

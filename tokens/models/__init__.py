@@ -7,6 +7,7 @@ allocations  pending edits and saved allocation batches
 policies     presets, allocation policies, per-user overrides
 requests     members' token requests
 api_keys     usage-API keys
+invitations  invitations to join an organization (hashed, single-use links)
 alerts       alerts already sent this month
 background   the email outbox and the ledger of periodic runs (tasks)
 """
@@ -15,6 +16,7 @@ from .alerts import AlertSent
 from .allocations import AllocationBatch, PendingEdit
 from .api_keys import ApiKey
 from .background import EmailDelivery, PeriodicRun
+from .invitations import Invitation
 from .kinds import BLOCK, COLUMN_LABELS, KIND_HELP, MAX_COLUMNS, TokenKind, column_for_kind
 from .policies import (
     DYNAMIC_MIN_STEP,
@@ -43,6 +45,7 @@ __all__ = [
     "ApiKey",
     "DailyUsage",
     "EmailDelivery",
+    "Invitation",
     "MemberOverride",
     "PeriodicRun",
     "MonthlyUsage",
