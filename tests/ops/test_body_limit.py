@@ -1,6 +1,7 @@
 """asksage_admin.ops.body_limit: a body over the cap is never read into the app."""
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 from asksage_admin.ops.body_limit import BodyLimitASGI, body_cap
 
@@ -32,7 +33,9 @@ def run(body_chunks: list[bytes], declared: int | None):
 
     headers = [] if declared is None else [(b"content-length", str(declared).encode())]
     scope = {"type": "http", "method": "POST", "path": "/panel/users/import/", "headers": headers}
-    asyncio.run(BodyLimitASGI(app)(scope, receive, None))
+    # In a thread of its own: a browser test may hold an event loop in the main thread.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, BodyLimitASGI(app)(scope, receive, None)).result()
     return seen["body"], seen["last"], pulled
 
 
