@@ -16,7 +16,9 @@ os.environ.setdefault("DATABASE_POOL", "1")
 django_application = get_asgi_application()
 
 from asksage_admin.ops.asgi import RequestContextASGI  # noqa: E402
+from asksage_admin.ops.body_limit import BodyLimitASGI  # noqa: E402
 from tokens.usage_api.fastpath import UsageFastPath  # noqa: E402 - needs the apps loaded above
 
 # Outermost: the request id, access line and metrics for the fast path's requests too.
-application = RequestContextASGI(UsageFastPath(django_application))
+# Then bodies bounded before Django reads them (asksage_admin/ops/body_limit.py).
+application = RequestContextASGI(BodyLimitASGI(UsageFastPath(django_application)))

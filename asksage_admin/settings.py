@@ -383,6 +383,10 @@ PLATFORM_MIN_EMBEDDING_TOKENS = env_int("PLATFORM_MIN_EMBEDDING_TOKENS", 0, mini
 # How long an invitation link to join an organization stays valid (Admin Panel → Users).
 INVITATION_TTL_HOURS = env_int("INVITATION_TTL_HOURS", 72, minimum=1)
 PURCHASE_BLOCK_TOKENS = 2_000_000
+# CSV/XLSX import of allocations (User Management → Import): the largest file and the most
+# rows one upload may carry; a larger one is refused with a message before it is parsed.
+IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 4 * 1024 * 1024, minimum=1024)
+IMPORT_MAX_ROWS = env_int("IMPORT_MAX_ROWS", 20000, minimum=1)
 
 # Logs: one line per event on stderr, JSON in production (LOG_FORMAT=json, the default with
 # DEBUG off) and text in development, each with the request id (asksage_admin.ops.logging).

@@ -6,6 +6,7 @@ or several fields at once (floors, the pool, ceiling ≥ floor) and raise `Domai
 import datetime as dt
 
 from django import forms
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
@@ -273,6 +274,46 @@ class ApiKeyForm(InputForm):
     def chosen_scopes(self) -> list[str] | None:
         scopes = self.cleaned_data["scopes"]
         return scopes if scopes or self.cleaned_data["scopes_shown"] else None
+
+
+class AllocationImportForm(InputForm):
+    """An allocation file to preview, or to apply once previewed (`previewed`: the digest of
+    the file the preview showed; applying another file is refused)."""
+
+    file = forms.FileField(
+        label="CSV or Excel file",
+        error_messages={"required": "Choose a CSV or Excel (.xlsx) file to import."},
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,.tsv,.txt,.xlsx"}),
+    )
+    step = forms.ChoiceField(
+        choices=[("preview", "Preview"), ("apply", "Apply")],
+        required=False,
+        error_messages={"invalid_choice": "Choose Preview or Apply."},
+    )
+    previewed = forms.CharField(required=False, max_length=64)
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        limit = settings.IMPORT_MAX_BYTES
+        if upload.size > limit:
+            raise ValidationError(too_large_message(upload.size, limit), code="too_large")
+        return upload
+
+
+def readable_size(size: int) -> str:
+    """4194304 → "4 MB", 1536 → "1.5 KB" (binary units, as file managers show them)."""
+    for unit, scale in (("MB", 1_048_576), ("KB", 1024)):
+        if size >= scale:
+            return f"{size / scale:,.1f}".removesuffix(".0") + f" {unit}"
+    return f"{size:,} bytes"
+
+
+def too_large_message(size: int | None, limit: int) -> str:
+    found = f" ({readable_size(size)})" if size else ""
+    return (
+        f"The file is too large{found}: at most {readable_size(limit)}. "
+        "Split it into smaller files."
+    )
 
 
 # --- Members and invitations --------------------------------------------------------------

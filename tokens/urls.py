@@ -1,7 +1,7 @@
 from django.urls import path
 from django.views.generic import RedirectView
 
-from tokens.views import api_keys, distribution, members, requests, users
+from tokens.views import api_keys, distribution, imports, members, requests, users
 
 app_name = "tokens"
 
@@ -9,6 +9,12 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="tokens:users"), name="panel"),
     path("users/", users.user_table, name="users"),
     path("users/bulk/", users.bulk_edit, name="bulk"),
+    path("users/import/", imports.allocation_import, name="import"),
+    path(
+        "users/import/template.csv",
+        imports.allocation_import_template,
+        name="import_template",
+    ),
     path("users/<id:user_id>/cells/<str:column>/", users.max_cell, name="cell"),
     path("users/<id:user_id>/cells/<str:column>/edit/", users.max_cell_edit, name="cell_edit"),
     path("users/<id:user_id>/flags/<str:flag>/", users.user_flag, name="user_flag"),

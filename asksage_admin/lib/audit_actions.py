@@ -35,6 +35,7 @@ class AuditAction(models.TextChoices):
     PURCHASE_REQUEST_CREATED = "purchase_request.created", "More tokens requested from sales"
     PURCHASE_REQUEST_FULFILLED = "purchase_request.fulfilled", "Purchase request fulfilled"
     ALLOCATION_CHANGED = "allocation.changed", "Limit changed"
+    ALLOCATION_IMPORTED = "allocation.imported", "Limits imported from a file (pending)"
     TOKEN_REQUEST_CREATED = "token_request.created", "Token request sent"
     TOKEN_REQUEST_APPROVED = "token_request.approved", "Token request approved"
     TOKEN_REQUEST_DENIED = "token_request.denied", "Token request denied"

@@ -385,8 +385,10 @@ def upsert_pending_edits(
         else:
             to_create.append(
                 PendingEdit(
-                    organization=org,
-                    admin=admin,
+                    # Ids: `admin` is often request.user, a lazy object that makes each of
+                    # thousands of accesses cost.
+                    organization_id=org.pk,
+                    admin_id=admin.pk,
                     target_id=uid,
                     column=column,
                     old_value=current,
