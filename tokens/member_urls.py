@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from tokens import member_views
+from tokens import member_views, notification_views
 
 app_name = "member"
 
@@ -13,5 +13,16 @@ urlpatterns = [
         "requests/<id:request_id>/cancel/",
         member_views.token_request_cancel,
         name="token_request_cancel",
+    ),
+    path("notifications/", notification_views.notifications, name="notifications"),
+    path(
+        "notifications/<id:notification_id>/read/",
+        notification_views.notification_read,
+        name="notification_read",
+    ),
+    path(
+        "notifications/read-all/",
+        notification_views.notifications_read_all,
+        name="notifications_read_all",
     ),
 ]

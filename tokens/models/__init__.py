@@ -8,6 +8,7 @@ policies     presets, allocation policies, per-user overrides
 requests     members' token requests
 api_keys     usage-API keys
 alerts       alerts already sent this month
+notifications  the in-app notifications (the bell)
 background   the email outbox and the ledger of periodic runs (tasks)
 """
 
@@ -16,6 +17,7 @@ from .allocations import AllocationBatch, PendingEdit
 from .api_keys import ApiKey
 from .background import EmailDelivery, PeriodicRun
 from .kinds import BLOCK, COLUMN_LABELS, KIND_HELP, MAX_COLUMNS, TokenKind, column_for_kind
+from .notifications import Notification
 from .policies import (
     DYNAMIC_MIN_STEP,
     DYNAMIC_TIERS,
@@ -46,6 +48,7 @@ __all__ = [
     "MemberOverride",
     "PeriodicRun",
     "MonthlyUsage",
+    "Notification",
     "OrgDailyUsage",
     "PendingEdit",
     "Preset",

@@ -20,6 +20,7 @@ from audit.services import audit_bulk
 from tokens.alerts import pool_alert_after_commit
 from tokens.models import COLUMN_LABELS, MAX_COLUMNS, AllocationBatch, PendingEdit
 from tokens.selectors import allocated, batch_signature, pools
+from tokens.services import notifications
 from tokens.services._core import check_column, check_floor
 
 
@@ -232,6 +233,14 @@ def apply_changes(
             for user, _m, expected, new in changed
         ]
     )
+    if batch.actor is not None and source != "request":  # a request's decision says it
+        notifications.limits_changed(
+            org=org,
+            admin=batch.actor,
+            column=column,
+            batch_id=batch.id,
+            rows=[(u.pk, e, n) for u, _, e, n in changed],
+        )
     if delta > 0:
         # Every allocation write comes through here (table, undo, request, policy,
         # distribution): the one place that checks the pool it just lowered.
