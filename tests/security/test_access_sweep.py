@@ -22,7 +22,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from accounts.models import User
 from audit.models import AuditLog
 from tests.factories import MembershipFactory, UserFactory
-from tokens.models import AllocationBatch, ApiKey, TokenRequest
+from tokens.models import AllocationBatch, ApiKey, Notification, TokenRequest
 
 pytestmark = [pytest.mark.mfa, pytest.mark.django_db]
 
@@ -40,6 +40,8 @@ PUBLIC = {
     "member:home",
     "accounts:mfa",
     "member:token_request_create",
+    "member:notifications",  # the visitor's own notifications only (sally's name her)
+    "member:notifications_read_all",  # the visitor's own: none are unread, nothing changes
     "api:openapi",
     "api:",
     "admin:login",
@@ -53,9 +55,17 @@ TOKEN_ONLY = {"ops:metrics"}
 # A member's own objects: the sweep's request is sally's, so every visitor (bob included, a
 # member of the same organization) is refused: 403 without a membership or as an auditor,
 # 404 for someone else's request.
-MEMBER_OWN = {"member:token_request_cancel"}
+MEMBER_OWN = {"member:token_request_cancel", "member:notification_read"}
 # Parameters that carry an object of org A: carol must get 404 for them.
-ORG_A_PARAMS = {"user_id", "batch_id", "request_id", "key_id", "email", "object_id"}
+ORG_A_PARAMS = {
+    "user_id",
+    "batch_id",
+    "request_id",
+    "key_id",
+    "email",
+    "object_id",
+    "notification_id",
+}
 ROLES = ["anonymous", "bob", "auditor", "carol", "sam", "stan"]
 # What any staff member may open in /staff/, whatever their groups: the (then empty) index and
 # their own password.
@@ -149,6 +159,13 @@ def cast(org_a, alice, bob, carol, sam):
         reason="more",
         current_max=200_000,
     )
+    notification = Notification.objects.create(
+        recipient=sally,
+        organization=org_a,
+        kind="request_denied",
+        text=f"Your request was denied ({SECRET})",
+        key="sweep",
+    )
     key = ApiKey.objects.create(
         organization=org_a, name="gateway", prefix="ak_x", key_hash="x" * 64
     )
@@ -169,6 +186,7 @@ def cast(org_a, alice, bob, carol, sam):
         "user_id": sally.pk,
         "batch_id": batch.pk,
         "request_id": request.pk,
+        "notification_id": notification.pk,
         "key_id": key.pk,
         "email": SECRET,
         "column": "max_inference_tokens",

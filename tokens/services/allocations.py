@@ -199,7 +199,6 @@ def apply_changes(
     errors, delta = _change_errors(org=org, column=column, targets=targets)
     if errors:
         return BatchResult(errors=errors)
-
     changed = [(u, m, e, n) for u, m, e, n in targets if n != e]
     for _user, membership, _expected, new in changed:
         setattr(membership, column, new)
@@ -233,17 +232,12 @@ def apply_changes(
             for user, _m, expected, new in changed
         ]
     )
-    if batch.actor is not None and source != "request":  # a request's decision says it
-        notifications.limits_changed(
-            org=org,
-            admin=batch.actor,
-            column=column,
-            batch_id=batch.id,
-            rows=[(u.pk, e, n) for u, _, e, n in changed],
-        )
+    # Every allocation write comes through here (table, undo, request, policy,
+    # distribution): the one place that tells the users and checks the pool it lowered.
+    notifications.limits_changed(
+        org=org, batch=batch, rows=[(u.pk, e, n) for u, _, e, n in changed]
+    )
     if delta > 0:
-        # Every allocation write comes through here (table, undo, request, policy,
-        # distribution): the one place that checks the pool it just lowered.
         pool_alert_after_commit(org=org, kind=MAX_COLUMNS[column])
     return BatchResult(batch=batch, changes=[Change(u, e, n) for u, _, e, n in changed])
 

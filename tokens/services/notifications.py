@@ -15,7 +15,7 @@ from django.utils import timezone
 from accounts.models import Membership, Organization, User
 from asksage_admin.lib.errors import DomainError
 from asksage_admin.lib.wording import counted
-from tokens.models import MAX_COLUMNS, Notification, TokenRequest
+from tokens.models import MAX_COLUMNS, AllocationBatch, Notification, TokenRequest
 
 TEXT_MAX = Notification._meta.get_field("text").max_length
 
@@ -66,10 +66,17 @@ def request_decided(*, token_request: TokenRequest) -> None:
 
 
 def limits_changed(
-    *, org: Organization, admin: User, column: str, batch_id, rows: list[tuple[int, int, int]]
+    *, org: Organization, batch: AllocationBatch, rows: list[tuple[int, int, int]]
 ) -> None:
-    """Each user whose max an admin changed hears old → new (not the admin about their own)."""
-    label = f"{MAX_COLUMNS[column]} token limit"
+    """Each user whose max an admin changed hears old → new (not the admin about their own).
+
+    Not the policy's changes (auto-increase, reclamation: no admin), nor a request's grant
+    (its decision is the notification)."""
+    admin = batch.actor
+    if admin is None or batch.source == "request":
+        return
+    label = f"{MAX_COLUMNS[batch.column]} token limit"
+    batch_id = batch.pk
     by_new: dict[tuple[int, int], list[int]] = {}
     for user_id, old, new in rows:
         if user_id != admin.pk:
