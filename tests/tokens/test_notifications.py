@@ -86,8 +86,7 @@ def test_a_usage_alert_notifies_the_user_and_the_admins_once(alice, bob, org_a):
         "You have used 80 % of your inference tokens this month (170,000 of 200,000)."
     ]
     assert texts(alice) == [
-        "bob@example.com has used 80 % of their inference tokens this month "
-        "(170,000 of 200,000)."
+        "bob@example.com has used 80 % of their inference tokens this month (170,000 of 200,000)."
     ]
 
 
