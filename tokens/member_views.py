@@ -39,7 +39,7 @@ def _model_chart(usage: selectors.MemberUsage) -> charts.Chart:
     return charts.bars(
         "Your usage by model",
         [(f"{m['model']} ({m['kind_label']})", m["tokens"], m["kind"]) for m in usage.by_model],
-        width=520,
+        width=960,  # the card's full width: 520 (Statistics' half column) scales up too large
     )
 
 

@@ -4,6 +4,7 @@ import pytest
 from playwright.sync_api import expect
 
 from accounts.models import Membership
+from tests.browser.test_accessibility import serious_violations
 from tests.factories import MembershipFactory, OrganizationFactory, PurchaseFactory, max_of
 from tokens.models import AllocationPolicy
 
@@ -82,6 +83,7 @@ def test_a_preset_the_small_pool_cannot_cover_is_refused_and_the_way_out_raises_
     expect(preview).to_contain_text("2,000,000 missing")
     expect(preview.get_by_role("link", name="buy more tokens")).to_be_visible()
     expect(preview.get_by_role("button", name="Apply Aggressive preset")).to_have_count(0)
+    assert serious_violations(page) == []
 
     page.get_by_label("Standard", exact=True).check()
     page.get_by_role("button", name="Preview changes").click()
