@@ -102,25 +102,30 @@ def usage_alert(
 ) -> None:
     """The user and the organization's admins hear that usage crossed a threshold."""
     key = f"alert:{month:%Y-%m}:{user.pk}:{kind}:{top}"
-    notify(
-        recipient_ids=[user.pk],
-        org=org,
-        kind=Notification.Kind.USAGE_ALERT,
-        text=f"You have used {top} % of your {kind} tokens this month ({used:,} of {current:,}).",
-        key=key,
-        link=reverse("member:home"),
-    )
+    numbers = f"this month ({used:,} of {current:,})."
     admins = Membership.objects.filter(organization=org, role=Membership.Role.ADMIN).exclude(
         user_id=user.pk
     )
-    notify(
-        recipient_ids=admins.values_list("user_id", flat=True),
-        org=org,
-        kind=Notification.Kind.USAGE_ALERT,
-        text=f"{user.email} has used {top} % of their {kind} tokens this month "
-        f"({used:,} of {current:,}).",
-        key=key,
-        link=reverse("tokens:users"),
+    texts = {user.pk: (f"You have used {top} % of your {kind} tokens {numbers}", "member:home")}
+    for admin_id in admins.values_list("user_id", flat=True):
+        texts[admin_id] = (
+            f"{user.email} has used {top} % of their {kind} tokens {numbers}"[:TEXT_MAX],
+            "tokens:users",
+        )
+    # One SELECT (the admins) and one INSERT, in the usage report's locked transaction.
+    Notification.objects.bulk_create(
+        [
+            Notification(
+                recipient_id=rid,
+                organization=org,
+                kind=Notification.Kind.USAGE_ALERT,
+                text=text,
+                link=reverse(url),
+                key=key,
+            )
+            for rid, (text, url) in texts.items()
+        ],
+        ignore_conflicts=True,
     )
 
 
