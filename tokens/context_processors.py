@@ -1,7 +1,7 @@
 """What the app shell needs on every page: the viewer's organization and role."""
 
 from accounts.models import Membership
-from tokens.selectors import pending_request_count
+from tokens.selectors import pending_request_count, unread_notification_count
 
 
 def shell(request) -> dict:
@@ -19,7 +19,21 @@ def shell(request) -> dict:
         "shell_can_edit": bool(membership and membership.is_admin),
         "panel_nav": panel_nav,
         "shell_pending_requests": _pending_badge(request, membership) if panel_nav else 0,
+        # A callable: a template that shows no bell (a fragment) costs no query.
+        "shell_unread_notifications": lambda: unread_badge(request),
     }
+
+
+def unread_badge(request) -> int:
+    """The header bell's unread count: one COUNT per request, however many templates ask;
+    a view that just marked notifications read calls `forget_unread_badge` first."""
+    if not hasattr(request, "_shell_unread"):
+        request._shell_unread = unread_notification_count(request.user)
+    return request._shell_unread
+
+
+def forget_unread_badge(request) -> None:
+    request.__dict__.pop("_shell_unread", None)
 
 
 def _pending_badge(request, membership) -> int:

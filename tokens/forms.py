@@ -22,6 +22,7 @@ from asksage_admin.lib.forms import (
     WholeNumberField,
     add_domain_errors,
 )
+from asksage_admin.lib.months import add_months
 from tokens.models import MAX_COLUMNS, ApiKeyScope, Preset, StepMode, TokenKind
 from tokens.services.policy import POLICY_FIELDS
 
@@ -68,12 +69,14 @@ MEMBER_RANGES = [
     ("7", "Last 7 days"),
     ("30", "Last 30 days"),
     ("90", "Last 90 days"),
+    ("months", "This month and the 3 before"),
 ]
 
 
 class MemberPeriodForm(forms.Form):
-    """The period of "Your usage" on the member's home page: this month or the last 7/30/90
-    UTC days, today included (the presets of the statistics page, plus this month)."""
+    """The period of "Your usage" on the member's home page: this month, the last 7/30/90
+    UTC days (the presets of the statistics page), or this month and the 3 before, today
+    included."""
 
     range = forms.ChoiceField(choices=MEMBER_RANGES, required=False, label="Period")
 
@@ -87,6 +90,8 @@ class MemberPeriodForm(forms.Form):
         today = timezone.now().astimezone(dt.UTC).date()
         if choice == "month":
             return choice, today.replace(day=1), today, error
+        if choice == "months":  # whole calendar months, as the monthly limits count them
+            return choice, add_months(today.replace(day=1), -3), today, error
         return choice, today - dt.timedelta(days=int(choice) - 1), today, error
 
 

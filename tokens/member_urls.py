@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from tokens import invitation_views, member_views
+from tokens import invitation_views, member_views, notification_views
 
 app_name = "member"
 
@@ -15,4 +15,15 @@ urlpatterns = [
         name="token_request_cancel",
     ),
     path("invitations/<str:token>/", invitation_views.invitation_accept, name="invitation"),
+    path("notifications/", notification_views.notifications, name="notifications"),
+    path(
+        "notifications/<id:notification_id>/read/",
+        notification_views.notification_read,
+        name="notification_read",
+    ),
+    path(
+        "notifications/read-all/",
+        notification_views.notifications_read_all,
+        name="notifications_read_all",
+    ),
 ]

@@ -34,6 +34,15 @@ def _day_chart(usage: selectors.MemberUsage) -> charts.Chart:
     )
 
 
+def _model_chart(usage: selectors.MemberUsage) -> charts.Chart:
+    """The statistics page's "Usage by model" bars, for the member's own models."""
+    return charts.bars(
+        "Your usage by model",
+        [(f"{m['model']} ({m['kind_label']})", m["tokens"], m["kind"]) for m in usage.by_model],
+        width=960,  # the card's full width: 520 (Statistics' half column) scales up too large
+    )
+
+
 def _usage_context(request: AuthedRequest) -> dict:
     """ "Your usage" for the period in the query string (this month by default)."""
     choice, start, end, error = MemberPeriodForm(request.GET or None).period()
@@ -41,6 +50,7 @@ def _usage_context(request: AuthedRequest) -> dict:
     return {
         "usage": usage,
         "usage_chart": _day_chart(usage),
+        "usage_model_chart": _model_chart(usage),
         "usage_kinds": [(k.label, usage.by_kind[k.value]) for k in TokenKind],
         "usage_range": choice,
         "usage_ranges": MemberPeriodForm.base_fields["range"].choices,
@@ -52,6 +62,7 @@ def _home_context(request: AuthedRequest, form: TokenRequestForm | None = None) 
     context = selectors.member_home(request.user, request.membership)
     context["request_form"] = form or TokenRequestForm()
     context["my_requests"] = selectors.member_requests(request.user)
+    context["allowed_models"] = selectors.allowed_models_for(request.user)
     context.update(_usage_context(request))
     return context
 

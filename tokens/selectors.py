@@ -34,6 +34,7 @@ from tokens.models import (
     Invitation,
     MemberOverride,
     MonthlyUsage,
+    Notification,
     PendingEdit,
     Preset,
     Purchase,
@@ -460,3 +461,22 @@ def api_keys_for(org: Organization):
         .select_related("created_by", "revoked_by")
         .order_by("revoked_at", "-created_at")
     )
+
+
+def unread_notification_count(user: User) -> int:
+    """The bell's number: one COUNT on the partial index of unread rows."""
+    return Notification.objects.filter(recipient=user, read_at__isnull=True).count()
+
+
+def notifications_for(user: User, limit: int = 50):
+    """The user's latest notifications, newest first (only theirs, whatever is asked)."""
+    return Notification.objects.filter(recipient=user).order_by("-created_at", "-pk")[:limit]
+
+
+def allowed_models_for(user: User) -> list[str] | None:
+    """The models the user may call; None means every model.
+
+    TODO(model catalogue): the catalogue being built in parallel (per organization and per
+    user allowed models) answers this; until the lead wires it, everyone may use every model.
+    """
+    return None

@@ -96,7 +96,7 @@ def test_its_query_count_does_not_grow_with_history(
     for n in range(20):
         DailyUsageFactory(organization=org_a, user=bob, day=utc_today() - dt.timedelta(days=n))
 
-    # Session, user, membership, sidebar badge; member, logins, usage, requests, changes;
-    # the session save (inside a savepoint pair in tests).
-    with django_assert_max_num_queries(12):
+    # Session, user, membership, sidebar badge, header bell; member, logins, usage, requests,
+    # changes; the session save (inside a savepoint pair in tests).
+    with django_assert_max_num_queries(13):
         assert alice_client.get(url(bob)).status_code == 200

@@ -3,7 +3,9 @@
 import pytest
 from playwright.sync_api import expect
 
-from tests.factories import max_of
+from accounts.models import Membership
+from tests.browser.test_accessibility import serious_violations
+from tests.factories import MembershipFactory, OrganizationFactory, PurchaseFactory, max_of
 from tokens.models import AllocationPolicy
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -58,3 +60,40 @@ def test_the_distribution_page_with_a_preview_has_no_serious_axe_violations(admi
     page.get_by_role("button", name="Preview changes").click()
     page.get_by_role("region", name="Preset preview").wait_for()
     assert serious_violations(page) == []
+
+
+def test_a_preset_the_small_pool_cannot_cover_is_refused_and_the_way_out_raises_everyone(
+    page, live_server, login
+):
+    """Issue 20's trap: Aggressive (1,000,000 per user) on a 2,000,000 pool with 4 users."""
+    org = OrganizationFactory(name="Small Pool")
+    PurchaseFactory(organization=org, kind="inference", tokens_per_month=2_000_000)
+    PurchaseFactory(organization=org, kind="embedding", tokens_per_month=8_000_000)
+    admin = MembershipFactory(organization=org, role="admin", user__email="ada@example.com").user
+    for n in range(3):
+        MembershipFactory(organization=org, user__email=f"m{n}@example.com")
+    page.set_viewport_size({"width": 1400, "height": 900})
+    login(page, admin)
+    page.goto(f"{live_server.url}/panel/distribution/")
+
+    page.get_by_label("Aggressive", exact=True).check()
+    page.get_by_role("button", name="Preview changes").click()
+    preview = page.get_by_role("region", name="Preset preview")
+    expect(preview.get_by_role("alert")).to_contain_text("cannot be applied as is")
+    expect(preview).to_contain_text("2,000,000 missing")
+    expect(preview.get_by_role("link", name="buy more tokens")).to_be_visible()
+    expect(preview.get_by_role("button", name="Apply Aggressive preset")).to_have_count(0)
+    assert serious_violations(page) == []
+
+    page.get_by_label("Standard", exact=True).check()
+    page.get_by_role("button", name="Preview changes").click()
+    preview = page.get_by_role("region", name="Preset preview")
+    preview.get_by_role(
+        "button", name="Apply Standard preset and raise 4 users to the floor"
+    ).click()
+    expect(
+        page.get_by_role("status").filter(has_text="4 users raised to its floor")
+    ).to_be_visible()
+    floor = type(org).objects.get(pk=org.pk).min_inference_tokens
+    assert floor == 500_000
+    assert not Membership.objects.filter(organization=org, max_inference_tokens__lt=floor).exists()

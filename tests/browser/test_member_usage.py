@@ -48,11 +48,13 @@ def test_your_usage_fits_the_screen_and_has_no_axe_violations(
     per_day = page.get_by_role("region", name="Your usage per day, in numbers")
     expect(per_day).to_contain_text("123,456")
     expect(page.get_by_role("region", name="Your usage per model")).to_contain_text("gpt-4o")
-    chart = page.locator("#my-usage .chart-svg")
-    if width < 600:
-        expect(chart).to_be_hidden()  # the table carries the numbers on a phone
-    else:
-        expect(chart).to_be_visible()
+    charts = page.locator("#my-usage .chart-svg")  # per day and per model
+    expect(charts).to_have_count(2)
+    for chart in (charts.nth(0), charts.nth(1)):
+        if width < 600:
+            expect(chart).to_be_hidden()  # the tables carry the numbers on a phone
+        else:
+            expect(chart).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     assert Axe().run(page).response["violations"] == []
 

@@ -22,7 +22,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from accounts.models import User
 from audit.models import AuditLog
 from tests.factories import MembershipFactory, UserFactory
-from tokens.models import AllocationBatch, ApiKey, TokenRequest
+from tokens.models import AllocationBatch, ApiKey, Notification, TokenRequest
 from tokens.services.invitations import invitation_create
 
 pytestmark = [pytest.mark.mfa, pytest.mark.django_db]
@@ -41,6 +41,8 @@ PUBLIC = {
     "member:home",
     "accounts:mfa",
     "member:token_request_create",
+    "member:notifications",  # the visitor's own notifications only (sally's name her)
+    "member:notifications_read_all",  # the visitor's own: none are unread, nothing changes
     "api:openapi",
     "api:",
     "admin:login",
@@ -57,7 +59,7 @@ TOKEN_ONLY = {"ops:metrics"}
 # A member's own objects: the sweep's request is sally's, so every visitor (bob included, a
 # member of the same organization) is refused: 403 without a membership or as an auditor,
 # 404 for someone else's request.
-MEMBER_OWN = {"member:token_request_cancel"}
+MEMBER_OWN = {"member:token_request_cancel", "member:notification_read"}
 # An invitation link: open to anyone holding it, so the sweep's made-up token must answer 404
 # to everyone (the real links' refusals are tested in tests/tokens/test_invitation_accept.py).
 INVITATION_LINK = {"member:invitation"}
@@ -70,6 +72,7 @@ ORG_A_PARAMS = {
     "email",
     "object_id",
     "invitation_id",
+    "notification_id",
 }
 ROLES = ["anonymous", "bob", "auditor", "carol", "sam", "stan"]
 # What any staff member may open in /staff/, whatever their groups: the (then empty) index and
@@ -164,6 +167,13 @@ def cast(org_a, alice, bob, carol, sam):
         reason="more",
         current_max=200_000,
     )
+    notification = Notification.objects.create(
+        recipient=sally,
+        organization=org_a,
+        kind="request_denied",
+        text=f"Your request was denied ({SECRET})",
+        key="sweep",
+    )
     key = ApiKey.objects.create(
         organization=org_a, name="gateway", prefix="ak_x", key_hash="x" * 64
     )
@@ -187,6 +197,7 @@ def cast(org_a, alice, bob, carol, sam):
         "user_id": sally.pk,
         "batch_id": batch.pk,
         "request_id": request.pk,
+        "notification_id": notification.pk,
         "key_id": key.pk,
         "invitation_id": invitation.pk,
         "email": SECRET,

@@ -275,12 +275,13 @@ def test_set_below_the_floor_is_refused(alice, org_a, trio):
         )
 
 
-def test_apply_preset_floor_raises_everyone_below_it(alice, org_a, trio):
+def test_applying_a_preset_raises_everyone_below_its_floor(alice, org_a, trio):
     policy_services.policy_apply(admin=alice, org=org_a, preset="standard")
-    distribution_services.distribution_apply(
-        admin=alice, org=org_a, kind="inference", action="floor"
-    )
     assert [max_of(u) for u in trio] == [500_000] * 3
+    with pytest.raises(DomainError, match="Nothing would change"):
+        distribution_services.distribution_apply(
+            admin=alice, org=org_a, kind="inference", action="floor"
+        )
 
 
 def test_an_unknown_action_or_kind_is_refused(org_a, trio):

@@ -147,3 +147,22 @@ def test_a_single_day_draws_a_slim_centred_column_not_a_wall():
     (rect,) = chart.rects
     assert rect.width == charts.MAX_COLUMN
     assert rect.x + rect.width / 2 == pytest.approx(56 + (720 - 56 - 8) / 2, abs=0.2)
+
+
+def test_this_month_and_the_three_before_cover_whole_calendar_months(client, bob):
+    used(bob, dt.date(2026, 2, 1), 7_000, model="old-model")
+    used(bob, dt.date(2026, 1, 31), 9_999, model="too-old")
+    page = home(client, bob, range="months").content.decode()
+    assert "2026-02-01 to 2026-05-20" in page
+    assert "old-model" in page and "too-old" not in page
+    assert 'id="usage-model-chart-title"' in page  # the per-model bars, as on Statistics
+
+
+def test_the_allowed_models_section_says_every_model_until_the_catalogue_answers(
+    client, bob, monkeypatch
+):
+    page = home(client, bob).content.decode()
+    assert "Models you may use" in page and "Every model offered to" in page
+    monkeypatch.setattr(selectors, "allowed_models_for", lambda user: ["gpt-4o", "claude"])
+    page = home(client, bob).content.decode()
+    assert "<code>gpt-4o</code>" in page and "Every model offered" not in page

@@ -102,7 +102,12 @@ def test_the_hourly_auto_increase_sweep_runs_once_an_hour(org_a, alice, bob):
         assert auto_increase_sweep.enqueue().return_value == "1 increase(s) applied."
         assert auto_increase_sweep.enqueue().return_value.endswith("ran already")
     assert max_of(bob) == 250_000
-    assert AuditLog.objects.filter(action="allocation.changed", target_user=bob).count() == 1
+    assert (
+        AuditLog.objects.filter(
+            action="allocation.changed", target_user=bob, column="max_inference_tokens"
+        ).count()
+        == 1
+    )
 
 
 def test_the_policy_after_a_usage_report_run_twice_raises_once_and_audits_once(
@@ -117,7 +122,12 @@ def test_the_policy_after_a_usage_report_run_twice_raises_once_and_audits_once(
 
     assert (first.return_value, second.return_value) == (250_000, None)  # the cooldown
     assert max_of(bob) == 250_000
-    assert AuditLog.objects.filter(action="allocation.changed", target_user=bob).count() == 1
+    assert (
+        AuditLog.objects.filter(
+            action="allocation.changed", target_user=bob, column="max_inference_tokens"
+        ).count()
+        == 1
+    )
     assert AllocationBatch.objects.filter(source="policy").count() == 1
 
 

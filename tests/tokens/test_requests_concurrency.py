@@ -8,7 +8,7 @@ import pytest
 
 from tests.concurrency import run_together
 from tests.factories import MembershipFactory, max_of
-from tokens.models import AllocationBatch
+from tokens.models import AllocationBatch, Notification
 from tokens.services import requests as request_services
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -79,3 +79,22 @@ def test_two_approvals_that_together_exceed_the_pool_cannot_both_pass(org_a, ali
     assert "1,400,000 inference tokens are unallocated" in next(
         o[1] for o in outcomes if o[0] == "refused"
     )
+
+
+def test_a_member_cancelling_while_an_admin_approves_leaves_one_outcome(
+    org_a, alice, bob, launch_request
+):
+    """The request row is locked by both: the loser re-reads the status and is refused, so
+    a cancelled request is never granted and an approved one never shows as cancelled."""
+    outcomes = run_together(
+        lambda: request_services.token_request_approve(
+            admin=alice, org=org_a, request_id=launch_request.pk
+        ),
+        lambda: request_services.token_request_cancel(user=bob, request_id=launch_request.pk),
+    )
+    assert sorted(o[0] for o in outcomes) == ["ok", "refused"]
+    launch_request.refresh_from_db()
+    granted = launch_request.status == "approved"
+    assert launch_request.status in {"approved", "cancelled"}
+    assert max_of(bob) == (700_000 if granted else 200_000)
+    assert Notification.objects.filter(recipient=bob).count() == (1 if granted else 0)

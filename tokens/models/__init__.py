@@ -9,6 +9,7 @@ requests     members' token requests
 api_keys     API keys and their scopes
 invitations  invitations to join an organization (hashed, single-use links)
 alerts       alerts already sent this month
+notifications  the in-app notifications (the bell)
 background   the email outbox and the ledger of periodic runs (tasks)
 """
 
@@ -18,6 +19,7 @@ from .api_keys import ApiKey, ApiKeyScope
 from .background import EmailDelivery, PeriodicRun
 from .invitations import Invitation
 from .kinds import BLOCK, COLUMN_LABELS, KIND_HELP, MAX_COLUMNS, TokenKind, column_for_kind
+from .notifications import Notification
 from .policies import (
     DYNAMIC_MIN_STEP,
     DYNAMIC_TIERS,
@@ -50,6 +52,7 @@ __all__ = [
     "MemberOverride",
     "PeriodicRun",
     "MonthlyUsage",
+    "Notification",
     "OrgDailyUsage",
     "PendingEdit",
     "Preset",

@@ -20,6 +20,7 @@ from audit.services import audit_bulk
 from tokens.alerts import pool_alert_after_commit
 from tokens.models import COLUMN_LABELS, MAX_COLUMNS, AllocationBatch, PendingEdit
 from tokens.selectors import allocated, batch_signature, pools
+from tokens.services import notifications
 from tokens.services._core import check_column, check_floor
 
 
@@ -198,7 +199,6 @@ def apply_changes(
     errors, delta = _change_errors(org=org, column=column, targets=targets)
     if errors:
         return BatchResult(errors=errors)
-
     changed = [(u, m, e, n) for u, m, e, n in targets if n != e]
     _set_maxima(column, [(m, n) for _, m, _, n in changed])
     batch = AllocationBatch.objects.create(
@@ -230,9 +230,12 @@ def apply_changes(
             for user, _m, expected, new in changed
         ]
     )
+    # Every allocation write comes through here (table, undo, request, policy,
+    # distribution): the one place that tells the users and checks the pool it lowered.
+    notifications.limits_changed(
+        org=org, batch=batch, rows=[(u.pk, e, n) for u, _, e, n in changed]
+    )
     if delta > 0:
-        # Every allocation write comes through here (table, undo, request, policy,
-        # distribution): the one place that checks the pool it just lowered.
         pool_alert_after_commit(org=org, kind=MAX_COLUMNS[column])
     return BatchResult(batch=batch, changes=[Change(u, e, n) for u, _, e, n in changed])
 

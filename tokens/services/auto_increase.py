@@ -28,7 +28,7 @@ from tokens.models import (
     column_for_kind,
 )
 from tokens.selectors import default_policy, policy_for, unallocated
-from tokens.services import emails
+from tokens.services import emails, notifications
 from tokens.services.allocations import apply_changes
 from tokens.services.policy import member_bounds
 
@@ -264,6 +264,9 @@ def usage_alerts_check(*, org: Organization, policy, membership: Membership, kin
     user = membership.user
     top = max(fresh)
     emails.usage_alert(org=org, user=user, kind=kind, top=top, used=used, current=current)
+    notifications.usage_alert(
+        org=org, user=user, kind=kind, top=top, used=used, current=current, month=current_month()
+    )
     audit_record(
         action="alert.usage",
         organization=org,

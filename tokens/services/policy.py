@@ -6,7 +6,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import Count, Sum
 from django.utils import timezone
 
 from accounts.models import Membership, Organization, User
@@ -20,10 +19,15 @@ from tokens.models import (
     Preset,
     StepMode,
     TokenKind,
-    column_for_kind,
 )
-from tokens.selectors import allocated, policy_for, pools
+from tokens.selectors import policy_for
 from tokens.services._core import check_amount, platform_floor
+from tokens.services.preset_floors import (
+    floor_shortfall,
+    floors_after,
+    raise_to_floors,
+    refuse_unaffordable,
+)
 
 POLICY_FIELDS = (
     "floor_inference",
@@ -128,6 +132,38 @@ class PolicyPreview:
     below_floor: dict[str, int]  # kind → members below the new floor
     floor_cost: dict[str, int]  # kind → tokens to raise them to it
     unallocated: dict[str, int]
+    floors: dict[str, int]  # kind → the organization's floor once applied
+
+    @property
+    def missing(self) -> dict[str, int]:
+        """kind → tokens the unallocated pool lacks to raise everyone to the floor."""
+        return {k: max(self.floor_cost[k] - self.unallocated[k], 0) for k in self.floor_cost}
+
+    @property
+    def blocked(self) -> bool:
+        """The preset cannot be applied: someone would stay below the floor."""
+        return any(self.missing.values())
+
+    @property
+    def raised(self) -> int:
+        """Distinct members applying raises (a member below both floors counts once)."""
+        return max(self.below_floor.values(), default=0)
+
+    @property
+    def shortfalls(self) -> list[dict]:
+        """Per kind with members below the floor: what raising them costs and lacks."""
+        return [
+            {
+                "kind": kind,
+                "users": count,
+                "floor": self.floors[kind],
+                "cost": self.floor_cost[kind],
+                "unallocated": self.unallocated[kind],
+                "missing": self.missing[kind],
+            }
+            for kind, count in self.below_floor.items()
+            if count
+        ]
 
 
 def _show(field: str, value) -> str:
@@ -141,7 +177,8 @@ def _show(field: str, value) -> str:
 
 
 def policy_preview(*, org: Organization, preset: str, given: dict | None = None) -> PolicyPreview:
-    """What choosing a preset changes: settings old → new, and who falls below the new floor."""
+    """What choosing a preset changes: settings old → new, who falls below the new floor,
+    what raising them costs, and whether the unallocated pool can pay for it."""
     new = policy_settings_clean(preset, given)
     current = policy_for(org)
     if preset == Preset.MANUAL:
@@ -162,27 +199,33 @@ def policy_preview(*, org: Organization, preset: str, given: dict | None = None)
         old = getattr(current, name)
         if old != value:
             changes.append((POLICY_LABELS[name], _show(name, old), _show(name, value)))
-    below, cost, free = {}, {}, {}
-    pool, alloc = pools(org), allocated(org)
-    for kind in TokenKind.values:
-        floor = max(new.get(f"floor_{kind}", org.floor(kind)), platform_floor(kind))
-        column = column_for_kind(kind)
-        rows = Membership.objects.filter(organization=org, **{f"{column}__lt": floor})
-        totals = rows.aggregate(n=Count("pk"), have=Sum(column))
-        below[kind] = totals["n"]
-        cost[kind] = floor * totals["n"] - (totals["have"] or 0)
-        free[kind] = max(pool[kind] - alloc[kind], 0)
-    return PolicyPreview(preset, new, changes, below, cost, free)
+    floors = floors_after(org, preset, new)
+    short = floor_shortfall(org, floors)
+    return PolicyPreview(
+        preset,
+        new,
+        changes,
+        {kind: n for kind, (n, _c, _f) in short.items()},
+        {kind: cost for kind, (_n, cost, _f) in short.items()},
+        {kind: free for kind, (_n, _c, free) in short.items()},
+        floors,
+    )
 
 
 @transaction.atomic
 def policy_apply(
     *, admin: User, org: Organization, preset: str, given: dict | None = None, ip=None
 ) -> AllocationPolicy:
-    """Choose a preset (or Custom settings). Its floors become the organization's minimums:
-    new members start there; members already below keep their max until raised."""
+    """Choose a preset (or Custom settings). Its floors become the organization's minimums,
+    and everyone below them is raised to them in the same transaction; when the unallocated
+    pool cannot pay for that, nothing changes (DomainError saying how much is missing).
+
+    Why not leave them below: every later edit of such a user is refused ("At least …")
+    while the full pool can raise nobody, and only switching presets gets the admin out."""
     org = organization_lock(org)
     new = policy_settings_clean(preset, given)
+    floors = floors_after(org, preset, new)
+    refuse_unaffordable(preset, floor_shortfall(org, floors))
     policy = AllocationPolicy.objects.select_for_update().filter(organization=org).first()
     if policy is None:
         policy = policy_for(org)
@@ -192,7 +235,6 @@ def policy_apply(
         setattr(policy, name, value)
     policy.updated_at = timezone.now()
     policy.save()
-    floors = {kind: max(policy.floor(kind), platform_floor(kind)) for kind in TokenKind.values}
     if preset != Preset.MANUAL and (
         org.min_inference_tokens != floors["inference"]
         or org.min_embedding_tokens != floors["embedding"]
@@ -200,6 +242,7 @@ def policy_apply(
         org.min_inference_tokens = floors["inference"]
         org.min_embedding_tokens = floors["embedding"]
         org.save(update_fields=["min_inference_tokens", "min_embedding_tokens"])
+    policy.raised = raise_to_floors(admin=admin, org=org, floors=floors, ip=ip)
     changed = {
         name: [str(before), str(getattr(policy, name))]
         for name, before in old.items()
@@ -213,6 +256,7 @@ def policy_apply(
         old=old["preset"],
         new=preset,
         changes=changed,
+        raised=policy.raised,
         ip=ip,
     )
     return policy

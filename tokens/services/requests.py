@@ -13,7 +13,7 @@ from asksage_admin.lib.wording import counted
 from audit.services import audit_record
 from tokens.models import TokenRequest, column_for_kind
 from tokens.selectors import policy_for, pools, unallocated, used_this_month
-from tokens.services import emails
+from tokens.services import emails, notifications
 from tokens.services._core import check_amount, check_kind
 from tokens.services.allocations import apply_changes
 
@@ -183,6 +183,7 @@ def _approve_locked(
     emails.request_approved(
         token_request=token_request, amount=amount, new_max=current + amount, actor=actor, note=note
     )
+    notifications.request_decided(token_request=token_request)
     return token_request
 
 
@@ -301,6 +302,7 @@ def token_request_deny(
     emails.request_denied(
         token_request=token_request, admin=admin, note=note, actor_label=actor_label
     )
+    notifications.request_decided(token_request=token_request)
     return token_request
 
 

@@ -141,11 +141,11 @@ def distribution_preset(request: PanelRequest) -> HttpResponse:
                     given=form.settings(),
                     ip=client_ip(request),
                 )
-                return _answer(
-                    request,
-                    section="dist-presets",
-                    ok=f"The {policy.get_preset_display()} preset is now active.",
-                )
+                raised = getattr(policy, "raised", 0)
+                ok = f"The {policy.get_preset_display()} preset is now active."
+                if raised:
+                    ok += f" {counted(raised, 'user')} raised to its floor."
+                return _answer(request, section="dist-presets", ok=ok)
             preview = policy_services.policy_preview(
                 org=request.org, preset=preset, given=form.settings()
             )
