@@ -408,5 +408,8 @@ EMAIL_MAX_ATTEMPTS = env_int("EMAIL_MAX_ATTEMPTS", 5, minimum=1)
 EMAIL_RETRY_BASE_SECONDS = env_int("EMAIL_RETRY_BASE_SECONDS", 60, minimum=1)
 # Finished task results (the queue's rows, not the outbox) are pruned nightly after this.
 TASK_RESULTS_KEEP_DAYS = env_int("TASK_RESULTS_KEEP_DAYS", 14, minimum=1)
+# The statistics page's "users at risk" list is a snapshot: the periodic task refreshes one
+# older than this (analytics.snapshots).
+FORECAST_SNAPSHOT_MAX_AGE_MINUTES = env_int("FORECAST_SNAPSHOT_MAX_AGE_MINUTES", 60, minimum=5)
 # /readyz fails once a due task has waited this long (no worker running?); 0 turns it off.
 TASK_QUEUE_STALL_SECONDS = env_int("TASK_QUEUE_STALL_SECONDS", 900)
