@@ -140,10 +140,15 @@ def test_last_months_snapshot_is_not_shown_the_page_computes_this_months(
     assert response.context["at_risk_as_of"] == NOON
 
 
-def test_another_organizations_snapshot_is_never_shown(alice_client, carol_client, org_a, heavy):
+def test_another_organizations_snapshot_is_never_shown_nor_touched(
+    carol_client, org_a, org_b, heavy, clock
+):
     snapshots.snapshot_refresh(org=org_a)
+    clock.shift(dt.timedelta(minutes=5))
 
     response = carol_client.get(URL)
 
     assert response.context["at_risk"] == []
+    assert ForecastSnapshot.objects.get(organization=org_a).computed_at == NOON
+    assert ForecastSnapshot.objects.get(organization=org_b).rows == []
     assert "alice@example.com" not in response.content.decode().split("forecast-title")[1][:4000]
