@@ -1,9 +1,10 @@
-"""Nightly full verification of the audit trail's hash chains, as a periodic task.
+"""The analytics app's periodic tasks: the nightly full verification of the audit trail's
+hash chains, and the forecast snapshots of the statistics page (`analytics.snapshots`).
 
-Enqueued by `manage.py crontask`, run by `manage.py db_worker`, once a night however many
-schedulers run (`tokens.periodic.run_once`). Its outcome, "N chain(s) intact" or the broken
-chains, is kept on the night's `PeriodicRun` row (in /staff/) and logged; a broken chain is
-logged as an error. Each walk is recorded on its chain's verified checkpoint
+The verification is enqueued by `manage.py crontask`, run by `manage.py db_worker`, once a
+night however many schedulers run (`tokens.periodic.run_once`). Its outcome, "N chain(s)
+intact" or the broken chains, is kept on the night's `PeriodicRun` row (in /staff/) and logged;
+a broken chain is logged as an error. Each walk is recorded on its chain's verified checkpoint
 (`audit.checkpoints`: bookkeeping, not audited), so the Activity badge says when the last full
 verification ran and shows a break it found.
 """
@@ -13,6 +14,7 @@ import logging
 from crontask import cron
 from django.tasks import TaskContext, task
 
+from analytics.snapshots import snapshots_refresh_stale
 from audit.checkpoints import checkpoint_verify_full
 from tokens.periodic import day_period, run_once, scheduled_at
 
@@ -38,3 +40,12 @@ def verify_audit_nightly(context: TaskContext) -> str:
     return run_once(
         job="verify_audit", period=day_period(scheduled_at(context)), work=verify_all_chains
     )
+
+
+@cron("*/5 * * * *", sentry_monitor_config=None)
+@task
+def forecast_snapshots_refresh() -> str:
+    """Every 5 minutes: the statistics page's "users at risk" recomputed for each active
+    organization whose snapshot is due (`analytics.snapshots`). Idempotent: a second run at
+    once recomputes the same rows; a run that finds nothing due does nothing."""
+    return snapshots_refresh_stale()

@@ -11,8 +11,8 @@ from django.views.decorators.http import require_GET
 
 from accounts.decorators import org_admin_required
 from accounts.http import PanelRequest
-from analytics import charts, exports
-from analytics.filters import ACTIONS, ActivityFilter, DateRangeForm
+from analytics import charts, exports, snapshots
+from analytics.filters import ACTIONS, ActivityFilter, DateRangeForm, today
 from analytics.selectors import activity as activity_selectors
 from analytics.selectors import exports as export_selectors
 from analytics.selectors import forecast as forecast_selectors
@@ -44,7 +44,8 @@ def statistics(request: PanelRequest) -> HttpResponse:
     period = statistics_selectors.period_usage(org, start, end)
     statuses = statistics_selectors.pools_this_month(org, by_month)
     top = statistics_selectors.top_users(org, start, end)
-    pools, at_risk = forecast_selectors.forecast(org, statuses=statuses)
+    pools = forecast_selectors.pool_forecasts(org, today(), statuses)
+    at_risk = snapshots.users_at_risk(org)
     context = {
         "active": "statistics",
         "form": form,
@@ -65,7 +66,8 @@ def statistics(request: PanelRequest) -> HttpResponse:
         "model_chart": charts.model_chart(period.by_model),
         "models": period.by_model,
         "pools": pools,
-        "at_risk": at_risk,
+        "at_risk": at_risk.users,
+        "at_risk_as_of": at_risk.as_of,
         "window": forecast_selectors.FORECAST_WINDOW_DAYS,
         "exports": _export_links(request),
     }

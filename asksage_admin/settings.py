@@ -420,5 +420,8 @@ TASK_RESULTS_KEEP_DAYS = env_int("TASK_RESULTS_KEEP_DAYS", 14, minimum=1)
 # Raw usage events are kept for the current month and this many before it, then dropped a
 # month at a time (tokens/retention.py; the rollups stay); 0 keeps them all.
 USAGE_RETENTION_MONTHS = env_int("USAGE_RETENTION_MONTHS", 36)
+# The statistics page's "users at risk" list is a snapshot: the periodic task refreshes one
+# older than this (analytics.snapshots).
+FORECAST_SNAPSHOT_MAX_AGE_MINUTES = env_int("FORECAST_SNAPSHOT_MAX_AGE_MINUTES", 60, minimum=5)
 # /readyz fails once a due task has waited this long (no worker running?); 0 turns it off.
 TASK_QUEUE_STALL_SECONDS = env_int("TASK_QUEUE_STALL_SECONDS", 900)

@@ -10,7 +10,7 @@ from django.db.models import Sum
 
 from accounts.models import Membership, Organization, User
 from analytics.filters import today
-from asksage_admin.lib.months import current_month, month_start
+from asksage_admin.lib.months import month_start
 from tokens.models import DailyUsage, MonthlyUsage, OrgDailyUsage, TokenKind
 from tokens.selectors import pool_statuses
 
@@ -120,7 +120,7 @@ def _users_at_risk(
         LIMIT %s
     """
     adapt = connection.ops.adapt_datefield_value
-    month = current_month()
+    month = month_start(end)  # the month of the window's last day: today
     params = [adapt(month), org.pk, adapt(month_start(start)), adapt(month), org.pk, days_left]
     params += [org.pk, adapt(start), adapt(end), days_left, limit]
     with connection.cursor() as cursor:
@@ -132,15 +132,15 @@ def _users_at_risk(
         ]
 
 
-def forecast(org: Organization, statuses=None, limit: int = 50):
-    """Pools and users who run out before the month ends, at the last 7 days' daily rate.
+def window(day: dt.date) -> tuple[dt.date, int]:
+    """The forecast window's first day and the days left in the month, `day` included."""
+    return day - dt.timedelta(days=FORECAST_WINDOW_DAYS - 1), (_month_end(day) - day).days + 1
 
-    Three queries: the pools' recent use, the pool statuses (unless given), the users at risk.
-    """
-    day = today()
-    window_start = day - dt.timedelta(days=FORECAST_WINDOW_DAYS - 1)
-    days_left = (_month_end(day) - day).days + 1  # today included
-    statuses = statuses if statuses is not None else pool_statuses(org, with_used=True)
+
+def pool_forecasts(org: Organization, day: dt.date, statuses) -> list[PoolForecast]:
+    """Each pool's run-out day, from the organization's rollup (a row per day, kind and
+    model: cheap whatever the users, so always live)."""
+    window_start, _days_left = window(day)
     recent = dict.fromkeys(KINDS, 0)
     for row in (
         OrgDailyUsage.objects.filter(organization=org, day__range=(window_start, day))
@@ -155,10 +155,19 @@ def forecast(org: Organization, statuses=None, limit: int = 50):
         remaining = status.purchased - status.used
         runs_out = _run_out_day(day, remaining, rate) if status.purchased else None
         pools.append(PoolForecast(status.kind, status.purchased, status.used, rate, runs_out))
+    return pools
 
-    at_risk = _users_at_risk(org, window_start, day, days_left, limit)
+
+def users_at_risk_rows(org: Organization, day: dt.date, limit: int = 50) -> list[dict]:
+    """The members at risk on `day` as plain rows (ints and strings: what a snapshot keeps)."""
+    window_start, days_left = window(day)
+    return _users_at_risk(org, window_start, day, days_left, limit)
+
+
+def user_forecasts(rows: list[dict], day: dt.date) -> list[UserForecast]:
+    """`users_at_risk_rows`' rows as forecasts for `day`, the first to reach their max first."""
     users = []
-    for row in at_risk:
+    for row in rows:
         rate = max(row["recent"] // FORECAST_WINDOW_DAYS, 1)
         reaches = _run_out_day(day, row["limit"] - row["used"], rate) or _month_end(day)
         users.append(
@@ -174,4 +183,16 @@ def forecast(org: Organization, statuses=None, limit: int = 50):
             )
         )
     users.sort(key=lambda u: (u.reaches, u.email))
-    return pools, users
+    return users
+
+
+def forecast(org: Organization, statuses=None, limit: int = 50):
+    """Pools and users who run out before the month ends, at the last 7 days' daily rate,
+    both computed now (the statistics page reads the users from `analytics.snapshots`).
+
+    Three queries: the pools' recent use, the pool statuses (unless given), the users at risk.
+    """
+    day = today()
+    statuses = statuses if statuses is not None else pool_statuses(org, with_used=True)
+    pools = pool_forecasts(org, day, statuses)
+    return pools, user_forecasts(users_at_risk_rows(org, day, limit), day)
