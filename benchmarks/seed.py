@@ -26,7 +26,7 @@ from django.utils import timezone
 from accounts.models import Membership, Organization, User
 from tokens.management.commands.seed_scale import EMBEDDING_MODELS, INFERENCE_MODELS
 from tokens.models import DailyUsage, MonthlyUsage, OrgDailyUsage, UsageEvent
-from tokens.rollup import org_daily_usage_rebuild
+from tokens.rollup import membership_totals_rebuild, org_daily_usage_rebuild
 
 VERSION = 1  # bump when the seeded data changes: databases seeded before are seeded again
 USERS_SLUG, STATS_SLUG = "bench-users", "bench-stats"
@@ -175,6 +175,7 @@ def rollups(org: Organization, log=print) -> None:
         for index in indexes:
             editor.add_index(DailyUsage, index)
         org_daily_usage_rebuild(organization_ids=[org.pk])  # the statistics page reads it
+        membership_totals_rebuild(organization_ids=[org.pk])  # User Management's total
         born = timezone.now() - dt.timedelta(days=DAYS + 1)
         Organization.objects.filter(pk=org.pk).update(created_at=born, activated_at=born)
     rolled = time.perf_counter() - started

@@ -19,6 +19,8 @@ daily rollup written by the same statement, so in the same transaction:
              reports are recorded alone afterwards, waiting for the lock
     prior    the event already recorded under the report's Idempotency-Key (a retry)
     counted  the conditional UPDATE of the month's row
+    t        the member's lifetime total (Membership.total_used, User Management's "Total
+             usage"): its row is already locked by `m`
     event    the usage event (its unique (organization, idempotency key) index refuses a
              concurrent duplicate: the whole statement fails and every report is retried alone)
     daily    the day's rollup per user, an upsert
@@ -101,9 +103,7 @@ WITH r AS MATERIALIZED (
   FROM who JOIN {membership} mb ON mb.id = who.membership_id
   FOR NO KEY UPDATE OF mb {skip_locked}
 ), prior AS (
-  SELECT who.ord, e.id, e.created_at, e.request_hash,
-      COALESCE(e.used_after, 0) AS used_after, COALESCE(e.max_after, 0) AS max_after
-  FROM who CROSS JOIN LATERAL (
+  SELECT who.ord, e.* FROM who CROSS JOIN LATERAL (
     SELECT e.id, e.created_at, e.request_hash, e.used_after, e.max_after
     FROM {event} e WHERE e.idempotency_key = who.idem
       AND e.idempotency_key <> '' AND e.organization_id IS NOT DISTINCT FROM who.org_id
@@ -118,6 +118,9 @@ WITH r AS MATERIALIZED (
     AND NOT EXISTS (SELECT FROM prior WHERE prior.ord = m.ord)
   RETURNING m.ord, m.org_id, mu.user_id, m.kind, m.tokens, m.model, m.idem, m.fingerprint,
     m.max, mu.used
+), t AS (
+  UPDATE {membership} b SET total_used = total_used + tokens FROM counted c
+  WHERE b.user_id = c.user_id
 ), event AS (
   INSERT INTO {event} (organization_id, user_id, kind, tokens, model, created_at,
       idempotency_key, request_hash, used_after, max_after)
@@ -193,7 +196,7 @@ def _one_line(sql: str) -> str:
     inside parentheses (its only string literals, '' and '-infinity', hold none of them): it
     keeps under the 4 KiB limit."""
     line = " ".join(sql.split())
-    for spaced in (", ", " = ", "( ", " )", " + ", " <= ", " <> ", " < "):
+    for spaced in (", ", " = ", "( ", " )", " (", ") ", " + ", " <= ", " <> ", " < "):
         line = line.replace(spaced, spaced.strip())
     return line
 
@@ -332,7 +335,7 @@ def settle(report: Report, row: Row, *, now: dt.datetime, waited: bool) -> Usage
             event_id=row.prior_id,
             request=usage,
             month=month_start(row.prior_created_at),
-            balance=Balance(usage.kind, row.prior_max, row.prior_used),
+            balance=Balance(usage.kind, row.prior_max or 0, row.prior_used or 0),
             replayed=True,
             user_id=row.user_id,
         )

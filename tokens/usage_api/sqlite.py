@@ -5,7 +5,8 @@ One short IMMEDIATE transaction (SQLite serializes writers, so no row locks are 
 1. finds the member in the key's organization (`members.membership_for`);
 2. adds the tokens with one conditional UPDATE: `used = used + n WHERE … AND used + n <= max`
    (the database enforces the limit: no read-modify-write race), creating the month's row
-   when it is the first usage of the month;
+   when it is the first usage of the month, and adds them to the member's lifetime total
+   (Membership.total_used, User Management's "Total usage");
 3. inserts the usage event: its unique (organization, idempotency key) index refuses a
    concurrent retry, and the retry is answered from the recorded event (`replay`);
 4. adds the tokens to the day's rollups with upserts: the user's (DailyUsage) and the
@@ -19,7 +20,7 @@ import datetime as dt
 
 from django.db import connection, transaction
 
-from accounts.models import Organization
+from accounts.models import Membership, Organization
 from asksage_admin.lib.months import month_start
 from tokens.models import DailyUsage, MonthlyUsage, OrgDailyUsage, UsageEvent, column_for_kind
 from tokens.usage_api.errors import UsageError, check_user_may_use, key_reused, over_limit
@@ -56,6 +57,12 @@ def _write_in_steps(
         row = cursor.fetchone()
         if row is None:
             return None
+        # The member's lifetime total (User Management's "Total usage"), as PostgreSQL's `t`.
+        cursor.execute(
+            f"UPDATE {table(Membership)} SET total_used = total_used + %s "
+            "WHERE user_id = %s AND organization_id = %s",
+            [usage.tokens, user_id, org_id],
+        )
         cursor.execute(
             f"INSERT INTO {table(UsageEvent)} (organization_id, user_id, kind, tokens, model, "
             "created_at, idempotency_key, request_hash, used_after, max_after) "
