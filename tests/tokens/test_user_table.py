@@ -3,7 +3,9 @@
 import pytest
 from django.urls import reverse
 
-from tests.factories import MembershipFactory, PurchaseFactory
+from accounts.models import Membership
+from asksage_admin.lib.months import current_month
+from tests.factories import MembershipFactory, MonthlyUsageFactory, PurchaseFactory
 
 URL = reverse("tokens:users")
 
@@ -124,16 +126,38 @@ def test_a_page_out_of_range_or_malformed_does_not_fail(alice_client, alice):
 
 
 @pytest.mark.parametrize("size", [10, 500])
+@pytest.mark.parametrize(
+    "params", [{}, {"sort": "-max_inference_tokens"}, {"sort": "-total_used"}, {"q": "user"}]
+)
 def test_page_query_count_is_constant(
-    alice_client, alice, org_a, size, django_assert_max_num_queries
+    alice_client, alice, org_a, size, params, django_assert_max_num_queries
 ):
     PurchaseFactory(organization=org_a, tokens_per_month=200_000_000)
-    MembershipFactory.create_batch(size, organization=org_a)
+    for i, m in enumerate(MembershipFactory.create_batch(size, organization=org_a)):
+        MonthlyUsageFactory(user=m.user, organization=org_a, used=i * 10)
     # 13: session, user, membership, count, rows, pending edits, pending summary, pools (2),
     # the sidebar's pending-requests badge, and the session save.
     with django_assert_max_num_queries(13):
-        response = alice_client.get(URL)
+        response = alice_client.get(URL, params)
     assert response.status_code == 200
+
+
+def test_sorting_by_total_usage_orders_rows_by_the_lifetime_total_in_this_organization(
+    alice_client, alice, bob, org_a, org_b
+):
+    """Both kinds, every month, only this organization's; ties broken by the user."""
+    last_month = current_month().replace(year=current_month().year - 1)
+    MonthlyUsageFactory(user=alice, organization=org_a, used=500)
+    MonthlyUsageFactory(user=bob, organization=org_a, used=300)
+    MonthlyUsageFactory(user=bob, organization=org_a, kind="embedding", used=150)
+    MonthlyUsageFactory(user=bob, organization=org_a, month=last_month, used=100)
+    MonthlyUsageFactory(user=bob, organization=org_b, month=last_month, used=9_000)  # not here
+    assert Membership.objects.get(user=bob).total_used == 550  # 300 + 150 + 100
+
+    html = table_of(alice_client.get(URL, {"sort": "-total_used"}))
+    assert html.index("bob@example.com") < html.index("alice@example.com")
+    html = table_of(alice_client.get(URL, {"sort": "total_used"}))
+    assert html.index("alice@example.com") < html.index("bob@example.com")
 
 
 def test_anonymous_is_sent_to_login(client, alice):
