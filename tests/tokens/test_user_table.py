@@ -1,9 +1,10 @@
 """The User Management table: columns, search, filters, sort, paging, tenant isolation."""
 
 import pytest
+from django.db import connection
 from django.urls import reverse
 
-from accounts.models import Membership
+from accounts.models import Membership, User
 from asksage_admin.lib.months import current_month
 from tests.factories import MembershipFactory, MonthlyUsageFactory, PurchaseFactory
 
@@ -213,3 +214,17 @@ def test_an_auditor_cannot_write_anything(client, auditor, bob):
 def test_the_export_link_follows_the_filters_of_the_table_it_sits_in(alice_client, alice, bob):
     html = alice_client.get(URL, {"q": "bob"}, headers={"HX-Request": "true"}).content.decode()
     assert "/panel/exports/users.csv?q=bob" in html  # inside the swapped #user-table
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's trigram indexes")
+def test_the_search_has_trigram_indexes_on_the_expressions_it_filters(db):
+    """icontains is UPPER(column::text) LIKE …: the GIN trigram indexes (accounts 0006) are on
+    that expression, so a search at 100,000 users reads the index, not every user."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s AND indexdef LIKE %s",
+            [User._meta.db_table, "%gin_trgm_ops%"],
+        )
+        found = dict(cursor.fetchall())
+    assert set(found) == {"user_name_trgm_idx", "user_email_trgm_idx"}
+    assert all("upper(" in definition for definition in found.values())
