@@ -166,6 +166,12 @@ def user_table_rows(org: Organization):
     )
 
 
+def member_count(org: Organization) -> int:
+    """The organization's members: the user table's count when nothing filters it, from
+    the membership indexes alone (counting the table's own rows joins every user)."""
+    return Membership.objects.filter(organization=org).count()
+
+
 def pending_edits_for(admin, org: Organization, user_ids: list[int]) -> dict:
     """The admin's pending edits on the given rows, keyed by (user id, column)."""
     edits = PendingEdit.objects.filter(admin=admin, organization=org, target_id__in=user_ids)

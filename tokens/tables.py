@@ -1,6 +1,7 @@
 """The User Management table."""
 
 import django_tables2 as tables
+from django.core.paginator import Paginator
 from django.middleware.csrf import get_token
 from django.template.loader import render_to_string
 from django.utils.functional import cached_property
@@ -154,3 +155,15 @@ class UserTable(tables.Table):
 
     def cell_context(self, record, column) -> dict:
         return {"u": record, "request": self.request, "selected": record.pk in self.selected}
+
+
+class CountedPaginator(Paginator):
+    """A paginator told its count (`count=`, when known cheaper than by counting the rows)."""
+
+    def __init__(self, *args, count: int | None = None, **kwargs):
+        self.known_count = count
+        super().__init__(*args, **kwargs)
+
+    @cached_property
+    def count(self) -> int:
+        return super().count if self.known_count is None else self.known_count

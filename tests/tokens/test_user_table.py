@@ -228,3 +228,15 @@ def test_the_search_has_trigram_indexes_on_the_expressions_it_filters(db):
         found = dict(cursor.fetchall())
     assert set(found) == {"user_name_trgm_idx", "user_email_trgm_idx"}
     assert all("upper(" in definition for definition in found.values())
+
+
+def test_the_count_is_the_organizations_members_unfiltered_and_the_matches_filtered(
+    alice_client, alice, bob, carol, many_members, org_a
+):
+    PurchaseFactory(organization=org_a, tokens_per_month=20_000_000)
+    many_members(3)  # 5 members in org A; carol is org B's
+    assert alice_client.get(URL).context["total"] == 5
+    assert alice_client.get(URL, {"q": ""}).context["total"] == 5
+    assert alice_client.get(URL, {"q": "bob"}).context["total"] == 1
+    assert alice_client.get(URL, {"role": "admin"}).context["total"] == 1
+    assert alice_client.get(URL, {"role": "superuser"}).context["total"] == 0
