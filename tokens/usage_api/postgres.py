@@ -193,7 +193,7 @@ _TABLES = {
 
 def _one_line(sql: str) -> str:
     """The statement on one line, without the spaces after commas, around operators and
-    inside parentheses (its only string literals, '' and '-infinity', hold none of them): it
+    around parentheses (its only string literals, '' and '-infinity', hold none of them): it
     keeps under the 4 KiB limit."""
     line = " ".join(sql.split())
     for spaced in (", ", " = ", "( ", " )", " (", ") ", " + ", " <= ", " <> ", " < "):
@@ -335,6 +335,7 @@ def settle(report: Report, row: Row, *, now: dt.datetime, waited: bool) -> Usage
             event_id=row.prior_id,
             request=usage,
             month=month_start(row.prior_created_at),
+            # A legacy event may have no recorded balance (`prior` reads it as stored).
             balance=Balance(usage.kind, row.prior_max or 0, row.prior_used or 0),
             replayed=True,
             user_id=row.user_id,
