@@ -22,7 +22,6 @@ from asksage_admin.lib.http import client_ip
 from audit import chain
 from audit.checkpoints import BADGE_BUDGET, checkpoint_verify_incremental
 from audit.services import audit_export
-from tokens.selectors import pool_statuses
 
 
 def _period(request: PanelRequest, default: str = "30"):
@@ -43,7 +42,7 @@ def statistics(request: PanelRequest) -> HttpResponse:
     form, start, end, period_error = _period(request)
     by_month = statistics_selectors.usage_by_month(org)
     period = statistics_selectors.period_usage(org, start, end)
-    statuses = pool_statuses(org, with_used=True)
+    statuses = statistics_selectors.pools_this_month(org, by_month)
     top = statistics_selectors.top_users(org, start, end)
     pools, at_risk = forecast_selectors.forecast(org, statuses=statuses)
     context = {
@@ -58,6 +57,7 @@ def statistics(request: PanelRequest) -> HttpResponse:
         "years": statistics_selectors.by_year(by_month),
         "day_chart": charts.day_chart(period.by_day, start, end),
         "days": [{"day": d, **k, "total": sum(k.values())} for d, k in period.by_day.items()],
+        "day_rows": charts.day_rows(period.by_day),
         "pool_chart": charts.pool_chart(statuses),
         "statuses": statuses,
         "top_chart": charts.top_users_chart(top),

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path, register_converter
 from django.urls.converters import get_converters
 
+from asksage_admin.admin_api import api as admin_api
 from asksage_admin.lib.inputs import IdConverter
 
 # `<id:…>`: a database id in a path (1 … 2**63 − 1). Registered before the apps' URLconfs
@@ -19,6 +20,7 @@ handler500 = "asksage_admin.lib.db_unavailable.server_error"
 urlpatterns = [
     path("", include("asksage_admin.ops.urls")),
     path("staff/", admin.site.urls),
+    path("api/v1/admin/", admin_api.urls),  # before the usage API's JSON 404 for the rest
     path("api/v1/", include("tokens.usage_api.urls")),
     path("panel/", include("tokens.urls")),
     path("panel/", include("analytics.urls")),

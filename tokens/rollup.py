@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 from django.db.models import Count, OuterRef, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, TruncDate
+from django.utils import timezone
 
 from accounts.models import Membership
 from tokens.models import DailyUsage, MonthlyUsage, OrgDailyUsage, UsageEvent
+from tokens.retention import retained_since
 
 Key = tuple[int, dt.date, str, str]  # organization, day, kind, model
 
@@ -104,14 +106,19 @@ def rollup_mismatches(*, organization_id: int | None = None, against: str = "eve
     Reads every event of the organization: a verification, not a page's query.
     """
     scope = {} if organization_id is None else {"organization_id": organization_id}
-    rollup = _totals(OrgDailyUsage.objects.filter(**scope), "day", Sum("tokens"), Sum("events"))
+    rollup_rows = OrgDailyUsage.objects.filter(**scope)
     if against == "daily":
         source = _totals(DailyUsage.objects.filter(**scope), "day", Sum("tokens"), Sum("events"))
     else:
         events = UsageEvent.objects.filter(**scope).annotate(
             utc_day=TruncDate("created_at", tzinfo=dt.UTC)
         )
+        # Months past the retention window kept their rollup but not their events.
+        if (since := retained_since(timezone.now())) is not None:
+            rollup_rows = rollup_rows.filter(day__gte=since)
+            events = events.filter(created_at__gte=dt.datetime.combine(since, dt.time(), dt.UTC))
         source = _totals(events, "utc_day", Sum("tokens"), Count("id"))
+    rollup = _totals(rollup_rows, "day", Sum("tokens"), Sum("events"))
     return _compare(rollup, source)
 
 
@@ -152,18 +159,30 @@ def usage_total_mismatches(
 ) -> list[TotalMismatch]:
     """Members whose `total_used` differs from the sum of their usage events in their
     organization (`against="events"`) or of their MonthlyUsage there (`against="monthly"`);
-    empty when consistent. Reads every event of the organization: a verification."""
+    empty when consistent. Reads every event of the organization: a verification.
+
+    Retention never lowers a total: for the months whose events it dropped, the events'
+    side counts those months' MonthlyUsage instead (written with the events, kept).
+    """
     scope = {} if organization_id is None else {"organization_id": organization_id}
-    source_model, column = (
-        (MonthlyUsage, "used") if against == "monthly" else (UsageEvent, "tokens")
-    )
-    sums = {
-        (o, u): int(t)
-        for o, u, t in source_model.objects.filter(**scope)
-        .values_list("organization_id", "user_id")
-        .annotate(t=Sum(column))
-        .order_by()
-    }
+    monthly = MonthlyUsage.objects.filter(**scope)
+    if against == "monthly":
+        parts = [(monthly, "used")]
+    else:
+        events = UsageEvent.objects.filter(**scope)
+        parts = [(events, "tokens")]
+        if (since := retained_since(timezone.now())) is not None:
+            parts = [
+                (events.filter(created_at__gte=dt.datetime.combine(since, dt.time(), dt.UTC)),
+                 "tokens"),
+                (monthly.filter(month__lt=since), "used"),
+            ]  # fmt: skip
+    sums: dict[tuple[int, int], int] = {}
+    for rows, column in parts:
+        for o, u, t in (
+            rows.values_list("organization_id", "user_id").annotate(t=Sum(column)).order_by()
+        ):
+            sums[(o, u)] = sums.get((o, u), 0) + int(t)
     members = Membership.objects.filter(**scope).values_list(
         "organization_id", "user_id", "total_used"
     )

@@ -18,6 +18,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 
 from accounts.models import Membership, Organization, User
+from accounts.sign_in import second_factor, sign_in_method
 from asksage_admin.lib.months import current_month, previous_month
 from tokens.models import (
     COLUMN_LABELS,
@@ -28,6 +29,7 @@ from tokens.models import (
     AllocationPolicy,
     ApiKey,
     DailyUsage,
+    Invitation,
     MemberOverride,
     MonthlyUsage,
     PendingEdit,
@@ -162,6 +164,8 @@ def user_table_rows(org: Organization):
             inf_prev=Coalesce(F("u_inf_prev__used"), Value(0)),
             emb_used=Coalesce(F("u_emb__used"), Value(0)),
             total_used=F("membership__total_used"),
+            sign_in=sign_in_method(),
+            second_factor=second_factor(),
         )
     )
 
@@ -170,6 +174,17 @@ def member_count(org: Organization) -> int:
     """The organization's members: the user table's count when nothing filters it, from
     the membership indexes alone (counting the table's own rows joins every user)."""
     return Membership.objects.filter(organization=org).count()
+
+
+def open_invitations(org: Organization, limit: int = 100) -> list[Invitation]:
+    """Invitations neither accepted nor revoked (pending or expired), newest first."""
+    return list(
+        Invitation.objects.filter(
+            organization=org, accepted_at__isnull=True, revoked_at__isnull=True
+        )
+        .select_related("invited_by")
+        .order_by("-sent_at", "-pk")[:limit]
+    )
 
 
 def pending_edits_for(admin, org: Organization, user_ids: list[int]) -> dict:

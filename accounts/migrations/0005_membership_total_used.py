@@ -1,5 +1,5 @@
 """Membership.total_used, the member's lifetime usage in the organization (backfilled by
-tokens 0017), and indexes that serve each User Management sort: (organization, column, user),
+tokens 0021), and indexes that serve each User Management sort: (organization, column, user),
 the user being the table's tiebreak."""
 
 from django.db import migrations, models

@@ -23,6 +23,7 @@ from accounts.models import User
 from audit.models import AuditLog
 from tests.factories import MembershipFactory, UserFactory
 from tokens.models import AllocationBatch, ApiKey, TokenRequest
+from tokens.services.invitations import invitation_create
 
 pytestmark = [pytest.mark.mfa, pytest.mark.django_db]
 
@@ -47,6 +48,9 @@ PUBLIC = {
     "tokens:panel",  # a redirect to the user table, which is then checked itself
     "ops:healthz",  # load balancers' probes: "ok", or which check fails, nothing more
     "ops:readyz",
+    "admin_api:openapi-json",  # the admin API's document and its Swagger UI: no data
+    "admin_api:openapi-view",
+    "admin_api:api-root",
 }
 # Answers only a scraper bearing METRICS_TOKEN (none here): 404 to everyone else.
 TOKEN_ONLY = {"ops:metrics"}
@@ -54,8 +58,19 @@ TOKEN_ONLY = {"ops:metrics"}
 # member of the same organization) is refused: 403 without a membership or as an auditor,
 # 404 for someone else's request.
 MEMBER_OWN = {"member:token_request_cancel"}
+# An invitation link: open to anyone holding it, so the sweep's made-up token must answer 404
+# to everyone (the real links' refusals are tested in tests/tokens/test_invitation_accept.py).
+INVITATION_LINK = {"member:invitation"}
 # Parameters that carry an object of org A: carol must get 404 for them.
-ORG_A_PARAMS = {"user_id", "batch_id", "request_id", "key_id", "email", "object_id"}
+ORG_A_PARAMS = {
+    "user_id",
+    "batch_id",
+    "request_id",
+    "key_id",
+    "email",
+    "object_id",
+    "invitation_id",
+}
 ROLES = ["anonymous", "bob", "auditor", "carol", "sam", "stan"]
 # What any staff member may open in /staff/, whatever their groups: the (then empty) index and
 # their own password.
@@ -152,6 +167,9 @@ def cast(org_a, alice, bob, carol, sam):
     key = ApiKey.objects.create(
         organization=org_a, name="gateway", prefix="ak_x", key_hash="x" * 64
     )
+    invitation = invitation_create(
+        admin=alice, org=org_a, email="invited@example.com", role="admin"
+    )
     bob_client = Client()
     bob_client.force_login(bob)
     sam_client = Client()
@@ -170,6 +188,7 @@ def cast(org_a, alice, bob, carol, sam):
         "batch_id": batch.pk,
         "request_id": request.pk,
         "key_id": key.pk,
+        "invitation_id": invitation.pk,
         "email": SECRET,
         "column": "max_inference_tokens",
         "flag": "banned",
@@ -193,6 +212,8 @@ def expected(name: str, path: str, role: str, method: str, used: set[str]) -> se
         return None
     if name in TOKEN_ONLY:
         return {404}
+    if name in INVITATION_LINK:
+        return {404}
     if name in MEMBER_OWN:
         return {302, 405} if role == "anonymous" else {403, 404, 405}
     if path.startswith("/staff/") and role == "stan":
@@ -205,6 +226,8 @@ def expected(name: str, path: str, role: str, method: str, used: set[str]) -> se
         return {302}  # admin login, or the second factor for sam
     if name.startswith("api:"):
         return {401, 404, 405}
+    if name.startswith("admin_api:"):
+        return {401, 405}  # a session is not a key: tests/security/test_admin_api_sweep.py
     if role == "anonymous":
         return {302, 405}
     if role in {"bob", "sam", "stan"}:

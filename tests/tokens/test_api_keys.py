@@ -179,3 +179,40 @@ def test_the_page_query_count_does_not_grow_with_keys(
         api_key_services.api_key_create(actor=alice, org=org_a, name=f"Key {n}")
     with django_assert_max_num_queries(12):
         alice_client.get(URL)
+
+
+def test_a_key_is_created_with_the_scopes_chosen_and_shows_them(alice_client, org_a):
+    response = alice_client.post(
+        URL, {"name": "Nightly script", "scopes": ["admin:read"], "scopes_shown": "on"}
+    )
+    assert response.status_code == 200
+    key = ApiKey.objects.get(organization=org_a)
+    assert key.scopes == ["admin:read"]
+    assert response.context["secret"].startswith("ask_adm.")
+    html = alice_client.get(URL).content.decode()
+    assert "<code>admin:read</code>" in html and "Nightly script" in html
+
+
+def test_the_form_offers_every_scope_with_usage_ticked(alice_client):
+    html = alice_client.get(URL).content.decode()
+    assert 'name="scopes" value="usage" checked' in html
+    assert 'value="admin:read"' in html and 'value="admin:write"' in html
+
+
+def test_no_scope_ticked_is_refused_and_nothing_is_created(alice_client, org_a):
+    response = alice_client.post(URL, {"name": "Nothing", "scopes_shown": "on"})
+    assert response.status_code == 422
+    assert "at least one scope" in response.content.decode()
+    assert not ApiKey.objects.filter(organization=org_a).exists()
+
+
+def test_an_unknown_scope_is_refused(alice_client, org_a):
+    response = alice_client.post(URL, {"name": "X", "scopes": ["root"], "scopes_shown": "on"})
+    assert response.status_code == 422
+    assert not ApiKey.objects.filter(organization=org_a).exists()
+
+
+def test_the_scopes_are_in_the_creation_audit_row(alice_client):
+    alice_client.post(URL, {"name": "S", "scopes": ["usage", "admin:write"], "scopes_shown": "on"})
+    log = AuditLog.objects.get(action="api_key.created")
+    assert log.details["scopes"] == ["usage", "admin:write"]

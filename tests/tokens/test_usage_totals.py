@@ -7,11 +7,13 @@ checked by `verify_usage_rollup`.
 Transactional: the fast path's connections see only committed data.
 """
 
+import datetime as dt
 import importlib
 from io import StringIO
 from types import SimpleNamespace
 
 import pytest
+import time_machine
 from django.apps import apps
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -21,14 +23,15 @@ from accounts.models import Membership
 from asksage_admin.lib.months import current_month
 from tests.factories import MembershipFactory, set_max
 from tests.tokens.test_usage_rollup import URL, headers, report, via_view
-from tokens import organizations
+from tokens import organizations, partitions
 from tokens.models import MonthlyUsage
+from tokens.retention import usage_retention_apply
 from tokens.rollup import membership_totals_rebuild, usage_total_mismatches
 from tokens.services import api_keys as api_key_services
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-backfill = importlib.import_module("tokens.migrations.0017_membership_total_used_backfill")
+backfill = importlib.import_module("tokens.migrations.0021_membership_total_used_backfill")
 
 
 @pytest.fixture
@@ -147,3 +150,21 @@ def test_the_rebuild_sets_totals_from_monthly_usage_for_the_organizations_given(
     assert membership_totals_rebuild(organization_ids=[org_a.pk]) >= 1
 
     assert (total(bob), total(dave)) == (5, 0)  # seeds hold usage without events: no check here
+
+
+def test_retention_dropping_old_events_leaves_the_totals_and_the_check_holds(
+    key_a, org_a, bob, settings
+):
+    """ "Total usage" is lifetime: the months whose events retention drops still count (their
+    MonthlyUsage stays), and the check reads those months from MonthlyUsage instead."""
+    settings.USAGE_RETENTION_MONTHS = 3
+    now = dt.datetime(2026, 6, 17, 10, 30, tzinfo=dt.UTC)
+    partitions.months_ensure(dt.date(2026, 2, 1), dt.date(2026, 6, 1))
+    for moment, tokens in [(dt.datetime(2026, 2, 27, 12, tzinfo=dt.UTC), 300), (now, 100)]:
+        with time_machine.travel(moment, tick=False):
+            assert via_view(key_a, report(tokens=tokens)).status_code == 200
+
+    with time_machine.travel(now, tick=False):
+        assert usage_retention_apply(now=now) == [(dt.date(2026, 2, 1), 1)]
+        assert total(bob) == 400
+        assert_totals_consistent(org_a)

@@ -6,15 +6,17 @@ usage        usage events, monthly and daily usage, the organization's daily rol
 allocations  pending edits and saved allocation batches
 policies     presets, allocation policies, per-user overrides
 requests     members' token requests
-api_keys     usage-API keys
+api_keys     API keys and their scopes
+invitations  invitations to join an organization (hashed, single-use links)
 alerts       alerts already sent this month
 background   the email outbox and the ledger of periodic runs (tasks)
 """
 
 from .alerts import AlertSent
 from .allocations import AllocationBatch, PendingEdit
-from .api_keys import ApiKey
+from .api_keys import ApiKey, ApiKeyScope
 from .background import EmailDelivery, PeriodicRun
+from .invitations import Invitation
 from .kinds import BLOCK, COLUMN_LABELS, KIND_HELP, MAX_COLUMNS, TokenKind, column_for_kind
 from .policies import (
     DYNAMIC_MIN_STEP,
@@ -27,7 +29,7 @@ from .policies import (
 )
 from .pools import Purchase, PurchaseRequest
 from .requests import TokenRequest
-from .usage import DailyUsage, MonthlyUsage, OrgDailyUsage, UsageEvent
+from .usage import DailyUsage, MonthlyUsage, OrgDailyUsage, UsageEvent, UsageEventKey
 
 __all__ = [
     "BLOCK",
@@ -41,8 +43,10 @@ __all__ = [
     "AllocationBatch",
     "AllocationPolicy",
     "ApiKey",
+    "ApiKeyScope",
     "DailyUsage",
     "EmailDelivery",
+    "Invitation",
     "MemberOverride",
     "PeriodicRun",
     "MonthlyUsage",
@@ -55,5 +59,6 @@ __all__ = [
     "TokenKind",
     "TokenRequest",
     "UsageEvent",
+    "UsageEventKey",
     "column_for_kind",
 ]

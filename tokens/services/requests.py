@@ -215,15 +215,17 @@ def _locked_request(org: Organization, request_id: int) -> TokenRequest:
 @transaction.atomic
 def token_request_approve(
     *,
-    admin: User,
+    admin: User | None,
     org: Organization,
     request_id: int,
     amount: int | None = None,
     note: str = "",
     ip=None,
+    actor_label: str = "",
 ) -> TokenRequest:
     """Approve the requested amount or a smaller one. Exactly one of two racing admins wins:
-    the organization row is locked before the request's status is read."""
+    the organization row is locked before the request's status is read. `admin` None and
+    `actor_label`: an API key decides."""
     org = organization_lock(org)
     token_request = _locked_request(org, request_id)
     if amount is None:
@@ -255,7 +257,7 @@ def token_request_approve(
         membership=membership,
         amount=amount,
         actor=admin,
-        actor_label="",
+        actor_label=actor_label,
         note=note,
         ip=ip,
     )
@@ -263,7 +265,13 @@ def token_request_approve(
 
 @transaction.atomic
 def token_request_deny(
-    *, admin: User, org: Organization, request_id: int, note: str, ip=None
+    *,
+    admin: User | None,
+    org: Organization,
+    request_id: int,
+    note: str,
+    ip=None,
+    actor_label: str = "",
 ) -> TokenRequest:
     note = (note or "").strip()
     if not note:
@@ -275,12 +283,14 @@ def token_request_deny(
     token_request.status = TokenRequest.Status.DENIED
     token_request.note = note
     token_request.decided_by = admin
+    token_request.decided_by_label = actor_label
     token_request.decided_at = timezone.now()
     token_request.save()
     audit_record(
         action="token_request.denied",
         organization=org,
         actor=admin,
+        actor_label=actor_label,
         target_user=token_request.user,
         column=column_for_kind(token_request.kind),
         request=token_request.pk,
@@ -288,7 +298,9 @@ def token_request_deny(
         note=note,
         ip=ip,
     )
-    emails.request_denied(token_request=token_request, admin=admin, note=note)
+    emails.request_denied(
+        token_request=token_request, admin=admin, note=note, actor_label=actor_label
+    )
     return token_request
 
 

@@ -48,6 +48,14 @@ def organization_inactive(status: str) -> UsageError:
     )
 
 
+def scope_missing(scope: str) -> UsageError:
+    return UsageError(
+        403,
+        "scope_missing",
+        f"This API key lacks the “{scope}” scope: create a key with it on the API Keys page.",
+    )
+
+
 def key_reused() -> UsageError:
     return UsageError(
         409,

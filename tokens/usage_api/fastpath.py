@@ -36,7 +36,7 @@ from tokens.usage_api.batcher import Batcher
 from tokens.usage_api.errors import UsageError, database_unavailable
 from tokens.usage_api.gate import Gate
 from tokens.usage_api.hook import after_usage_recorded
-from tokens.usage_api.keys import api_key_hash
+from tokens.usage_api.keys import api_key_hash, bearer_lacks_usage
 from tokens.usage_api.pool import UNAVAILABLE, Database, conninfo_from_django
 from tokens.usage_api.postgres import Report
 from tokens.usage_api.results import UsageResult
@@ -88,7 +88,8 @@ class UsageFastPath:
             gate = self.config.gate
             headers = _headers(scope["headers"], gate.header_names)
             admitted, secure = gate.decide(scope, headers)
-            if admitted:
+            # A key without the usage scope (rare: an admin-API key) is Django's to refuse.
+            if admitted and not bearer_lacks_usage(headers.get("authorization", "")):
                 await self._usage(secure, headers, receive, send)
             else:
                 await self.app(scope, receive, send)

@@ -8,6 +8,7 @@ import datetime as dt
 import functools
 import hashlib
 import hmac
+import json
 
 from django.conf import settings
 from django.core.signals import setting_changed
@@ -16,12 +17,18 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from accounts.models import Organization
-from tokens.models import ApiKey
-from tokens.usage_api.errors import invalid_key, key_revoked, organization_inactive
+from tokens.models import ApiKey, ApiKeyScope
+from tokens.usage_api.errors import invalid_key, key_revoked, organization_inactive, scope_missing
 from tokens.usage_api.tables import table
 
 KEY_PREFIX = "ask_"
 PREFIX_LENGTH = 12  # "ask_" and 8 characters of the secret: enough to tell keys apart
+# A key created without the `usage` scope says so in its secret: "ask_adm." and 8 characters
+# are its shown prefix. token_urlsafe never makes a ".", so no gateway key starts this way,
+# and the mark cannot be added or removed without changing the hash (an unknown key). The
+# usage API refuses these keys before its PostgreSQL statement, which never reads scopes.
+ADMIN_ONLY_PREFIX = "ask_adm."
+ADMIN_ONLY_PREFIX_LENGTH = 16
 # Writing last_used_at on every call would add a write to each request; a minute is precise
 # enough for an admin deciding whether a key is still in use.
 LAST_USED_RESOLUTION = dt.timedelta(seconds=60)
@@ -57,8 +64,19 @@ def api_key_well_formed(raw_key: str) -> bool:
     return raw_key.startswith(KEY_PREFIX) and len(raw_key) <= 100
 
 
-def api_key_authenticate(raw_key: str) -> ApiKey:
-    """The active key with this secret, with its organization; else UsageError (401/403).
+def api_key_lacks_usage(raw_key: str) -> bool:
+    """Whether the key was created without the `usage` scope (its secret says so; no query)."""
+    return raw_key.startswith(ADMIN_ONLY_PREFIX)
+
+
+def bearer_lacks_usage(authorization: str) -> bool:
+    """`api_key_lacks_usage` for an Authorization header, as the fast path receives it."""
+    return api_key_lacks_usage(authorization.partition(" ")[2].strip())
+
+
+def api_key_authenticate(raw_key: str, scope: str = ApiKeyScope.USAGE) -> ApiKey:
+    """The active key with this secret and `scope`, with its organization; else UsageError
+    (401 unknown or revoked, 403 organization inactive or scope missing).
 
     Hand-written SQL: this runs on every API call, and building the ORM query would cost more
     than the query itself.
@@ -70,7 +88,8 @@ def api_key_authenticate(raw_key: str) -> ApiKey:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT k.id, k.name, k.prefix, k.key_hash, k.revoked_at IS NOT NULL, "
-            "k.last_used_at IS NULL OR k.last_used_at < %s, o.id, o.name, o.slug, o.status "
+            "k.last_used_at IS NULL OR k.last_used_at < %s, k.scopes, "
+            "o.id, o.name, o.slug, o.status "
             f"FROM {table(ApiKey)} k JOIN {table(Organization)} o ON o.id = k.organization_id "
             "WHERE k.key_hash = %s",
             [connection.ops.adapt_datetimefield_value(now - LAST_USED_RESOLUTION), presented],
@@ -79,7 +98,7 @@ def api_key_authenticate(raw_key: str) -> ApiKey:
     # The lookup is by hash, so its timing says nothing about the secret; compare anyway.
     if row is None or not hmac.compare_digest(row[3], presented):
         raise invalid_key()
-    key_id, name, prefix, key_hash, revoked, stale, *org_values = row
+    key_id, name, prefix, key_hash, revoked, stale, scopes, *org_values = row
     if revoked:
         raise key_revoked()
     # Instances with only these fields loaded; anything else is fetched if ever read.
@@ -88,10 +107,18 @@ def api_key_authenticate(raw_key: str) -> ApiKey:
         raise organization_inactive(org.status)
     key = ApiKey.from_db(
         "default",
-        ["id", "organization_id", "name", "prefix", "key_hash"],
-        [key_id, org.pk, name, prefix, key_hash],
+        ["id", "organization_id", "name", "prefix", "key_hash", "scopes"],
+        [key_id, org.pk, name, prefix, key_hash, _scopes(scopes)],
     )
     key.organization = org
+    if not key.has_scope(scope):
+        raise scope_missing(scope)
     if stale:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
     return key
+
+
+def _scopes(value) -> list[str]:
+    """The scopes column as read by a raw cursor: JSON text (SQLite, Django's psycopg loader)
+    or already a list."""
+    return json.loads(value) if isinstance(value, str | bytes) else list(value or ())

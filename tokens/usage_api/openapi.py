@@ -54,7 +54,8 @@ OPENAPI = {
                             "Required, unique per usage (for example a UUID). A retry with "
                             "the same key and body is counted once and answers the recorded "
                             "event (header `Idempotent-Replayed: true`, balance as of now). "
-                            "Without it the report is refused (400 "
+                            "A key is remembered at least until the end of the month after "
+                            "its report (UTC). Without it the report is refused (400 "
                             "`missing_idempotency_key`): a retry could not be told from a "
                             "new usage."
                         ),
@@ -110,7 +111,13 @@ OPENAPI = {
                     },
                     "403": _error(
                         "User banned, disabled or paid off; organization pending or suspended",
-                        ["user_banned", "user_inactive", "user_not_paid", "organization_inactive"],
+                        [
+                            "user_banned",
+                            "user_inactive",
+                            "user_not_paid",
+                            "organization_inactive",
+                            "scope_missing",
+                        ],
                     ),
                     "404": _error(
                         "No such user in the key's organization (also for other "
@@ -154,7 +161,10 @@ OPENAPI = {
                         ["invalid_request"],
                     ),
                     "401": _error("Missing, unknown or revoked key", _KEY_ERRORS),
-                    "403": _error("Organization pending or suspended", ["organization_inactive"]),
+                    "403": _error(
+                        "Organization pending or suspended; key without the usage scope",
+                        ["organization_inactive", "scope_missing"],
+                    ),
                     "404": _error("No such user in the key's organization", ["user_not_found"]),
                     "503": _error(
                         "Database unavailable; see Retry-After", ["database_unavailable"]

@@ -14,7 +14,12 @@ from django.utils import timezone
 from tokens.usage_api import postgres, sqlite
 from tokens.usage_api.errors import invalid_key
 from tokens.usage_api.hook import after_usage_recorded
-from tokens.usage_api.keys import api_key_authenticate, api_key_hash, api_key_well_formed
+from tokens.usage_api.keys import (
+    api_key_authenticate,
+    api_key_hash,
+    api_key_lacks_usage,
+    api_key_well_formed,
+)
 from tokens.usage_api.results import UsageRequest, UsageResult
 
 
@@ -44,6 +49,8 @@ def _record(
     if connection.vendor == "postgresql":
         if not api_key_well_formed(raw_key):
             raise invalid_key()
+        if api_key_lacks_usage(raw_key):
+            api_key_authenticate(raw_key)  # 401 or 403 scope_missing: never counted
         report = postgres.Report(api_key_hash(raw_key), usage, idempotency_key)
         return postgres.run(postgres.record_one(report, now), _execute)
     org = api_key_authenticate(raw_key).organization

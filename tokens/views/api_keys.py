@@ -11,7 +11,7 @@ from asksage_admin.lib.htmx import page_or_partial, respond
 from asksage_admin.lib.http import client_ip
 from tokens import selectors
 from tokens.forms import ApiKeyForm
-from tokens.models import ApiKey
+from tokens.models import ApiKey, ApiKeyScope
 from tokens.services import api_keys as api_key_services
 from tokens.views._common import refusal_text
 
@@ -19,7 +19,12 @@ PAGE = "tokens/api_keys.html"
 
 
 def _context(request: PanelRequest, **extra) -> dict:
-    return {"active": "api_keys", "keys": selectors.api_keys_for(request.org), **extra}
+    return {
+        "active": "api_keys",
+        "keys": selectors.api_keys_for(request.org),
+        "scope_choices": ApiKeyScope.choices,
+        **extra,
+    }
 
 
 def _no_store(response: HttpResponse) -> HttpResponse:
@@ -45,13 +50,14 @@ def api_keys(request: PanelRequest) -> HttpResponse:
                 actor=request.user,
                 org=request.org,
                 name=form.cleaned_data["name"],
+                scopes=form.chosen_scopes(),
                 ip=client_ip(request),
             )
             context, ok = {"created": key, "secret": secret}, f"Created the key “{key.name}”."
         except DomainError as exc:
             error = refusal_text(exc)
     if error:
-        context = {"errors": [error], "name": name[:100]}
+        context = {"errors": [error], "name": name[:100], "chosen": form.data.getlist("scopes")}
     response = respond(
         request,
         template=PAGE,

@@ -26,7 +26,7 @@ def backfill(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("accounts", "0005_membership_total_used"),
-        ("tokens", "0016_org_daily_usage_backfill"),
+        ("tokens", "0020_api_key_scopes"),
     ]
 
     operations = [migrations.RunPython(backfill, migrations.RunPython.noop, elidable=True)]

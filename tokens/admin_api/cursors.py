@@ -1,0 +1,43 @@
+"""Opaque cursors for keyset pagination: the last row's sort value and id, so a page costs one
+indexed query however deep it is, and rows added meanwhile do not shift the next page."""
+
+import base64
+import binascii
+import json
+
+from django.db.models import Q, QuerySet
+
+from tokens.usage_api.errors import UsageError
+
+
+def encode(sort: str, value, pk: int) -> str:
+    raw = json.dumps([sort, value, pk], separators=(",", ":"), default=str)
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode(cursor: str, sort: str) -> tuple[object, int]:
+    """(value, id) after which the next page starts; 400 for a cursor of another sort or
+    anything that is not one of ours."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        got_sort, value, pk = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if got_sort != sort or not isinstance(pk, int) or isinstance(value, list | dict):
+            raise ValueError
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise UsageError(
+            400, "invalid_cursor", "This cursor is not valid for this sort: start again."
+        ) from None
+    return value, pk
+
+
+def after(rows: QuerySet, field: str, descending: bool, value, pk: int) -> QuerySet:
+    """The rows after (value, pk) in the order (field, pk), both ascending or both descending."""
+    op = "lt" if descending else "gt"
+    return rows.filter(Q(**{f"{field}__{op}": value}) | Q(**{field: value, f"pk__{op}": pk}))
+
+
+def page(rows: QuerySet, field: str, descending: bool, limit: int) -> tuple[list, bool]:
+    """One page of rows in (field, pk) order, and whether more follow."""
+    sign = "-" if descending else ""
+    items = list(rows.order_by(f"{sign}{field}", f"{sign}pk")[: limit + 1])
+    return items[:limit], len(items) > limit
