@@ -164,6 +164,14 @@ class Membership(models.Model):
         help_text="Monthly limit of embedding tokens (training datasets, ingested documents).",
     )
     joined_at = models.DateTimeField(default=timezone.now)
+    # Lifetime "Total usage" in this organization: the sum of the member's MonthlyUsage here
+    # (both kinds, every month), added to by the usage API in the transaction that records a
+    # usage, so the user table shows and sorts it without summing per row.
+    # `tokens.rollup.usage_total_mismatches` checks it; a database default, as raw INSERTs
+    # (seeds, benchmarks) may omit it.
+    total_used = models.BigIntegerField(
+        default=0, db_default=0, help_text="Tokens used in this organization, ever."
+    )
 
     class Meta:
         constraints = [
@@ -183,14 +191,24 @@ class Membership(models.Model):
                 ),
                 name="membership_max_embedding_in_range",
             ),
+            models.CheckConstraint(
+                condition=models.Q(total_used__gte=0), name="membership_total_used_non_negative"
+            ),
         ]
         indexes = [
             models.Index(fields=["organization", "role"], name="membership_org_role_idx"),
+            # One per sortable column of User Management, with the table's tiebreak (the
+            # user): the first page of any order is a short index scan, whatever the size.
             models.Index(
-                fields=["organization", "max_inference_tokens"], name="membership_org_maxinf_idx"
+                fields=["organization", "max_inference_tokens", "user"],
+                name="membership_org_maxinf_idx",
             ),
             models.Index(
-                fields=["organization", "max_embedding_tokens"], name="membership_org_maxemb_idx"
+                fields=["organization", "max_embedding_tokens", "user"],
+                name="membership_org_maxemb_idx",
+            ),
+            models.Index(
+                fields=["organization", "total_used", "user"], name="membership_org_total_idx"
             ),
         ]
 

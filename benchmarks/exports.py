@@ -50,7 +50,7 @@ from audit.models import AuditLog  # noqa: E402
 from audit.services import audit_bulk  # noqa: E402
 from tokens.models import DailyUsage, MonthlyUsage, UsageEvent  # noqa: E402
 from tokens.partitions import months_ensure  # noqa: E402
-from tokens.rollup import org_daily_usage_rebuild  # noqa: E402
+from tokens.rollup import membership_totals_rebuild, org_daily_usage_rebuild  # noqa: E402
 
 USERS = int(os.environ.get("BENCH_USERS", "20000"))
 EVENTS = int(os.environ.get("BENCH_EVENTS", "1000000"))
@@ -105,6 +105,7 @@ def seed_events(org: Organization, count: int) -> None:
             f"DO UPDATE SET used = EXCLUDED.used",
             [org.pk],
         )
+    membership_totals_rebuild(organization_ids=[org.pk])
 
 
 def rollup(org: Organization) -> None:

@@ -5,8 +5,8 @@ hand: `DATABASE_URL=postgres://…/asksage_bench_1m python benchmarks/figures.py
 It migrates, seeds when the database did not record this size (benchmarks/seed.py), then
 times with the test client (median of BENCH_RUNS, after a warm-up):
   - Token Statistics over 30 days, 90 days and a custom full year (366 days), 20,000 users;
-  - User Management's first page at 100,000 users sorted by Max Inference Tokens, by Total
-    usage, and a search;
+  - User Management's first page at 100,000 users in its default order (by name), sorted by
+    Max Inference Tokens, by Total usage, and a search;
   - the Activity page, when benchmarks/activity_page.py exists (its own rows and anchor);
   - the usage-events CSV export of 90 days against PostgreSQL's COPY of the same rows (two
     fresh processes of exports.py).
@@ -91,7 +91,8 @@ def page_timers() -> dict[str, object]:
         ),
         "Token Statistics, 90 days": timed_get(stats, "/panel/statistics/", {"range": "90"}),
         "Token Statistics, custom full year": timed_get(stats, "/panel/statistics/", year),
-        "User Management, 100,000 users, sorted by Max Inference Tokens": timed_get(
+        "User Management, 100,000 users, first page (sorted by name)": timed_get(users, table, {}),
+        "User Management, sorted by Max Inference Tokens": timed_get(
             users, table, {"sort": "-max_inference_tokens"}
         ),
         "User Management, sorted by Total usage": timed_get(users, table, {"sort": "-total_used"}),

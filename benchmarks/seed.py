@@ -28,7 +28,7 @@ from asksage_admin.lib.months import month_start
 from tokens.management.commands.seed_scale import EMBEDDING_MODELS, INFERENCE_MODELS
 from tokens.models import DailyUsage, MonthlyUsage, OrgDailyUsage, UsageEvent
 from tokens.partitions import months_ensure
-from tokens.rollup import org_daily_usage_rebuild
+from tokens.rollup import membership_totals_rebuild, org_daily_usage_rebuild
 
 VERSION = 2  # bump when the seeded data changes: databases seeded before are seeded again
 USERS_SLUG, STATS_SLUG = "bench-users", "bench-stats"
@@ -185,6 +185,7 @@ def rollups(org: Organization, log=print) -> None:
         for index in indexes:
             editor.add_index(DailyUsage, index)
         org_daily_usage_rebuild(organization_ids=[org.pk])  # the statistics page reads it
+        membership_totals_rebuild(organization_ids=[org.pk])  # User Management's total
         born = timezone.now() - dt.timedelta(days=DAYS + 1)
         Organization.objects.filter(pk=org.pk).update(created_at=born, activated_at=born)
     rolled = time.perf_counter() - started

@@ -121,6 +121,7 @@ def seed():
     from accounts.models import Membership, User
     from asksage_admin.lib.months import current_month
     from tokens.models import ApiKey, DailyUsage, MonthlyUsage, OrgDailyUsage, UsageEvent
+    from tokens.rollup import membership_totals_rebuild
     from tokens.services import api_keys as api_key_services
 
     org = _organization()
@@ -145,6 +146,7 @@ def seed():
             for user_id, limit in members.values_list("user_id", "max_inference_tokens")
             if limit == BIG_MAX
         )
+        membership_totals_rebuild(organization_ids=[org.pk])  # the seeded usage, as a start
     vacuum(
         *(m._meta.db_table for m in (UsageEvent, DailyUsage, OrgDailyUsage, MonthlyUsage)),
         full=True,
@@ -178,6 +180,7 @@ def verify(org, seeded_usage: int) -> dict:
     )
     monthly = MonthlyUsage.objects.filter(organization=org).aggregate(t=Sum("used"))["t"] or 0
     monthly -= seeded_usage
+    members = Membership.objects.filter(organization=org).aggregate(t=Sum("total_used"))["t"]
     events = UsageEvent.objects.filter(organization=org).aggregate(t=Sum("tokens"), n=Count("id"))
     daily = DailyUsage.objects.filter(organization=org).aggregate(t=Sum("tokens"), n=Sum("events"))
     rollup = OrgDailyUsage.objects.filter(organization=org).aggregate(
@@ -199,6 +202,7 @@ def verify(org, seeded_usage: int) -> dict:
         "daily_events": daily["n"] or 0,
         "rollup_tokens": rollup["t"] or 0,
         "rollup_events": rollup["n"] or 0,
+        "member_totals": (members or 0) - seeded_usage,
         "small_max_users_full": full,
     }
 
@@ -334,12 +338,14 @@ def check(org, seeded, emails, warm: Load, load: Load) -> dict:
         checks["event_tokens"],
         checks["daily_tokens"],
         checks["rollup_tokens"],
+        checks["member_totals"],
     )
     tokens_agree = len(set(tokens)) == 1
     print(
         f"  accepted tokens               {tokens[0]:,} (client) = {tokens[1]:,} (monthly, less "
         f"the seeded usage) = {tokens[2]:,} (events) = {tokens[3]:,} (daily) = "
-        f"{tokens[4]:,} (organization rollup): {'agree' if tokens_agree else 'DISAGREE'}"
+        f"{tokens[4]:,} (organization rollup) = {tokens[5]:,} (members' totals, less the "
+        f"seeded usage): {'agree' if tokens_agree else 'DISAGREE'}"
     )
     events_agree = answers == checks["events"] == checks["daily_events"] == checks["rollup_events"]
     print(

@@ -65,12 +65,21 @@ class PurchaseFactory(factory.django.DjangoModelFactory):
 class MonthlyUsageFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = MonthlyUsage
+        skip_postgeneration_save = True
 
     user = factory.SubFactory(UserFactory)
     organization = factory.SubFactory(OrganizationFactory)
     kind = "inference"
     month = factory.LazyFunction(current_month)
     used = 0
+
+    @factory.post_generation
+    def _total(obj, create, extracted, **kwargs):  # noqa: N805 - factory_boy's hook signature
+        """Add the usage to the member's lifetime total, as the usage API does."""
+        if create and obj.used:
+            Membership.objects.filter(user=obj.user, organization=obj.organization).update(
+                total_used=F("total_used") + obj.used
+            )
 
 
 def utc_today() -> dt.date:

@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Iterable
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Q, Sum
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -25,7 +25,7 @@ from asksage_admin.lib.months import current_month, month_start
 from asksage_admin.lib.wording import counted
 from audit.services import audit_record
 from tokens.alerts import pool_alert_after_commit
-from tokens.models import PendingEdit, Purchase, TokenKind
+from tokens.models import MonthlyUsage, PendingEdit, Purchase, TokenKind
 from tokens.provisioning import amount_errors, provisioning_errors
 from tokens.selectors import allocated, pools
 
@@ -318,12 +318,16 @@ def membership_add(
     errors = membership_batch_errors(org=org, add=[(user, role)])
     if errors:
         raise DomainError(errors={"user": errors})
+    # A member who left and comes back finds their lifetime total here as it was: "Total
+    # usage" is everything they used in this organization (their MonthlyUsage rows stay).
+    used_here = MonthlyUsage.objects.filter(user=user, organization=org).aggregate(t=Sum("used"))
     membership = Membership.objects.create(
         user=user,
         organization=org,
         role=role,
         max_inference_tokens=org.min_inference_tokens,
         max_embedding_tokens=org.min_embedding_tokens,
+        total_used=used_here["t"] or 0,
     )
     audit_record(
         action="membership.added", organization=org, actor=actor, target_user=user, role=role

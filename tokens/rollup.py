@@ -1,9 +1,11 @@
-"""The organization-level usage rollup (OrgDailyUsage): rebuilding it and checking it.
+"""The usage rollups kept beside the events: rebuilding them and checking them.
 
-The usage API maintains it row by row in the recording transaction (`usage_api.sqlite`,
-`usage_api.postgres`); code that writes DailyUsage in bulk (the seed commands) rebuilds the
-organization's rows from DailyUsage afterwards. `rollup_mismatches` is the consistency check:
-the rollup must equal the sum of the usage events, per organization, UTC day, kind and model.
+Two of them: the organization-level rollup (OrgDailyUsage) and each member's lifetime total
+(Membership.total_used, User Management's "Total usage"). The usage API maintains both in the
+recording transaction (`usage_api.sqlite`, `usage_api.postgres`); code that writes usage in
+bulk (the seed commands) rebuilds them afterwards. `rollup_mismatches` and
+`usage_total_mismatches` are the consistency checks: each must equal the sum of the usage
+events (per organization, UTC day, kind and model; per member).
 """
 
 import datetime as dt
@@ -11,11 +13,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db import connection, transaction
-from django.db.models import Count, Sum
-from django.db.models.functions import TruncDate
+from django.db.models import Count, OuterRef, Subquery, Sum, Value
+from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
-from tokens.models import DailyUsage, OrgDailyUsage, UsageEvent
+from accounts.models import Membership
+from tokens.models import DailyUsage, MonthlyUsage, OrgDailyUsage, UsageEvent
 from tokens.retention import retained_since
 
 Key = tuple[int, dt.date, str, str]  # organization, day, kind, model
@@ -117,3 +120,74 @@ def rollup_mismatches(*, organization_id: int | None = None, against: str = "eve
         source = _totals(events, "utc_day", Sum("tokens"), Count("id"))
     rollup = _totals(rollup_rows, "day", Sum("tokens"), Sum("events"))
     return _compare(rollup, source)
+
+
+# --- Each member's lifetime total (Membership.total_used) -------------------------------------
+
+
+def membership_totals_rebuild(*, organization_ids: Iterable[int] | None = None) -> int:
+    """Set the members' totals (of the organizations given, all when None) to the sum of their
+    MonthlyUsage there: for bulk writers of MonthlyUsage (seeds). Returns the members updated.
+
+    One UPDATE with a correlated sum, each read from MonthlyUsage's unique index (user first).
+    """
+    members = Membership.objects.all()
+    if organization_ids is not None:
+        members = members.filter(organization_id__in=list(organization_ids))
+    used = (
+        MonthlyUsage.objects.filter(user=OuterRef("user"), organization=OuterRef("organization"))
+        .order_by()
+        .values("user")
+        .annotate(total=Sum("used"))
+        .values("total")
+    )
+    return members.update(total_used=Coalesce(Subquery(used), Value(0)))
+
+
+@dataclass(frozen=True)
+class TotalMismatch:
+    """A member whose total differs from the sum of their usage in the organization."""
+
+    organization_id: int
+    user_id: int
+    total: int
+    source: int
+
+
+def usage_total_mismatches(
+    *, organization_id: int | None = None, against: str = "events"
+) -> list[TotalMismatch]:
+    """Members whose `total_used` differs from the sum of their usage events in their
+    organization (`against="events"`) or of their MonthlyUsage there (`against="monthly"`);
+    empty when consistent. Reads every event of the organization: a verification.
+
+    Retention never lowers a total: for the months whose events it dropped, the events'
+    side counts those months' MonthlyUsage instead (written with the events, kept).
+    """
+    scope = {} if organization_id is None else {"organization_id": organization_id}
+    monthly = MonthlyUsage.objects.filter(**scope)
+    if against == "monthly":
+        parts = [(monthly, "used")]
+    else:
+        events = UsageEvent.objects.filter(**scope)
+        parts = [(events, "tokens")]
+        if (since := retained_since(timezone.now())) is not None:
+            parts = [
+                (events.filter(created_at__gte=dt.datetime.combine(since, dt.time(), dt.UTC)),
+                 "tokens"),
+                (monthly.filter(month__lt=since), "used"),
+            ]  # fmt: skip
+    sums: dict[tuple[int, int], int] = {}
+    for rows, column in parts:
+        for o, u, t in (
+            rows.values_list("organization_id", "user_id").annotate(t=Sum(column)).order_by()
+        ):
+            sums[(o, u)] = sums.get((o, u), 0) + int(t)
+    members = Membership.objects.filter(**scope).values_list(
+        "organization_id", "user_id", "total_used"
+    )
+    return [
+        TotalMismatch(o, u, total, sums.get((o, u), 0))
+        for o, u, total in members.order_by("organization_id", "user_id").iterator()
+        if total != sums.get((o, u), 0)
+    ]

@@ -27,7 +27,7 @@ from tokens.models import (
     TokenRequest,
     UsageEvent,
 )
-from tokens.rollup import rollup_mismatches
+from tokens.rollup import rollup_mismatches, usage_total_mismatches
 from tokens.selectors import allocated, pools
 
 pytestmark = pytest.mark.django_db
@@ -140,6 +140,11 @@ class TestSeedDemo:
         assert rollup_mismatches() == []
         assert rollup_mismatches(against="daily") == []
 
+    def test_each_members_total_usage_equals_their_usage_events(self):
+        assert Membership.objects.filter(total_used__gt=0).exists()
+        assert usage_total_mismatches() == []
+        assert usage_total_mismatches(against="monthly") == []
+
     def test_there_are_pending_token_requests_to_decide(self):
         pending = TokenRequest.objects.filter(status="pending")
         assert pending.filter(organization__slug="department-of-demos").count() >= 3
@@ -190,6 +195,11 @@ class TestSeedScale:
         seed("seed_scale", "--users", "30", "--events", "200")
         assert OrgDailyUsage.objects.exists()
         assert rollup_mismatches() == []
+
+    def test_each_members_total_usage_equals_their_usage_events(self):
+        seed("seed_scale", "--users", "30", "--events", "200")
+        assert Membership.objects.filter(total_used__gt=0).exists()
+        assert usage_total_mismatches() == []
 
     def test_its_usage_adds_up_and_fits_the_limits_and_pools(self):
         seed("seed_scale", "--users", "30", "--events", "200", "--org-slug", "bench")

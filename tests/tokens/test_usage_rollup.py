@@ -22,7 +22,7 @@ from django.test import Client
 from tests.concurrency import run_together
 from tests.factories import DailyUsageFactory, MembershipFactory, set_max
 from tokens.models import DailyUsage, OrgDailyUsage, UsageEvent
-from tokens.rollup import org_daily_usage_rebuild, rollup_mismatches
+from tokens.rollup import org_daily_usage_rebuild, rollup_mismatches, usage_total_mismatches
 from tokens.services import api_keys as api_key_services
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -63,6 +63,8 @@ def rollup_rows(org) -> dict:
 def assert_consistent(org) -> None:
     assert rollup_mismatches(organization_id=org.pk) == []
     assert rollup_mismatches(organization_id=org.pk, against="daily") == []
+    # And each member's lifetime total (tests/tokens/test_usage_totals.py).
+    assert usage_total_mismatches(organization_id=org.pk) == []
 
 
 def test_usage_through_the_view_is_summed_per_day_kind_and_model_and_retries_count_once(

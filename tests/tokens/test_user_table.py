@@ -1,9 +1,12 @@
 """The User Management table: columns, search, filters, sort, paging, tenant isolation."""
 
 import pytest
+from django.db import connection
 from django.urls import reverse
 
-from tests.factories import MembershipFactory, PurchaseFactory
+from accounts.models import Membership, User
+from asksage_admin.lib.months import current_month
+from tests.factories import MembershipFactory, MonthlyUsageFactory, PurchaseFactory
 
 URL = reverse("tokens:users")
 
@@ -124,18 +127,40 @@ def test_a_page_out_of_range_or_malformed_does_not_fail(alice_client, alice):
 
 
 @pytest.mark.parametrize("size", [10, 500])
+@pytest.mark.parametrize(
+    "params", [{}, {"sort": "-max_inference_tokens"}, {"sort": "-total_used"}, {"q": "user"}]
+)
 def test_page_query_count_is_constant(
-    alice_client, alice, org_a, size, django_assert_max_num_queries
+    alice_client, alice, org_a, size, params, django_assert_max_num_queries
 ):
     PurchaseFactory(organization=org_a, tokens_per_month=200_000_000)
-    MembershipFactory.create_batch(size, organization=org_a)
+    for i, m in enumerate(MembershipFactory.create_batch(size, organization=org_a)):
+        MonthlyUsageFactory(user=m.user, organization=org_a, used=i * 10)
     # 15: session, user, membership, count, rows, pending edits, pending summary, pools (2),
     # the sidebar's pending-requests badge, the open invitations, the header bell's unread
     # count, and the session save. (Sign-in and second factor are annotations on the rows'
     # query, not queries per row.)
     with django_assert_max_num_queries(15):
-        response = alice_client.get(URL)
+        response = alice_client.get(URL, params)
     assert response.status_code == 200
+
+
+def test_sorting_by_total_usage_orders_rows_by_the_lifetime_total_in_this_organization(
+    alice_client, alice, bob, org_a, org_b
+):
+    """Both kinds, every month, only this organization's; ties broken by the user."""
+    last_month = current_month().replace(year=current_month().year - 1)
+    MonthlyUsageFactory(user=alice, organization=org_a, used=500)
+    MonthlyUsageFactory(user=bob, organization=org_a, used=300)
+    MonthlyUsageFactory(user=bob, organization=org_a, kind="embedding", used=150)
+    MonthlyUsageFactory(user=bob, organization=org_a, month=last_month, used=100)
+    MonthlyUsageFactory(user=bob, organization=org_b, month=last_month, used=9_000)  # not here
+    assert Membership.objects.get(user=bob).total_used == 550  # 300 + 150 + 100
+
+    html = table_of(alice_client.get(URL, {"sort": "-total_used"}))
+    assert html.index("bob@example.com") < html.index("alice@example.com")
+    html = table_of(alice_client.get(URL, {"sort": "total_used"}))
+    assert html.index("alice@example.com") < html.index("bob@example.com")
 
 
 def test_anonymous_is_sent_to_login(client, alice):
@@ -191,3 +216,29 @@ def test_an_auditor_cannot_write_anything(client, auditor, bob):
 def test_the_export_link_follows_the_filters_of_the_table_it_sits_in(alice_client, alice, bob):
     html = alice_client.get(URL, {"q": "bob"}, headers={"HX-Request": "true"}).content.decode()
     assert "/panel/exports/users.csv?q=bob" in html  # inside the swapped #user-table
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's trigram indexes")
+def test_the_search_has_trigram_indexes_on_the_expressions_it_filters(db):
+    """icontains is UPPER(column::text) LIKE …: the GIN trigram indexes (accounts 0006) are on
+    that expression, so a search at 100,000 users reads the index, not every user."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s AND indexdef LIKE %s",
+            [User._meta.db_table, "%gin_trgm_ops%"],
+        )
+        found = dict(cursor.fetchall())
+    assert set(found) == {"user_name_trgm_idx", "user_email_trgm_idx"}
+    assert all("upper(" in definition for definition in found.values())
+
+
+def test_the_count_is_the_organizations_members_unfiltered_and_the_matches_filtered(
+    alice_client, alice, bob, carol, many_members, org_a
+):
+    PurchaseFactory(organization=org_a, tokens_per_month=20_000_000)
+    many_members(3)  # 5 members in org A; carol is org B's
+    assert alice_client.get(URL).context["total"] == 5
+    assert alice_client.get(URL, {"q": ""}).context["total"] == 5
+    assert alice_client.get(URL, {"q": "bob"}).context["total"] == 1
+    assert alice_client.get(URL, {"role": "admin"}).context["total"] == 1
+    assert alice_client.get(URL, {"role": "superuser"}).context["total"] == 0

@@ -21,6 +21,8 @@ daily rollup written by the same statement, so in the same transaction:
              from the keys' small table (`UsageEventKey`: the events are partitioned by
              month, and a lookup there would open every partition)
     counted  the conditional UPDATE of the month's row
+    t        the member's lifetime total (Membership.total_used, User Management's "Total
+             usage"): its row is already locked by `m`
     event    the usage event; a trigger claims its Idempotency-Key in `UsageEventKey`, whose
              unique key refuses a concurrent duplicate (also across a month's turn, see the
              model): the whole statement fails and every report is retried alone
@@ -105,9 +107,7 @@ WITH r AS MATERIALIZED (
   FROM who JOIN {membership} mb ON mb.id = who.membership_id
   FOR NO KEY UPDATE OF mb {skip_locked}
 ), prior AS (
-  SELECT who.ord, e.id, e.created_at, e.request_hash,
-      COALESCE(e.used_after, 0) AS used_after, COALESCE(e.max_after, 0) AS max_after
-  FROM who CROSS JOIN LATERAL (
+  SELECT who.ord, e.* FROM who CROSS JOIN LATERAL (
     SELECT e.id, e.created_at, e.request_hash, e.used_after, e.max_after
     FROM {key} e WHERE e.idempotency_key = who.idem
       AND e.idempotency_key <> '' AND e.organization_id IS NOT DISTINCT FROM who.org_id
@@ -122,6 +122,9 @@ WITH r AS MATERIALIZED (
     AND NOT EXISTS (SELECT FROM prior WHERE prior.ord = m.ord)
   RETURNING m.ord, m.org_id, mu.user_id, m.kind, m.tokens, m.model, m.idem, m.fingerprint,
     m.max, mu.used
+), t AS (
+  UPDATE {membership} b SET total_used = total_used + tokens FROM counted c
+  WHERE b.user_id = c.user_id
 ), event AS (
   INSERT INTO {event} (organization_id, user_id, kind, tokens, model, created_at,
       idempotency_key, request_hash, used_after, max_after)
@@ -195,10 +198,10 @@ _TABLES = {
 
 def _one_line(sql: str) -> str:
     """The statement on one line, without the spaces after commas, around operators and
-    inside parentheses (its only string literals, '' and '-infinity', hold none of them): it
+    around parentheses (its only string literals, '' and '-infinity', hold none of them): it
     keeps under the 4 KiB limit."""
     line = " ".join(sql.split())
-    for spaced in (", ", " = ", "( ", " )", " + ", " <= ", " <> ", " < "):
+    for spaced in (", ", " = ", "( ", " )", " (", ") ", " + ", " <= ", " <> ", " < "):
         line = line.replace(spaced, spaced.strip())
     return line
 
@@ -342,7 +345,8 @@ def settle(report: Report, row: Row, *, now: dt.datetime, waited: bool) -> Usage
             event_id=row.prior_id,
             request=usage,
             month=month_start(row.prior_created_at),
-            balance=Balance(usage.kind, row.prior_max, row.prior_used),
+            # A legacy event may have no recorded balance (`prior` reads it as stored).
+            balance=Balance(usage.kind, row.prior_max or 0, row.prior_used or 0),
             replayed=True,
             user_id=row.user_id,
         )

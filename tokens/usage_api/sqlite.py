@@ -5,7 +5,8 @@ One short IMMEDIATE transaction (SQLite serializes writers, so no row locks are 
 1. finds the member in the key's organization (`members.membership_for`);
 2. adds the tokens with one conditional UPDATE: `used = used + n WHERE … AND used + n <= max`
    (the database enforces the limit: no read-modify-write race), creating the month's row
-   when it is the first usage of the month;
+   when it is the first usage of the month, and adds them to the member's lifetime total
+   (Membership.total_used, User Management's "Total usage");
 3. inserts the usage event and claims its Idempotency-Key (`UsageEventKey`, in its month, and
    in the previous one on a month's first day): the keys' unique key refuses a concurrent
    retry, which is answered from the recorded event (`answer_replay`); a later retry is
@@ -21,7 +22,7 @@ import datetime as dt
 
 from django.db import connection, transaction
 
-from accounts.models import Organization
+from accounts.models import Membership, Organization
 from asksage_admin.lib.months import month_start
 from tokens.models import (
     DailyUsage,
@@ -65,6 +66,12 @@ def _write_in_steps(
         row = cursor.fetchone()
         if row is None:
             return None
+        # The member's lifetime total (User Management's "Total usage"), as PostgreSQL's `t`.
+        cursor.execute(
+            f"UPDATE {table(Membership)} SET total_used = total_used + %s "
+            "WHERE user_id = %s AND organization_id = %s",
+            [usage.tokens, user_id, org_id],
+        )
         cursor.execute(
             f"INSERT INTO {table(UsageEvent)} (organization_id, user_id, kind, tokens, model, "
             "created_at, idempotency_key, request_hash, used_after, max_after) "

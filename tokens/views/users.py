@@ -22,7 +22,7 @@ from tokens.filters import UserTableFilter
 from tokens.forms import BulkEditForm, CellEditForm, InviteForm, UserFlagForm
 from tokens.models import COLUMN_LABELS, MAX_COLUMNS, AllocationBatch
 from tokens.services import allocations as allocation_services
-from tokens.tables import UserTable, max_cell_context
+from tokens.tables import CountedPaginator, UserTable, max_cell_context
 from tokens.views._common import membership_or_404, refusal_text
 
 PAGE = "tokens/users.html"
@@ -58,12 +58,19 @@ def _table_context(request: PanelRequest, params: QueryDict) -> dict:
     table.query = params  # django-tables2 renders the table with a context of its own
     query = params.urlencode()
     table.url = reverse("tokens:users") + (f"?{query}" if query else "")
+    # Unfiltered, the rows are the members: counted from the membership index alone.
+    filtered = any(params.get(name) for name in filterset.filters)
+    paging = {
+        "paginator_class": CountedPaginator,
+        "per_page": 50,
+        "count": None if filtered else selectors.member_count(request.org),
+    }
     try:
-        table.paginate(page=params.get("page", 1), per_page=50)
+        table.paginate(page=params.get("page", 1), **paging)
     except PageNotAnInteger:
-        table.paginate(page=1, per_page=50)
+        table.paginate(page=1, **paging)
     except EmptyPage:
-        table.paginate(page=table.paginator.num_pages, per_page=50)
+        table.paginate(page=table.paginator.num_pages, **paging)
     page_rows = list(table.page.object_list.data)
     table.pending = selectors.pending_edits_for(
         request.user, request.org, [row.pk for row in page_rows]

@@ -16,7 +16,7 @@ from accounts.models import Membership, Organization, User
 from asksage_admin.lib.months import current_month, previous_month
 from tokens.models import BLOCK, DailyUsage, MonthlyUsage, Purchase, UsageEvent
 from tokens.partitions import months_ensure
-from tokens.rollup import org_daily_usage_rebuild
+from tokens.rollup import membership_totals_rebuild, org_daily_usage_rebuild
 
 CHUNK = 10_000
 UNUSABLE_PASSWORD = "!"  # what set_unusable_password() stores: nobody can log in with it
@@ -275,6 +275,7 @@ def _usage(scale: _Scale, n_events: int) -> dict[str, int]:
             if amounts[u]
         ),
     )
+    membership_totals_rebuild(organization_ids=[org.pk])  # User Management's "Total usage"
     return made
 
 

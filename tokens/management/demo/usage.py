@@ -20,7 +20,7 @@ from accounts.models import Membership, Organization
 from asksage_admin.lib.months import month_start
 from tokens.models import DailyUsage, MonthlyUsage, UsageEvent
 from tokens.partitions import months_ensure
-from tokens.rollup import org_daily_usage_rebuild
+from tokens.rollup import membership_totals_rebuild, org_daily_usage_rebuild
 
 from .plans import (
     ADMIN_EMAIL,
@@ -172,4 +172,6 @@ class _UsageSeeder:
             ),
             batch_size=BATCH,
         )
+        # The members' lifetime totals User Management shows, summed from the rows above.
+        membership_totals_rebuild(organization_ids={o for o, *_ in self.totals})
         return len(self.events)
