@@ -31,7 +31,7 @@ from tokens.services import api_keys as api_key_services
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-backfill = importlib.import_module("tokens.migrations.0021_membership_total_used_backfill")
+backfill = importlib.import_module("tokens.migrations.0022_membership_total_used_backfill")
 
 
 @pytest.fixture
