@@ -9,12 +9,14 @@ requests     members' token requests
 api_keys     usage-API keys
 alerts       alerts already sent this month
 background   the email outbox and the ledger of periodic runs (tasks)
+catalogue    the platform's models (sales) and the models each organization enables
 """
 
 from .alerts import AlertSent
 from .allocations import AllocationBatch, PendingEdit
 from .api_keys import ApiKey
 from .background import EmailDelivery, PeriodicRun
+from .catalogue import EVERYONE, ModelGrant, PlatformModel
 from .kinds import BLOCK, COLUMN_LABELS, KIND_HELP, MAX_COLUMNS, TokenKind, column_for_kind
 from .policies import (
     DYNAMIC_MIN_STEP,
@@ -34,6 +36,7 @@ __all__ = [
     "COLUMN_LABELS",
     "DYNAMIC_MIN_STEP",
     "DYNAMIC_TIERS",
+    "EVERYONE",
     "KIND_HELP",
     "MAX_COLUMNS",
     "PRESETS",
@@ -44,10 +47,12 @@ __all__ = [
     "DailyUsage",
     "EmailDelivery",
     "MemberOverride",
+    "ModelGrant",
     "PeriodicRun",
     "MonthlyUsage",
     "OrgDailyUsage",
     "PendingEdit",
+    "PlatformModel",
     "Preset",
     "Purchase",
     "PurchaseRequest",

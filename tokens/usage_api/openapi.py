@@ -109,8 +109,16 @@ OPENAPI = {
                         },
                     },
                     "403": _error(
-                        "User banned, disabled or paid off; organization pending or suspended",
-                        ["user_banned", "user_inactive", "user_not_paid", "organization_inactive"],
+                        "User banned, disabled or paid off; organization pending or suspended; "
+                        "the model is not enabled for this user (the organization restricts "
+                        "its models and no grant names it for them: nothing was counted)",
+                        [
+                            "user_banned",
+                            "user_inactive",
+                            "user_not_paid",
+                            "organization_inactive",
+                            "model_not_allowed",
+                        ],
                     ),
                     "404": _error(
                         "No such user in the key's organization (also for other "
@@ -214,6 +222,23 @@ OPENAPI = {
                     "banned": {"type": "boolean"},
                     "inference": _BALANCE,
                     "embedding": _BALANCE,
+                    "models_restricted": {
+                        "type": "boolean",
+                        "description": "False: every model is allowed, also names outside the "
+                        "catalogue; true: only `models`.",
+                    },
+                    "models": {
+                        "type": "array",
+                        "description": "The catalogue's active models this user may use.",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "name": {"type": "string", "example": "gpt-4o"},
+                                "display_name": {"type": "string", "example": "GPT-4o"},
+                                "kind": {"type": "string", "enum": ["inference", "embedding"]},
+                            },
+                        },
+                    },
                 },
             },
             "Error": {

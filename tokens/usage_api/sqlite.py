@@ -2,7 +2,8 @@
 
 One short IMMEDIATE transaction (SQLite serializes writers, so no row locks are needed) that
 
-1. finds the member in the key's organization (`members.membership_for`);
+1. finds the member in the key's organization (`members.membership_for`) and checks they may
+   use tokens and the model (`members.model_allowed`);
 2. adds the tokens with one conditional UPDATE: `used = used + n WHERE … AND used + n <= max`
    (the database enforces the limit: no read-modify-write race), creating the month's row
    when it is the first usage of the month;
@@ -22,8 +23,14 @@ from django.db import connection, transaction
 from accounts.models import Organization
 from asksage_admin.lib.months import month_start
 from tokens.models import DailyUsage, MonthlyUsage, OrgDailyUsage, UsageEvent, column_for_kind
-from tokens.usage_api.errors import UsageError, check_user_may_use, key_reused, over_limit
-from tokens.usage_api.members import membership_for
+from tokens.usage_api.errors import (
+    UsageError,
+    check_user_may_use,
+    key_reused,
+    model_not_allowed,
+    over_limit,
+)
+from tokens.usage_api.members import membership_for, model_allowed
 from tokens.usage_api.results import Balance, UsageRequest, UsageResult
 from tokens.usage_api.tables import table
 
@@ -138,8 +145,11 @@ def record_in_steps(
     user = membership.user
     try:
         check_user_may_use(user)
+        if not model_allowed(membership, usage.model):
+            raise model_not_allowed(usage.model)
     except UsageError:
-        if idempotency_key:  # a retry of a usage recorded before the user was banned
+        # A retry of a usage recorded before the user was banned or the model disabled.
+        if idempotency_key:
             replay = answer_replay(org=org, usage=usage, idempotency_key=idempotency_key)
             if replay is not None:
                 return replay
