@@ -22,6 +22,7 @@ from asksage_admin.lib.http import client_ip
 from audit import chain
 from audit.checkpoints import BADGE_BUDGET, checkpoint_verify_incremental
 from audit.services import audit_export
+from tokens.model_selectors import display_names
 from tokens.selectors import pool_statuses
 
 
@@ -46,6 +47,7 @@ def statistics(request: PanelRequest) -> HttpResponse:
     statuses = pool_statuses(org, with_used=True)
     top = statistics_selectors.top_users(org, start, end)
     pools, at_risk = forecast_selectors.forecast(org, statuses=statuses)
+    names = display_names()  # the catalogue's display names, one query
     context = {
         "active": "statistics",
         "form": form,
@@ -62,8 +64,8 @@ def statistics(request: PanelRequest) -> HttpResponse:
         "statuses": statuses,
         "top_chart": charts.top_users_chart(top),
         "top": top,
-        "model_chart": charts.model_chart(period.by_model),
-        "models": period.by_model,
+        "model_chart": charts.model_chart(period.by_model, names),
+        "models": [{**m, "label": names.get(m["model"], m["model"])} for m in period.by_model],
         "pools": pools,
         "at_risk": at_risk,
         "window": forecast_selectors.FORECAST_WINDOW_DAYS,
