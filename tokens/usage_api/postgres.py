@@ -175,7 +175,9 @@ ORDER BY r.ord
 # So the per-report lookups are LATERAL … LIMIT 1 (run once per report, never flattened into
 # a join the planner could turn around), each with one index to use: the user by email, the
 # membership by user (both unique), the retry by its idempotency key (unique with the
-# organization, the key first; the literal `<> ''` matches the partial index). The
+# organization, the key first; the literal `<> ''` matches the partial index; the model's
+# grant by its unique (organization, model, audience) index, and only for an organization
+# that restricts its models: `NOT k.mr OR EXISTS …` stops at the flag otherwise). The
 # organization is compared with IS NOT DISTINCT FROM, which no index serves: an index on the
 # organization could otherwise look as cheap and read all of its rows.
 # One line, under psycopg's 4 KiB limit for caching a query's parsing.
