@@ -2,6 +2,10 @@
 
 import datetime as dt
 
+from django.utils.dates import WEEKDAYS_ABBR
+from django.utils.html import format_html_join
+from django.utils.safestring import SafeString
+
 from asksage_admin.lib.charts import Chart, bars, columns
 from tokens.models import TokenKind
 
@@ -29,6 +33,27 @@ def day_chart(by_day: dict[dt.date, dict[str, int]], start: dt.date, end: dt.dat
         [f"{d:%b} {d.day}" for d in days],
         [(k, KIND_LABELS[k], [by_day[d][k] for d in days]) for k in KINDS],
         label_every=-(-len(days) // 10) or 1,
+    )
+
+
+def day_rows(by_day: dict[dt.date, dict[str, int]]) -> SafeString:
+    """The day chart's numbers as table rows, newest first, built here rather than by a
+    template loop: a year is 366 rows, and the loop with its `date` and `intcomma` filters
+    took about 100 ms of the page on the benchmark machine (this takes a few)."""
+    return format_html_join(
+        "",
+        '<tr><th scope="row">{} {}</th><td class="num">{}</td><td class="num">{}</td>'
+        '<td class="num">{}</td></tr>',
+        (
+            (
+                WEEKDAYS_ABBR[day.weekday()],
+                f"{day:%Y-%m-%d}",
+                f"{kinds['inference']:,}",
+                f"{kinds['embedding']:,}",
+                f"{sum(kinds.values()):,}",
+            )
+            for day, kinds in reversed(by_day.items())
+        ),
     )
 
 

@@ -23,7 +23,6 @@ from audit import chain
 from audit.checkpoints import BADGE_BUDGET, checkpoint_verify_incremental
 from audit.services import audit_export
 from tokens.model_selectors import display_names
-from tokens.selectors import pool_statuses
 
 
 def _period(request: PanelRequest, default: str = "30"):
@@ -44,7 +43,7 @@ def statistics(request: PanelRequest) -> HttpResponse:
     form, start, end, period_error = _period(request)
     by_month = statistics_selectors.usage_by_month(org)
     period = statistics_selectors.period_usage(org, start, end)
-    statuses = pool_statuses(org, with_used=True)
+    statuses = statistics_selectors.pools_this_month(org, by_month)
     top = statistics_selectors.top_users(org, start, end)
     pools, at_risk = forecast_selectors.forecast(org, statuses=statuses)
     names = display_names()  # the catalogue's display names, one query
@@ -60,6 +59,7 @@ def statistics(request: PanelRequest) -> HttpResponse:
         "years": statistics_selectors.by_year(by_month),
         "day_chart": charts.day_chart(period.by_day, start, end),
         "days": [{"day": d, **k, "total": sum(k.values())} for d, k in period.by_day.items()],
+        "day_rows": charts.day_rows(period.by_day),
         "pool_chart": charts.pool_chart(statuses),
         "statuses": statuses,
         "top_chart": charts.top_users_chart(top),

@@ -375,6 +375,8 @@ USAGE_API_POOL_TIMEOUT = env_float("USAGE_API_POOL_TIMEOUT", 2.0, minimum=0.1)
 # Domain settings.
 PLATFORM_MIN_INFERENCE_TOKENS = env_int("PLATFORM_MIN_INFERENCE_TOKENS", 200000, minimum=0)
 PLATFORM_MIN_EMBEDDING_TOKENS = env_int("PLATFORM_MIN_EMBEDDING_TOKENS", 0, minimum=0)
+# How long an invitation link to join an organization stays valid (Admin Panel → Users).
+INVITATION_TTL_HOURS = env_int("INVITATION_TTL_HOURS", 72, minimum=1)
 PURCHASE_BLOCK_TOKENS = 2_000_000
 
 # Logs: one line per event on stderr, JSON in production (LOG_FORMAT=json, the default with
@@ -406,5 +408,8 @@ EMAIL_MAX_ATTEMPTS = env_int("EMAIL_MAX_ATTEMPTS", 5, minimum=1)
 EMAIL_RETRY_BASE_SECONDS = env_int("EMAIL_RETRY_BASE_SECONDS", 60, minimum=1)
 # Finished task results (the queue's rows, not the outbox) are pruned nightly after this.
 TASK_RESULTS_KEEP_DAYS = env_int("TASK_RESULTS_KEEP_DAYS", 14, minimum=1)
+# Raw usage events are kept for the current month and this many before it, then dropped a
+# month at a time (tokens/retention.py; the rollups stay); 0 keeps them all.
+USAGE_RETENTION_MONTHS = env_int("USAGE_RETENTION_MONTHS", 36)
 # /readyz fails once a due task has waited this long (no worker running?); 0 turns it off.
 TASK_QUEUE_STALL_SECONDS = env_int("TASK_QUEUE_STALL_SECONDS", 900)

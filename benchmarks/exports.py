@@ -44,10 +44,12 @@ from django.test import Client  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from accounts.models import Membership, Organization  # noqa: E402
+from asksage_admin.lib.months import month_start  # noqa: E402
 from audit import chain, integrity  # noqa: E402
 from audit.models import AuditLog  # noqa: E402
 from audit.services import audit_bulk  # noqa: E402
 from tokens.models import DailyUsage, MonthlyUsage, UsageEvent  # noqa: E402
+from tokens.partitions import months_ensure  # noqa: E402
 from tokens.rollup import org_daily_usage_rebuild  # noqa: E402
 
 USERS = int(os.environ.get("BENCH_USERS", "20000"))
@@ -79,6 +81,7 @@ def seed_events(org: Organization, count: int) -> None:
     models = {"inference": ["gpt-4o", "gpt-4o-mini", "claude-3-5-sonnet"], "embedding": ["e3"]}
     now = timezone.now()
     span = 60 * 86400
+    months_ensure(month_start(now - dt.timedelta(seconds=span)), month_start(now))
     table = UsageEvent._meta.db_table
     columns = "organization_id, user_id, kind, tokens, model, created_at, idempotency_key"
     fields = [f.column for f in UsageEvent._meta.concrete_fields]

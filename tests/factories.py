@@ -3,6 +3,7 @@
 import datetime as dt
 
 import factory
+from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import Membership, Organization, User
@@ -113,6 +114,21 @@ class DailyUsageFactory(factory.django.DjangoModelFactory):
                 tokens=obj.tokens,
                 events=obj.events,
             )
+
+
+def usage_recorded(**fields) -> DailyUsage:
+    """A DailyUsage row (and the organization's rollup) plus its share of MonthlyUsage, as
+    the recording writes all three: totals agree whichever table a read takes them from
+    (the statistics read whole months from MonthlyUsage, their days from DailyUsage)."""
+    row = DailyUsageFactory(**fields)
+    monthly, _ = MonthlyUsage.objects.get_or_create(
+        organization_id=row.organization_id,
+        user_id=row.user_id,
+        kind=row.kind,
+        month=row.day.replace(day=1),
+    )
+    MonthlyUsage.objects.filter(pk=monthly.pk).update(used=F("used") + row.tokens)
+    return row
 
 
 class UsageEventFactory(factory.django.DjangoModelFactory):

@@ -45,7 +45,14 @@ def test_templates_declare_swaps_once_and_targets_on_containers():
     text = "\n".join(p.read_text() for p in templates)
     assert 'hx-swap="outerHTML"' not in text  # the default, set in base.html's htmx-config
     # Each page region is the target of the forms and links inside it.
-    for region in ("distribution-body", "requests-region", "api-keys", "save-bar"):
+    for region in (
+        "distribution-body",
+        "requests-region",
+        "api-keys",
+        "save-bar",
+        "user-table",
+        "invitations",
+    ):
         assert re.search(rf'id="{region}"[^>]*hx-target="this"', text), region
     assert 'hx-target="#distribution-body"' not in text
     assert text.count("hx-target=") <= 16

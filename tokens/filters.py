@@ -4,6 +4,8 @@ import django_filters
 from django import forms
 from django.db.models import F, Q
 
+from accounts.sign_in import SECOND_FACTOR_LABELS, SIGN_IN_LABELS
+
 YES_NO = [("yes", "Yes"), ("no", "No")]
 
 
@@ -26,6 +28,18 @@ class UserTableFilter(django_filters.FilterSet):
     )
     banned = django_filters.ChoiceFilter(
         method="flag", choices=YES_NO, empty_label="Banned or not", label="Banned"
+    )
+    sign_in = django_filters.ChoiceFilter(
+        field_name="sign_in",
+        choices=list(SIGN_IN_LABELS.items()),
+        empty_label="Any sign-in",
+        label="Sign-in",
+    )
+    second_factor = django_filters.ChoiceFilter(
+        field_name="second_factor",
+        choices=list(SECOND_FACTOR_LABELS.items()),
+        empty_label="Any second factor",
+        label="Second factor",
     )
     near_limit = django_filters.BooleanFilter(
         method="over_80",

@@ -9,6 +9,8 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from accounts.forms import RegistrationForm
+from accounts.models import Membership
 from asksage_admin.lib.amounts import MAX_TOKENS
 from asksage_admin.lib.forms import (
     AMOUNT_REQUIRED,
@@ -264,6 +266,50 @@ class DenyForm(InputForm):
 
 class ApiKeyForm(InputForm):
     name = forms.CharField(required=False, strip=False)
+
+
+# --- Members and invitations --------------------------------------------------------------
+
+ROLE_ERRORS = {
+    "invalid_choice": "Choose admin, auditor or member.",
+    "required": "Choose admin, auditor or member.",
+}
+
+
+class InviteForm(InputForm):
+    email = forms.EmailField(
+        label="Email",
+        max_length=254,
+        error_messages={"invalid": "Enter a valid email address, such as ana@example.gov."},
+        widget=forms.EmailInput(attrs={"autocomplete": "off", "placeholder": "name@example.gov"}),
+    )
+    role = forms.ChoiceField(
+        label="Role", choices=Membership.Role.choices, initial="member", error_messages=ROLE_ERRORS
+    )
+
+
+class RoleForm(InputForm):
+    role = forms.ChoiceField(
+        label="Role", choices=Membership.Role.choices, error_messages=ROLE_ERRORS
+    )
+
+
+class ConfirmForm(InputForm):
+    """`confirmed` once the confirmation page (without JavaScript) was answered."""
+
+    confirmed = forms.BooleanField(required=False)
+
+
+class InvitationAcceptForm(InputForm):
+    """A signed-in invitee: the terms box only matters if they never accepted them."""
+
+    accept_terms = forms.BooleanField(label="I accept the terms and conditions", required=False)
+
+
+class InvitationRegisterForm(RegistrationForm):
+    """Registration for the invited address: the email comes from the invitation, not a field."""
+
+    email = None
 
 
 class ModelAccessForm(InputForm):

@@ -33,6 +33,7 @@ KINDS = frozenset(
         "purchase_request_to_sales",
         "purchase_recorded",
         "pool_alert",
+        "invitation",
     }
 )
 

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from tokens import member_views
+from tokens import invitation_views, member_views
 
 app_name = "member"
 
@@ -14,4 +14,5 @@ urlpatterns = [
         member_views.token_request_cancel,
         name="token_request_cancel",
     ),
+    path("invitations/<str:token>/", invitation_views.invitation_accept, name="invitation"),
 ]

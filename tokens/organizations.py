@@ -222,18 +222,18 @@ def purchase_record(
 # --- Memberships --------------------------------------------------------------------------
 
 
-def _pool_errors(org: Organization, users: list[User]) -> list[str]:
+def new_member_pool_errors(org: Organization, emails: list[str]) -> list[str]:
     """New members start at the organization's floors, taken from the unallocated pool."""
-    if not users:
+    if not emails:
         return []
     pool, alloc = pools(org), allocated(org)
-    emails = ", ".join(u.email for u in users)
+    who = ", ".join(emails)
     errors = []
     for kind in TokenKind.values:
-        need, free = org.floor(kind) * len(users), max(pool[kind] - alloc[kind], 0)
+        need, free = org.floor(kind) * len(emails), max(pool[kind] - alloc[kind], 0)
         if need > free:
             errors.append(
-                f"Adding {emails} needs {counted(need, kind + ' token')} "
+                f"Adding {who} needs {counted(need, kind + ' token')} "
                 f"({org.floor(kind):,} each) "
                 f"but only {free:,} are unallocated."
             )
@@ -305,7 +305,7 @@ def membership_batch_errors(
         errors.append(
             f"{', '.join(lost)} cannot stop being an admin: an organization needs at least 1 admin."
         )
-    errors += _pool_errors(org, [u for u, _ in add])
+    errors += new_member_pool_errors(org, [u.email for u, _ in add])
     return errors
 
 
@@ -335,10 +335,21 @@ def membership_add(
     return membership
 
 
+def _membership_lock(membership: Membership) -> Membership:
+    """Lock the membership row only: FOR UPDATE with the joined user would lock the user's row
+    too (PostgreSQL locks every joined row), and a write holding that user row while it waits
+    for this membership (a cell edit, a ban) would deadlock with it."""
+    return (
+        Membership.objects.select_for_update(of=("self",))
+        .select_related("user")
+        .get(pk=membership.pk)
+    )
+
+
 @transaction.atomic
 def membership_set_role(*, actor: User, membership: Membership, role: str) -> Membership:
     org = organization_lock(membership.organization)
-    membership = Membership.objects.select_for_update().select_related("user").get(pk=membership.pk)
+    membership = _membership_lock(membership)
     if membership.role == role:
         return membership
     errors = membership_batch_errors(org=org, set_roles=[(membership, role)])
@@ -362,7 +373,7 @@ def membership_set_role(*, actor: User, membership: Membership, role: str) -> Me
 def membership_remove(*, actor: User, membership: Membership) -> None:
     """The user leaves the organization; their user record and history stay."""
     org = organization_lock(membership.organization)
-    membership = Membership.objects.select_for_update().select_related("user").get(pk=membership.pk)
+    membership = _membership_lock(membership)
     errors = membership_batch_errors(org=org, remove=[membership])
     if errors:
         raise DomainError(errors={"__all__": errors})
@@ -370,7 +381,16 @@ def membership_remove(*, actor: User, membership: Membership) -> None:
     # Unsaved allocation edits by or about the leaver would otherwise linger in the panel.
     PendingEdit.objects.filter(organization=org).filter(Q(target=user) | Q(admin=user)).delete()
     membership.delete()
-    audit_record(action="membership.removed", organization=org, actor=actor, target_user=user)
+    # The allocation goes back to the pool with the row; the audit row keeps what it was.
+    audit_record(
+        action="membership.removed",
+        organization=org,
+        actor=actor,
+        target_user=user,
+        role=membership.role,
+        max_inference_tokens=membership.max_inference_tokens,
+        max_embedding_tokens=membership.max_embedding_tokens,
+    )
 
 
 @transaction.atomic

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 from django.db.models import Count, Sum
 from django.db.models.functions import TruncDate
+from django.utils import timezone
 
 from tokens.models import DailyUsage, OrgDailyUsage, UsageEvent
+from tokens.retention import retained_since
 
 Key = tuple[int, dt.date, str, str]  # organization, day, kind, model
 
@@ -101,12 +103,17 @@ def rollup_mismatches(*, organization_id: int | None = None, against: str = "eve
     Reads every event of the organization: a verification, not a page's query.
     """
     scope = {} if organization_id is None else {"organization_id": organization_id}
-    rollup = _totals(OrgDailyUsage.objects.filter(**scope), "day", Sum("tokens"), Sum("events"))
+    rollup_rows = OrgDailyUsage.objects.filter(**scope)
     if against == "daily":
         source = _totals(DailyUsage.objects.filter(**scope), "day", Sum("tokens"), Sum("events"))
     else:
         events = UsageEvent.objects.filter(**scope).annotate(
             utc_day=TruncDate("created_at", tzinfo=dt.UTC)
         )
+        # Months past the retention window kept their rollup but not their events.
+        if (since := retained_since(timezone.now())) is not None:
+            rollup_rows = rollup_rows.filter(day__gte=since)
+            events = events.filter(created_at__gte=dt.datetime.combine(since, dt.time(), dt.UTC))
         source = _totals(events, "utc_day", Sum("tokens"), Count("id"))
+    rollup = _totals(rollup_rows, "day", Sum("tokens"), Sum("events"))
     return _compare(rollup, source)

@@ -20,6 +20,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 
 from accounts.models import Membership, Organization, User
+from accounts.sign_in import second_factor, sign_in_method
 from asksage_admin.lib.months import current_month, previous_month
 from tokens.models import (
     COLUMN_LABELS,
@@ -30,6 +31,7 @@ from tokens.models import (
     AllocationPolicy,
     ApiKey,
     DailyUsage,
+    Invitation,
     MemberOverride,
     MonthlyUsage,
     PendingEdit,
@@ -169,7 +171,20 @@ def user_table_rows(org: Organization):
             inf_prev=Coalesce(F("u_inf_prev__used"), Value(0)),
             emb_used=Coalesce(F("u_emb__used"), Value(0)),
             total_used=Coalesce(Subquery(total), Value(0)),
+            sign_in=sign_in_method(),
+            second_factor=second_factor(),
         )
+    )
+
+
+def open_invitations(org: Organization, limit: int = 100) -> list[Invitation]:
+    """Invitations neither accepted nor revoked (pending or expired), newest first."""
+    return list(
+        Invitation.objects.filter(
+            organization=org, accepted_at__isnull=True, revoked_at__isnull=True
+        )
+        .select_related("invited_by")
+        .order_by("-sent_at", "-pk")[:limit]
     )
 
 

@@ -5,6 +5,8 @@ from django.middleware.csrf import get_token
 from django.template.loader import render_to_string
 from django.utils.html import format_html
 
+from accounts.models import Membership
+from accounts.sign_in import SECOND_FACTOR_LABELS, SIGN_IN_LABELS
 from accounts.templatetags.local_time import local_time
 from asksage_admin.lib.amounts import format_tokens
 from tokens.models import COLUMN_LABELS, KIND_HELP, MAX_COLUMNS
@@ -75,6 +77,17 @@ def max_cell_context(user, column: str, edit) -> dict:
     }
 
 
+class LabelColumn(tables.Column):
+    """A stored code shown as its words ("totp" → "TOTP")."""
+
+    def __init__(self, labels: dict[str, str], **kwargs):
+        self.labels = labels
+        super().__init__(**kwargs)
+
+    def render(self, value):
+        return self.labels.get(value, value)
+
+
 class UsageColumn(tables.Column):
     """Tokens used, with a small bar against the max when `of` names the max column."""
 
@@ -108,8 +121,15 @@ class UserTable(tables.Table):
         attrs={"th": {"class": "col-select"}, "td": {"class": "col-select"}},
     )
     name = PartialColumn("name-cell", verbose_name="User", order_by=("name", "email", "id"))
-    role = tables.Column(
-        accessor="membership__role", verbose_name="Role", order_by=("membership__role", "id")
+    role = PartialColumn(
+        "role-cell",
+        accessor="membership__role",
+        verbose_name="Role",
+        order_by=("membership__role", "id"),
+    )
+    sign_in = LabelColumn(SIGN_IN_LABELS, verbose_name="Sign-in", order_by=("sign_in", "id"))
+    second_factor = LabelColumn(
+        SECOND_FACTOR_LABELS, verbose_name="Second factor", order_by=("second_factor", "id")
     )
     is_paid = PartialColumn("paid-cell", verbose_name="Paid", order_by=("is_paid", "id"))
     is_banned = PartialColumn("banned-cell", verbose_name="Banned", order_by=("is_banned", "id"))
@@ -124,6 +144,13 @@ class UserTable(tables.Table):
     )
     total_used = UsageColumn(verbose_name="Total usage", order_by=("total_used", "id"))
     last_login = LocalTimeColumn(verbose_name="Last login", order_by=("last_login", "id"))
+    actions = PartialColumn(
+        "actions-cell",
+        verbose_name="Actions",
+        empty_values=(),
+        orderable=False,
+        attrs={"th": {"class": "col-actions"}, "td": {"class": "col-actions"}},
+    )
 
     class Meta:
         template_name = "tokens/users.html#table"
@@ -137,7 +164,14 @@ class UserTable(tables.Table):
         self.pending = pending or {}
         self.request = request
         self.selected = set(selected)
+        self.url = ""  # the view's own URL with its query string: where a row's form returns
         super().__init__(*args, **kwargs)
 
     def cell_context(self, record, column) -> dict:
-        return {"u": record, "request": self.request, "selected": record.pk in self.selected}
+        return {
+            "u": record,
+            "request": self.request,
+            "selected": record.pk in self.selected,
+            "role_choices": Membership.Role.choices,
+            "table_url": self.url,
+        }

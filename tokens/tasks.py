@@ -19,10 +19,13 @@ from django_tasks_db.models import DBTaskResult
 
 from accounts.models import Organization, User
 from asksage_admin.lib.errors import DomainError
+from asksage_admin.lib.months import month_start
 from asksage_admin.lib.wording import counted
 from tokens.mail import email_retry_due
 from tokens.models import TokenKind
+from tokens.partitions import partitions_sweep
 from tokens.periodic import day_period, hour_period, month_period, run_once, scheduled_at
+from tokens.retention import usage_retention_apply
 from tokens.services import auto_increase as auto_increase_services
 from tokens.services import distribution as distribution_services
 
@@ -103,3 +106,41 @@ def task_results_prune(context: TaskContext) -> str:
         return f"Deleted {deleted} finished task result(s)."
 
     return run_once(job="task_results_prune", period=day_period(scheduled_at(context)), work=work)
+
+
+def usage_partitions_summary(when: dt.datetime) -> str:
+    """The partition sweep for `when`'s UTC month, as one line (the task and the command)."""
+    done = partitions_sweep(month=month_start(when))
+    return (
+        f"Created {len(done['created'])} partition(s): {', '.join(done['created']) or 'none'}; "
+        f"dropped {len(done['dropped'])} key partition(s): {', '.join(done['dropped']) or 'none'}."
+    )
+
+
+def usage_retention_summary(when: dt.datetime) -> str:
+    dropped = usage_retention_apply(now=when)
+    months = ", ".join(f"{month:%Y-%m} ({events:,} events)" for month, events in dropped)
+    return f"Dropped {len(dropped)} month(s) of usage events: {months or 'none'}."
+
+
+@cron("10 0 * * *", sentry_monitor_config=None)
+@task(takes_context=True)
+def usage_partitions_sweep(context: TaskContext) -> str:
+    """Nightly (PostgreSQL): the usage events' and keys' partitions of this month and the next
+    two, stray rows out of the DEFAULT partitions, key months past the window dropped
+    (`tokens.partitions`). Each step finds its work done when run again."""
+    when = scheduled_at(context)
+    return run_once(
+        job="usage_partitions", period=day_period(when), work=lambda: usage_partitions_summary(when)
+    )
+
+
+@cron("45 3 * * *", sentry_monitor_config=None)
+@task(takes_context=True)
+def usage_retention(context: TaskContext) -> str:
+    """Nightly: usage events older than USAGE_RETENTION_MONTHS dropped, a whole month at a
+    time with an audit row each; the rollups stay (`tokens.retention`)."""
+    when = scheduled_at(context)
+    return run_once(
+        job="usage_retention", period=day_period(when), work=lambda: usage_retention_summary(when)
+    )

@@ -1,7 +1,7 @@
 from django.urls import path
 from django.views.generic import RedirectView
 
-from tokens.views import api_keys, distribution, models, requests, users
+from tokens.views import api_keys, distribution, members, models, requests, users
 
 app_name = "tokens"
 
@@ -12,6 +12,19 @@ urlpatterns = [
     path("users/<id:user_id>/cells/<str:column>/", users.max_cell, name="cell"),
     path("users/<id:user_id>/cells/<str:column>/edit/", users.max_cell_edit, name="cell_edit"),
     path("users/<id:user_id>/flags/<str:flag>/", users.user_flag, name="user_flag"),
+    path("users/<id:user_id>/role/", members.member_role, name="member_role"),
+    path("users/<id:user_id>/remove/", members.member_remove, name="member_remove"),
+    path("users/invite/", members.invite, name="invite"),
+    path(
+        "users/invitations/<id:invitation_id>/resend/",
+        members.invitation_resend,
+        name="invitation_resend",
+    ),
+    path(
+        "users/invitations/<id:invitation_id>/revoke/",
+        members.invitation_revoke,
+        name="invitation_revoke",
+    ),
     path("users/batches/<uuid:batch_id>/undo/", users.batch_undo, name="batch_undo"),
     path("users/batches/<str:column>/save/", users.batch_save, name="batch_save"),
     path("users/batches/<str:column>/discard/", users.batch_discard, name="batch_discard"),

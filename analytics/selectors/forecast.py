@@ -80,10 +80,11 @@ def _users_at_risk(
     row per member, kind and month, by its (organization, kind, month) index): a member's
     window use is at most their use in the months the window touches (the recording adds
     each usage to both), so only members for whom that bound reaches their max are
-    candidates, and only their window is summed from DailyUsage (by the unique key, user
-    first). The page no longer reads every member's days of the window. The candidates are
-    MATERIALIZED so that their filter runs before those sums (inlined, PostgreSQL summed the
-    window of every member's row first).
+    candidates. The window is then summed per member from DailyUsage in one pass over its
+    days (by the (organization, day) index), and only if there are candidates (EXISTS: a
+    one-time test): summed per candidate instead (the unique key, user first), each sum read
+    all of that member's models and days, 1.2 s for 7,000 candidates at 10M events. The
+    candidates are MATERIALIZED so that their filter runs once, first.
     """
     window = FORECAST_WINDOW_DAYS
     daily, monthly = DailyUsage._meta.db_table, MonthlyUsage._meta.db_table
@@ -104,17 +105,18 @@ def _users_at_risk(
             WHERE c.bound > 0 AND {limit_sql} > 0
               AND c.used * {window} + c.bound * %s >= {limit_sql} * {window}
         ), recent AS (
-            SELECT c.*, (
-                SELECT CAST(SUM(d.tokens) AS BIGINT) FROM {daily} d
-                WHERE d.user_id = c.user_id AND d.kind = c.kind AND d.organization_id = %s
-                  AND d.day BETWEEN %s AND %s
-            ) AS recent
-            FROM candidates c
+            SELECT d.user_id, d.kind, CAST(SUM(d.tokens) AS BIGINT) AS recent
+            FROM {daily} d
+            WHERE d.organization_id = %s AND d.day BETWEEN %s AND %s
+              AND EXISTS (SELECT 1 FROM candidates)
+            GROUP BY d.user_id, d.kind
         )
-        SELECT r.user_id, u.name, u.email, r.kind, r.used, r.lim, r.recent
-        FROM recent r JOIN {users} u ON u.id = r.user_id
-        WHERE r.recent > 0 AND r.used * {window} + r.recent * %s >= r.lim * {window}
-        ORDER BY u.email, r.kind
+        SELECT c.user_id, u.name, u.email, c.kind, c.used, c.lim, r.recent
+        FROM candidates c
+        JOIN recent r ON r.user_id = c.user_id AND r.kind = c.kind
+        JOIN {users} u ON u.id = c.user_id
+        WHERE r.recent > 0 AND c.used * {window} + r.recent * %s >= c.lim * {window}
+        ORDER BY u.email, c.kind
         LIMIT %s
     """
     adapt = connection.ops.adapt_datefield_value

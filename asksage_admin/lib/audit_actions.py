@@ -27,6 +27,10 @@ class AuditAction(models.TextChoices):
     MEMBERSHIP_ADDED = "membership.added", "Member added"
     MEMBERSHIP_REMOVED = "membership.removed", "Member removed"
     MEMBERSHIP_ROLE = "membership.role", "Role changed"
+    INVITATION_SENT = "invitation.sent", "Invitation sent"
+    INVITATION_RESENT = "invitation.resent", "Invitation sent again"
+    INVITATION_REVOKED = "invitation.revoked", "Invitation revoked"
+    INVITATION_ACCEPTED = "invitation.accepted", "Invitation accepted"
     PURCHASE_RECORDED = "purchase.recorded", "Purchase recorded"
     PURCHASE_REQUEST_CREATED = "purchase_request.created", "More tokens requested from sales"
     PURCHASE_REQUEST_FULFILLED = "purchase_request.fulfilled", "Purchase request fulfilled"
@@ -50,6 +54,7 @@ class AuditAction(models.TextChoices):
     MODEL_RESTRICTED = "model.restricted", "Model restriction changed"
     EXPORT = "export.csv", "Export downloaded"
     STAFF_DENIED = "staff.denied", "Staff action refused"
+    USAGE_EVENTS_DROPPED = "usage.events_dropped", "Usage events of a month dropped (retention)"
 
 
 # The filter's groups, in the order the Activity page lists them.
@@ -64,6 +69,7 @@ FAMILIES: dict[str, str] = {
     "alert": "Alerts",
     "user": "User changes",
     "membership": "Memberships",
+    "invitation": "Invitations",
     "org": "Organization changes",
     "purchase": "Purchases",
     "purchase_request": "Purchase requests",
@@ -71,6 +77,7 @@ FAMILIES: dict[str, str] = {
     "model": "Models",
     "export": "Exports",
     "staff": "Refused staff actions",
+    "usage": "Usage retention",
 }
 
 _LABELS = dict(AuditAction.choices)

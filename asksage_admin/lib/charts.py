@@ -7,6 +7,9 @@ statistics (analytics) and the member's own page (tokens) draw with it.
 
 from dataclasses import dataclass, field
 
+from django.utils.html import format_html_join
+from django.utils.safestring import SafeString
+
 from asksage_admin.lib.amounts import short_tokens
 
 SERIES_CLASSES = {"inference": "s-inference", "embedding": "s-embedding"}
@@ -41,6 +44,17 @@ class Chart:
     gridlines: list[Label] = field(default_factory=list)  # y position and value text
     legend: list[tuple[str, str]] = field(default_factory=list)  # (css class, label)
     empty: bool = False
+
+    @property
+    def rects_svg(self) -> SafeString:
+        """The rects as SVG, built here rather than by a template loop: a year's day chart
+        has 732 of them, and the loop took about 70 ms of the statistics page on the
+        benchmark machine. Numbers as `str()` writes them, as the loop did (localize off)."""
+        return format_html_join(
+            "",
+            '<rect class="{}" x="{}" y="{}" width="{}" height="{}" rx="2"><title>{}</title></rect>',
+            ((r.css, r.x, r.y, r.width, r.height, r.title) for r in self.rects),
+        )
 
 
 def nice_ticks(value: int, most: int = 5) -> list[int]:

@@ -17,6 +17,7 @@ from tests.factories import (
     MonthlyUsageFactory,
     PlatformModelFactory,
     set_max,
+    usage_recorded,
     utc_today,
 )
 from tokens.models import OrgDailyUsage
@@ -28,27 +29,39 @@ def month_end(day: dt.date) -> dt.date:
     return day.replace(day=calendar.monthrange(day.year, day.month)[1])
 
 
+@pytest.fixture(autouse=True)
+def clock():
+    """A fixed day in the middle of a month: the usage below, the 7-day window and the
+    presets' last days lie in March, whatever day the suite runs."""
+    with time_machine.travel(dt.datetime(2026, 3, 18, 12, tzinfo=dt.UTC), tick=False):
+        yield
+
+
 @pytest.fixture
 def usage(org_a, org_b, bob, alice, dave):
+    """This month: bob 195,000 (10,000 a day over the last 7 days), alice 3,460,000
+    inference (630,000 today) and 5,000 embedding; bob 123,456 thirteen months ago; dave
+    777,777 in the other organization. Each as the recording writes it: days and months."""
     today = utc_today()
     set_max(alice, 10_000_000)
-    MonthlyUsageFactory(organization=org_a, user=bob, used=195_000)
-    MonthlyUsageFactory(organization=org_a, user=alice, used=3_655_000 - 195_000)
-    MonthlyUsageFactory(
-        organization=org_a, user=bob, used=123_456, month=add_months(current_month(), -13)
-    )
-    MonthlyUsageFactory(organization=org_b, user=dave, used=777_777)
     for n in range(7):  # 70,000 over the last 7 days: 10,000 a day for bob
-        DailyUsageFactory(
+        usage_recorded(
             organization=org_a, user=bob, tokens=10_000, day=today - dt.timedelta(days=n)
         )
-    DailyUsageFactory(
-        organization=org_a, user=alice, tokens=630_000, day=today, model="acme-o1-model"
+    usage_recorded(organization=org_a, user=bob, tokens=125_000, day=today.replace(day=2))
+    usage_recorded(
+        organization=org_a,
+        user=bob,
+        tokens=123_456,
+        day=add_months(current_month(), -13).replace(day=10),
     )
-    DailyUsageFactory(
+    usage_recorded(organization=org_a, user=alice, tokens=630_000, day=today, model="acme-o1-model")
+    usage_recorded(organization=org_a, user=alice, tokens=2_830_000, day=today.replace(day=3))
+    usage_recorded(
         organization=org_a, user=alice, kind="embedding", model="embed-3", tokens=5_000, day=today
     )
-    DailyUsageFactory(organization=org_b, user=dave, tokens=424_242, day=today, model="bird-lm")
+    usage_recorded(organization=org_b, user=dave, tokens=424_242, day=today, model="bird-lm")
+    usage_recorded(organization=org_b, user=dave, tokens=353_535, day=today.replace(day=4))
 
 
 def test_it_draws_each_chart_as_svg_with_its_numbers_in_a_table(alice_client, usage):
@@ -77,7 +90,7 @@ def test_the_tables_are_grouped_by_year_with_year_totals(alice_client, usage):
     assert [y["year"] for y in years] == sorted(
         {current_month().year, add_months(current_month(), -13).year}, reverse=True
     )
-    assert sum(y["total"] for y in years) == 3_655_000 + 123_456
+    assert sum(y["total"] for y in years) == 3_655_000 + 5_000 + 123_456
 
 
 def test_it_never_shows_another_organizations_usage(carol_client, usage):
@@ -191,8 +204,9 @@ def test_its_query_count_does_not_grow_with_users_or_days(
                 tokens=20_000,
                 day=today - dt.timedelta(days=n),
             )
-    # Session, user, membership, sidebar badge; 9 reads of the rollups; the session save.
-    with django_assert_max_num_queries(17):
+    # Session, user, membership, sidebar badge; 8 reads of the rollups (this month's pool
+    # use comes with the months); the session save.
+    with django_assert_max_num_queries(16):
         response = alice_client.get(URL, {"range": "90"})
     assert len(response.context["at_risk"]) == users
 
@@ -264,7 +278,7 @@ def test_an_empty_period_draws_no_axis_of_zeros(alice_client):
 def test_two_users_with_the_same_name_are_told_apart_by_email(alice_client, org_a):
     for email in ("dana.okafor@example.com", "dana.okafor2@example.com"):
         user = MembershipFactory(organization=org_a, user__name="Dana Okafor", user__email=email)
-        DailyUsageFactory(organization=org_a, user=user.user, tokens=5_000)
+        usage_recorded(organization=org_a, user=user.user, tokens=5_000)
 
     html = alice_client.get(URL).content.decode()
     labels = [label.text for label in alice_client.get(URL).context["top_chart"].labels]
@@ -350,20 +364,96 @@ def test_top_users_read_whole_months_from_monthly_usage_and_the_other_days_from_
     ]
 
 
+def test_top_users_read_a_month_the_period_mostly_covers_as_the_month_less_its_other_days(
+    org_a, bob, alice
+):
+    """3 January – 18 March, on 18 March: January is MonthlyUsage less 1–2 January's
+    DailyUsage (2 days read, not 29), February whole, March to date whole (its days after
+    today hold nothing). Alice's January has no DailyUsage row here: it shows the month is
+    read (the recording writes both)."""
+    for user, day, tokens in [
+        (bob, dt.date(2026, 1, 2), 100),  # before the period: subtracted
+        (bob, dt.date(2026, 1, 20), 1_000),
+        (bob, dt.date(2026, 3, 5), 300),
+    ]:
+        usage_recorded(organization=org_a, user=user, day=day, tokens=tokens)
+    MonthlyUsageFactory(organization=org_a, user=alice, month=dt.date(2026, 1, 1), used=7_000)
+
+    top = statistics_selectors.top_users(org_a, dt.date(2026, 1, 3), dt.date(2026, 3, 18))
+
+    assert [(u["user__email"], u["total"]) for u in top] == [
+        ("alice@example.com", 7_000),
+        ("bob@example.com", 1_300),
+    ]
+
+
+def test_a_member_whose_period_nets_to_nothing_is_not_a_top_user(org_a, bob):
+    usage_recorded(organization=org_a, user=bob, day=dt.date(2026, 2, 1), tokens=500)
+
+    assert statistics_selectors.top_users(org_a, dt.date(2026, 2, 2), dt.date(2026, 3, 18)) == []
+
+
+def _days(first: str, last: str) -> tuple[dt.date, dt.date]:
+    return dt.date.fromisoformat(first), dt.date.fromisoformat(last)
+
+
 @pytest.mark.parametrize(
-    "start, end, months",
+    ("start", "end", "today", "months", "add", "subtract"),
     [
-        ("2026-01-01", "2026-01-31", ("2026-01-01", "2026-01-01")),
-        ("2026-01-02", "2026-02-28", ("2026-02-01", "2026-02-01")),
-        ("2026-01-02", "2026-02-27", None),
-        ("2027-12-02", "2028-02-29", ("2028-01-01", "2028-02-01")),
-        ("2026-03-01", "2026-03-01", None),
+        # 30 days on 1 December: November less 1 November, December to date.
+        (
+            "2026-11-02", "2026-12-01", "2026-12-01", ("2026-11-01", "2026-12-01"), [],
+            [("2026-11-01", "2026-11-01"), ("2026-12-02", "2026-12-31")],
+        ),
+        # 30 days on 15 December: half of November by its days (a tie reads the days).
+        (
+            "2026-11-16", "2026-12-15", "2026-12-15", ("2026-12-01", "2026-12-01"),
+            [("2026-11-16", "2026-11-30")], [("2026-12-16", "2026-12-31")],
+        ),
+        ("2026-01-01", "2026-01-31", "2026-12-01", ("2026-01-01", "2026-01-01"), [], []),
+        # A few days of a past month: its days.
+        ("2026-03-10", "2026-03-12", "2026-12-01", None, [("2026-03-10", "2026-03-12")], []),
+        # Most of a past month: the month less the days either side.
+        (
+            "2026-03-02", "2026-03-30", "2026-12-01", ("2026-03-01", "2026-03-01"), [],
+            [("2026-03-01", "2026-03-01"), ("2026-03-31", "2026-03-31")],
+        ),
+        # A full year ending today: twelve whole months and December to date.
+        (
+            "2025-12-01", "2026-12-01", "2026-12-01", ("2025-12-01", "2026-12-01"), [],
+            [("2026-12-02", "2026-12-31")],
+        ),
     ],
-)
-def test_whole_months_are_those_lying_wholly_in_the_period(start, end, months):
+)  # fmt: skip
+def test_the_read_plan_takes_each_partly_covered_month_by_its_fewer_days(
+    start, end, today, months, add, subtract
+):
     day = dt.date.fromisoformat
-    expected = tuple(map(day, months)) if months else None
-    assert statistics_selectors.whole_months(day(start), day(end)) == expected
+    plan = statistics_selectors.read_plan(day(start), day(end), day(today))
+
+    assert plan.months == (tuple(map(day, months)) if months else None)
+    assert plan.add == tuple(_days(*pair) for pair in add)
+    assert plan.subtract == tuple(_days(*pair) for pair in subtract)
+
+
+def test_the_months_and_this_months_pool_use_are_read_from_the_organization_rollup(
+    alice_client, org_a
+):
+    """One row per day, kind and model, not MonthlyUsage's row per member and month."""
+    for day, tokens in [(dt.date(2026, 3, 1), 1_500), (dt.date(2026, 3, 17), 2_500)]:
+        OrgDailyUsage.objects.create(
+            organization=org_a, day=day, kind="inference", model="m", tokens=tokens, events=1
+        )
+    OrgDailyUsage.objects.create(
+        organization=org_a, day=dt.date(2025, 7, 9), kind="embedding", model="e", tokens=70
+    )
+
+    context = alice_client.get(URL).context
+
+    months = {m["month"]: m for y in context["years"] for m in y["months"]}
+    assert months[dt.date(2026, 3, 1)]["inference"] == 4_000
+    assert months[dt.date(2025, 7, 1)]["embedding"] == 70
+    assert {s.kind: s.used for s in context["statuses"]} == {"inference": 4_000, "embedding": 0}
 
 
 def test_the_forecast_bounds_a_window_across_the_month_start_by_both_months(org_a, bob):

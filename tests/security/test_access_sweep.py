@@ -23,6 +23,7 @@ from accounts.models import User
 from audit.models import AuditLog
 from tests.factories import MembershipFactory, PlatformModelFactory, UserFactory
 from tokens.models import AllocationBatch, ApiKey, TokenRequest
+from tokens.services.invitations import invitation_create
 from tokens.services.model_access import model_access_set
 
 pytestmark = [pytest.mark.mfa, pytest.mark.django_db]
@@ -55,8 +56,19 @@ TOKEN_ONLY = {"ops:metrics"}
 # member of the same organization) is refused: 403 without a membership or as an auditor,
 # 404 for someone else's request.
 MEMBER_OWN = {"member:token_request_cancel"}
+# An invitation link: open to anyone holding it, so the sweep's made-up token must answer 404
+# to everyone (the real links' refusals are tested in tests/tokens/test_invitation_accept.py).
+INVITATION_LINK = {"member:invitation"}
 # Parameters that carry an object of org A: carol must get 404 for them.
-ORG_A_PARAMS = {"user_id", "batch_id", "request_id", "key_id", "email", "object_id"}
+ORG_A_PARAMS = {
+    "user_id",
+    "batch_id",
+    "request_id",
+    "key_id",
+    "email",
+    "object_id",
+    "invitation_id",
+}
 ROLES = ["anonymous", "bob", "auditor", "carol", "sam", "stan"]
 # What any staff member may open in /staff/, whatever their groups: the (then empty) index and
 # their own password.
@@ -161,6 +173,9 @@ def cast(org_a, alice, bob, carol, sam):
         mode="users",
         emails=[SECRET],
     )
+    invitation = invitation_create(
+        admin=alice, org=org_a, email="invited@example.com", role="admin"
+    )
     bob_client = Client()
     bob_client.force_login(bob)
     sam_client = Client()
@@ -179,6 +194,7 @@ def cast(org_a, alice, bob, carol, sam):
         "batch_id": batch.pk,
         "request_id": request.pk,
         "key_id": key.pk,
+        "invitation_id": invitation.pk,
         "email": SECRET,
         "column": "max_inference_tokens",
         "flag": "banned",
@@ -201,6 +217,8 @@ def expected(name: str, path: str, role: str, method: str, used: set[str]) -> se
     if name in PUBLIC:
         return None
     if name in TOKEN_ONLY:
+        return {404}
+    if name in INVITATION_LINK:
         return {404}
     if name in MEMBER_OWN:
         return {302, 405} if role == "anonymous" else {403, 404, 405}

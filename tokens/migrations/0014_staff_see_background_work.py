@@ -6,7 +6,7 @@ from django.db import migrations
 
 from accounts.staff_roles import SALES, SALES_LEAD, sync_staff_groups
 
-# The groups as they were when this migration was written (tokens 0017 re-syncs to later ones).
+# The groups as they were when this migration was written (tokens 0020 re-syncs to later ones).
 _SALES_AT_0014 = [
     "accounts.view_organization",
     "accounts.add_organization",

@@ -7,6 +7,7 @@ allocations  pending edits and saved allocation batches
 policies     presets, allocation policies, per-user overrides
 requests     members' token requests
 api_keys     usage-API keys
+invitations  invitations to join an organization (hashed, single-use links)
 alerts       alerts already sent this month
 background   the email outbox and the ledger of periodic runs (tasks)
 catalogue    the platform's models (sales) and the models each organization enables
@@ -17,6 +18,7 @@ from .allocations import AllocationBatch, PendingEdit
 from .api_keys import ApiKey
 from .background import EmailDelivery, PeriodicRun
 from .catalogue import EVERYONE, ModelGrant, PlatformModel
+from .invitations import Invitation
 from .kinds import BLOCK, COLUMN_LABELS, KIND_HELP, MAX_COLUMNS, TokenKind, column_for_kind
 from .policies import (
     DYNAMIC_MIN_STEP,
@@ -29,7 +31,7 @@ from .policies import (
 )
 from .pools import Purchase, PurchaseRequest
 from .requests import TokenRequest
-from .usage import DailyUsage, MonthlyUsage, OrgDailyUsage, UsageEvent
+from .usage import DailyUsage, MonthlyUsage, OrgDailyUsage, UsageEvent, UsageEventKey
 
 __all__ = [
     "BLOCK",
@@ -46,6 +48,7 @@ __all__ = [
     "ApiKey",
     "DailyUsage",
     "EmailDelivery",
+    "Invitation",
     "MemberOverride",
     "ModelGrant",
     "PeriodicRun",
@@ -60,5 +63,6 @@ __all__ = [
     "TokenKind",
     "TokenRequest",
     "UsageEvent",
+    "UsageEventKey",
     "column_for_kind",
 ]

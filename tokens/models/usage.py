@@ -1,11 +1,14 @@
 """Consumption: raw usage events, and the per-month and per-day totals kept beside them."""
 
+import datetime as dt
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
 from accounts.models import Organization
 from asksage_admin.lib.amounts import MAX_TOKENS
+from asksage_admin.lib.months import add_months
 
 from .kinds import TokenKind
 
@@ -51,7 +54,13 @@ class MonthlyUsage(models.Model):
 
 
 class UsageEvent(models.Model):
-    """One recorded consumption reported by the gateway."""
+    """One recorded consumption reported by the gateway.
+
+    On PostgreSQL the table is partitioned by UTC month of `created_at` (migration 0018,
+    `tokens.partitions`): its primary key there is (id, created_at), and old months are
+    dropped whole (`tokens.retention`). Its Idempotency-Key is claimed in `UsageEventKey`,
+    whose unique key keeps a retry from being counted twice across partitions.
+    """
 
     # Indexed by the composite indexes below, which lead with them (see MonthlyUsage).
     organization = models.ForeignKey(
@@ -78,13 +87,6 @@ class UsageEvent(models.Model):
                 condition=models.Q(tokens__gt=0, tokens__lte=MAX_TOKENS),
                 name="event_tokens_positive",
             ),
-            # The key first: the usage statement finds a retry by the key alone, then checks
-            # the organization (tokens/usage_api/postgres.py says why).
-            models.UniqueConstraint(
-                fields=["idempotency_key", "organization"],
-                condition=~models.Q(idempotency_key=""),
-                name="event_idempotency_unique",
-            ),
         ]
         indexes = [
             models.Index(fields=["organization", "created_at"]),
@@ -93,6 +95,57 @@ class UsageEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tokens:,} {self.kind} tokens on {self.model}"
+
+
+class UsageEventKey(models.Model):
+    """The Idempotency-Key of a recent usage event, claimed once per organization and month.
+
+    Why a table of its own: PostgreSQL requires the partition key in every unique index of a
+    partitioned table, so the events' own unique (key, organization) index could only be
+    unique within a month. Here the month is part of the key, and one rule covers the
+    boundary: an event of a month's first UTC day also claims its key in the previous month,
+    so a report of the 31st at 23:59 and its retry on the 1st collide on the previous month's
+    row, even when both are in flight at once. A later retry is found by the lookup
+    (`prior` in the usage statement, `sqlite.answer_replay`), which reads every month kept.
+
+    The answer a retry replays is copied here (the event's id, time, body hash and balance),
+    so the usage statement reads this small table only, never the events' partitions. Kept
+    for the current and the previous month (`KEY_MONTHS`): partitions of their own on
+    PostgreSQL, dropped whole with the events' maintenance. Written by a trigger on the
+    events on PostgreSQL (whatever inserts the event: the statement, the ORM, COPY), by
+    `tokens.usage_api.sqlite` on SQLite.
+    """
+
+    pk = models.CompositePrimaryKey("idempotency_key", "organization", "month")
+    idempotency_key = models.CharField(max_length=200)
+    # No constraint: the event's own foreign key vouches for it, and a check per report costs.
+    organization = models.ForeignKey(
+        Organization,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,  # the primary key holds it
+        related_name="+",
+    )
+    month = models.DateField()
+    id = models.BigIntegerField(help_text="The usage event's id.")
+    created_at = models.DateTimeField()
+    request_hash = models.CharField(max_length=64, blank=True)
+    used_after = models.BigIntegerField(null=True, blank=True)
+    max_after = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        db_table = "tokens_usagekey"
+
+    def __str__(self) -> str:
+        return f"{self.idempotency_key} ({self.month:%Y-%m})"
+
+    @staticmethod
+    def months_claimed(created_at: dt.datetime) -> list[dt.date]:
+        """The months an event claims its key in (the trigger of migration 0018 does the same
+        on PostgreSQL): its UTC month, and the previous one too on the month's first day."""
+        day = created_at.astimezone(dt.UTC).date()
+        first = day.replace(day=1)
+        return [first, add_months(first, -1)] if day == first else [first]
 
 
 class DailyUsage(models.Model):

@@ -9,7 +9,7 @@ write sends nothing.
 from accounts.models import Organization, User
 from tokens.alerts import admin_emails
 from tokens.mail import absolute_url, email_queue
-from tokens.models import Purchase, PurchaseRequest, TokenRequest
+from tokens.models import Invitation, Purchase, PurchaseRequest, TokenRequest
 
 
 def home_url() -> str:
@@ -98,5 +98,20 @@ def purchase_recorded(*, request: PurchaseRequest, purchase: Purchase) -> None:
             "request": request,
             "purchase": purchase,
             "distribution_url": absolute_url("tokens:distribution"),
+        },
+    )
+
+
+def invitation(*, invitation: Invitation, raw_token: str) -> None:
+    """The link to join, carrying the secret the database keeps only a hash of."""
+    email_queue(
+        kind="invitation",
+        to=[invitation.email],
+        organization=invitation.organization,
+        context={
+            "invitation": invitation,
+            "org": invitation.organization,
+            "inviter": invitation.invited_by,
+            "accept_url": absolute_url("member:invitation", raw_token),
         },
     )

@@ -54,7 +54,8 @@ OPENAPI = {
                             "Required, unique per usage (for example a UUID). A retry with "
                             "the same key and body is counted once and answers the recorded "
                             "event (header `Idempotent-Replayed: true`, balance as of now). "
-                            "Without it the report is refused (400 "
+                            "A key is remembered at least until the end of the month after "
+                            "its report (UTC). Without it the report is refused (400 "
                             "`missing_idempotency_key`): a retry could not be told from a "
                             "new usage."
                         ),

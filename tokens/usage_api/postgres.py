@@ -19,10 +19,13 @@ daily rollup written by the same statement, so in the same transaction:
              and we see its value, or waits for our commit). The batch variant skips rows
              locked elsewhere (SKIP LOCKED, so a batch never waits on a row lock); those
              reports are recorded alone afterwards, waiting for the lock
-    prior    the event already recorded under the report's Idempotency-Key (a retry)
+    prior    the event already recorded under the report's Idempotency-Key (a retry), read
+             from the keys' small table (`UsageEventKey`: the events are partitioned by
+             month, and a lookup there would open every partition)
     counted  the conditional UPDATE of the month's row
-    event    the usage event (its unique (organization, idempotency key) index refuses a
-             concurrent duplicate: the whole statement fails and every report is retried alone)
+    event    the usage event; a trigger claims its Idempotency-Key in `UsageEventKey`, whose
+             unique key refuses a concurrent duplicate (also across a month's turn, see the
+             model): the whole statement fails and every report is retried alone
     daily    the day's rollup per user, an upsert
     org      the day's rollup per organization (what the statistics read): the batch summed
              per (organization, kind, model) first, as one statement's upsert may touch a row
@@ -58,6 +61,7 @@ from tokens.models import (
     OrgDailyUsage,
     TokenKind,
     UsageEvent,
+    UsageEventKey,
 )
 from tokens.selectors import DEFAULT_ALERT_THRESHOLDS
 from tokens.services.auto_increase import policy_marks, policy_marks_reached
@@ -112,7 +116,7 @@ WITH r AS MATERIALIZED (
   SELECT who.ord, e.id, e.created_at, e.request_hash, e.used_after, e.max_after
   FROM who CROSS JOIN LATERAL (
     SELECT e.id, e.created_at, e.request_hash, e.used_after, e.max_after
-    FROM {event} e WHERE e.idempotency_key = who.idem
+    FROM {key} e WHERE e.idempotency_key = who.idem
       AND e.idempotency_key <> '' AND e.organization_id IS NOT DISTINCT FROM who.org_id
     LIMIT 1
   ) e
@@ -174,10 +178,10 @@ ORDER BY r.ord
 # has since grown: a plan that scans a table it thought empty would slow down as it grows.
 # So the per-report lookups are LATERAL … LIMIT 1 (run once per report, never flattened into
 # a join the planner could turn around), each with one index to use: the user by email, the
-# membership by user (both unique), the retry by its idempotency key (unique with the
-# organization, the key first; the literal `<> ''` matches the partial index; the model's
-# grant by its unique (organization, model, audience) index, and only for an organization
-# that restricts its models: `NOT k.mr OR EXISTS …` stops at the flag otherwise). The
+# membership by user (both unique), the retry by its idempotency key (the keys' primary
+# key, the key first, in each of the few months kept; `<> ''` is left from a partial index),
+# the model's grant by its unique (organization, model, audience) index, and only for an
+# organization that restricts its models (`NOT k.mr OR EXISTS …` stops at the flag). The
 # organization is compared with IS NOT DISTINCT FROM, which no index serves: an index on the
 # organization could otherwise look as cheap and read all of its rows.
 # One line, under psycopg's 4 KiB limit for caching a query's parsing.
@@ -190,6 +194,7 @@ _TABLES = {
         "user": User,
         "membership": Membership,
         "event": UsageEvent,
+        "key": UsageEventKey,
         "monthly": MonthlyUsage,
         "daily": DailyUsage,
         "orgdaily": OrgDailyUsage,
@@ -282,11 +287,16 @@ class DuplicateReport(Exception):
 
 
 def is_duplicate_report(exc: BaseException) -> bool:
-    """Whether a database error is the idempotency index refusing an event (psycopg's own
-    error, or Django's IntegrityError wrapping it)."""
+    """Whether a database error is the keys' unique key refusing an event's claim (psycopg's
+    own error, or Django's IntegrityError wrapping it). Reported by the month's partition
+    (`tokens_usagekey_2026_12`), hence the prefix."""
     for error in (exc, exc.__cause__):
         diag = getattr(error, "diag", None)
-        if diag is not None and diag.constraint_name == "event_idempotency_unique":
+        if (
+            diag is not None
+            and diag.sqlstate == "23505"
+            and (diag.table_name or "").startswith(UsageEventKey._meta.db_table)
+        ):
             return True
     return False
 

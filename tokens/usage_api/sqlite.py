@@ -7,8 +7,10 @@ One short IMMEDIATE transaction (SQLite serializes writers, so no row locks are 
 2. adds the tokens with one conditional UPDATE: `used = used + n WHERE … AND used + n <= max`
    (the database enforces the limit: no read-modify-write race), creating the month's row
    when it is the first usage of the month;
-3. inserts the usage event: its unique (organization, idempotency key) index refuses a
-   concurrent retry, and the retry is answered from the recorded event (`replay`);
+3. inserts the usage event and claims its Idempotency-Key (`UsageEventKey`, in its month, and
+   in the previous one on a month's first day): the keys' unique key refuses a concurrent
+   retry, which is answered from the recorded event (`answer_replay`); a later retry is
+   found before anything is written;
 4. adds the tokens to the day's rollups with upserts: the user's (DailyUsage) and the
    organization's (OrgDailyUsage, what the statistics read).
 
@@ -22,14 +24,15 @@ from django.db import connection, transaction
 
 from accounts.models import Organization
 from asksage_admin.lib.months import month_start
-from tokens.models import DailyUsage, MonthlyUsage, OrgDailyUsage, UsageEvent, column_for_kind
-from tokens.usage_api.errors import (
-    UsageError,
-    check_user_may_use,
-    key_reused,
-    model_not_allowed,
-    over_limit,
+from tokens.models import (
+    DailyUsage,
+    MonthlyUsage,
+    OrgDailyUsage,
+    UsageEvent,
+    UsageEventKey,
+    column_for_kind,
 )
+from tokens.usage_api.errors import check_user_may_use, key_reused, model_not_allowed, over_limit
 from tokens.usage_api.members import membership_for, model_allowed
 from tokens.usage_api.results import Balance, UsageRequest, UsageResult
 from tokens.usage_api.tables import table
@@ -48,7 +51,7 @@ def _write_in_steps(
     """Count the tokens, record the event, add to the day; None when the UPDATE matched
     nothing (no row for the month yet, or over the max) and nothing was written.
 
-    A reused idempotency key raises IntegrityError at the event.
+    A reused idempotency key raises IntegrityError at its claim.
     """
     adapt = connection.ops
     with connection.cursor() as cursor:
@@ -72,6 +75,10 @@ def _write_in_steps(
             + [usage.fingerprint if idempotency_key else "", row[0], limit],
         )
         event_id = cursor.fetchone()[0]
+        if idempotency_key:
+            _claim_key(
+                cursor, idempotency_key, org_id, event_id, now, usage.fingerprint, row[0], limit
+            )
         cursor.execute(
             f"INSERT INTO {_DAILY} (organization_id, user_id, kind, model, day, tokens, events) "
             f"VALUES (%s, %s, %s, %s, %s, %s, 1) {_DAILY_CONFLICT}",
@@ -87,10 +94,29 @@ def _write_in_steps(
     return row[0], event_id
 
 
+def _claim_key(cursor, key: str, org_id: int, event_id: int, now: dt.datetime, *answer) -> None:
+    """The event's key in each month it claims (`UsageEventKey.months_claimed`), in one
+    statement; `answer`: the body's hash, the balance's used and max."""
+    adapt = connection.ops
+    months = UsageEventKey.months_claimed(now)
+    cursor.execute(
+        f"INSERT INTO {_KEYS} (idempotency_key, organization_id, month, id, created_at, "
+        "request_hash, used_after, max_after) VALUES "
+        + ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(months)),
+        [
+            value
+            for month in months
+            for value in [key, org_id, adapt.adapt_datefield_value(month), event_id]
+            + [adapt.adapt_datetimefield_value(now), *answer]
+        ],
+    )
+
+
 def _utc_day(now: dt.datetime) -> dt.date:
     return now.astimezone(dt.UTC).date()
 
 
+_KEYS = table(UsageEventKey)
 _DAILY = table(DailyUsage)
 _DAILY_CONFLICT = (
     "ON CONFLICT (user_id, kind, model, day, organization_id) DO UPDATE "
@@ -114,9 +140,11 @@ def answer_replay(
     *, org: Organization, usage: UsageRequest, idempotency_key: str
 ) -> UsageResult | None:
     """The recorded answer for a retried key; 409 when the key came with another body."""
+    if not idempotency_key:
+        return None
     event = (
-        UsageEvent.objects.filter(organization=org, idempotency_key=idempotency_key)
-        .only("id", "user_id", "kind", "created_at", "request_hash", "used_after", "max_after")
+        UsageEventKey.objects.filter(organization=org, idempotency_key=idempotency_key)
+        .only("id", "created_at", "request_hash", "used_after", "max_after")
         .first()
     )
     if event is None:
@@ -127,7 +155,7 @@ def answer_replay(
     # The balance the first answer gave: a retry answers exactly what was first said.
     used, limit = event.used_after or 0, event.max_after or 0
     return UsageResult(
-        event_id=event.pk,
+        event_id=event.id,
         request=usage,
         month=month_start(event.created_at),
         balance=Balance(usage.kind, limit, used),
@@ -143,17 +171,15 @@ def record_in_steps(
     """SQLite: the recording transaction statement by statement (see the module's steps)."""
     membership = membership_for(org, usage.email, lock=True)
     user = membership.user
-    try:
-        check_user_may_use(user)
-        if not model_allowed(membership, usage.model):
-            raise model_not_allowed(usage.model)
-    except UsageError:
-        # A retry of a usage recorded before the user was banned or the model disabled.
-        if idempotency_key:
-            replay = answer_replay(org=org, usage=usage, idempotency_key=idempotency_key)
-            if replay is not None:
-                return replay
-        raise
+    # A retry answers what was first said, even to a user since banned or at the max, or for
+    # a model since disabled. Looked up first: a key is unique within a month only
+    # (`UsageEventKey`).
+    replay = answer_replay(org=org, usage=usage, idempotency_key=idempotency_key)
+    if replay is not None:
+        return replay
+    check_user_may_use(user)
+    if not model_allowed(membership, usage.model):
+        raise model_not_allowed(usage.model)
     limit = getattr(membership, column_for_kind(usage.kind))
     month = month_start(now)
     write = _write_in_steps
@@ -178,10 +204,6 @@ def record_in_steps(
             written = write(**args)
             current = 0
     if written is None:
-        if idempotency_key:  # a retry of a usage recorded before the user reached the max
-            replay = answer_replay(org=org, usage=usage, idempotency_key=idempotency_key)
-            if replay is not None:
-                return replay
         raise over_limit(usage, Balance(usage.kind, limit, current))
     used, event_id = written
     return UsageResult(

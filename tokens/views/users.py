@@ -3,6 +3,7 @@
 import uuid
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.core.paginator import EmptyPage, PageNotAnInteger
 from django.http import HttpResponse, HttpResponseBadRequest, QueryDict
 from django.shortcuts import get_object_or_404, render
@@ -18,7 +19,7 @@ from asksage_admin.lib.htmx import page_or_partial, respond
 from asksage_admin.lib.http import client_ip
 from tokens import selectors
 from tokens.filters import UserTableFilter
-from tokens.forms import BulkEditForm, CellEditForm, UserFlagForm
+from tokens.forms import BulkEditForm, CellEditForm, InviteForm, UserFlagForm
 from tokens.models import COLUMN_LABELS, MAX_COLUMNS, AllocationBatch
 from tokens.services import allocations as allocation_services
 from tokens.tables import UserTable, max_cell_context
@@ -48,8 +49,15 @@ def _table_context(request: PanelRequest, params: QueryDict) -> dict:
     """
     filterset = UserTableFilter(params, queryset=selectors.user_table_rows(request.org))
     rows = filterset.qs if filterset.is_valid() else filterset.queryset.none()
-    table = UserTable(rows, request=request, order_by=params.get("sort") or ("name",))
+    table = UserTable(
+        rows,
+        request=request,
+        order_by=params.get("sort") or ("name",),
+        exclude=() if request.can_edit else ("actions",),
+    )
     table.query = params  # django-tables2 renders the table with a context of its own
+    query = params.urlencode()
+    table.url = reverse("tokens:users") + (f"?{query}" if query else "")
     try:
         table.paginate(page=params.get("page", 1), per_page=50)
     except PageNotAnInteger:
@@ -60,13 +68,26 @@ def _table_context(request: PanelRequest, params: QueryDict) -> dict:
     table.pending = selectors.pending_edits_for(
         request.user, request.org, [row.pk for row in page_rows]
     )
-    query = params.urlencode()
     return {
         "table": table,
         "filter": filterset,
         "total": table.paginator.count,
         "table_query": params,
-        "table_url": reverse("tokens:users") + (f"?{query}" if query else ""),
+        "table_url": table.url,
+    }
+
+
+def invitations_context(
+    request: PanelRequest, *, form: InviteForm | None = None, notice: str = "", ok: bool = True
+) -> dict:
+    """The Invitations section: who was invited and has not joined, and the invite form."""
+    return {
+        "invitations": selectors.open_invitations(request.org),
+        "invite_form": form or InviteForm(),
+        "role_choices": Membership.Role.choices,
+        "invitation_ttl_hours": settings.INVITATION_TTL_HOURS,
+        "invite_notice": notice,
+        "invite_ok": ok,
     }
 
 
@@ -93,7 +114,12 @@ def _table_url(request: PanelRequest) -> str:
 @org_admin_required
 def user_table(request: PanelRequest) -> HttpResponse:
     """The user table; sorting, filtering and paging swap only `#user-table` under htmx."""
-    context = _workspace(request, active="users", **_table_context(request, request.GET))
+    context = _workspace(
+        request,
+        active="users",
+        **_table_context(request, request.GET),
+        **invitations_context(request),
+    )
     if not request.htmx or request.htmx.history_restore_request:
         last = request.session.pop("last_batch", None)
         if last:

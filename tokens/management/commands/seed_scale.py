@@ -15,6 +15,7 @@ from django.utils.text import slugify
 from accounts.models import Membership, Organization, User
 from asksage_admin.lib.months import current_month, previous_month
 from tokens.models import BLOCK, DailyUsage, MonthlyUsage, Purchase, UsageEvent
+from tokens.partitions import months_ensure
 from tokens.rollup import org_daily_usage_rebuild
 
 CHUNK = 10_000
@@ -234,6 +235,7 @@ def _usage(scale: _Scale, n_events: int) -> dict[str, int]:
     used = {kind: {m: [0] * n_users for m in months} for kind in KINDS}
     daily: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
     events = _event_rows(scale, n_events, used, daily)
+    months_ensure(scale.last_month, scale.this_month)  # PostgreSQL: their partitions
     made = {
         "events": bulk_insert(
             UsageEvent,

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from accounts.models import Membership, Organization
 from asksage_admin.lib.months import month_start
 from tokens.models import DailyUsage, MonthlyUsage, UsageEvent
+from tokens.partitions import months_ensure
 from tokens.rollup import org_daily_usage_rebuild
 
 from .plans import (
@@ -145,6 +146,10 @@ class _UsageSeeder:
     def save(self) -> int:
         """Insert the events, the daily rollups (per user and per organization) and the monthly
         totals."""
+        if self.events:  # PostgreSQL: the past months' partitions, not the DEFAULT one
+            months_ensure(
+                min(month_start(e.created_at) for e in self.events), month_start(self.now)
+            )
         UsageEvent.objects.bulk_create(self.events, batch_size=BATCH)
         daily: dict[tuple[int, int, str, str, dt.date], list[int]] = defaultdict(lambda: [0, 0])
         for e in self.events:

@@ -29,7 +29,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0005_organization_models_restricted'),
-        ('tokens', '0016_org_daily_usage_backfill'),
+        ('tokens', '0019_invitations'),
     ]
 
     operations = [

@@ -1,0 +1,36 @@
+"""How each user signs in and their second factor, as SQL annotations for the user table
+(shown, filtered and sorted in the database, so a page costs the same queries at any size).
+
+The seam for single sign-on: today the only method is a password ("none" while a user created
+by sales has not set one). When SSO (SAML/OIDC) arrives, its link to the user (e.g. an
+identity row) adds a `When(...)` to `sign_in_method()` and an entry to SIGN_IN_LABELS; the
+table, its filter and the exports follow. Passkeys join `second_factor()` the same way.
+"""
+
+from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
+from django.db.models import Case, CharField, Exists, OuterRef, Value, When
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+SIGN_IN_LABELS = {"password": "Password", "none": "Not set"}
+SECOND_FACTOR_LABELS = {"totp": "TOTP", "none": "None"}
+
+
+def sign_in_method() -> Case:
+    """ "password" or "none", per User row."""
+    return Case(
+        When(password__startswith=UNUSABLE_PASSWORD_PREFIX, then=Value("none")),
+        default=Value("password"),
+        output_field=CharField(),
+    )
+
+
+def second_factor() -> Case:
+    """ "totp" once an authenticator app is confirmed, else "none", per User row."""
+    return Case(
+        When(
+            Exists(TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)),
+            then=Value("totp"),
+        ),
+        default=Value("none"),
+        output_field=CharField(),
+    )

@@ -1,0 +1,48 @@
+"""An org admin re-roles or removes a member from the Admin Panel.
+
+Provisioning's rules apply (`tokens.organizations`: at least 2 users and 1 admin stay), plus
+the panel's own: an admin changes neither their own role nor their own membership (another
+admin does), so no one locks themselves out by a slip.
+"""
+
+from django.db import transaction
+
+from accounts.models import Membership, Organization, User
+from accounts.services import user_set_flag
+from asksage_admin.lib.errors import DomainError
+from tokens.organizations import membership_remove, membership_set_role
+
+
+def _not_yourself(admin: User, membership: Membership, what: str) -> None:
+    if membership.user_id == admin.pk:
+        raise DomainError(f"You cannot {what} yourself: ask another admin of your organization.")
+
+
+@transaction.atomic
+def member_role_set(
+    *, admin: User, org: Organization, membership: Membership, role: str
+) -> Membership:
+    if membership.organization_id != org.pk:
+        raise DomainError("That user is not a member of your organization.")
+    _not_yourself(admin, membership, "change the role of")
+    if role not in Membership.Role.values:
+        raise DomainError(f"Unknown role “{role}”: choose admin, auditor or member.")
+    return membership_set_role(actor=admin, membership=membership, role=role)
+
+
+@transaction.atomic
+def member_remove(
+    *, admin: User, org: Organization, membership: Membership, ip: str | None = None
+) -> User:
+    """Remove a member: soft, nothing is deleted but the membership.
+
+    The allocation goes back to the pool (the membership row that held it goes), the person's
+    account is disabled with the existing Banned flag (they cannot log in; their sessions end;
+    the usage API refuses them), and their usage, requests and audit trail stay.
+    """
+    if membership.organization_id != org.pk:
+        raise DomainError("That user is not a member of your organization.")
+    _not_yourself(admin, membership, "remove")
+    user = membership.user
+    membership_remove(actor=admin, membership=membership)
+    return user_set_flag(actor=admin, org=org, user=user, flag="is_banned", value=True, ip=ip)
