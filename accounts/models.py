@@ -113,6 +113,13 @@ class Organization(models.Model):
         default=platform_min_embedding,
         help_text="Floor for every member's Max Embedding Tokens.",
     )
+    # False: every model is allowed and the usage API reads no grant row (the default, and
+    # every organization's after the migration); True: only the models granted in
+    # tokens.ModelGrant (set by the Admin Panel's Models page, `tokens.services.model_access`).
+    models_restricted = models.BooleanField(
+        default=False,
+        help_text="Only the models the organization's admins enabled may be used.",
+    )
 
     class Meta:
         constraints = [

@@ -42,6 +42,10 @@ SALES_PERMISSIONS = [
     "tokens.view_tokenrequest",
     "tokens.view_allocationpolicy",
     "tokens.view_emaildelivery",  # the outbox: which emails failed for good, and why
+    # The model catalogue: sales add and retire models (never delete: grants refer to them).
+    "tokens.view_platformmodel",
+    "tokens.add_platformmodel",
+    "tokens.change_platformmodel",
 ]
 SALES_LEAD_PERMISSIONS = [
     *SALES_PERMISSIONS,

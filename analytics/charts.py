@@ -95,11 +95,17 @@ def top_users_chart(top: list[dict]) -> Chart:
     )
 
 
-def model_chart(models: list[dict]) -> Chart:
+def model_chart(models: list[dict], names: dict[str, str] | None = None) -> Chart:
+    """`names`: display names by the gateway's model name (the catalogue's); else the name."""
+    names = names or {}
     return bars(
         "Usage by model",
         [
-            (f"{m['model']} ({KIND_LABELS.get(m['kind'], m['kind'])})", m["total"], m["kind"])
+            (
+                f"{names.get(m['model'], m['model'])} ({KIND_LABELS.get(m['kind'], m['kind'])})",
+                m["total"],
+                m["kind"],
+            )
             for m in models
         ],
         width=520,

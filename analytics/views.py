@@ -22,6 +22,7 @@ from asksage_admin.lib.http import client_ip
 from audit import chain
 from audit.checkpoints import BADGE_BUDGET, checkpoint_verify_incremental
 from audit.services import audit_export
+from tokens.model_selectors import display_names
 
 
 def _period(request: PanelRequest, default: str = "30"):
@@ -46,6 +47,7 @@ def statistics(request: PanelRequest) -> HttpResponse:
     top = statistics_selectors.top_users(org, start, end)
     pools = forecast_selectors.pool_forecasts(org, today(), statuses)
     at_risk = snapshots.users_at_risk(org)
+    names = display_names()  # the catalogue's display names, one query
     context = {
         "active": "statistics",
         "form": form,
@@ -63,8 +65,8 @@ def statistics(request: PanelRequest) -> HttpResponse:
         "statuses": statuses,
         "top_chart": charts.top_users_chart(top),
         "top": top,
-        "model_chart": charts.model_chart(period.by_model),
-        "models": period.by_model,
+        "model_chart": charts.model_chart(period.by_model, names),
+        "models": [{**m, "label": names.get(m["model"], m["model"])} for m in period.by_model],
         "pools": pools,
         "at_risk": at_risk.users,
         "at_risk_as_of": at_risk.as_of,

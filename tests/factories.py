@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from accounts.models import Membership, Organization, User
 from asksage_admin.lib.months import current_month
-from tokens.models import DailyUsage, MonthlyUsage, Purchase, UsageEvent
+from tokens.models import DailyUsage, MonthlyUsage, PlatformModel, Purchase, UsageEvent
 from tokens.rollup import org_daily_usage_add
 
 PASSWORD = "correct-horse-battery-staple"
@@ -50,6 +50,18 @@ class MembershipFactory(factory.django.DjangoModelFactory):
     role = Membership.Role.MEMBER
     max_inference_tokens = 200_000
     max_embedding_tokens = 0
+
+
+class PlatformModelFactory(factory.django.DjangoModelFactory):
+    """A catalogue model: `PlatformModelFactory(name="gpt-4o", display_name="GPT-4o")`."""
+
+    class Meta:
+        model = PlatformModel
+        django_get_or_create = ("name",)
+
+    name = factory.Sequence(lambda n: f"model-{n}")
+    display_name = factory.LazyAttribute(lambda m: m.name.upper())
+    kind = "inference"
 
 
 class PurchaseFactory(factory.django.DjangoModelFactory):

@@ -27,6 +27,7 @@ from asksage_admin.lib.forms import add_domain_errors
 from asksage_admin.lib.months import current_month
 from tokens import (
     admin_background,  # noqa: F401 - registers the outbox and periodic runs
+    admin_catalogue,  # noqa: F401 - registers the model catalogue
     organizations,
 )
 from tokens.admin_forms import (

@@ -24,6 +24,7 @@ from asksage_admin.lib.forms import (
 )
 from asksage_admin.lib.months import add_months
 from tokens.models import MAX_COLUMNS, ApiKeyScope, Preset, StepMode, TokenKind
+from tokens.services.model_access import MODES, ROLE_LABELS
 from tokens.services.policy import POLICY_FIELDS
 
 __all__ = ["add_domain_errors"]  # the views and member_views take it from here
@@ -363,3 +364,15 @@ class InvitationRegisterForm(RegistrationForm):
     """Registration for the invited address: the email comes from the invitation, not a field."""
 
     email = None
+
+
+class ModelAccessForm(InputForm):
+    """Who may use one model (the Models page): everyone, some roles, some members, nobody."""
+
+    model = forms.CharField(max_length=100, error_messages={"required": "Choose a model."})
+    mode = forms.ChoiceField(
+        choices=list(MODES.items()),
+        error_messages={"required": "Choose who may use the model."},
+    )
+    roles = forms.MultipleChoiceField(choices=list(ROLE_LABELS.items()), required=False)
+    emails = EmailListField(required=False, max_length=20_000)

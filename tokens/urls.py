@@ -1,7 +1,7 @@
 from django.urls import path
 from django.views.generic import RedirectView
 
-from tokens.views import api_keys, distribution, imports, members, requests, users
+from tokens.views import api_keys, distribution, imports, members, models, requests, users
 
 app_name = "tokens"
 
@@ -57,4 +57,7 @@ urlpatterns = [
     path("requests/<id:request_id>/deny/", requests.request_deny, name="request_deny"),
     path("api-keys/", api_keys.api_keys, name="api_keys"),
     path("api-keys/<id:key_id>/revoke/", api_keys.api_key_revoke, name="api_key_revoke"),
+    path("models/", models.models_page, name="models"),
+    path("models/access/", models.model_access, name="model_access"),
+    path("models/unrestrict/", models.models_unrestrict, name="models_unrestrict"),
 ]

@@ -2,13 +2,23 @@
 
 import datetime as dt
 
+from django.db.models import F, OuterRef, Subquery
+from django.db.models.functions import Coalesce
+
 from accounts.models import Organization
 from analytics.exports import Export
 from analytics.filters import ActivityFilter, DateRangeForm, day_bounds
 from analytics.selectors.activity import audit_rows
 from tokens.filters import UserTableFilter
-from tokens.models import DailyUsage, TokenRequest, UsageEvent
+from tokens.models import DailyUsage, PlatformModel, TokenRequest, UsageEvent
 from tokens.selectors import user_table_rows
+
+
+def _display_name() -> Coalesce:
+    """The catalogue's display name of a row's model, else the model as reported: part of
+    the export's one query (a lookup on the catalogue's unique name), never a query a row."""
+    catalogue = PlatformModel.objects.filter(name=OuterRef("model")).values("display_name")
+    return Coalesce(Subquery(catalogue[:1]), F("model"))
 
 
 class BadQuery(ValueError):
@@ -68,10 +78,12 @@ def export_usage_events(org: Organization, params) -> Export:
     rows = (
         UsageEvent.objects.filter(organization=org, created_at__gte=low, created_at__lt=high)
         .order_by("created_at", "id")
-        .values_list("created_at", "user__email", "kind", "model", "tokens")
+        .annotate(model_name=_display_name())
+        .values_list("created_at", "user__email", "kind", "model", "model_name", "tokens")
     )
-    header = ["Time (UTC)", "User email", "Kind", "Model", "Tokens"]
-    return Export("usage-events", header, rows, ["time", "text", "text", "text", "int"])
+    header = ["Time (UTC)", "User email", "Kind", "Model", "Model name", "Tokens"]
+    kinds = ["time", "text", "text", "text", "text", "int"]
+    return Export("usage-events", header, rows, kinds)
 
 
 def export_daily_usage(org: Organization, params) -> Export:
@@ -79,10 +91,13 @@ def export_daily_usage(org: Organization, params) -> Export:
     rows = (
         DailyUsage.objects.filter(organization=org, day__range=(start, end))
         .order_by("day", "user__email", "kind", "model")
-        .values_list("day", "user__email", "user__name", "kind", "model", "tokens", "events")
+        .annotate(model_name=_display_name())
+        .values_list(
+            "day", "user__email", "user__name", "kind", "model", "model_name", "tokens", "events"
+        )
     )
-    header = ["Day", "User email", "User name", "Kind", "Model", "Tokens", "Events"]
-    kinds = ["date", "text", "text", "text", "text", "int", "int"]
+    header = ["Day", "User email", "User name", "Kind", "Model", "Model name", "Tokens", "Events"]
+    kinds = ["date", "text", "text", "text", "text", "text", "int", "int"]
     return Export("daily-usage", header, rows, kinds)
 
 

@@ -50,6 +50,9 @@ class AuditAction(models.TextChoices):
     ALERT_POOL = "alert.pool", "Low pool alert sent"
     API_KEY_CREATED = "api_key.created", "API key created"
     API_KEY_REVOKED = "api_key.revoked", "API key revoked"
+    MODEL_CATALOGUE = "model.catalogue", "Model catalogue changed"
+    MODEL_ACCESS = "model.access", "Model access changed"
+    MODEL_RESTRICTED = "model.restricted", "Model restriction changed"
     EXPORT = "export.csv", "Export downloaded"
     STAFF_DENIED = "staff.denied", "Staff action refused"
     USAGE_EVENTS_DROPPED = "usage.events_dropped", "Usage events of a month dropped (retention)"
@@ -72,6 +75,7 @@ FAMILIES: dict[str, str] = {
     "purchase": "Purchases",
     "purchase_request": "Purchase requests",
     "api_key": "API keys",
+    "model": "Models",
     "export": "Exports",
     "staff": "Refused staff actions",
     "usage": "Usage retention",

@@ -23,6 +23,7 @@ from tokens.models import (
     DailyUsage,
     MonthlyUsage,
     OrgDailyUsage,
+    PlatformModel,
     Purchase,
     TokenRequest,
     UsageEvent,
@@ -92,6 +93,13 @@ class TestSeedDemo:
             for org in Organization.objects.filter(status=Organization.Status.ACTIVE)
         }
         assert sizes == {"Department of Demos": 130, "Acme Analytics": 25, "Small Shop": 4}
+
+    def test_the_catalogue_names_every_model_the_demo_usage_used(self):
+        used_models = set(UsageEvent.objects.values_list("model", flat=True).distinct())
+        catalogue = dict(PlatformModel.objects.values_list("name", "active"))
+        assert used_models <= {name for name, active in catalogue.items() if active}
+        assert False in catalogue.values()  # a retired model, to show what retiring does
+        assert not Organization.objects.filter(models_restricted=True).exists()
 
     def test_it_creates_one_pending_and_one_suspended_organization(self):
         statuses = list(Organization.objects.values_list("status", flat=True))

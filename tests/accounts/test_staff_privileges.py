@@ -50,9 +50,9 @@ def as_user(client, user: User):
 
 
 def test_the_migration_creates_the_groups_sales_and_sales_lead():
-    # The latest group migration syncs the groups with today's roles (tokens 0014: the email
-    # outbox for sales, the periodic runs for sales leads; accounts 0004 keeps its own).
-    migration = importlib.import_module("tokens.migrations.0014_staff_see_background_work")
+    # The latest group migration syncs the groups with today's roles (tokens 0023: the model
+    # catalogue for sales; 0014 and accounts 0004 keep their own).
+    migration = importlib.import_module("tokens.migrations.0023_model_catalogue")
     Group.objects.filter(name__in=["Sales", "Sales lead"]).delete()
 
     migration.sync_groups(django_apps, None)
@@ -69,6 +69,8 @@ def test_the_migration_creates_the_groups_sales_and_sales_lead():
         "tokens.view_periodicrun",
     }
     assert "tokens.view_emaildelivery" in perms("Sales")
+    assert "tokens.change_platformmodel" in perms("Sales")
+    assert "tokens.delete_platformmodel" not in perms("Sales")
     assert not {p for p in perms("Sales lead") if p.startswith("auth.") or "delete_user" in p}
 
 

@@ -9,7 +9,13 @@ from analytics.exports import neutralise
 from audit.models import AuditLog
 from audit.services import audit_record
 from tests.analytics.downloads import download_csv, export_url
-from tests.factories import DailyUsageFactory, MonthlyUsageFactory, UsageEventFactory, utc_today
+from tests.factories import (
+    DailyUsageFactory,
+    MonthlyUsageFactory,
+    PlatformModelFactory,
+    UsageEventFactory,
+    utc_today,
+)
 
 
 @pytest.fixture
@@ -36,8 +42,19 @@ def test_the_usage_events_export_streams_the_period_with_a_dated_name(alice_clie
         f'attachment; filename="acme-agency-usage-events-{today:%Y-%m-%d}.csv"'
     )
     assert response["Content-Type"] == "text/csv; charset=utf-8"
-    assert rows[0] == ["Time (UTC)", "User email", "Kind", "Model", "Tokens"]
-    assert [r[1:] for r in rows[1:]] == [["bob@example.com", "inference", "gpt-4o", "111"]]
+    assert rows[0] == ["Time (UTC)", "User email", "Kind", "Model", "Model name", "Tokens"]
+    assert [r[1:] for r in rows[1:]] == [
+        ["bob@example.com", "inference", "gpt-4o", "gpt-4o", "111"]
+    ]
+
+
+def test_usage_exports_name_each_model_as_the_catalogue_displays_it(alice_client, usage):
+    PlatformModelFactory(name="gpt-4o", display_name="GPT-4o Omni")
+    _, events = download_csv(alice_client, "usage-events")
+    _, daily = download_csv(alice_client, "daily-usage", {"range": "7"})
+
+    assert [r[3:5] for r in events[1:]] == [["gpt-4o", "GPT-4o Omni"]]
+    assert [r[4:6] for r in daily[1:]] == [["gpt-4o", "GPT-4o Omni"]]
 
 
 def test_a_custom_range_includes_both_ends_and_neutralises_formulas(alice_client, usage):
@@ -59,6 +76,7 @@ def test_daily_usage_per_user(alice_client, usage):
             "bob@example.com",
             "Bob Member",
             "inference",
+            "gpt-4o",
             "gpt-4o",
             "111",
             "1",

@@ -45,8 +45,15 @@ def test_the_usage_events_xlsx_has_typed_cells_and_formulas_as_plain_text(alice_
         'attachment; filename="acme-agency-usage-events-2026-03-16.xlsx"'
     )
     assert rows == [
-        ["Time (UTC)", "User email", "Kind", "Model", "Tokens"],
-        [dt.datetime(2026, 3, 16, 8, 30), "bob@example.com", "inference", "=HYPERLINK(1)", 111],
+        ["Time (UTC)", "User email", "Kind", "Model", "Model name", "Tokens"],
+        [
+            dt.datetime(2026, 3, 16, 8, 30),
+            "bob@example.com",
+            "inference",
+            "=HYPERLINK(1)",
+            "=HYPERLINK(1)",
+            111,
+        ],
     ]
 
 
@@ -65,6 +72,7 @@ def test_the_daily_usage_xlsx_has_dates_as_dates_and_numbers_as_numbers(alice_cl
         "bob@example.com",
         "Bob Member",
         "inference",
+        "gpt-4o",
         "gpt-4o",
         111,
         1,
@@ -96,7 +104,7 @@ def test_carol_downloads_only_her_organizations_rows_as_xlsx(carol_client, usage
     _, rows = download_xlsx(carol_client, "usage-events", {"range": "7"})
 
     assert [r[1] for r in rows[1:]] == ["dave@example.com"]
-    assert rows[1][4] == 999
+    assert rows[1][5] == 999
 
 
 def test_members_cannot_export_xlsx(bob_client, usage):

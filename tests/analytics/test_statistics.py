@@ -15,6 +15,7 @@ from tests.factories import (
     DailyUsageFactory,
     MembershipFactory,
     MonthlyUsageFactory,
+    PlatformModelFactory,
     set_max,
     usage_recorded,
     utc_today,
@@ -113,6 +114,20 @@ def test_top_users_and_models_cover_the_chosen_range(alice_client, usage):
         ("embed-3", 5_000),
     ]
     assert len(response.context["days"]) == 7
+
+
+def test_models_read_as_the_catalogue_names_them(alice_client, usage):
+    PlatformModelFactory(name="acme-o1-model", display_name="Acme Reasoning o1")
+    response = alice_client.get(URL, {"range": "7"})
+
+    assert [m["label"] for m in response.context["models"]] == [
+        "Acme Reasoning o1",
+        "gpt-4o",
+        "embed-3",
+    ]
+    html = response.content.decode()
+    assert "Acme Reasoning o1 (Inference)" in html  # the chart's bar
+    assert '<code class="muted">acme-o1-model</code>' in html  # the table keeps the name
 
 
 def test_a_custom_range_is_honoured(alice_client, usage):

@@ -21,9 +21,10 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import User
 from audit.models import AuditLog
-from tests.factories import MembershipFactory, UserFactory
+from tests.factories import MembershipFactory, PlatformModelFactory, UserFactory
 from tokens.models import AllocationBatch, ApiKey, Notification, TokenRequest
 from tokens.services.invitations import invitation_create
+from tokens.services.model_access import model_access_set
 
 pytestmark = [pytest.mark.mfa, pytest.mark.django_db]
 
@@ -180,6 +181,14 @@ def cast(org_a, alice, bob, carol, sam):
     )
     key = ApiKey.objects.create(
         organization=org_a, name="gateway", prefix="ak_x", key_hash="x" * 64
+    )
+    # Org A restricts its models, one of them to sally alone: the Models page shows her email.
+    model_access_set(
+        actor=alice,
+        org=org_a,
+        model_name=PlatformModelFactory(name="o1").name,
+        mode="users",
+        emails=[SECRET],
     )
     invitation = invitation_create(
         admin=alice, org=org_a, email="invited@example.com", role="admin"

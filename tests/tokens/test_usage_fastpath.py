@@ -25,10 +25,11 @@ from prometheus_client import REGISTRY
 from accounts.models import Organization
 from asksage_admin.lib.months import current_month
 from tests.asgi import AsgiClient
-from tests.factories import MembershipFactory, set_max, used
+from tests.factories import MembershipFactory, PlatformModelFactory, set_max, used
 from tokens.models import DailyUsage, MonthlyUsage, UsageEvent
 from tokens.services import api_keys as api_key_services
 from tokens.services import auto_increase as auto_increase_services
+from tokens.services.model_access import model_access_set
 from tokens.usage_api import fastpath, pool, recording
 from tokens.usage_api.results import UsageRequest
 
@@ -184,6 +185,10 @@ def world(org_a, org_b, alice, bob, carol, dave, key_a):
     )
     suspended = api_key_services.api_key_create(actor=carol, org=org_b, name="Birds")[1]
     Organization.objects.filter(pk=org_b.pk).update(status=Organization.Status.SUSPENDED)
+    # Org A restricts its models: gpt-4o for everyone, o1 for admins only.
+    for name in ("gpt-4o", "o1"):
+        PlatformModelFactory(name=name)
+    model_access_set(actor=alice, org=org_a, model_name="o1", mode="roles", roles=["admin"])
     return {"key": key_a, "revoked": revoked, "suspended": suspended}
 
 
@@ -213,6 +218,15 @@ REFUSALS = [
     ("banned user", "key", body(user="banned@example.com"), None, {}),
     ("paid-off user", "key", body(user="unpaid@example.com"), None, {}),
     ("over the max", "key", body(tokens=10**9), None, {}),
+    ("a model not enabled for the user", "key", body(model="o1"), None, {}),
+    ("a model outside the catalogue", "key", body(model="mystery"), None, {}),
+    (
+        "banned, and a model not enabled",
+        "key",
+        body(user="banned@example.com", model="o1"),
+        None,
+        {},
+    ),
 ]
 # Headers the two doors may answer differently, and why. Every other header must be equal,
 # by name and value, both ways (a header only one door sends is a difference). In process

@@ -11,12 +11,14 @@ invitations  invitations to join an organization (hashed, single-use links)
 alerts       alerts already sent this month
 notifications  the in-app notifications (the bell)
 background   the email outbox and the ledger of periodic runs (tasks)
+catalogue    the platform's models (sales) and the models each organization enables
 """
 
 from .alerts import AlertSent
 from .allocations import AllocationBatch, PendingEdit
 from .api_keys import ApiKey, ApiKeyScope
 from .background import EmailDelivery, PeriodicRun
+from .catalogue import EVERYONE, ModelGrant, PlatformModel
 from .invitations import Invitation
 from .kinds import BLOCK, COLUMN_LABELS, KIND_HELP, MAX_COLUMNS, TokenKind, column_for_kind
 from .notifications import Notification
@@ -38,6 +40,7 @@ __all__ = [
     "COLUMN_LABELS",
     "DYNAMIC_MIN_STEP",
     "DYNAMIC_TIERS",
+    "EVERYONE",
     "KIND_HELP",
     "MAX_COLUMNS",
     "PRESETS",
@@ -50,11 +53,13 @@ __all__ = [
     "EmailDelivery",
     "Invitation",
     "MemberOverride",
+    "ModelGrant",
     "PeriodicRun",
     "MonthlyUsage",
     "Notification",
     "OrgDailyUsage",
     "PendingEdit",
+    "PlatformModel",
     "Preset",
     "Purchase",
     "PurchaseRequest",

@@ -85,6 +85,16 @@ def check_user_may_use(user) -> None:
         raise UsageError(403, "user_not_paid", "This user is paid off: they have no paid features.")
 
 
+def model_not_allowed(model: str) -> UsageError:
+    # The same answer for a model the organization did not enable for this user and for a
+    # name outside the catalogue (while the organization restricts its models).
+    return UsageError(
+        403,
+        "model_not_allowed",
+        f"The model “{model[:100]}” is not enabled for this user in your organization.",
+    )
+
+
 def user_not_found() -> UsageError:
     # The same answer for an unknown email and another organization's user: emails of other
     # organizations cannot be probed with a key.

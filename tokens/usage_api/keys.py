@@ -89,7 +89,7 @@ def api_key_authenticate(raw_key: str, scope: str = ApiKeyScope.USAGE) -> ApiKey
         cursor.execute(
             "SELECT k.id, k.name, k.prefix, k.key_hash, k.revoked_at IS NOT NULL, "
             "k.last_used_at IS NULL OR k.last_used_at < %s, k.scopes, "
-            "o.id, o.name, o.slug, o.status "
+            "o.id, o.name, o.slug, o.status, o.models_restricted "
             f"FROM {table(ApiKey)} k JOIN {table(Organization)} o ON o.id = k.organization_id "
             "WHERE k.key_hash = %s",
             [connection.ops.adapt_datetimefield_value(now - LAST_USED_RESOLUTION), presented],
@@ -102,7 +102,9 @@ def api_key_authenticate(raw_key: str, scope: str = ApiKeyScope.USAGE) -> ApiKey
     if revoked:
         raise key_revoked()
     # Instances with only these fields loaded; anything else is fetched if ever read.
-    org = Organization.from_db("default", ["id", "name", "slug", "status"], org_values)
+    org = Organization.from_db(
+        "default", ["id", "name", "slug", "status", "models_restricted"], org_values
+    )
     if not org.is_active:
         raise organization_inactive(org.status)
     key = ApiKey.from_db(

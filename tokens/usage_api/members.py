@@ -3,7 +3,7 @@
 from django.db import connection
 
 from accounts.models import Membership, Organization, User
-from tokens.models import MAX_COLUMNS
+from tokens.models import EVERYONE, MAX_COLUMNS, ModelGrant
 from tokens.usage_api.errors import user_not_found
 from tokens.usage_api.tables import table
 
@@ -41,3 +41,16 @@ def membership_for(org: Organization, email: str, *, lock: bool = False) -> Memb
     membership.user = user
     membership.organization = org
     return membership
+
+
+def model_allowed(membership: Membership, model: str) -> bool:
+    """Whether the member may use the model: always while the organization does not restrict
+    its models (no row read), else when a grant names it for everyone, the member's role or
+    the member (the PostgreSQL statement's `ok`, the same rule)."""
+    if not membership.organization.models_restricted:
+        return True
+    return ModelGrant.objects.filter(
+        organization_id=membership.organization_id,
+        model_id=model,
+        audience__in=[EVERYONE, membership.role, str(membership.user_id)],
+    ).exists()

@@ -110,13 +110,17 @@ OPENAPI = {
                         },
                     },
                     "403": _error(
-                        "User banned, disabled or paid off; organization pending or suspended",
+                        "User banned, disabled or paid off; organization pending or suspended; the key "
+                        "lacks the usage scope; "
+                        "the model is not enabled for this user (the organization restricts "
+                        "its models and no grant names it for them: nothing was counted)",
                         [
                             "user_banned",
                             "user_inactive",
                             "user_not_paid",
                             "organization_inactive",
                             "scope_missing",
+                            "model_not_allowed",
                         ],
                     ),
                     "404": _error(
@@ -224,6 +228,23 @@ OPENAPI = {
                     "banned": {"type": "boolean"},
                     "inference": _BALANCE,
                     "embedding": _BALANCE,
+                    "models_restricted": {
+                        "type": "boolean",
+                        "description": "False: every model is allowed, also names outside the "
+                        "catalogue; true: only `models`.",
+                    },
+                    "models": {
+                        "type": "array",
+                        "description": "The catalogue's active models this user may use.",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "name": {"type": "string", "example": "gpt-4o"},
+                                "display_name": {"type": "string", "example": "GPT-4o"},
+                                "kind": {"type": "string", "enum": ["inference", "embedding"]},
+                            },
+                        },
+                    },
                 },
             },
             "Error": {

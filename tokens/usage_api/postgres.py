@@ -10,7 +10,9 @@ daily rollup written by the same statement, so in the same transaction:
     who      the member with that email in the key's organization (as of the statement's
              snapshot: found or not, banned, paid), with the report: each later lookup
              takes all its keys from this one row, so its plan is an index lookup on the
-             full unique key whatever the statistics say
+             full unique key whatever the statistics say; `ok`: the model is allowed (the
+             organization does not restrict models, or one grant row, by the unique index,
+             names the model for everyone, the user's role or the user): else nothing counts
     m        the membership rows, locked FOR NO KEY UPDATE, with their report (the writes
              below read everything from it and `counted`, no join): their max is the one
              committed now (an admin's save that lowered it either committed before the lock,
@@ -45,6 +47,7 @@ has its own path, side by side (`sqlite`: IMMEDIATE transactions, statement by s
 
 import datetime as dt
 import json
+import re
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -55,6 +58,7 @@ from tokens.models import (
     AllocationPolicy,
     ApiKey,
     DailyUsage,
+    ModelGrant,
     MonthlyUsage,
     OrgDailyUsage,
     TokenKind,
@@ -69,6 +73,7 @@ from tokens.usage_api.errors import (
     invalid_key,
     key_reused,
     key_revoked,
+    model_not_allowed,
     organization_inactive,
     over_limit,
     user_not_found,
@@ -79,24 +84,27 @@ from tokens.usage_api.results import Balance, UsageRequest, UsageResult
 # Tables as {placeholders} (filled from the models below), values as %(parameters)s.
 _STATEMENT = """
 WITH r AS MATERIALIZED (
-  SELECT (e->>0)::int AS ord, e->>1 AS key_hash, e->>2 AS email, e->>3 AS kind,
-      (e->>4)::bigint AS tokens, e->>5 AS model, e->>6 AS idem, e->>7 AS fingerprint
+  SELECT (e->>0)::int AS ord, e->>1 AS kh, e->>2 AS email, e->>3 AS kind,
+      (e->>4)::bigint AS tokens, e->>5 AS model, e->>6 AS idem, e->>7 AS fp
   FROM jsonb_array_elements(%(reports)s::jsonb) e
 ), k AS MATERIALIZED (
   SELECT ak.key_hash, ak.id AS key_id, ak.organization_id AS org_id,
       ak.revoked_at IS NOT NULL AS revoked, o.status AS org_status,
       o.status = %(active)s AND ak.revoked_at IS NULL AS usable,
-      p.preset, p.step_mode, p.trigger_percent, p.alert_thresholds::text AS alert_thresholds
-  FROM (SELECT DISTINCT key_hash FROM r) h
-  JOIN {apikey} ak ON ak.key_hash = h.key_hash
+      p.preset, p.step_mode, p.trigger_percent, p.alert_thresholds::text,
+      o.models_restricted mr
+  FROM (SELECT DISTINCT kh FROM r) h
+  JOIN {apikey} ak ON ak.key_hash = h.kh
   JOIN {organization} o ON o.id = ak.organization_id
   LEFT JOIN {policy} p ON p.organization_id = o.id
 ), who AS (
-  SELECT r.ord, k.org_id, u.membership_id, u.user_id, u.is_paid, u.is_banned, u.is_active,
-      r.kind, r.tokens, r.model, r.idem, r.fingerprint
-  FROM r JOIN k ON k.key_hash = r.key_hash AND k.usable
+  SELECT r.ord, k.org_id, u.mid, u.user_id, u.is_paid, u.is_banned, u.is_active,
+      r.kind, r.tokens, r.model, r.idem, r.fp, NOT k.mr OR EXISTS (SELECT FROM {grant} g
+      WHERE g.organization_id = k.org_id AND g.model = r.model
+      AND g.audience IN ('', u.role, u.user_id::text)) ok
+  FROM r JOIN k ON k.key_hash = r.kh AND k.usable
   CROSS JOIN LATERAL (
-    SELECT mb.id AS membership_id, u.id AS user_id, u.is_paid, u.is_banned, u.is_active
+    SELECT mb.id AS mid, u.id AS user_id, u.is_paid, u.is_banned, u.is_active, mb.role
     FROM {user} u JOIN {membership} mb ON mb.user_id = u.id
     WHERE lower(u.email) = r.email AND mb.organization_id IS NOT DISTINCT FROM k.org_id
     LIMIT 1
@@ -104,7 +112,7 @@ WITH r AS MATERIALIZED (
 ), m AS (
   SELECT who.*, CASE who.kind WHEN %(inference)s THEN mb.max_inference_tokens
       ELSE mb.max_embedding_tokens END AS max
-  FROM who JOIN {membership} mb ON mb.id = who.membership_id
+  FROM who JOIN {membership} mb ON mb.id = who.mid
   FOR NO KEY UPDATE OF mb {skip_locked}
 ), prior AS (
   SELECT who.ord, e.* FROM who CROSS JOIN LATERAL (
@@ -118,9 +126,9 @@ WITH r AS MATERIALIZED (
   FROM m
   WHERE mu.user_id = m.user_id AND mu.kind = m.kind AND mu.month = %(month)s
     AND mu.organization_id = m.org_id AND mu.used + m.tokens <= m.max
-    AND m.is_paid AND NOT m.is_banned AND m.is_active
+    AND m.is_paid AND NOT m.is_banned AND m.is_active AND m.ok
     AND NOT EXISTS (SELECT FROM prior WHERE prior.ord = m.ord)
-  RETURNING m.ord, m.org_id, mu.user_id, m.kind, m.tokens, m.model, m.idem, m.fingerprint,
+  RETURNING m.ord, m.org_id, mu.user_id, m.kind, m.tokens, m.model, m.idem, m.fp,
     m.max, mu.used
 ), t AS (
   UPDATE {membership} b SET total_used = total_used + tokens FROM counted c
@@ -129,7 +137,7 @@ WITH r AS MATERIALIZED (
   INSERT INTO {event} (organization_id, user_id, kind, tokens, model, created_at,
       idempotency_key, request_hash, used_after, max_after)
   SELECT c.org_id, c.user_id, c.kind, c.tokens, c.model, %(now)s, c.idem,
-      CASE WHEN c.idem <> '' THEN c.fingerprint ELSE '' END, c.used, c.max
+      c.fp, c.used, c.max
   FROM counted c
   RETURNING id, user_id
 ), daily AS (
@@ -152,15 +160,15 @@ WITH r AS MATERIALIZED (
 )
 SELECT r.ord, k.key_id, k.revoked, k.org_status,
     k.preset, k.step_mode, k.trigger_percent, k.alert_thresholds,
-    who.user_id, who.is_paid, who.is_banned, who.is_active,
-    m.ord IS NOT NULL AS locked, m.max, CASE WHEN c.used IS NULL THEN (
+    who.user_id, who.is_paid, who.is_banned, who.is_active, who.ok,
+    m.ord IS NOT NULL, m.max, CASE WHEN c.used IS NULL THEN (
       SELECT used FROM {monthly} cur WHERE cur.user_id = who.user_id
       AND cur.kind = who.kind AND cur.month = %(month)s AND cur.organization_id = who.org_id
-    ) END AS seen_used,
+    ) END,
     prior.id, prior.created_at, prior.request_hash, prior.used_after, prior.max_after,
     c.used, event.id
 FROM r
-LEFT JOIN k ON k.key_hash = r.key_hash
+LEFT JOIN k ON k.key_hash = r.kh
 LEFT JOIN who ON who.ord = r.ord
 LEFT JOIN m ON m.ord = r.ord
 LEFT JOIN prior ON prior.ord = r.ord
@@ -175,7 +183,9 @@ ORDER BY r.ord
 # So the per-report lookups are LATERAL … LIMIT 1 (run once per report, never flattened into
 # a join the planner could turn around), each with one index to use: the user by email, the
 # membership by user (both unique), the retry by its idempotency key (the keys' primary
-# key, the key first, in each of the few months kept; `<> ''` is left from a partial index). The
+# key, the key first, in each of the few months kept; `<> ''` is left from a partial index),
+# the model's grant by its unique (organization, model, audience) index, and only for an
+# organization that restricts its models (`NOT k.mr OR EXISTS …` stops at the flag). The
 # organization is compared with IS NOT DISTINCT FROM, which no index serves: an index on the
 # organization could otherwise look as cheap and read all of its rows.
 # One line, under psycopg's 4 KiB limit for caching a query's parsing.
@@ -192,18 +202,20 @@ _TABLES = {
         "monthly": MonthlyUsage,
         "daily": DailyUsage,
         "orgdaily": OrgDailyUsage,
+        "grant": ModelGrant,
     }.items()
 }
 
 
 def _one_line(sql: str) -> str:
     """The statement on one line, without the spaces after commas, around operators and
-    around parentheses (its only string literals, '' and '-infinity', hold none of them): it
-    keeps under the 4 KiB limit."""
+    parentheses (its only string literals, '' and '-infinity', hold none of them), and
+    without the optional AS before a column's name (PostgreSQL ≥ 14 takes bare labels; a
+    table's AS, followed by "(" or a CTE's, stays): it keeps under the 4 KiB limit."""
     line = " ".join(sql.split())
-    for spaced in (", ", " = ", "( ", " )", " (", ") ", " + ", " <= ", " <> ", " < "):
+    for spaced in (", ", " = ", "( ", " )", " + ", " <= ", " <> ", " < ", " (", ") "):
         line = line.replace(spaced, spaced.strip())
-    return line
+    return re.sub(r" AS (\w+)(?=,| FROM )", r" \1", line)
 
 
 BATCH_SQL = _one_line(_STATEMENT.format(skip_locked="SKIP LOCKED", **_TABLES))
@@ -240,6 +252,7 @@ class Row(NamedTuple):
     is_paid: bool | None
     is_banned: bool | None
     is_active: bool | None
+    model_ok: bool | None
     locked: bool
     max: int | None
     seen_used: int | None
@@ -351,6 +364,8 @@ def settle(report: Report, row: Row, *, now: dt.datetime, waited: bool) -> Usage
             user_id=row.user_id,
         )
     check_user_may_use(row)
+    if not row.model_ok:
+        raise model_not_allowed(usage.model)
     if not row.locked:
         # Waiting for the lock found the row gone (deleted meanwhile), or SKIP LOCKED passed it.
         if waited:

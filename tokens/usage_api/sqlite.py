@@ -2,7 +2,8 @@
 
 One short IMMEDIATE transaction (SQLite serializes writers, so no row locks are needed) that
 
-1. finds the member in the key's organization (`members.membership_for`);
+1. finds the member in the key's organization (`members.membership_for`) and checks they may
+   use tokens and the model (`members.model_allowed`);
 2. adds the tokens with one conditional UPDATE: `used = used + n WHERE … AND used + n <= max`
    (the database enforces the limit: no read-modify-write race), creating the month's row
    when it is the first usage of the month, and adds them to the member's lifetime total
@@ -32,8 +33,8 @@ from tokens.models import (
     UsageEventKey,
     column_for_kind,
 )
-from tokens.usage_api.errors import check_user_may_use, key_reused, over_limit
-from tokens.usage_api.members import membership_for
+from tokens.usage_api.errors import check_user_may_use, key_reused, model_not_allowed, over_limit
+from tokens.usage_api.members import membership_for, model_allowed
 from tokens.usage_api.results import Balance, UsageRequest, UsageResult
 from tokens.usage_api.tables import table
 
@@ -177,12 +178,15 @@ def record_in_steps(
     """SQLite: the recording transaction statement by statement (see the module's steps)."""
     membership = membership_for(org, usage.email, lock=True)
     user = membership.user
-    # A retry answers what was first said, even to a user since banned or at the max. Looked
-    # up first: a key is unique within a month only (`UsageEventKey`).
+    # A retry answers what was first said, even to a user since banned or at the max, or for
+    # a model since disabled. Looked up first: a key is unique within a month only
+    # (`UsageEventKey`).
     replay = answer_replay(org=org, usage=usage, idempotency_key=idempotency_key)
     if replay is not None:
         return replay
     check_user_may_use(user)
+    if not model_allowed(membership, usage.model):
+        raise model_not_allowed(usage.model)
     limit = getattr(membership, column_for_kind(usage.kind))
     month = month_start(now)
     write = _write_in_steps

@@ -19,6 +19,7 @@ from audit.models import AuditLog
 from audit.services import audit_bulk
 from tokens.management.demo.plans import (
     ADMIN_EMAIL,
+    CATALOGUE,
     FIRST_NAMES,
     LAST_NAMES,
     MARKER_SLUG,
@@ -31,7 +32,7 @@ from tokens.management.demo.plans import (
     member_limits,
 )
 from tokens.management.demo.usage import seed_usage
-from tokens.models import Purchase, TokenRequest
+from tokens.models import PlatformModel, Purchase, TokenRequest
 
 __all__ = ["PASSWORD", "Command"]
 
@@ -86,6 +87,10 @@ class Command(BaseCommand):
             is_superuser=True,
             terms_accepted_at=now - dt.timedelta(days=400),
             date_joined=now - dt.timedelta(days=400),
+        )
+        PlatformModel.objects.bulk_create(
+            [PlatformModel(name=n, display_name=d, kind=k, active=a) for n, d, k, a in CATALOGUE],
+            ignore_conflicts=True,
         )
         audit: list[AuditLog] = []
         memberships: list[Membership] = []

@@ -17,6 +17,18 @@ INFERENCE_MODELS = ["gpt-4o", "gpt-4o-mini", "claude-3-5-sonnet", "llama-3-70b"]
 INFERENCE_WEIGHTS = [5, 3, 4, 2]
 EMBEDDING_MODELS = ["text-embedding-3-large", "text-embedding-3-small"]
 EMBEDDING_WEIGHTS = [3, 1]
+# The model catalogue sales keep: (gateway name, display name, kind, active). Every model the
+# usage uses, an expensive one no one used yet, and a retired one.
+CATALOGUE = [
+    ("gpt-4o", "GPT-4o", TokenKind.INFERENCE, True),
+    ("gpt-4o-mini", "GPT-4o mini", TokenKind.INFERENCE, True),
+    ("claude-3-5-sonnet", "Claude 3.5 Sonnet", TokenKind.INFERENCE, True),
+    ("llama-3-70b", "Llama 3 70B", TokenKind.INFERENCE, True),
+    ("o1", "o1 (reasoning, expensive)", TokenKind.INFERENCE, True),
+    ("gpt-3.5-turbo", "GPT-3.5 Turbo (retired)", TokenKind.INFERENCE, False),
+    ("text-embedding-3-large", "Text Embedding 3 Large", TokenKind.EMBEDDING, True),
+    ("text-embedding-3-small", "Text Embedding 3 Small", TokenKind.EMBEDDING, True),
+]
 
 # fmt: off
 FIRST_NAMES = [
