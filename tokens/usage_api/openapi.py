@@ -110,8 +110,8 @@ OPENAPI = {
                         },
                     },
                     "403": _error(
-                        "User banned, disabled or paid off; organization pending or suspended; the key "
-                        "lacks the usage scope; "
+                        "User banned, disabled or paid off; organization pending or suspended; "
+                        "the key lacks the usage scope; "
                         "the model is not enabled for this user (the organization restricts "
                         "its models and no grant names it for them: nothing was counted)",
                         [
