@@ -62,7 +62,7 @@ def _home_context(request: AuthedRequest, form: TokenRequestForm | None = None) 
     context = selectors.member_home(request.user, request.membership)
     context["request_form"] = form or TokenRequestForm()
     context["my_requests"] = selectors.member_requests(request.user)
-    context["allowed_models"] = selectors.allowed_models_for(request.user)
+    context["allowed_models"] = selectors.allowed_models_for(request.membership)
     context.update(_usage_context(request))
     return context
 

@@ -3,7 +3,7 @@ queries whatever the number of models and grants."""
 
 from dataclasses import dataclass, field
 
-from accounts.models import Organization, User
+from accounts.models import Membership, Organization, User
 from tokens.models import EVERYONE, ModelGrant, PlatformModel
 from tokens.services.model_access import (
     EVERYONE_MODE,
@@ -78,3 +78,20 @@ def _row(name, display, kind, audiences: list[str], emails: dict[str, str]) -> M
 def display_names() -> dict[str, str]:
     """Every catalogue model's display name by its gateway name (statistics, exports)."""
     return dict(PlatformModel.objects.values_list("name", "display_name"))
+
+
+def models_allowed_for(membership: Membership) -> list[dict]:
+    """The catalogue's active models the member may use, in one query. Unrestricted, that is
+    every active model (and a name outside the catalogue is accepted too)."""
+    rows = PlatformModel.objects.filter(active=True)
+    if membership.organization.models_restricted:
+        rows = rows.filter(
+            grants__organization_id=membership.organization_id,
+            grants__audience__in=[EVERYONE, membership.role, str(membership.user_id)],
+        ).distinct()
+    return [
+        {"name": name, "display_name": display, "kind": kind}
+        for name, display, kind in rows.order_by("kind", "display_name", "name").values_list(
+            "name", "display_name", "kind"
+        )
+    ]

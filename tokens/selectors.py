@@ -20,6 +20,7 @@ from django.db.models.functions import Coalesce
 from accounts.models import Membership, Organization, User
 from accounts.sign_in import second_factor, sign_in_method
 from asksage_admin.lib.months import current_month, previous_month
+from tokens.model_selectors import models_allowed_for
 from tokens.models import (
     COLUMN_LABELS,
     DYNAMIC_MIN_STEP,
@@ -472,10 +473,9 @@ def notifications_for(user: User, limit: int = 50):
     return Notification.objects.filter(recipient=user).order_by("-created_at", "-pk")[:limit]
 
 
-def allowed_models_for(user: User) -> list[str] | None:
-    """The models the user may call; None means every model.
-
-    TODO(model catalogue): the catalogue being built in parallel (per organization and per
-    user allowed models) answers this; until the lead wires it, everyone may use every model.
-    """
-    return None
+def allowed_models_for(membership: Membership | None) -> list[dict] | None:
+    """The models the member may call, for their home page; None while the organization has
+    not narrowed its models (then every model is allowed, names outside the catalogue too)."""
+    if membership is None or not membership.organization.models_restricted:
+        return None
+    return models_allowed_for(membership)

@@ -8,9 +8,15 @@ import time_machine
 from django.urls import reverse
 
 from asksage_admin.lib import charts
-from tests.factories import DailyUsageFactory, MembershipFactory, UserFactory
+from tests.factories import (
+    DailyUsageFactory,
+    MembershipFactory,
+    PlatformModelFactory,
+    UserFactory,
+)
 from tokens import selectors
 from tokens.services import requests as request_services
+from tokens.services.model_access import ROLES_MODE, model_access_set
 
 # Mid-month, so "this month" and "the last 7 days" differ; the clock is pinned in every test.
 NOW = dt.datetime(2026, 5, 20, 12, 0, tzinfo=dt.UTC)
@@ -158,11 +164,19 @@ def test_this_month_and_the_three_before_cover_whole_calendar_months(client, bob
     assert 'id="usage-model-chart-title"' in page  # the per-model bars, as on Statistics
 
 
-def test_the_allowed_models_section_says_every_model_until_the_catalogue_answers(
-    client, bob, monkeypatch
-):
+def test_the_allowed_models_section_lists_the_models_open_to_the_member(client, alice, bob):
+    PlatformModelFactory(name="gpt-4o", display_name="GPT-4o")
+    PlatformModelFactory(name="claude-opus", display_name="Claude Opus")
     page = home(client, bob).content.decode()
     assert "Models you may use" in page and "Every model offered to" in page
-    monkeypatch.setattr(selectors, "allowed_models_for", lambda user: ["gpt-4o", "claude"])
+    # The admin keeps the expensive model for admins: bob sees the other one only.
+    model_access_set(
+        actor=alice,
+        org=alice.membership.organization,
+        model_name="claude-opus",
+        mode=ROLES_MODE,
+        roles=["admin"],
+    )
     page = home(client, bob).content.decode()
-    assert "<code>gpt-4o</code>" in page and "Every model offered" not in page
+    assert "GPT-4o <code>gpt-4o</code>" in page
+    assert "claude-opus" not in page and "Every model offered" not in page

@@ -4,9 +4,10 @@ import datetime as dt
 
 from django.utils import timezone
 
-from accounts.models import Membership, Organization
+from accounts.models import Organization
 from asksage_admin.lib.months import month_start
-from tokens.models import EVERYONE, MonthlyUsage, PlatformModel, TokenKind, column_for_kind
+from tokens.model_selectors import models_allowed_for
+from tokens.models import MonthlyUsage, TokenKind, column_for_kind
 from tokens.usage_api.members import membership_for
 from tokens.usage_api.results import Balance
 
@@ -33,22 +34,5 @@ def balance_for(*, org: Organization, email: str, month: dt.date | None = None) 
             for kind in TokenKind.values
         },
         "models_restricted": org.models_restricted,
-        "models": allowed_models(membership),
+        "models": models_allowed_for(membership),
     }
-
-
-def allowed_models(membership: Membership) -> list[dict]:
-    """The catalogue's active models the member may use, in one query. Unrestricted, that is
-    every active model (and a name outside the catalogue is accepted too)."""
-    rows = PlatformModel.objects.filter(active=True)
-    if membership.organization.models_restricted:
-        rows = rows.filter(
-            grants__organization_id=membership.organization_id,
-            grants__audience__in=[EVERYONE, membership.role, str(membership.user_id)],
-        ).distinct()
-    return [
-        {"name": name, "display_name": display, "kind": kind}
-        for name, display, kind in rows.order_by("kind", "display_name", "name").values_list(
-            "name", "display_name", "kind"
-        )
-    ]
