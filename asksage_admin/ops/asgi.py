@@ -13,22 +13,14 @@ import time
 from asksage_admin.lib import metrics
 from asksage_admin.lib.access_log import access_logged
 from asksage_admin.lib.request_id import HEADER, bind_request_id, unbind_request_id
+from asksage_admin.ops.asgi_wrap import HttpWrapperASGI
 
 SERVED_BY_DJANGO = "asksage.served_by_django"  # set in the scope by RequestLogMiddleware
 _HEADER = HEADER.lower().encode()
 
 
-class RequestContextASGI:
-    def __init__(self, app):
-        self.app = app
-
-    def __getattr__(self, name):  # the wrapped application's own attributes (aclose, …)
-        return getattr(self.app, name)
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+class RequestContextASGI(HttpWrapperASGI):
+    async def http(self, scope, receive, send) -> None:
         incoming = next((v for k, v in scope.get("headers", ()) if k == _HEADER), b"")
         request_id, tokens = bind_request_id(incoming.decode("latin-1"))
         started = time.perf_counter()

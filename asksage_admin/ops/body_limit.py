@@ -11,6 +11,7 @@ more than the cap without declaring it is cut off as a disconnect.
 from django.conf import settings
 
 from asksage_admin.lib.uploads import MULTIPART_SLACK
+from asksage_admin.ops.asgi_wrap import HttpWrapperASGI
 
 _LENGTH = b"content-length"
 
@@ -28,17 +29,8 @@ def _declared(scope) -> int | None:
         return None
 
 
-class BodyLimitASGI:
-    def __init__(self, app):
-        self.app = app
-
-    def __getattr__(self, name):  # the wrapped application's own attributes (aclose, …)
-        return getattr(self.app, name)
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+class BodyLimitASGI(HttpWrapperASGI):
+    async def http(self, scope, receive, send) -> None:
         cap = body_cap()
         declared = _declared(scope)
         if declared is not None and declared > cap:
