@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
-from django.urls import path, reverse_lazy
+from django.urls import include, path, reverse_lazy
 
-from accounts import views
+from accounts import passkey_views, views
 from accounts.forms import LoginForm
 
 app_name = "accounts"
@@ -17,6 +17,14 @@ urlpatterns = [
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/mfa/", views.mfa, name="mfa"),
+    path("accounts/mfa/passkeys/", passkey_views.passkey_list, name="passkeys"),
+    path("accounts/mfa/passkeys/name/", passkey_views.passkey_name, name="passkey_name"),
+    path(
+        "accounts/mfa/passkeys/<id:pk>/remove/",
+        passkey_views.passkey_remove,
+        name="passkey_remove",
+    ),
+    path("accounts/mfa/webauthn/", include("accounts.webauthn_urls")),
     path(
         "accounts/password-reset/",
         auth_views.PasswordResetView.as_view(
