@@ -1,4 +1,5 @@
-"""The second factor (TOTP, with recovery codes; passkeys in accounts.passkeys) for org admins, auditors and sales staff.
+"""The second factor (TOTP, with recovery codes) for org admins, auditors and sales staff;
+passkeys are in accounts.passkeys.
 
 Built on django-otp: a confirmed TOTPDevice is the authenticator app, a StaticDevice holds
 one-time recovery codes. A session is "verified" once `django_otp.login` ran in it.

@@ -16,10 +16,10 @@ from django_otp_webauthn.templatetags.otp_webauthn import get_configuration
 
 from accounts import mfa as mfa_services
 from accounts import services
-from accounts.passkeys import has_passkey
 from accounts.decorators import member_required
 from accounts.forms import RegistrationForm
 from accounts.http import AuthedRequest
+from accounts.passkeys import has_passkey
 from asksage_admin.lib.durations import in_words
 from asksage_admin.lib.errors import DomainError
 from asksage_admin.lib.http import client_ip

@@ -8,8 +8,8 @@ DEBUG=1, which `make run` and the tests set.
 import os
 import re
 import tempfile
-from urllib.parse import urlsplit
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 import dj_email_url
