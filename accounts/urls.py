@@ -1,5 +1,5 @@
 from django.contrib.auth import views as auth_views
-from django.urls import include, path, reverse_lazy
+from django.urls import path, reverse_lazy
 
 from accounts import passkey_views, views
 from accounts.forms import LoginForm
@@ -24,7 +24,6 @@ urlpatterns = [
         passkey_views.passkey_remove,
         name="passkey_remove",
     ),
-    path("accounts/mfa/webauthn/", include("accounts.webauthn_urls")),
     path(
         "accounts/password-reset/",
         auth_views.PasswordResetView.as_view(

@@ -26,4 +26,7 @@ urlpatterns = [
     path("panel/", include("analytics.urls")),
     path("", include("tokens.member_urls")),
     path("", include("accounts.urls")),
+    # Passkey ceremonies: their own namespace, `otp_webauthn`, which the library's script
+    # configuration reverses.
+    path("accounts/mfa/webauthn/", include("accounts.webauthn_urls")),
 ]
