@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.db import transaction
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -85,14 +85,14 @@ def passkey_name(request: AuthedRequest) -> HttpResponse:
 
 @require_POST
 @member_required
-def passkey_remove(request: AuthedRequest, pk: int) -> HttpResponse:
+def passkey_remove(request: AuthedRequest, passkey_id: int) -> HttpResponse:
+    """Remove one of one's own passkeys; anyone else's id answers 404."""
     if _must_verify_first(request):
         return _to_mfa(request)
     try:
-        name = passkeys.passkey_remove(user=request.user, passkey_id=pk)
+        name = passkeys.passkey_remove(user=request.user, passkey_id=passkey_id)
     except DomainError as exc:
-        messages.error(request, " ".join(exc.messages))
-        return redirect("accounts:passkeys")
+        raise Http404(" ".join(exc.messages)) from exc
     messages.success(request, f"Passkey “{name}” removed.")
     return redirect("accounts:passkeys")
 

@@ -8,6 +8,14 @@ app_name = "accounts"
 
 urlpatterns = [
     path("accounts/register/", views.register, name="register"),
+    # Before logout: the access sweep visits routes in this order, still logged in.
+    path("accounts/mfa/passkeys/", passkey_views.passkey_list, name="passkeys"),
+    path("accounts/mfa/passkeys/name/", passkey_views.passkey_name, name="passkey_name"),
+    path(
+        "accounts/mfa/passkeys/<id:passkey_id>/remove/",
+        passkey_views.passkey_remove,
+        name="passkey_remove",
+    ),
     path(
         "accounts/login/",
         auth_views.LoginView.as_view(
@@ -17,13 +25,6 @@ urlpatterns = [
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/mfa/", views.mfa, name="mfa"),
-    path("accounts/mfa/passkeys/", passkey_views.passkey_list, name="passkeys"),
-    path("accounts/mfa/passkeys/name/", passkey_views.passkey_name, name="passkey_name"),
-    path(
-        "accounts/mfa/passkeys/<id:pk>/remove/",
-        passkey_views.passkey_remove,
-        name="passkey_remove",
-    ),
     path(
         "accounts/password-reset/",
         auth_views.PasswordResetView.as_view(
