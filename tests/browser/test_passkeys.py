@@ -43,7 +43,7 @@ def test_an_admin_adds_a_passkey_then_signs_in_with_it(webauthn_page, live_serve
     page.goto(f"{live_server.url}/panel/users/")
     expect(page.get_by_role("heading", name="Set up your second factor")).to_be_visible()
     page.get_by_role("link", name="Use a passkey or security key instead").click()
-    page.get_by_label("Name it").fill("Virtual key")
+    page.get_by_label("Passkey name").fill("Virtual key")
     page.get_by_role("button", name="Continue").click()
     page.get_by_role("button", name="Create passkey").click()
     page.wait_for_url(re.compile(r".*/panel/users/$"))
