@@ -1,4 +1,5 @@
-"""The second factor (TOTP, with recovery codes) for org admins, auditors and sales staff.
+"""The second factor (TOTP, with recovery codes) for org admins, auditors and sales staff;
+passkeys are in accounts.passkeys.
 
 Built on django-otp: a confirmed TOTPDevice is the authenticator app, a StaticDevice holds
 one-time recovery codes. A session is "verified" once `django_otp.login` ran in it.
@@ -15,6 +16,7 @@ from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import Membership, User
+from accounts.passkeys import has_passkey, passkeys_of
 from asksage_admin.lib.durations import in_words
 from asksage_admin.lib.errors import DomainError
 from audit.services import audit_record
@@ -36,8 +38,13 @@ def mfa_required_for(user: User, membership: Membership | None = None) -> bool:
     return bool(membership and membership.can_view_panel)
 
 
-def is_enrolled(user: User) -> bool:
+def has_totp(user: User) -> bool:
     return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+
+
+def is_enrolled(user: User) -> bool:
+    """A confirmed authenticator app or a passkey (accounts.passkeys)."""
+    return has_totp(user) or has_passkey(user)
 
 
 def pending_totp_device(user: User) -> TOTPDevice:
@@ -158,7 +165,9 @@ def mfa_verify(*, request, user: User, token: str, ip: str | None = None) -> Non
 
 @transaction.atomic
 def mfa_reset(*, actor: User, user: User) -> None:
-    """Sales staff reset someone's second factor: they enrol again at their next login."""
+    """Sales staff reset someone's second factor (authenticator, recovery codes and passkeys):
+    they enrol again at their next login."""
     TOTPDevice.objects.filter(user=user).delete()
     StaticDevice.objects.filter(user=user).delete()
+    passkeys_of(user).delete()
     audit_record(action="mfa.reset", organization=_org(user), actor=actor, target_user=user)

@@ -4,15 +4,21 @@
 The seam for single sign-on: today the only method is a password ("none" while a user created
 by sales has not set one). When SSO (SAML/OIDC) arrives, its link to the user (e.g. an
 identity row) adds a `When(...)` to `sign_in_method()` and an entry to SIGN_IN_LABELS; the
-table, its filter and the exports follow. Passkeys join `second_factor()` the same way.
+table, its filter and the exports follow. Passkeys joined `second_factor()` that way.
 """
 
 from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
 from django.db.models import Case, CharField, Exists, OuterRef, Value, When
 from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_otp_webauthn.models import WebAuthnCredential
 
 SIGN_IN_LABELS = {"password": "Password", "none": "Not set"}
-SECOND_FACTOR_LABELS = {"totp": "TOTP", "none": "None"}
+SECOND_FACTOR_LABELS = {
+    "passkey_totp": "Passkey + TOTP",
+    "passkey": "Passkey",
+    "totp": "TOTP",
+    "none": "None",
+}
 
 
 def sign_in_method() -> Case:
@@ -25,12 +31,13 @@ def sign_in_method() -> Case:
 
 
 def second_factor() -> Case:
-    """ "totp" once an authenticator app is confirmed, else "none", per User row."""
+    """ "passkey", "totp", both ("passkey_totp") or "none", per User row."""
+    totp = Exists(TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True))
+    passkey = Exists(WebAuthnCredential.objects.filter(user=OuterRef("pk"), confirmed=True))
     return Case(
-        When(
-            Exists(TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)),
-            then=Value("totp"),
-        ),
+        When(passkey & totp, then=Value("passkey_totp")),
+        When(passkey, then=Value("passkey")),
+        When(totp, then=Value("totp")),
         default=Value("none"),
         output_field=CharField(),
     )

@@ -1,13 +1,21 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
-from accounts import views
+from accounts import passkey_views, views
 from accounts.forms import LoginForm
 
 app_name = "accounts"
 
 urlpatterns = [
     path("accounts/register/", views.register, name="register"),
+    # Before logout: the access sweep visits routes in this order, still logged in.
+    path("accounts/mfa/passkeys/", passkey_views.passkey_list, name="passkeys"),
+    path("accounts/mfa/passkeys/name/", passkey_views.passkey_name, name="passkey_name"),
+    path(
+        "accounts/mfa/passkeys/<id:passkey_id>/remove/",
+        passkey_views.passkey_remove,
+        name="passkey_remove",
+    ),
     path(
         "accounts/login/",
         auth_views.LoginView.as_view(

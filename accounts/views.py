@@ -12,12 +12,14 @@ from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
+from django_otp_webauthn.templatetags.otp_webauthn import get_configuration
 
 from accounts import mfa as mfa_services
 from accounts import services
 from accounts.decorators import member_required
 from accounts.forms import RegistrationForm
 from accounts.http import AuthedRequest
+from accounts.passkeys import has_passkey
 from asksage_admin.lib.durations import in_words
 from asksage_admin.lib.errors import DomainError
 from asksage_admin.lib.http import client_ip
@@ -50,12 +52,20 @@ def register(request: AuthedRequest) -> HttpResponse:
 @transaction.non_atomic_requests  # a wrong code's failure count must commit (accounts.mfa)
 @member_required
 def mfa(request: AuthedRequest) -> HttpResponse:
-    """Set up the authenticator (QR code rendered here, no network) or enter a code."""
+    """Set up the authenticator (QR code rendered here, no network), or enter a code or use a
+    passkey (accounts.passkey_views)."""
     next_url = request.POST.get("next") or request.GET.get("next") or ""
     if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
         next_url = ""
     enrolled = mfa_services.is_enrolled(request.user)
-    context = {"next": next_url, "enrolled": enrolled, "error": None}
+    context = {
+        "next": next_url,
+        "enrolled": enrolled,
+        "error": None,
+        "has_totp": mfa_services.has_totp(request.user),
+        "has_passkey": has_passkey(request.user),
+        "webauthn_config": get_configuration(request),
+    }
     status, headers = 200, {}
     if request.method == "POST":
         token = request.POST.get("token", "")

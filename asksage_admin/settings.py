@@ -9,6 +9,7 @@ import os
 import re
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 import dj_email_url
@@ -93,6 +94,7 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
+    "django_otp_webauthn",
     "axes",
     "django_tables2",
     "django_filters",
@@ -322,6 +324,24 @@ DJANGO_TABLES2_TEMPLATE = "django_tables2/table.html"
 MFA_REQUIRED = env_bool("MFA_REQUIRED", True)
 DEMO_SKIP_MFA = DEBUG and env_bool("DEMO_SKIP_MFA", False)
 OTP_TOTP_ISSUER = "Enterprise Admin"
+
+# Passkeys / security keys (django-otp-webauthn) as a second factor beside TOTP. The relying
+# party id is a host name, by default SITE_URL's; a passkey only works on that host and its
+# subdomains. Browsers refuse IP addresses and plain http except on localhost, so a plain-http
+# SITE_URL (DEBUG's 127.0.0.1:8000) means http://localhost on the same port.
+_site = urlsplit(SITE_URL or "http://localhost")
+_site_host = _site.hostname or "localhost"
+if _site.scheme != "https":
+    _site_host = "localhost"
+WEBAUTHN_RP_ID = os.environ.get("WEBAUTHN_RP_ID", "").strip() or _site_host
+WEBAUTHN_RP_NAME = os.environ.get("WEBAUTHN_RP_NAME", "").strip() or "Enterprise Admin"
+OTP_WEBAUTHN_RP_ID = WEBAUTHN_RP_ID
+OTP_WEBAUTHN_RP_NAME = WEBAUTHN_RP_NAME
+# The one origin a browser may sign from.
+OTP_WEBAUTHN_ALLOWED_ORIGINS = [
+    f"{_site.scheme}://{_site_host}{f':{_site.port}' if _site.port else ''}"
+]
+OTP_WEBAUTHN_ALLOW_PASSWORDLESS_LOGIN = False
 
 # The client's address (audit rows, login throttling) is REMOTE_ADDR. Behind reverse proxies
 # of ours, TRUSTED_PROXY_COUNT says how many: the client is then the entry that many places

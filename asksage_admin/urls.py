@@ -25,5 +25,8 @@ urlpatterns = [
     path("panel/", include("tokens.urls")),
     path("panel/", include("analytics.urls")),
     path("", include("tokens.member_urls")),
+    # Passkey ceremonies in their own namespace, `otp_webauthn`, which the library's script
+    # configuration reverses; before accounts' logout, so the access sweep visits them logged in.
+    path("accounts/mfa/webauthn/", include("accounts.webauthn_urls")),
     path("", include("accounts.urls")),
 ]

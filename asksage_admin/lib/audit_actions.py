@@ -15,6 +15,8 @@ class AuditAction(models.TextChoices):
     MFA_VERIFIED = "mfa.verified", "Second factor passed"
     MFA_FAILED = "mfa.failed", "Wrong second-factor code"
     MFA_RESET = "mfa.reset", "Second factor reset"
+    MFA_PASSKEY_ADDED = "mfa.passkey_added", "Passkey added"
+    MFA_PASSKEY_REMOVED = "mfa.passkey_removed", "Passkey removed"
     USER_REGISTERED = "user.registered", "Registered"
     USER_CREATED = "user.created", "User created"
     USER_UPDATED = "user.updated", "User details changed"

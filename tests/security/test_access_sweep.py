@@ -18,6 +18,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_otp_webauthn.models import WebAuthnCredential
 
 from accounts.models import User
 from audit.models import AuditLog
@@ -41,6 +42,15 @@ PUBLIC = {
     "accounts:password_reset_complete",
     "member:home",
     "accounts:mfa",
+    "accounts:passkeys",  # the visitor's own passkeys and the step to add one
+    "accounts:passkey_name",
+    # django-otp-webauthn's ceremonies (JSON) and its script's words: the visitor's own
+    # account only (tests/accounts/test_passkeys.py covers their refusals).
+    "otp_webauthn:credential-registration-begin",
+    "otp_webauthn:credential-registration-complete",
+    "otp_webauthn:credential-authentication-begin",
+    "otp_webauthn:credential-authentication-complete",
+    "otp_webauthn:js-i18n-catalog",
     "member:token_request_create",
     "member:notifications",  # the visitor's own notifications only (sally's name her)
     "member:notifications_read_all",  # the visitor's own: none are unread, nothing changes
@@ -61,6 +71,8 @@ TOKEN_ONLY = {"ops:metrics"}
 # member of the same organization) is refused: 403 without a membership or as an auditor,
 # 404 for someone else's request.
 MEMBER_OWN = {"member:token_request_cancel", "member:notification_read"}
+# Sally's passkey: no one else may remove it (404, like any id that is not one's own).
+OWN_PASSKEY = {"accounts:passkey_remove"}
 # An invitation link: open to anyone holding it, so the sweep's made-up token must answer 404
 # to everyone (the real links' refusals are tested in tests/tokens/test_invitation_accept.py).
 INVITATION_LINK = {"member:invitation"}
@@ -90,6 +102,9 @@ VOLATILE = {
     "otp_totp_totpdevice",
     "otp_static_staticdevice",
     "otp_static_statictoken",
+    # The random user handle django-otp-webauthn makes for the visitor when a passkey
+    # ceremony begins (no credential, nobody else's row).
+    "django_otp_webauthn_webauthnuserhandle",
     "analytics_auditlog",
     "analytics_auditchain",
     # The integrity badge moves the visitor's own chain's verified checkpoint (carol's opens
@@ -193,6 +208,9 @@ def cast(org_a, alice, bob, carol, sam):
     invitation = invitation_create(
         admin=alice, org=org_a, email="invited@example.com", role="admin"
     )
+    sallys_passkey = WebAuthnCredential.objects.create(
+        user=sally, name="Sally's key", credential_id=b"sally", public_key=b"k", confirmed=True
+    )
     bob_client = Client()
     bob_client.force_login(bob)
     sam_client = Client()
@@ -213,6 +231,7 @@ def cast(org_a, alice, bob, carol, sam):
         "notification_id": notification.pk,
         "key_id": key.pk,
         "invitation_id": invitation.pk,
+        "passkey_id": sallys_passkey.pk,
         "email": SECRET,
         "column": "max_inference_tokens",
         "flag": "banned",
@@ -238,6 +257,8 @@ def expected(name: str, path: str, role: str, method: str, used: set[str]) -> se
         return {404}
     if name in INVITATION_LINK:
         return {404}
+    if name in OWN_PASSKEY:
+        return {302, 405} if role == "anonymous" else {404, 405}
     if name in MEMBER_OWN:
         return {302, 405} if role == "anonymous" else {403, 404, 405}
     if path.startswith("/staff/") and role == "stan":
