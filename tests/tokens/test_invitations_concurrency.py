@@ -56,15 +56,17 @@ def test_a_role_change_locks_the_membership_row_and_not_the_user_row(alice, bob,
     """FOR UPDATE with the joined user would also lock bob's user row (PostgreSQL locks every
     joined row), so it waited behind any write to that row (bob logging in updates his
     last_login) and could deadlock with one waiting for the membership. Locking the membership
-    row only, the role change goes through while bob's row is being written."""
-    if connection.vendor != "postgresql":
-        pytest.skip("SQLite has no row locks: it writes one transaction at a time")
+    row only, the role change goes through while bob's row is being written. SQLite has no
+    row locks (one writer at a time): the role change waits for the write to commit, then
+    both land."""
+    postgresql = connection.vendor == "postgresql"
     holding, release = threading.Event(), threading.Event()
+    logged_in = timezone.now()
 
     def hold_bobs_user_row():
         try:
             with transaction.atomic():
-                User.objects.filter(pk=bob.pk).update(last_login=timezone.now())
+                User.objects.filter(pk=bob.pk).update(last_login=logged_in)
                 holding.set()
                 release.wait(timeout=10)
         finally:
@@ -73,13 +75,19 @@ def test_a_role_change_locks_the_membership_row_and_not_the_user_row(alice, bob,
     holder = threading.Thread(target=hold_bobs_user_row)
     holder.start()
     assert holding.wait(timeout=10)
+    if not postgresql:  # the role change waits for the database lock: the write commits first
+        threading.Timer(0.3, release.set).start()
     try:
         with transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL lock_timeout = '2s'")
+            if postgresql:  # a wait for bob's user row would fail the test, not hang it
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL lock_timeout = '2s'")
             membership_set_role(actor=alice, membership=bob.membership, role="auditor")
+            # PostgreSQL: done while bob's row is still held (the write has not committed).
+            assert release.is_set() is not postgresql
     finally:
         release.set()
         holder.join(timeout=10)
 
     assert Membership.objects.get(user=bob).role == "auditor"
+    assert User.objects.get(pk=bob.pk).last_login == logged_in

@@ -26,7 +26,7 @@ from accounts.models import Organization
 from asksage_admin.lib.months import current_month
 from tests.asgi import AsgiClient
 from tests.factories import MembershipFactory, PlatformModelFactory, set_max, used
-from tokens.models import DailyUsage, MonthlyUsage, UsageEvent
+from tokens.models import DailyUsage, MonthlyUsage, UsageEvent, UsageEventKey
 from tokens.services import api_keys as api_key_services
 from tokens.services import auto_increase as auto_increase_services
 from tokens.services.model_access import model_access_set
@@ -561,13 +561,32 @@ def test_a_report_meeting_a_save_that_lowers_the_max_waits_and_obeys_it(
     assert bobs.status == 402 and used(bob) == 0
 
 
+def claim_key_as_sqlite_records(event: UsageEvent) -> None:
+    """The event's Idempotency-Key claims, as `tokens.usage_api.sqlite` writes them in the
+    event's transaction (the one writer of keyed events there; no trigger on SQLite)."""
+    UsageEventKey.objects.bulk_create(
+        UsageEventKey(
+            idempotency_key=event.idempotency_key,
+            organization_id=event.organization_id,
+            month=month,
+            id=event.pk,
+            created_at=event.created_at,
+            request_hash=event.request_hash,
+            used_after=event.used_after,
+            max_after=event.max_after,
+        )
+        for month in UsageEventKey.months_claimed(event.created_at)
+    )
+
+
 def test_a_concurrent_duplicate_sends_the_batch_to_record_each_report_alone(
     asgi, key_a, alice, bob, org_a
 ):
     """Another transaction is inserting bob's event with the same Idempotency-Key: the batch
     (bob's retry and alice's report) fails on the unique index once that commits; each
     report is then recorded alone: bob's is answered from the committed event, alice's is
-    counted once."""
+    counted once. On SQLite (no batch) bob's retry waits for the write lock, then finds the
+    committed key and replays it."""
     for user in (alice, bob):
         MonthlyUsage.objects.create(
             organization=org_a, user=user, kind="inference", month=current_month()
@@ -578,7 +597,7 @@ def test_a_concurrent_duplicate_sends_the_batch_to_record_each_report_alone(
     def insert() -> None:
         try:
             with transaction.atomic():
-                UsageEvent.objects.create(
+                event = UsageEvent.objects.create(
                     organization=org_a,
                     user=bob,
                     kind="inference",
@@ -589,6 +608,8 @@ def test_a_concurrent_duplicate_sends_the_batch_to_record_each_report_alone(
                     used_after=40,
                     max_after=200_000,
                 )
+                if not FAST:  # PostgreSQL's trigger claims the key; SQLite's recording does
+                    claim_key_as_sqlite_records(event)
                 inserting.set()
                 release.wait(timeout=10)
         finally:

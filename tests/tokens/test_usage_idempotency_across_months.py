@@ -12,9 +12,10 @@ from django.db import IntegrityError, connection, transaction
 from tests.factories import UsageEventFactory, used
 from tests.tokens.test_usage_api import body
 from tests.tokens.test_usage_api_concurrency import post_usage, run_threads
-from tokens.models import UsageEvent, UsageEventKey
+from tokens.models import MonthlyUsage, UsageEvent, UsageEventKey
 from tokens.services import api_keys
-from tokens.usage_api import recording
+from tokens.usage_api import recording, sqlite
+from tokens.usage_api.results import UsageRequest
 
 LAST_MINUTE = dt.datetime(2026, 1, 31, 23, 59, tzinfo=dt.UTC)
 FIRST_MINUTE = dt.datetime(2026, 2, 1, 0, 0, 30, tzinfo=dt.UTC)
@@ -83,23 +84,49 @@ def test_a_report_of_the_1st_claims_its_key_in_the_previous_month_too(post, key_
     assert UsageEventKey.months_claimed(FIRST_MINUTE) == [FEB, JAN]
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="the claim is a trigger there")
-def test_the_database_refuses_an_event_of_the_31st_whose_key_the_1st_claimed(org_a, bob):
+@pytest.fixture
+def record_keyed(monkeypatch):
+    """Record an event with an Idempotency-Key through the database's own claim: on
+    PostgreSQL the trigger on the events (any insert claims); on SQLite the recording
+    (`tokens.usage_api.sqlite`, the one writer of keyed events there), as a copy in flight
+    that looked the key up before the other committed (the lookup is skipped)."""
+    if connection.vendor == "postgresql":
+
+        def insert(org, user, created_at, key):
+            return UsageEventFactory(
+                organization=org, user=user, created_at=created_at, idempotency_key=key
+            ).pk
+
+        return insert
+    monkeypatch.setattr(sqlite, "answer_replay", lambda **_: None)
+
+    def record(org, user, created_at, key):
+        usage = UsageRequest(user.email, "inference", 40, "gpt-4o")
+        return sqlite.record_in_steps(
+            org=org, usage=usage, idempotency_key=key, now=created_at
+        ).event_id
+
+    return record
+
+
+def test_the_database_refuses_an_event_of_the_31st_whose_key_the_1st_claimed(
+    record_keyed, org_a, bob, carol
+):
     """What makes two copies of one report, in flight on either side of midnight, collide:
-    whichever commits second is refused (the statement then answers it as a retry)."""
-    event = UsageEventFactory(
-        organization=org_a, user=bob, created_at=FIRST_MINUTE, idempotency_key="midnight"
-    )
+    whichever commits second is refused (the recording then answers it as a retry)."""
+    event_id = record_keyed(org_a, bob, FIRST_MINUTE, "midnight")
     claimed = UsageEventKey.objects.filter(idempotency_key="midnight")
     assert sorted(claimed.values_list("month", flat=True)) == [JAN, FEB]
-    assert {k.id for k in claimed} == {event.pk}
+    assert {k.id for k in claimed} == {event_id}
 
     with pytest.raises(IntegrityError), transaction.atomic():
-        UsageEventFactory(
-            organization=org_a, user=bob, created_at=LAST_MINUTE, idempotency_key="midnight"
-        )
+        record_keyed(org_a, bob, LAST_MINUTE, "midnight")
+    assert UsageEvent.objects.filter(organization=org_a).count() == 1
+    # The refused copy counted nothing in January.
+    assert not MonthlyUsage.objects.filter(user=bob, month=JAN, used__gt=0).exists()
     # Another organization may use the same key.
-    UsageEventFactory(created_at=LAST_MINUTE, idempotency_key="midnight")
+    record_keyed(carol.membership.organization, carol, LAST_MINUTE, "midnight")
+    assert UsageEventKey.objects.filter(idempotency_key="midnight").count() == 3
 
 
 @pytest.mark.django_db(transaction=True)
