@@ -214,6 +214,17 @@ def test_the_upload_still_needs_its_csrf_token(alice, cast):
     assert not PendingEdit.objects.exists()
 
 
+def test_under_htmx_the_preview_answers_its_form_which_keeps_the_chosen_file(alice_client, cast):
+    # The form is its own htmx target (no hx-target to a region inside it); the file input
+    # is preserved across the swap so Apply posts the same file again.
+    response = preview(alice_client, FILE)
+    html = response.content.decode()
+    assert response.status_code == 200 and "<html" not in html
+    assert html.lstrip().startswith('<form id="import-form"') and "hx-target" not in html
+    assert re.search(r'<input id="import-file"[^>]* hx-preserve="true"', html)
+    assert "Will change (2)" in html
+
+
 def test_without_htmx_the_preview_is_the_whole_page(alice_client, cast):
     response = alice_client.post(URL, {"file": upload(FILE)})
     assert response.status_code == 200

@@ -46,7 +46,7 @@ def _refuse(request: PanelRequest, error: str) -> HttpResponse:
     return respond(
         request,
         template=PAGE,
-        fragment="import-preview",
+        fragment="import-form",
         context=lambda: _context(request, error=error),
         redirect_to=None,
         error=error,
@@ -92,7 +92,7 @@ def _allocation_import(request: PanelRequest) -> HttpResponse:
     return respond(
         request,
         template=PAGE,
-        fragment="import-preview",
+        fragment="import-form",
         context=lambda: _context(request, preview=preview, digest=digest, name=upload.name),
         redirect_to=None,
         ok=_preview_text(preview),
@@ -131,7 +131,7 @@ def _apply(request: PanelRequest, parsed, name: str, digest: str) -> HttpRespons
     return respond(
         request,
         template=PAGE,
-        fragment="import-preview",
+        fragment="import-form",
         context=lambda: _context(request),
         redirect_to=reverse("tokens:users"),
         ok=text,
