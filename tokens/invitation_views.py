@@ -14,6 +14,7 @@ from django.views.decorators.http import require_http_methods
 
 from accounts.http import AuthedRequest
 from accounts.models import User
+from asksage_admin.lib.access_log import secret_in_path
 from asksage_admin.lib.errors import DomainError
 from tokens.forms import InvitationAcceptForm, InvitationRegisterForm, add_domain_errors
 from tokens.services import invitations as invitation_services
@@ -22,9 +23,12 @@ PAGE = "tokens/invitation.html"
 
 
 def _refused(request: AuthedRequest, text: str, status: int, invitation=None) -> HttpResponse:
-    return render(request, PAGE, {"refusal": text, "invitation": invitation}, status=status)
+    response = render(request, PAGE, {"refusal": text, "invitation": invitation}, status=status)
+    response._has_been_logged = True  # django.request's warning would name the path (the secret)
+    return response
 
 
+@secret_in_path
 @require_http_methods(["GET", "POST"])
 def invitation_accept(request: AuthedRequest, token: str) -> HttpResponse:
     invitation = invitation_services.invitation_by_token(token)

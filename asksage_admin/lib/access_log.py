@@ -12,6 +12,22 @@ from django.conf import settings
 access_logger = logging.getLogger("asksage.access")
 
 
+def secret_in_path(view):
+    """Mark a view whose URL carries a secret (an invitation link): the access line names its
+    route pattern instead of the path, and its refusals skip django.request's warning line,
+    so the secret never reaches the logs."""
+    view.secret_in_path = True
+    return view
+
+
+def logged_path(request) -> str:
+    """The path for a log line: the route pattern for a `secret_in_path` view."""
+    match = getattr(request, "resolver_match", None)
+    if match is not None and getattr(match.func, "secret_in_path", False):
+        return "/" + match.route
+    return request.path
+
+
 def access_logged(
     *,
     method: str,

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotFound
 
 from asksage_admin.lib import metrics
-from asksage_admin.lib.access_log import access_logged
+from asksage_admin.lib.access_log import access_logged, logged_path
 from asksage_admin.lib.http import client_ip
 from asksage_admin.lib.request_id import (
     HEADER,
@@ -86,7 +86,7 @@ def _log_access(request, response, view_name: str, seconds: float, *, quiet: boo
     user = getattr(request, "_cached_user", None)  # only if the request loaded it anyway
     access_logged(
         method=request.method,
-        path=request.path,
+        path=logged_path(request),
         view=view_name,
         status=response.status_code,
         seconds=seconds,

@@ -6,6 +6,7 @@ import pytest
 from audit.models import AuditLog
 from tests.admin_api.conftest import bearer
 from tests.factories import MembershipFactory, MonthlyUsageFactory, PurchaseFactory, max_of
+from tokens.admin_api import cursors
 
 pytestmark = pytest.mark.django_db
 
@@ -55,6 +56,24 @@ def test_a_cursor_of_another_sort_is_refused_in_words(api, reader, alice, bob):
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_cursor"
     assert api.get("/users", reader, cursor="not-a-cursor").status_code == 400
+
+
+@pytest.mark.parametrize(
+    "sort, value",
+    [
+        ("inference_max", "abc"),
+        ("inference_used", "abc"),
+        ("inference_max", None),
+        ("-embedding_used", True),
+        ("email", 1.5),
+        ("name", 7),
+    ],
+)
+def test_a_forged_cursor_value_is_refused_in_words_not_a_500(api, reader, alice, sort, value):
+    forged = cursors.encode(sort, value, alice.pk)
+    response = api.get("/users", reader, sort=sort, cursor=forged)
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_cursor"
 
 
 def test_setting_limits_changes_every_cell_audits_each_and_undoes(api, writer, alice, bob, org_a):

@@ -108,3 +108,30 @@ def test_when_the_pool_cannot_cover_the_floor_it_says_so_and_creates_no_account(
         response.content.decode()
     )
     assert not User.objects.filter(email="nina@example.com").exists()
+
+
+def test_the_link_s_secret_never_reaches_the_logs(client, alice, link, caplog):
+    """Only the link's hash is stored: the access line names the route, and refusals (here:
+    signed in as someone else, a 403 while the link still works) write no warning with it."""
+    secret = link.rstrip("/").rsplit("/", 1)[1]
+    with caplog.at_level("DEBUG"):
+        assert client.get(link).status_code == 200
+        client.force_login(alice)
+        assert client.get(link).status_code == 403
+    lines = [record.getMessage() + repr(record.__dict__) for record in caplog.records]
+    assert any("invitations/<str:token>/" in line for line in lines)  # the access lines
+    assert not [line for line in lines if secret in line]
+
+
+@pytest.mark.parametrize("change", ["demoted", "banned"])
+def test_a_link_dies_with_its_inviter_s_admin_rights(client, alice, link, org_a, change):
+    """An admin being removed could otherwise invite an address of theirs and come back."""
+    if change == "demoted":
+        Membership.objects.filter(user=alice).update(role="member")
+    else:
+        User.objects.filter(pk=alice.pk).update(is_banned=True)
+    page = client.get(link)
+    assert page.status_code == 410
+    assert "no longer administers" in page.content.decode()
+    client.post(link, {**REGISTRATION})
+    assert not User.objects.filter(email="nina@example.com").exists()

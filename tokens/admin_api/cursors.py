@@ -5,6 +5,7 @@ import base64
 import binascii
 import json
 
+from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 
 from tokens.usage_api.errors import UsageError
@@ -15,25 +16,33 @@ def encode(sort: str, value, pk: int) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def decode(cursor: str, sort: str) -> tuple[object, int]:
-    """(value, id) after which the next page starts; 400 for a cursor of another sort or
-    anything that is not one of ours."""
+def decode(cursor: str, sort: str, kind: type = object) -> tuple[object, int]:
+    """(value, id) after which the next page starts; 400 for a cursor of another sort, a value
+    not of the sort's `kind` (bool is no int), or anything else that is not one of ours."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         got_sort, value, pk = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        if got_sort != sort or not isinstance(pk, int) or isinstance(value, list | dict):
+        if got_sort != sort or not isinstance(pk, int) or not isinstance(value, int | str):
+            raise ValueError
+        if not isinstance(value, kind) or isinstance(value, bool):
             raise ValueError
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise UsageError(
-            400, "invalid_cursor", "This cursor is not valid for this sort: start again."
-        ) from None
+        raise _invalid() from None
     return value, pk
 
 
+def _invalid() -> UsageError:
+    return UsageError(400, "invalid_cursor", "This cursor is not valid for this sort: start again.")
+
+
 def after(rows: QuerySet, field: str, descending: bool, value, pk: int) -> QuerySet:
-    """The rows after (value, pk) in the order (field, pk), both ascending or both descending."""
+    """The rows after (value, pk) in the order (field, pk), both ascending or both descending.
+    A forged value of the wrong type for the field (text for a number) is a 400, not a 500."""
     op = "lt" if descending else "gt"
-    return rows.filter(Q(**{f"{field}__{op}": value}) | Q(**{field: value, f"pk__{op}": pk}))
+    try:
+        return rows.filter(Q(**{f"{field}__{op}": value}) | Q(**{field: value, f"pk__{op}": pk}))
+    except (ValueError, TypeError, ValidationError):
+        raise _invalid() from None
 
 
 def page(rows: QuerySet, field: str, descending: bool, limit: int) -> tuple[list, bool]:

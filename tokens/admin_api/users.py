@@ -27,6 +27,7 @@ SORTS = {
     "inference_used": "inf_used",
     "embedding_used": "emb_used",
 }
+TEXT_SORTS = {"email", "name"}
 Sort = Literal[tuple(SORTS) + tuple(f"-{name}" for name in SORTS)]
 READ_ERRORS = {400: Error, 401: Error, 403: Error, 429: Error}
 WRITE_ERRORS = {**READ_ERRORS, 412: CellsError, 422: CellsError}
@@ -80,7 +81,8 @@ def list_users(request: HttpRequest, filters: Query[UserFilters]) -> UserPage:
     name = filters.sort.lstrip("-")
     field, descending = SORTS[name], filters.sort.startswith("-")
     if filters.cursor:
-        value, pk = cursors.decode(filters.cursor, filters.sort)
+        kind = str if name in TEXT_SORTS else int
+        value, pk = cursors.decode(filters.cursor, filters.sort, kind)
         rows = cursors.after(rows, field, descending, value, pk)
     items, more = cursors.page(rows, field, descending, filters.limit)
     last = items[-1] if items and more else None

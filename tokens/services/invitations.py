@@ -188,7 +188,22 @@ def invitation_refusal(invitation: Invitation) -> str:
         )
     if not org.is_active:
         return f"{org.name} is not active at the moment, so it cannot take new members."
+    if not _inviter_still_admin(invitation):
+        # An admin removed or demoted since must not keep a way back in through their links.
+        return (
+            f"The administrator who sent this invitation no longer administers {org.name}: "
+            "ask a current administrator to invite you again."
+        )
     return ""
+
+
+def _inviter_still_admin(invitation: Invitation) -> bool:
+    return Membership.objects.filter(
+        user_id=invitation.invited_by_id,
+        organization_id=invitation.organization_id,
+        role=Membership.Role.ADMIN,
+        user__is_banned=False,
+    ).exists()
 
 
 def _locked_usable(raw_token: str) -> Invitation:
