@@ -10,7 +10,7 @@ from django.test import Client
 from django.urls import reverse
 
 from audit.models import AuditLog
-from tests.factories import MembershipFactory, max_of, set_max
+from tests.factories import MembershipFactory, UserFactory, max_of, set_max
 from tokens.models import AllocationBatch, PendingEdit
 
 pytestmark = pytest.mark.django_db
@@ -196,6 +196,26 @@ def test_a_body_declared_over_the_cap_is_refused_before_it_is_read(alice_client,
         "too large (10.0 MB): at most 0.0 MB" in response.content.decode()
         or "too large" in response.content.decode()
     )
+
+
+def test_a_broken_content_length_is_refused_in_words_not_a_500(alice_client, cast):
+    response = alice_client.post(
+        URL,
+        data=b"x" * 10,
+        content_type="multipart/form-data; boundary=x",
+        CONTENT_LENGTH="ten",
+        headers=HX,
+    )
+    assert response.status_code == 422
+    assert "size could not be read" in response.content.decode()
+
+
+def test_the_template_shows_a_formula_like_address_as_text(alice_client, cast, org_a):
+    MembershipFactory(organization=org_a, user=UserFactory(email="=1+2@example.com"))
+    body = b"".join(alice_client.get(reverse("tokens:import_template")).streaming_content)
+    lines = body.decode().lstrip("\ufeff").splitlines()
+    assert "'=1+2@example.com,200000,0" in lines
+    assert not [line for line in lines if line.startswith("=")]
 
 
 def test_too_many_rows_are_refused(alice_client, cast, settings):

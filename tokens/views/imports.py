@@ -20,7 +20,7 @@ from asksage_admin.lib.http import client_ip
 from asksage_admin.lib.sheets import SheetError, read_sheet
 from asksage_admin.lib.uploads import CappedUploadHandler, declared_too_large
 from tokens.forms import AllocationImportForm, readable_size, too_large_message
-from tokens.imports.parse import TEMPLATE_HEADER, parse_allocation_file
+from tokens.imports.parse import TEMPLATE_HEADER, is_formula, parse_allocation_file
 from tokens.imports.preview import import_preview
 from tokens.models import COLUMN_LABELS, MAX_COLUMNS
 from tokens.services import imports as import_services
@@ -61,9 +61,11 @@ def allocation_import(request: PanelRequest) -> HttpResponse:
     held in memory up to the cap (never spooled to disk); then CSRF is checked as usual."""
     if request.method == "POST":
         limit = settings.IMPORT_MAX_BYTES
-        if declared_too_large(request.META.get("CONTENT_LENGTH"), limit):
-            size = int(request.META.get("CONTENT_LENGTH") or 0)
-            return _refuse(request, too_large_message(size, limit))
+        declared = request.META.get("CONTENT_LENGTH")
+        if declared_too_large(declared, limit):
+            if not str(declared).isdigit():  # a broken header: no size to quote
+                return _refuse(request, "The upload's size could not be read: send it again.")
+            return _refuse(request, too_large_message(int(declared), limit))
         request.upload_handlers = [CappedUploadHandler(request, max_bytes=limit)]
     return _allocation_import(request)
 
@@ -158,8 +160,9 @@ def allocation_import_template(request: PanelRequest) -> StreamingHttpResponse:
 
     def lines():
         yield "\ufeff" + writer.writerow(TEMPLATE_HEADER)
-        for row in rows.iterator(chunk_size=2000):
-            yield writer.writerow(row)
+        for email, *maxima in rows.iterator(chunk_size=2000):
+            # An address like "=1+2@x.co" is valid; a spreadsheet must show it, not run it.
+            yield writer.writerow(("'" + email if is_formula(email) else email, *maxima))
 
     day = timezone.now().date().isoformat()
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
