@@ -351,7 +351,9 @@ def _membership_lock(membership: Membership) -> Membership:
 
 
 @transaction.atomic
-def membership_set_role(*, actor: User, membership: Membership, role: str) -> Membership:
+def membership_set_role(
+    *, actor: User, membership: Membership, role: str, ip: str | None = None
+) -> Membership:
     org = organization_lock(membership.organization)
     membership = _membership_lock(membership)
     if membership.role == role:
@@ -369,6 +371,7 @@ def membership_set_role(*, actor: User, membership: Membership, role: str) -> Me
         column="role",
         old=old,
         new=role,
+        ip=ip,
     )
     return membership
 

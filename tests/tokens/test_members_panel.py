@@ -130,6 +130,7 @@ def test_an_admin_makes_a_member_an_admin_and_it_is_audited(alice_client, alice,
         "member",
         "admin",
     )
+    assert row.ip == "127.0.0.1"  # the test client's address, as for every panel write
 
 
 def test_an_admin_cannot_change_their_own_role(alice_client, alice, bob):

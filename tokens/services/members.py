@@ -20,14 +20,14 @@ def _not_yourself(admin: User, membership: Membership, what: str) -> None:
 
 @transaction.atomic
 def member_role_set(
-    *, admin: User, org: Organization, membership: Membership, role: str
+    *, admin: User, org: Organization, membership: Membership, role: str, ip: str | None = None
 ) -> Membership:
     if membership.organization_id != org.pk:
         raise DomainError("That user is not a member of your organization.")
     _not_yourself(admin, membership, "change the role of")
     if role not in Membership.Role.values:
         raise DomainError(f"Unknown role “{role}”: choose admin, auditor or member.")
-    return membership_set_role(actor=admin, membership=membership, role=role)
+    return membership_set_role(actor=admin, membership=membership, role=role, ip=ip)
 
 
 @transaction.atomic

@@ -143,6 +143,7 @@ def member_role(request: PanelRequest, user_id: int) -> HttpResponse:
             org=request.org,
             membership=membership,
             role=form.cleaned_data["role"],
+            ip=client_ip(request),
         )
     except DomainError as exc:
         return _answer_table(request, error=refusal_text(exc))
