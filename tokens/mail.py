@@ -79,6 +79,11 @@ def email_queue(
     return delivery
 
 
+# Emails whose body carries a single-use link that works as a credential (an invitation).
+ONE_TIME_LINK_KINDS = {"invitation"}
+LINK_NOT_KEPT = "(Not kept: this email carried a single-use link; resend it from the Admin Panel.)"
+
+
 def retry_delay(attempts: int) -> dt.timedelta:
     """Exponential backoff after the n-th failed attempt: base, 2×base, 4×base…"""
     return dt.timedelta(seconds=settings.EMAIL_RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0))
@@ -122,9 +127,13 @@ def email_deliver(*, delivery_id: int) -> str:
             delivery.status = EmailDelivery.Status.SENT
             delivery.sent_at = now
             delivery.last_error = ""
-        delivery.save(
-            update_fields=["attempts", "status", "last_error", "next_attempt_at", "sent_at"]
-        )
+        fields = ["attempts", "status", "last_error", "next_attempt_at", "sent_at"]
+        if delivery.kind in ONE_TIME_LINK_KINDS and delivery.status != delivery.Status.PENDING:
+            # The link is a credential: once the mail is out (or given up on), the outbox,
+            # which sales can read in /staff/, keeps no copy of it.
+            delivery.body_text = delivery.body_html = LINK_NOT_KEPT
+            fields += ["body_text", "body_html"]
+        delivery.save(update_fields=fields)
         return delivery.status
 
 

@@ -24,6 +24,7 @@ from tokens.models import EmailDelivery
 from tokens.services import emails
 from tokens.services import purchases as purchase_services
 from tokens.services import requests as request_services
+from tokens.services.invitations import invitation_create
 
 SITE = "https://admin.example.gov"
 BROKEN = "tests.tokens.test_email_tasks.BrokenSMTPBackend"
@@ -256,3 +257,20 @@ def test_two_workers_running_the_same_email_at_once_send_it_once(bob, alice, set
     assert SlowBackend.sent == ["Token request from Bob Member: 500,000 inference tokens"]
     delivery.refresh_from_db()
     assert delivery.attempts == 1
+
+
+def test_an_invitation_s_link_leaves_the_outbox_once_sent_other_emails_stay(
+    alice, bob, org_a, django_capture_on_commit_callbacks
+):
+    """Sales can read the outbox in /staff/: a single-use link there would be a way in."""
+    with django_capture_on_commit_callbacks(execute=True):
+        invitation_create(admin=alice, org=org_a, email="nina@example.com", role="member")
+        ask(bob)
+    sent = mail.outbox[0].body if "invites you" in mail.outbox[0].subject else mail.outbox[1].body
+    assert "/invitations/" in sent  # the invitee got the link
+    invitation = EmailDelivery.objects.get(kind="invitation")
+    assert invitation.status == "sent"
+    assert "/invitations/" not in invitation.body_text + invitation.body_html
+    assert invitation.body_text == outbox.LINK_NOT_KEPT
+    other = EmailDelivery.objects.exclude(kind="invitation").get()
+    assert other.status == "sent" and "http" in other.body_text
