@@ -15,6 +15,7 @@ class ApiKeyScope(models.TextChoices):
     USAGE = "usage", "Report usage and read balances (the gateway)"
     ADMIN_READ = "admin:read", "Read users, requests and the activity log; export"
     ADMIN_WRITE = "admin:write", "Change limits, approve and deny requests"
+    SCIM = "scim", "Provision users and roles from an identity provider (SCIM 2.0)"
 
 
 def default_scopes() -> list[str]:
