@@ -4,7 +4,6 @@ organization's users and maps groups onto roles; nothing reaches another organiz
 import json
 
 import pytest
-from django.urls import reverse
 
 from accounts.models import Membership, User
 from audit.models import AuditLog
