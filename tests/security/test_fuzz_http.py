@@ -217,3 +217,63 @@ def test_a_newline_in_an_api_path_answers_the_apis_json_404(client, key_a):
 
     assert response.status_code == 404
     assert response.json()["error"]
+
+
+scim_ops = st.fixed_dictionaries(
+    {"op": st.sampled_from(["add", "Replace", "remove", "copy"]) | json_values},
+    optional={
+        "path": st.sampled_from(["active", "members", "userName", 'members[value eq "1"]'])
+        | nasty
+        | json_values,
+        "value": json_values | st.fixed_dictionaries({"active": json_values}),
+    },
+)
+scim_bodies = st.fixed_dictionaries(
+    {},
+    optional={
+        "userName": nasty_text.map(lambda t: f"n{t}@example.com") | json_values,
+        "displayName": nasty | json_values,
+        "active": json_values,
+        "Operations": st.lists(scim_ops, max_size=3) | json_values,
+    },
+)
+
+
+@pytest.fixture
+def scim_key_a(alice, org_a):
+    return api_key_services.api_key_create(actor=alice, org=org_a, name="SCIM", scopes=["scim"])[1]
+
+
+@FUZZ
+@given(
+    body=scim_bodies | json_values,
+    target=st.sampled_from(["Users", "Users/{bob}", "Users/{dave}", "Groups/admin"])
+    | nasty.map(lambda t: f"Users/{encoded(t)}"),
+    method=st.sampled_from(["post", "put", "patch", "delete"]),
+)
+def test_random_scim_calls_never_cause_a_500_nor_touch_another_org(
+    client, scim_key_a, bob, dave, body, target, method
+):
+    response = getattr(client, method)(
+        "/scim/v2/" + target.format(bob=bob.pk, dave=dave.pk),
+        data=json.dumps(body),
+        content_type="application/scim+json",
+        HTTP_AUTHORIZATION=f"Bearer {scim_key_a}",
+    )
+    assert response.status_code in {200, 201, 204, 400, 404, 405, 409, 413}, response.content
+    dave.refresh_from_db()  # org B's user: never banned, renamed or re-roled by org A's token
+    assert (dave.is_banned, dave.email, dave.membership.role) == (
+        False,
+        "dave@example.com",
+        "member",
+    )
+
+
+@FUZZ
+@given(query=nasty | st.text(max_size=40))
+def test_random_scim_filters_never_cause_a_500(client, scim_key_a, bob, query):
+    response = client.get(
+        f"/scim/v2/Users?filter=userName%20eq%20%22{encoded(query)}%22&count={encoded(query)}",
+        HTTP_AUTHORIZATION=f"Bearer {scim_key_a}",
+    )
+    assert response.status_code in {200, 400}, response.content

@@ -37,7 +37,7 @@ def _member_ids(value) -> list[int]:
     ids = []
     for item in items:
         raw = item.get("value") if isinstance(item, dict) else None
-        if not isinstance(raw, str) or not raw.isdigit() or len(raw) > 18:
+        if not r.is_id(raw):
             raise bad_request("Each member needs a value: a User id.")
         ids.append(int(raw))
     return ids
@@ -47,7 +47,7 @@ def _filtered_member(path: str) -> list[int]:
     """Entra's removal: `members[value eq "42"]`."""
     inside = path[len("members[") : -1] if path.endswith("]") else ""
     value = inside.partition(" eq ")[2].strip().strip('"')
-    if not value.isdigit() or len(value) > 18:
+    if not r.is_id(value):
         raise bad_request(f"The path “{path[:60]}” is not supported.", "invalidPath")
     return [int(value)]
 

@@ -7,6 +7,7 @@ the three roles, its id the role's name.
 from django.urls import reverse
 
 from accounts.models import Membership
+from asksage_admin.lib.inputs import text_problem
 from tokens.scim.errors import bad_request
 
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -64,6 +65,11 @@ def list_response(resources: list[dict], total: int, start: int) -> dict:
     }
 
 
+def is_id(value) -> bool:
+    """An id as we write them: ASCII digits ("²" passes isdigit() but not int()), 18 at most."""
+    return isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18
+
+
 def as_bool(value, where: str) -> bool:
     """`active` as IdPs send it: true/false, or Entra's "True"/"False" strings."""
     if isinstance(value, bool):
@@ -76,6 +82,8 @@ def as_bool(value, where: str) -> bool:
 def as_text(value, where: str, limit: int = 254) -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > limit:
         raise bad_request(f"{where} must be a non-empty string of at most {limit} characters.")
+    if problem := text_problem(value):
+        raise bad_request(f"{where} {problem}.")
     return value.strip()
 
 

@@ -22,7 +22,7 @@ def _members(key: ApiKey):
 
 def _membership(key: ApiKey, pk: str) -> Membership:
     """One of the key's organization's members; any other id (another org's) is a 404."""
-    if not pk.isdigit() or len(pk) > 18:
+    if not r.is_id(pk):
         raise not_found("User")
     membership = _members(key).filter(user_id=int(pk)).first()
     if membership is None:
@@ -34,7 +34,7 @@ def _int(request: HttpRequest, name: str, default: int, low: int, high: int) -> 
     raw = request.GET.get(name, "")
     if not raw:
         return default
-    if not raw.isdigit() or len(raw) > 9:
+    if not r.is_id(raw) or len(raw) > 9:
         raise bad_request(f"{name} must be a whole number.")
     return max(low, min(int(raw), high))
 
@@ -56,7 +56,7 @@ def users(request: HttpRequest, key: ApiKey, body: dict) -> HttpResponse:
     members = _members(key).order_by("user_id")
     if raw_filter := request.GET.get("filter", ""):
         match = FILTER.match(raw_filter)
-        if match is None:
+        if match is None or r.text_problem(match.group(1)):
             raise bad_request('Only filter=userName eq "…" is supported.', "invalidFilter")
         members = members.filter(user__email__iexact=match.group(1).strip())
     start = _int(request, "startIndex", 1, 1, 10**9)
