@@ -4,6 +4,9 @@ organization's users and maps groups onto roles; nothing reaches another organiz
 import json
 
 import pytest
+from django.contrib.sessions.models import Session
+from django.test import Client
+from django.urls import reverse
 
 from accounts.models import Membership, User
 from audit.models import AuditLog
@@ -222,3 +225,72 @@ def test_groups_list_the_three_roles_with_their_members(scim, alice, bob):
     assert by_id == {"admin": [str(alice.pk)], "auditor": [], "member": [str(bob.pk)]}
     _, found = scim.call("get", 'Groups?filter=displayName eq "Auditor"')
     assert [g["id"] for g in found["Resources"]] == ["auditor"]
+
+
+def test_the_panel_shows_what_scim_did_and_offers_the_scim_scope(scim, alice_client):
+    scim.call("post", "Users", new_user())
+    user = User.objects.get(email="nina@acme.example")
+    add = {"op": "add", "path": "members", "value": [{"value": str(user.pk)}]}
+    scim.call("patch", "Groups/auditor", {"schemas": [PATCH], "Operations": [add]})
+    scim.call("delete", f"Users/{user.pk}")
+    html = alice_client.get(reverse("tokens:users")).content.decode()
+    assert "nina@acme.example" in html and "Nina Novak" in html
+    activity = alice_client.get(reverse("analytics:activity")).content.decode()
+    assert "SCIM token" in activity
+    keys_page = alice_client.get(reverse("tokens:api_keys")).content.decode()
+    assert 'value="scim"' in keys_page
+
+
+def test_deactivation_ends_the_users_sessions(scim, client, bob):
+    bobs = Client()
+    bobs.force_login(bob)
+    assert bobs.session.session_key
+    off = {
+        "schemas": [PATCH],
+        "Operations": [{"op": "Replace", "path": "active", "value": "False"}],
+    }
+    scim.call("patch", f"Users/{bob.pk}", off)
+    assert not Session.objects.filter(session_key=bobs.session.session_key).exists()
+
+
+def test_oktas_group_patch_with_a_displayname_replace_and_members_add(scim, bob):
+    body = {
+        "schemas": [PATCH],
+        "Operations": [
+            {"op": "replace", "value": {"id": "admin", "displayName": "Admin"}},
+            {
+                "op": "add",
+                "path": "members",
+                "value": [{"value": str(bob.pk), "display": bob.email}],
+            },
+        ],
+    }
+    response, group = scim.call("patch", "Groups/admin", body)
+    assert response.status_code == 200 and str(bob.pk) in [m["value"] for m in group["members"]]
+    assert Membership.objects.get(user=bob).role == "admin"
+
+
+def test_a_failed_group_operation_undoes_the_ones_before_it(scim, alice, bob):
+    body = {
+        "schemas": [PATCH],
+        "Operations": [
+            {"op": "add", "path": "members", "value": [{"value": str(bob.pk)}]},
+            {"op": "add", "path": "members", "value": [{"value": "999999"}]},
+        ],
+    }
+    response, error = scim.call("patch", "Groups/auditor", body)
+    assert response.status_code == 404 and error["schemas"] == [ERROR]
+    assert Membership.objects.get(user=bob).role == "member"
+
+
+def test_listing_users_takes_a_fixed_number_of_queries(scim, org_a, django_assert_max_num_queries):
+    org_a.min_inference_tokens = org_a.min_embedding_tokens = 0
+    org_a.save()
+    for n in range(5):
+        assert (
+            scim.call("post", "Users", new_user(f"u{n}@acme.example", f"U {n}"))[0].status_code
+            == 201
+        )
+    with django_assert_max_num_queries(6):
+        response, found = scim.call("get", "Users")
+    assert found["totalResults"] == 6 and len(found["Resources"]) == 6  # alice and five
