@@ -101,7 +101,9 @@ def scim_user_update(
     if "email" in changes and changes["email"].strip().lower() != user.email:
         if errors := user_email_errors(changes["email"], exclude=user):
             raise ScimError(409 if "already exists" in errors[0] else 400, errors[0])
-        _audit(key, "user.updated", user, column="email", old=user.email, new=changes["email"])
+        _audit(
+            key, "user.updated", user, column="email", old=user.email, new=changes["email"], ip=ip
+        )
         user.email = changes["email"]
         fields.append("email")
     if "name" in changes and changes["name"].strip() and changes["name"].strip() != user.name:
