@@ -294,3 +294,17 @@ def test_listing_users_takes_a_fixed_number_of_queries(scim, org_a, django_asser
     with django_assert_max_num_queries(6):
         response, found = scim.call("get", "Users")
     assert found["totalResults"] == 6 and len(found["Resources"]) == 6  # alice and five
+
+
+def test_a_username_change_is_applied_unless_another_account_holds_the_address(scim, bob, dave):
+    rename = {"op": "replace", "path": "userName", "value": "robert@acme.example"}
+    response, user = scim.call(
+        "patch", f"Users/{bob.pk}", {"schemas": [PATCH], "Operations": [rename]}
+    )
+    assert response.status_code == 200 and user["userName"] == "robert@acme.example"
+    taken = {"op": "replace", "path": "userName", "value": dave.email}
+    response, error = scim.call(
+        "patch", f"Users/{bob.pk}", {"schemas": [PATCH], "Operations": [taken]}
+    )
+    assert response.status_code == 409 and "Bureau" not in error["detail"]
+    assert User.objects.get(pk=bob.pk).email == "robert@acme.example"
