@@ -173,6 +173,10 @@ def farm(tmp_path_factory):
         cluster.destroy()
 
 
+# A gateway sends a report that answered 503 (nothing recorded) again, this many times at most.
+UNAVAILABLE_ATTEMPTS = 4
+
+
 class Gateway:
     """The usage reports, as an LLM gateway sends them, and what each answered."""
 
@@ -184,22 +188,32 @@ class Gateway:
         self.replays: list[tuple[dict, dict]] = []  # (first answer, the replay's answer)
         self.per_server = Counter()
         self.wrong: list = []
+        self.unavailable = 0  # 503 answers (nothing recorded) that were sent again
 
     def send(self, server_index: int, key: str, body: bytes) -> dict:
+        """One report as a gateway sends it: a 503 (nothing recorded) is retried with the same
+        Idempotency-Key after its Retry-After, as the API's contract asks; the retries are
+        counted and printed with the figures."""
         server = self.servers[server_index]
-        status, headers, data, _ = server.request(
-            "POST",
-            "/api/v1/usage",
-            body=body,
-            headers={
-                "Authorization": f"Bearer {self.key}",
-                "Content-Type": "application/json",
-                "Idempotency-Key": key,
-            },
-        )
-        answer = json.loads(data)
-        with self.lock:
-            self.per_server[f"server {server_index + 1}"] += 1
+        for attempt in range(1, UNAVAILABLE_ATTEMPTS + 1):
+            status, headers, data, _ = server.request(
+                "POST",
+                "/api/v1/usage",
+                body=body,
+                headers={
+                    "Authorization": f"Bearer {self.key}",
+                    "Content-Type": "application/json",
+                    "Idempotency-Key": key,
+                },
+            )
+            answer = json.loads(data)
+            with self.lock:
+                self.per_server[f"server {server_index + 1}"] += 1
+            if status != 503 or attempt == UNAVAILABLE_ATTEMPTS:
+                break
+            with self.lock:
+                self.unavailable += 1
+            time.sleep(min(float(headers.get("retry-after") or 1), 2.0))
         if status not in (200, 402):
             self.wrong.append((server.port, status, answer))
         return {
@@ -288,6 +302,9 @@ def test_two_servers_two_workers_two_schedulers_lose_and_double_nothing(farm, ca
 
     # Usage: each key counted once, whichever server and however often it was sent.
     assert not gateway.wrong, gateway.wrong[:5]
+    # A 503 is a correct answer (nothing recorded, retry) when a server's pool is busy for
+    # 2 s under this load, but it must stay rare: a pool that is routinely exhausted fails here.
+    assert gateway.unavailable <= REPORTS // 50, gateway.unavailable
     accepted = [a for a in gateway.answers if a["status"] == 200]
     assert all(not a["replayed"] for a in accepted)
     assert sorted(a["event"] for a in accepted) == facts["event_ids"]
@@ -341,7 +358,8 @@ def test_two_servers_two_workers_two_schedulers_lose_and_double_nothing(farm, ca
     with capsys.disabled():
         print(
             f"\n{REPORTS} usage reports in {took:.1f} s over two servers of {WORKERS} workers "
-            f"(requests: {dict(gateway.per_server)}): {len(accepted)} counted, "
+            f"(requests: {dict(gateway.per_server)}; {gateway.unavailable} answered 503 and "
+            f"were sent again): {len(accepted)} counted, "
             f"{len(gateway.answers) - len(accepted)} over the limit, {len(gateway.replays)} "
             f"replays (same event), {sum(a['tokens'] for a in accepted):,} tokens = used; "
             f"tasks run {facts['tasks']} by two workers {facts['tasks_by_worker']}; "
