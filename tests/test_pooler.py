@@ -233,11 +233,30 @@ def test_the_django_usage_view_records_correctly_through_pgbouncer(pooled):
     )
 
 
+def wait_until_no_server_connection_is_in_a_transaction(bouncer: PgBouncer, dbname: str):
+    """The app may still be finishing a report's after-work (its policy hook) when the last
+    answer arrives: wait for its transactions to end, so the check below can take every
+    server connection; a connection still held after 15 s fails here with what holds it."""
+    deadline = time.monotonic() + 15
+    with psycopg.connect(bouncer.direct(dbname), autocommit=True) as direct:
+        while True:
+            busy = direct.execute(
+                "SELECT pid, state, left(query, 200) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid() AND state <> 'idle'",
+                [dbname],
+            ).fetchall()
+            if not busy:
+                return
+            assert time.monotonic() < deadline, f"server connections still busy: {busy}"
+            time.sleep(0.1)
+
+
 def test_no_setting_is_left_on_pgbouncers_server_connections(pooled):
     """The fast path's plan settings hold for its own transactions only: every server
     connection PgBouncer hands out afterwards has the server's defaults."""
     bouncer, dbname, _, fast, _ = pooled
     assert all(status == 200 for status, _ in report_concurrently(fast, REPORTS))
+    wait_until_no_server_connection_is_in_a_transaction(bouncer, dbname)
     conns = [psycopg.connect(bouncer.url(dbname)) for _ in range(SERVER_CONNECTIONS)]
     try:
         # Each one in a transaction at once: each holds a server connection of its own.
