@@ -60,20 +60,22 @@ def keyset_page(
     *,
     sort: str,
     field: str,
-    descending: bool,
     cursor: str | None,
     limit: int,
-    value_of: Callable[[object], object],
+    descending: bool = False,
+    value_of: Callable[[object], object] | None = None,
     kind: type = object,
     load: Callable[[object], object] | None = None,
 ) -> tuple[list, str | None]:
     """One page of `rows` after `cursor` in (field, pk) order, and the cursor of the next page
     (None on the last). `sort` is the name the cursor carries, so a cursor of another sort is a
-    400; `value_of(row)` is what the next cursor stores, `load(value)` turns it back into what
-    the field compares with (a datetime from its ISO text)."""
+    400; `value_of(row)` is what the next cursor stores (the row's `field` unless said),
+    `load(value)` turns it back into what the field compares with (a datetime from its text)."""
     if cursor:
         value, pk = decode(cursor, sort, kind)
         rows = after(rows, field, descending, load(value) if load else value, pk)
     items, more = page(rows, field, descending, limit)
-    next_cursor = encode(sort, value_of(items[-1]), items[-1].pk) if more else None
-    return items, next_cursor
+    if not more:
+        return items, None
+    last = items[-1]
+    return items, encode(sort, value_of(last) if value_of else getattr(last, field), last.pk)

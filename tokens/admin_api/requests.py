@@ -59,13 +59,7 @@ def list_requests(request: HttpRequest, filters: Query[RequestFilters]) -> Token
     if filters.status != "all":
         rows = rows.filter(status=filters.status)
     items, next_cursor = cursors.keyset_page(
-        rows,
-        sort="id",
-        field="pk",
-        descending=False,
-        cursor=filters.cursor,
-        limit=filters.limit,
-        value_of=lambda row: row.pk,
+        rows, sort="id", field="pk", cursor=filters.cursor, limit=filters.limit
     )
     return TokenRequestPage(items=[_out(row) for row in items], next_cursor=next_cursor)
 

@@ -115,12 +115,7 @@ def _answer_table(request: PanelRequest, *, ok: str = "", error: str = "") -> Ht
         request,
         template=user_page.PAGE,
         fragment=("user-table", "workspace-oob"),
-        context=lambda: user_page.workspace(
-            request,
-            table_error=error,
-            table_notice=ok,
-            **user_page.table_context(request, user_page.page_params(request)),
-        ),
+        context=lambda: user_page.after_post(request, table_error=error, table_notice=ok),
         redirect_to=user_page.table_url(request),
         ok=ok,
         error=error,

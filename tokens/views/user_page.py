@@ -90,6 +90,11 @@ def invitations_context(
     }
 
 
+def after_post(request: PanelRequest, **extra) -> dict:
+    """The workspace and the table as the page an htmx POST came from shows them, and `extra`."""
+    return workspace(request, **extra, **table_context(request, page_params(request)))
+
+
 def page_params(request: PanelRequest) -> QueryDict:
     """The query string of the page an htmx POST came from (HX-Current-URL)."""
     current = (request.htmx.current_url_abs_path if request.htmx else None) or ""

@@ -141,14 +141,13 @@ def _after_batch(
         request,
         template=user_page.PAGE,
         fragment="batch-response",
-        context=lambda: user_page.workspace(
+        context=lambda: user_page.after_post(
             request,
             last_batch=batch,
             changes=changes,
             batch_error=error,
             batch_info=info,
             saved_text=saved,
-            **user_page.table_context(request, user_page.page_params(request)),
         ),
         redirect_to=user_page.table_url(request),
         ok=info or saved,
