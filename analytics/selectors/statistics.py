@@ -154,7 +154,9 @@ def _uses_cumulative(plan: ReadPlan) -> bool:
     )
 
 
-def _months_sql(org_id: int, months: tuple[dt.date, dt.date], cumulative: bool):
+def _months_sql(
+    org_id: int, months: tuple[dt.date, dt.date], cumulative: bool
+) -> tuple[list[str], list]:
     """The whole months' rows: MonthlyUsage, or, when `cumulative`, the last closed month c
     among them (`analytics.cumulative`) as cum(c) − cum(first − 1), then MonthlyUsage after c
     (all of them when none is closed: the page is right before the closing ran)."""

@@ -3,11 +3,15 @@ MonthlyUsage after every closing, rebuilt when a closed month is written into, a
 statistics page's numbers and HTML the same as when it read MonthlyUsage alone."""
 
 import datetime as dt
+import importlib
 import json
 import re
+from types import SimpleNamespace
 
 import pytest
 import time_machine
+from django.apps import apps
+from django.db import connection
 from django.db.models import Sum
 from django.test import Client
 from django.urls import reverse
@@ -251,3 +255,21 @@ def test_usage_reported_through_the_api_over_months_closes_to_the_sum_of_its_eve
         == (events.aggregate(t=Sum("tokens"))["t"])
     )
     assert running_totals(org_a)[(bob.pk, "inference", dt.date(2025, 12, 1))] == 100
+
+
+def test_the_migration_backfills_what_the_closing_would_have_written(org_a, org_b, history):
+    migration = importlib.import_module("analytics.migrations.0007_cumulative_usage")
+    with at(MARCH_18):
+        migration.backfill(apps, SimpleNamespace(connection=connection))
+    backfilled = {org: running_totals(org) for org in (org_a, org_b)}
+    marks = set(ClosedUsageMonth.objects.values_list("organization", "month", "kind", "used"))
+
+    assert cumulative.cumulative_close_due(MARCH_18).startswith("Closed 0 months")
+    assert backfilled[org_a] == expected_running_totals(org_a, dt.date(2026, 2, 1))
+    assert backfilled[org_b] == expected_running_totals(org_b, dt.date(2026, 2, 1))
+    CumulativeUsage.objects.all().delete()
+    ClosedUsageMonth.objects.all().delete()
+    cumulative.cumulative_close_due(MARCH_18)
+    assert set(ClosedUsageMonth.objects.values_list("organization", "month", "kind", "used")) == (
+        marks
+    )
