@@ -1,5 +1,6 @@
 """The analytics app's periodic tasks: the nightly full verification of the audit trail's
-hash chains, and the forecast snapshots of the statistics page (`analytics.snapshots`).
+hash chains, the forecast snapshots of the statistics page (`analytics.snapshots`), and the
+closing of each month's cumulative usage (`analytics.cumulative`).
 
 The verification is enqueued by `manage.py crontask`, run by `manage.py db_worker`, once a
 night however many schedulers run (`tokens.periodic.run_once`). Its outcome, "N chain(s)
@@ -14,9 +15,10 @@ import logging
 from crontask import cron
 from django.tasks import TaskContext, task
 
+from analytics.cumulative import cumulative_close_due
 from analytics.snapshots import snapshots_refresh_stale
 from audit.checkpoints import checkpoint_verify_full
-from tokens.periodic import day_period, run_once, scheduled_at
+from tokens.periodic import day_period, hour_period, run_once, scheduled_at
 
 logger = logging.getLogger(__name__)
 
@@ -49,3 +51,16 @@ def forecast_snapshots_refresh() -> str:
     organization whose snapshot is due (`analytics.snapshots`). Idempotent: a second run at
     once recomputes the same rows; a run that finds nothing due does nothing."""
     return snapshots_refresh_stale()
+
+
+@cron("20 * * * *", sentry_monitor_config=None)
+@task(takes_context=True)
+def cumulative_usage_close(context: TaskContext) -> str:
+    """Hourly: close the months due in each organization's cumulative usage, catching up
+    any missed and rebuilding any whose usage changed since (`analytics.cumulative`)."""
+    when = scheduled_at(context)
+    return run_once(
+        job="cumulative_usage_close",
+        period=hour_period(when),
+        work=lambda: cumulative_close_due(when),
+    )

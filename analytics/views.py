@@ -44,7 +44,8 @@ def statistics(request: PanelRequest) -> HttpResponse:
     by_month = statistics_selectors.usage_by_month(org)
     period = statistics_selectors.period_usage(org, start, end)
     statuses = statistics_selectors.pools_this_month(org, by_month)
-    top = statistics_selectors.top_users(org, start, end)
+    expected = statistics_selectors.period_totals(period)
+    top = statistics_selectors.top_users(org, start, end, expected=expected)
     pools = forecast_selectors.pool_forecasts(org, today(), statuses)
     at_risk = snapshots.users_at_risk(org)
     names = display_names()  # the catalogue's display names, one query
