@@ -288,11 +288,19 @@ def organization_update_errors(*, org: Organization, name: str, billing_address:
 
 @transaction.atomic
 def organization_update(
-    *, actor: User, org: Organization, name: str, billing_address: str, admin_notes: str
+    *,
+    actor: User,
+    org: Organization,
+    name: str,
+    billing_address: str,
+    admin_notes: str,
+    on_deactivation: str | None = None,
 ) -> Organization:
     """Change the organization's details. Status changes go through activate / suspend."""
     org = organization_lock(org)
     errors = organization_update_errors(org=org, name=name, billing_address=billing_address)
+    if on_deactivation is not None and on_deactivation not in Organization.OnDeactivation.values:
+        errors["on_deactivation"] = ["Choose return or keep."]
     if errors:
         raise DomainError(errors=errors)
     changed = []
@@ -300,6 +308,7 @@ def organization_update(
         ("name", name.strip()),
         ("billing_address", billing_address.strip()),
         ("admin_notes", admin_notes.strip()),
+        ("on_deactivation", on_deactivation or org.on_deactivation),
     ):
         old = getattr(org, field)
         if old != value:
