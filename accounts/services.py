@@ -62,6 +62,18 @@ def user_register(*, email: str, name: str, password: str, accepted_terms: bool)
     return user
 
 
+@transaction.atomic
+def user_accept_terms(*, user: User, ip: str | None = None) -> User:
+    """A user created without registering (SCIM, sales) accepts the terms at first sign-in.
+    Accepting twice changes nothing: the first time stands."""
+    user = User.objects.select_for_update().get(pk=user.pk)
+    if user.terms_accepted_at is None:
+        user.terms_accepted_at = timezone.now()
+        user.save(update_fields=["terms_accepted_at"])
+        audit_record(action="user.terms_accepted", actor=user, target_user=user, ip=ip)
+    return user
+
+
 def user_email_errors(email: str, *, exclude: User | None = None) -> list[str]:
     email = email.strip().lower()
     try:

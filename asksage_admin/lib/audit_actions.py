@@ -18,6 +18,7 @@ class AuditAction(models.TextChoices):
     MFA_PASSKEY_ADDED = "mfa.passkey_added", "Passkey added"
     MFA_PASSKEY_REMOVED = "mfa.passkey_removed", "Passkey removed"
     USER_REGISTERED = "user.registered", "Registered"
+    USER_TERMS_ACCEPTED = "user.terms_accepted", "Terms accepted"
     USER_CREATED = "user.created", "User created"
     USER_UPDATED = "user.updated", "User details changed"
     USER_PASSWORD = "user.password", "Password set by staff"
