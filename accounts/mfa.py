@@ -163,6 +163,36 @@ def mfa_verify(*, request, user: User, token: str, ip: str | None = None) -> Non
     raise error
 
 
+def mfa_wait(user: User) -> TooManyWrongCodes | None:
+    """The refusal while the second factor waits out its delay after wrong tries (None: it
+    may be tried). A passkey is refused for the same wait as a code."""
+    with transaction.atomic():
+        retry_at = _retry_at(_locked_devices(user))
+    return TooManyWrongCodes(retry_at) if retry_at is not None else None
+
+
+def mfa_passkey_failed(*, user: User, ip: str | None = None, reason: str = "") -> None:
+    """A failed passkey assertion counts as a wrong code: each code-bearing device's failure
+    count rises (so the next try of either kind waits 1, 2, 4… s) and `mfa.failed` is
+    audited with method "passkey". Committed at once, like a wrong code's (see mfa_verify)."""
+    with transaction.atomic():
+        devices = _locked_devices(user)
+        for device in devices:
+            device.throttle_increment()
+        failures = max((d.throttling_failure_count for d in devices), default=0)
+        _audit_own_step(
+            "mfa.failed", user, ip=ip, failures=failures, method="passkey", reason=reason[:40]
+        )
+
+
+def mfa_passkey_passed(user: User) -> None:
+    """A passkey passed: the wrong tries before it are forgiven, as after a right code."""
+    with transaction.atomic():
+        for device in _locked_devices(user):
+            if device.throttling_failure_count:
+                device.throttle_reset()
+
+
 @transaction.atomic
 def mfa_reset(*, actor: User, user: User) -> None:
     """Sales staff reset someone's second factor (authenticator, recovery codes and passkeys):

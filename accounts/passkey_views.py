@@ -27,6 +27,7 @@ from asksage_admin.lib.errors import DomainError
 from asksage_admin.lib.http import client_ip
 
 PENDING_NAME = "passkey_pending_name"
+AUTH_STATE = "otp_webauthn_authentication_state"  # the library's session key for a challenge
 
 
 def _next(request) -> str:
@@ -110,8 +111,32 @@ class RegistrationComplete(webauthn.CompleteCredentialRegistrationView):
         return response
 
 
+class PasskeyWait(webauthn_errors.OTPWebAuthnApiError):
+    """The second factor waits out its delay after wrong tries: no assertion is checked."""
+
+    status_code = 429
+    default_code = "too_many_attempts"
+
+
 class AuthenticationComplete(webauthn.CompleteCredentialAuthenticationView):
-    """A passkey as the second factor of a password login (never passwordless)."""
+    """A passkey as the second factor of a password login (never passwordless), throttled
+    and audited like a code (accounts.mfa): while the wait after wrong tries lasts nothing is
+    checked; a failed assertion counts as a wrong code; a good one clears the count."""
+
+    def post(self, *args, **kwargs):
+        user = self.request.user
+        if not user.is_authenticated:
+            return super().post(*args, **kwargs)  # refused: see complete_auth
+        if (wait := mfa_services.mfa_wait(user)) is not None:
+            self.request.session.pop(AUTH_STATE, None)  # that challenge is spent too
+            raise PasskeyWait(detail=" ".join(wait.messages))
+        try:
+            return super().post(*args, **kwargs)
+        except webauthn_errors.InvalidState:
+            raise  # no ceremony was begun: nothing was verified, nothing to count
+        except webauthn_errors.OTPWebAuthnApiError as exc:
+            mfa_services.mfa_passkey_failed(user=user, ip=client_ip(self.request), reason=exc.code)
+            raise
 
     def complete_auth(self, device) -> None:
         if not self.request.user.is_authenticated:  # settings also refuse passwordless login
@@ -122,3 +147,4 @@ class AuthenticationComplete(webauthn.CompleteCredentialAuthenticationView):
             passkey=device,
             ip=client_ip(self.request),
         )
+        mfa_services.mfa_passkey_passed(self.request.user)
