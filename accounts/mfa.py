@@ -90,6 +90,21 @@ def _new_recovery_codes(user: User) -> list[str]:
     return codes
 
 
+def has_recovery_codes(user: User) -> bool:
+    return StaticToken.objects.filter(device__user=user, device__confirmed=True).exists()
+
+
+def mfa_passkey_recovery_codes(*, user: User) -> list[str]:
+    """Fresh recovery codes for someone who just added a passkey and has none left (to show
+    once): losing the only key must not lock them out. Called in the passkey's own
+    transaction; [] when they still hold codes."""
+    if has_recovery_codes(user):
+        return []
+    codes = _new_recovery_codes(user)
+    _audit_own_step("mfa.recovery_codes", user, count=len(codes), method="passkey")
+    return codes
+
+
 class TooManyWrongCodes(DomainError):
     """The second factor is waiting out its delay after wrong codes; `retry_at` it may be
     tried again."""

@@ -27,6 +27,7 @@ from asksage_admin.lib.errors import DomainError
 from asksage_admin.lib.http import client_ip
 
 PENDING_NAME = "passkey_pending_name"
+CODES_TO_SHOW = "passkey_recovery_codes"  # new codes, until the next page shows them once
 AUTH_STATE = "otp_webauthn_authentication_state"  # the library's session key for a challenge
 
 
@@ -64,6 +65,11 @@ def passkey_list(request: AuthedRequest) -> HttpResponse:
     """One's passkeys, and the steps to add one: name it, then create it in the browser."""
     if _must_verify_first(request):
         return _to_mfa(request)
+    if codes := request.session.pop(CODES_TO_SHOW, None):
+        context = {"codes": codes, "next": _next(request) or reverse("accounts:passkeys")}
+        return render(request, "registration/mfa_codes.html", context)
+    if request.GET.get("created") and _next(request):
+        return redirect(_next(request))  # a passkey was just made on the way somewhere
     return render(request, "registration/passkeys.html", _page(request))
 
 
@@ -107,7 +113,10 @@ class RegistrationComplete(webauthn.CompleteCredentialRegistrationView):
             response = super().post(*args, **kwargs)
             passkey_id = json.loads(response.content)["id"]
             passkeys.passkey_registered(user=self.request.user, passkey_id=passkey_id, name=name)
+            codes = mfa_services.mfa_passkey_recovery_codes(user=self.request.user)
         self.request.session.pop(PENDING_NAME, None)
+        if codes:  # shown once, by the page the script goes to next (passkey_list)
+            self.request.session[CODES_TO_SHOW] = codes
         return response
 
 

@@ -15,6 +15,7 @@ class AuditAction(models.TextChoices):
     MFA_VERIFIED = "mfa.verified", "Second factor passed"
     MFA_FAILED = "mfa.failed", "Wrong second-factor code"
     MFA_RESET = "mfa.reset", "Second factor reset"
+    MFA_RECOVERY_CODES = "mfa.recovery_codes", "Recovery codes issued"
     MFA_PASSKEY_ADDED = "mfa.passkey_added", "Passkey added"
     MFA_PASSKEY_REMOVED = "mfa.passkey_removed", "Passkey removed"
     USER_REGISTERED = "user.registered", "Registered"
