@@ -28,7 +28,7 @@ from asksage_admin.lib.forms import add_domain_errors
 class OrganizationChangeForm(forms.ModelForm):
     class Meta:
         model = Organization
-        fields = ["name", "billing_address", "admin_notes"]
+        fields = ["name", "billing_address", "admin_notes", "on_deactivation"]
 
     def clean(self):
         cleaned = super().clean()

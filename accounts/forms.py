@@ -3,6 +3,10 @@
 from django import forms
 from django.contrib.auth import password_validation
 from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.forms import PasswordResetForm as DjangoPasswordResetForm
+from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
+
+from accounts.models import User
 
 
 class RegistrationForm(forms.Form):
@@ -25,6 +29,10 @@ class RegistrationForm(forms.Form):
         return password
 
 
+class TermsForm(forms.Form):
+    accept_terms = RegistrationForm.base_fields["accept_terms"]
+
+
 class LoginForm(AuthenticationForm):
     """Login by email; banned users are told why they cannot log in."""
 
@@ -45,3 +53,16 @@ class LoginForm(AuthenticationForm):
         if user.is_banned:
             raise forms.ValidationError(self.error_messages["banned"], code="banned")
         super().confirm_login_allowed(user)
+
+
+class PasswordResetForm(DjangoPasswordResetForm):
+    """Django's, plus the users created without a password (by SCIM, or by sales leaving it
+    unset) who never signed in: the reset link is how they set their first one. Django skips
+    every unusable password; a staff member's deliberate "disable password login" on an account
+    that has signed in before still holds."""
+
+    def get_users(self, email):
+        yield from super().get_users(email)
+        yield from User.objects.filter(
+            email__iexact=email, is_active=True, is_banned=False, last_login__isnull=True
+        ).filter(password__startswith=UNUSABLE_PASSWORD_PREFIX)

@@ -90,6 +90,21 @@ def _new_recovery_codes(user: User) -> list[str]:
     return codes
 
 
+def has_recovery_codes(user: User) -> bool:
+    return StaticToken.objects.filter(device__user=user, device__confirmed=True).exists()
+
+
+def mfa_passkey_recovery_codes(*, user: User) -> list[str]:
+    """Fresh recovery codes for someone who just added a passkey and has none left (to show
+    once): losing the only key must not lock them out. Called in the passkey's own
+    transaction; [] when they still hold codes."""
+    if has_recovery_codes(user):
+        return []
+    codes = _new_recovery_codes(user)
+    _audit_own_step("mfa.recovery_codes", user, count=len(codes), method="passkey")
+    return codes
+
+
 class TooManyWrongCodes(DomainError):
     """The second factor is waiting out its delay after wrong codes; `retry_at` it may be
     tried again."""
@@ -161,6 +176,36 @@ def mfa_verify(*, request, user: User, token: str, ip: str | None = None) -> Non
             error = DomainError(errors={"token": [message]})
     # Raised once the transaction is over: the failure count and the audit row are committed.
     raise error
+
+
+def mfa_wait(user: User) -> TooManyWrongCodes | None:
+    """The refusal while the second factor waits out its delay after wrong tries (None: it
+    may be tried). A passkey is refused for the same wait as a code."""
+    with transaction.atomic():
+        retry_at = _retry_at(_locked_devices(user))
+    return TooManyWrongCodes(retry_at) if retry_at is not None else None
+
+
+def mfa_passkey_failed(*, user: User, ip: str | None = None, reason: str = "") -> None:
+    """A failed passkey assertion counts as a wrong code: each code-bearing device's failure
+    count rises (so the next try of either kind waits 1, 2, 4… s) and `mfa.failed` is
+    audited with method "passkey". Committed at once, like a wrong code's (see mfa_verify)."""
+    with transaction.atomic():
+        devices = _locked_devices(user)
+        for device in devices:
+            device.throttle_increment()
+        failures = max((d.throttling_failure_count for d in devices), default=0)
+        _audit_own_step(
+            "mfa.failed", user, ip=ip, failures=failures, method="passkey", reason=reason[:40]
+        )
+
+
+def mfa_passkey_passed(user: User) -> None:
+    """A passkey passed: the wrong tries before it are forgiven, as after a right code."""
+    with transaction.atomic():
+        for device in _locked_devices(user):
+            if device.throttling_failure_count:
+                device.throttle_reset()
 
 
 @transaction.atomic

@@ -97,6 +97,10 @@ class Organization(models.Model):
         ACTIVE = "active", "Active"
         SUSPENDED = "suspended", "Suspended"
 
+    class OnDeactivation(models.TextChoices):
+        RETURN = "return", "Return the allocation to the pool"
+        KEEP = "keep", "Keep the allocation"
+
     name = models.CharField(max_length=200, unique=True)
     slug = models.SlugField(max_length=200, unique=True)
     billing_address = models.TextField()
@@ -119,6 +123,16 @@ class Organization(models.Model):
     models_restricted = models.BooleanField(
         default=False,
         help_text="Only the models the organization's admins enabled may be used.",
+    )
+    # What a ban (SCIM `active: false`, the panel's Banned toggle) does to the member's
+    # maxima; re-activation raises them back to the floors, if the pool covers them.
+    on_deactivation = models.CharField(
+        "when a member is deactivated",
+        max_length=10,
+        choices=OnDeactivation,
+        default=OnDeactivation.RETURN,
+        help_text="Return: a banned member's maxima go to 0 and the tokens back to the pool; "
+        "re-activation gives the floors again, if the pool covers them.",
     )
 
     class Meta:

@@ -27,6 +27,8 @@ from asksage_admin.lib.errors import DomainError
 from asksage_admin.lib.http import client_ip
 
 PENDING_NAME = "passkey_pending_name"
+CODES_TO_SHOW = "passkey_recovery_codes"  # new codes, until the next page shows them once
+AUTH_STATE = "otp_webauthn_authentication_state"  # the library's session key for a challenge
 
 
 def _next(request) -> str:
@@ -63,6 +65,11 @@ def passkey_list(request: AuthedRequest) -> HttpResponse:
     """One's passkeys, and the steps to add one: name it, then create it in the browser."""
     if _must_verify_first(request):
         return _to_mfa(request)
+    if codes := request.session.pop(CODES_TO_SHOW, None):
+        context = {"codes": codes, "next": _next(request) or reverse("accounts:passkeys")}
+        return render(request, "registration/mfa_codes.html", context)
+    if request.GET.get("created") and _next(request):
+        return redirect(_next(request))  # a passkey was just made on the way somewhere
     return render(request, "registration/passkeys.html", _page(request))
 
 
@@ -106,12 +113,39 @@ class RegistrationComplete(webauthn.CompleteCredentialRegistrationView):
             response = super().post(*args, **kwargs)
             passkey_id = json.loads(response.content)["id"]
             passkeys.passkey_registered(user=self.request.user, passkey_id=passkey_id, name=name)
+            codes = mfa_services.mfa_passkey_recovery_codes(user=self.request.user)
         self.request.session.pop(PENDING_NAME, None)
+        if codes:  # shown once, by the page the script goes to next (passkey_list)
+            self.request.session[CODES_TO_SHOW] = codes
         return response
 
 
+class PasskeyWait(webauthn_errors.OTPWebAuthnApiError):
+    """The second factor waits out its delay after wrong tries: no assertion is checked."""
+
+    status_code = 429
+    default_code = "too_many_attempts"
+
+
 class AuthenticationComplete(webauthn.CompleteCredentialAuthenticationView):
-    """A passkey as the second factor of a password login (never passwordless)."""
+    """A passkey as the second factor of a password login (never passwordless), throttled
+    and audited like a code (accounts.mfa): while the wait after wrong tries lasts nothing is
+    checked; a failed assertion counts as a wrong code; a good one clears the count."""
+
+    def post(self, *args, **kwargs):
+        user = self.request.user
+        if not user.is_authenticated:
+            return super().post(*args, **kwargs)  # refused: see complete_auth
+        if (wait := mfa_services.mfa_wait(user)) is not None:
+            self.request.session.pop(AUTH_STATE, None)  # that challenge is spent too
+            raise PasskeyWait(detail=" ".join(wait.messages))
+        try:
+            return super().post(*args, **kwargs)
+        except webauthn_errors.InvalidState:
+            raise  # no ceremony was begun: nothing was verified, nothing to count
+        except webauthn_errors.OTPWebAuthnApiError as exc:
+            mfa_services.mfa_passkey_failed(user=user, ip=client_ip(self.request), reason=exc.code)
+            raise
 
     def complete_auth(self, device) -> None:
         if not self.request.user.is_authenticated:  # settings also refuse passwordless login
@@ -122,3 +156,4 @@ class AuthenticationComplete(webauthn.CompleteCredentialAuthenticationView):
             passkey=device,
             ip=client_ip(self.request),
         )
+        mfa_services.mfa_passkey_passed(self.request.user)

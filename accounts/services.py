@@ -62,6 +62,18 @@ def user_register(*, email: str, name: str, password: str, accepted_terms: bool)
     return user
 
 
+@transaction.atomic
+def user_accept_terms(*, user: User, ip: str | None = None) -> User:
+    """A user created without registering (SCIM, sales) accepts the terms at first sign-in.
+    Accepting twice changes nothing: the first time stands."""
+    user = User.objects.select_for_update().get(pk=user.pk)
+    if user.terms_accepted_at is None:
+        user.terms_accepted_at = timezone.now()
+        user.save(update_fields=["terms_accepted_at"])
+        audit_record(action="user.terms_accepted", actor=user, target_user=user, ip=ip)
+    return user
+
+
 def user_email_errors(email: str, *, exclude: User | None = None) -> list[str]:
     email = email.strip().lower()
     try:
@@ -288,11 +300,19 @@ def organization_update_errors(*, org: Organization, name: str, billing_address:
 
 @transaction.atomic
 def organization_update(
-    *, actor: User, org: Organization, name: str, billing_address: str, admin_notes: str
+    *,
+    actor: User,
+    org: Organization,
+    name: str,
+    billing_address: str,
+    admin_notes: str,
+    on_deactivation: str | None = None,
 ) -> Organization:
     """Change the organization's details. Status changes go through activate / suspend."""
     org = organization_lock(org)
     errors = organization_update_errors(org=org, name=name, billing_address=billing_address)
+    if on_deactivation is not None and on_deactivation not in Organization.OnDeactivation.values:
+        errors["on_deactivation"] = ["Choose return or keep."]
     if errors:
         raise DomainError(errors=errors)
     changed = []
@@ -300,6 +320,7 @@ def organization_update(
         ("name", name.strip()),
         ("billing_address", billing_address.strip()),
         ("admin_notes", admin_notes.strip()),
+        ("on_deactivation", on_deactivation or org.on_deactivation),
     ):
         old = getattr(org, field)
         if old != value:

@@ -1,13 +1,14 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
-from accounts import passkey_views, views
-from accounts.forms import LoginForm
+from accounts import passkey_views, terms_views, views
+from accounts.forms import LoginForm, PasswordResetForm
 
 app_name = "accounts"
 
 urlpatterns = [
     path("accounts/register/", views.register, name="register"),
+    path("accounts/terms/", terms_views.terms, name="terms"),
     # Before logout: the access sweep visits routes in this order, still logged in.
     path("accounts/mfa/passkeys/", passkey_views.passkey_list, name="passkeys"),
     path("accounts/mfa/passkeys/name/", passkey_views.passkey_name, name="passkey_name"),
@@ -28,6 +29,7 @@ urlpatterns = [
     path(
         "accounts/password-reset/",
         auth_views.PasswordResetView.as_view(
+            form_class=PasswordResetForm,
             success_url=reverse_lazy("accounts:password_reset_done"),
             email_template_name="registration/password_reset_email.txt",
         ),

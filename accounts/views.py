@@ -64,6 +64,7 @@ def mfa(request: AuthedRequest) -> HttpResponse:
         "error": None,
         "has_totp": mfa_services.has_totp(request.user),
         "has_passkey": has_passkey(request.user),
+        "has_codes": mfa_services.has_recovery_codes(request.user),
         "webauthn_config": get_configuration(request),
     }
     status, headers = 200, {}

@@ -127,6 +127,8 @@ MIDDLEWARE = [
     "accounts.middleware.StaffSecondFactorMiddleware",
     "axes.middleware.AxesMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # After HtmxMiddleware: an htmx request is sent to the terms page as a whole page.
+    "accounts.middleware.TermsRequiredMiddleware",
 ]
 
 ROOT_URLCONF = "asksage_admin.urls"

@@ -337,7 +337,7 @@ class OrganizationAdmin(ServiceErrorsAsMessages, StaffPermissions, admin.ModelAd
         ),
         (
             "Tokens this month",
-            {"fields": ["pools", "inference_floor", "embedding_floor"]},
+            {"fields": ["pools", "inference_floor", "embedding_floor", "on_deactivation"]},
         ),
     ]
     readonly_fields = [
@@ -444,6 +444,7 @@ class OrganizationAdmin(ServiceErrorsAsMessages, StaffPermissions, admin.ModelAd
             name=form.cleaned_data["name"],
             billing_address=form.cleaned_data["billing_address"],
             admin_notes=form.cleaned_data["admin_notes"],
+            on_deactivation=form.cleaned_data.get("on_deactivation"),
         )
 
     def save_formset(self, request, form, formset, change):

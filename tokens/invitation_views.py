@@ -1,8 +1,9 @@
 """The invitation link's page: register (or log in), accept the terms, join the organization.
 
 Open to anyone holding the link (its secret is the proof that they read the invited mailbox);
-an unknown link answers 404, a used, revoked or expired one 410 with words, someone signed in
-under another address 403. In tokens, not accounts: joining takes the floors from the pools.
+an unknown link answers 404, a used, revoked or expired one 410 with words, an address that
+cannot join (another organization's, a disabled account) 409, someone signed in under
+another address 403. In tokens, not accounts: joining takes the floors from the pools.
 """
 
 from django.contrib import messages
@@ -38,6 +39,8 @@ def invitation_accept(request: AuthedRequest, token: str) -> HttpResponse:
         )
     if refusal := invitation_services.invitation_refusal(invitation):
         return _refused(request, refusal, 410, invitation)
+    if refusal := invitation_services.invitee_refusal(invitation):
+        return _refused(request, refusal, 409, invitation)
     user = request.user
     if user.is_authenticated and user.email.lower() != invitation.email.lower():
         return _refused(

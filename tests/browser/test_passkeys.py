@@ -46,6 +46,10 @@ def test_an_admin_adds_a_passkey_then_signs_in_with_it(webauthn_page, live_serve
     page.get_by_label("Passkey name").fill("Virtual key")
     page.get_by_role("button", name="Continue").click()
     page.get_by_role("button", name="Create passkey").click()
+    # A passkey alone: 10 recovery codes, shown once, in case the key is lost.
+    expect(page.get_by_role("heading", name="Save your recovery codes")).to_be_visible()
+    expect(page.locator(".recovery-codes code")).to_have_count(10)
+    page.get_by_role("link", name="I saved them — continue").click()
     page.wait_for_url(re.compile(r".*/panel/users/$"))
     creds = page.cdp.send("WebAuthn.getCredentials", {"authenticatorId": page.authenticator_id})
     assert len(creds["credentials"]) == 1

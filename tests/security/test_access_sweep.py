@@ -35,6 +35,7 @@ SECRET = "secret-sally@example.com"  # org A data that none of the visitors may 
 PUBLIC = {
     "accounts:login",
     "accounts:register",
+    "accounts:terms",  # the visitor's own acceptance: the cast accepted already, nothing changes
     "accounts:logout",
     "accounts:password_reset",
     "accounts:password_reset_done",

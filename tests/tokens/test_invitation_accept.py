@@ -135,3 +135,18 @@ def test_a_link_dies_with_its_inviter_s_admin_rights(client, alice, link, org_a,
     assert "no longer administers" in page.content.decode()
     client.post(link, {**REGISTRATION})
     assert not User.objects.filter(email="nina@example.com").exists()
+
+
+def test_an_invitee_held_by_another_organization_hears_why_on_the_link_page(
+    client, alice, org_a, carol
+):
+    invitation_create(admin=alice, org=org_a, email="carol@example.com", role="member")
+    body = EmailDelivery.objects.get(kind="invitation").body_text
+    path = re.search(r"https?://[^/]+(/invitations/[^/\s]+/)", body).group(1)
+    client.force_login(carol)
+    response = client.post(path, {"accept_terms": "on"})
+    assert response.status_code == 409
+    html = response.content.decode()
+    assert "This address already belongs to another organization" in html
+    assert "Bureau of Birds" not in html.split("<main", 1)[-1].split("</main>")[0]
+    assert carol.membership.organization.slug == "bureau-of-birds"

@@ -1,13 +1,16 @@
 """User Management's people: invite, resend, revoke, re-role and remove, as an admin would,
 with htmx and without; refusals in words (422), nothing changed; other people refused."""
 
+import re
+
 import pytest
+from django.db import transaction
 from django.urls import reverse
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import Membership, User
 from audit.models import AuditLog
-from tests.factories import MembershipFactory, max_of, set_max
+from tests.factories import MembershipFactory, UserFactory, max_of, set_max
 from tokens.models import EmailDelivery, Invitation, MonthlyUsage
 from tokens.selectors import pool_statuses
 from tokens.services.invitations import invitation_create
@@ -254,3 +257,23 @@ def test_a_role_change_without_javascript_redirects_back_to_the_view(alice_clien
     )
     assert response.status_code == 302 and response["Location"] == "/panel/users/?q=bob"
     assert Membership.objects.get(user=bob).role == "auditor"
+
+
+def test_the_admin_sees_the_same_answer_for_a_stranger_and_another_organizations_user(
+    alice_client, org_a, carol
+):
+    """No oracle: another organization's user and a disabled account read as strangers."""
+    UserFactory(email="gone@example.com", is_banned=True)
+    answers = set()
+    for email in ("nina@example.com", "carol@example.com", "gone@example.com"):
+        with transaction.atomic():  # each from the same state: the list shows one invitation
+            response = alice_client.post(
+                reverse("tokens:invite"), {"email": email, "role": "member"}, headers=HX
+            )
+            assert Invitation.objects.get().email == email
+            transaction.set_rollback(True)
+        html = response.content.decode().replace(email, "ADDRESS")
+        html = re.sub(r"/invitations/\d+/", "/invitations/N/", html)
+        html = re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "", html)
+        answers.add((response.status_code, html))
+    assert len(answers) == 1 and next(iter(answers))[0] == 200

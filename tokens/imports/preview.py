@@ -24,6 +24,7 @@ class Member:
     user_id: int
     name: str
     values: dict[str, int]  # column → stored max
+    banned: bool = False  # a banned member's floor is 0 (`services._core.member_floor`)
 
 
 @dataclass
@@ -74,10 +75,12 @@ def members_by_email(org: Organization, emails: list[str], queryset=None) -> dic
     for start in range(0, len(emails), LOOKUP_CHUNK):
         chunk = emails[start : start + LOOKUP_CHUNK]
         rows = base.filter(organization=org, user__email__in=chunk).order_by("user_id")
-        rows = rows.values_list("user_id", "user__email", "user__name", *MAX_COLUMNS)
-        for user_id, email, name, *values in rows:
+        rows = rows.values_list(
+            "user_id", "user__email", "user__name", "user__is_banned", *MAX_COLUMNS
+        )
+        for user_id, email, name, banned, *values in rows:
             stored = dict(zip(MAX_COLUMNS, values, strict=True))
-            found[email.lower()] = Member(user_id, name, stored)
+            found[email.lower()] = Member(user_id, name, stored, banned)
     return found
 
 
@@ -95,7 +98,9 @@ def classify(org: Organization, rows: list[ImportRow], members: dict[str, Member
             continue
         given = {c: v for c, v in row.values.items() if v is not None}
         low = [
-            f"{COLUMN_LABELS[c]}: at least {floors[c]:,}" for c, v in given.items() if v < floors[c]
+            f"{COLUMN_LABELS[c]}: at least {floors[c]:,}"
+            for c, v in given.items()
+            if v < floors[c] and not member.banned
         ]
         if low:
             why = "; ".join(low) + " (the organization's minimum per user)."

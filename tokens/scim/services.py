@@ -2,11 +2,11 @@
 token as the actor.
 
 Deactivation (`active: false`, DELETE) keeps the membership and bans the user: the account
-cannot log in, its sessions end, the usage API refuses it, and its data stays. Keeping the
-membership (rather than `member_remove`, which deletes it) is what lets re-activation be a
-plain unban that finds the person with their role and allocation as they were; a deleted
-membership would have to pass the pool check again and could fail where the IdP expects a
-simple toggle.
+cannot log in, its sessions end, the usage API refuses it, and its data stays. Its allocation
+follows the organization's policy (`tokens.services.deactivation`): returned to the pool (the
+default) or kept. Re-activation is an unban that raises the maxima back to the floors, or a
+409 that changes nothing when the pool cannot cover them. Keeping the membership (rather than
+`member_remove`, which deletes it) keeps the person's role, usage and history.
 """
 
 from django.db import transaction
@@ -14,11 +14,13 @@ from django.db.models import Q
 
 from accounts.models import Membership, Organization, User
 from accounts.services import organization_lock, user_email_errors, user_sessions_end
+from asksage_admin.lib.errors import DomainError
 from audit.services import audit_record
 from tokens.models import ApiKey
 from tokens.organizations import membership_batch_errors, new_member_pool_errors
 from tokens.scim.auth import actor_label
 from tokens.scim.errors import ScimError
+from tokens.services.deactivation import allocation_after_ban, allocation_after_unban
 
 
 def _audit(key: ApiKey, action: str, user: User, **details) -> None:
@@ -61,11 +63,15 @@ def scim_user_create(
     )
     _audit(key, "membership.added", user, role=membership.role, ip=ip)
     if not active:
-        _set_banned(key, membership, True, ip)
+        _set_banned(key, org, membership, True, ip)
     return membership
 
 
-def _set_banned(key: ApiKey, membership: Membership, banned: bool, ip: str | None) -> None:
+def _set_banned(
+    key: ApiKey, org: Organization, membership: Membership, banned: bool, ip: str | None
+) -> None:
+    """Ban or unban, with the allocation the organization's policy gives; the caller holds
+    the organization row lock."""
     user = User.objects.select_for_update().get(pk=membership.user_id)
     if user.is_banned == banned:
         return
@@ -79,6 +85,18 @@ def _set_banned(key: ApiKey, membership: Membership, banned: bool, ip: str | Non
     if banned:
         user_sessions_end(user=user)
     membership.user = user
+    after = allocation_after_ban if banned else allocation_after_unban
+    try:
+        after(
+            actor=None,
+            actor_label=actor_label(key),
+            org=org,
+            membership=membership,
+            user=user,
+            ip=ip,
+        )
+    except DomainError as exc:
+        raise ScimError(409, " ".join(exc.messages)) from exc
 
 
 def _other_active_admin(membership: Membership) -> bool:
@@ -94,7 +112,7 @@ def scim_user_update(
     *, key: ApiKey, membership: Membership, changes: dict, ip: str | None = None
 ) -> Membership:
     """Apply `userName`, `name` (display) and `active` changes to one of the org's users."""
-    organization_lock(key.organization)
+    org = organization_lock(key.organization)
     membership = Membership.objects.select_for_update(of=("self",)).get(pk=membership.pk)
     user = User.objects.select_for_update().get(pk=membership.user_id)
     fields = []
@@ -115,7 +133,7 @@ def scim_user_update(
         user.save(update_fields=fields)
     membership.user = user
     if "active" in changes:
-        _set_banned(key, membership, not changes["active"], ip)
+        _set_banned(key, org, membership, not changes["active"], ip)
     return membership
 
 

@@ -8,7 +8,7 @@ Each raises `DomainError` keyed by the form field, so a view can show it beside 
 
 from django.conf import settings
 
-from accounts.models import Organization
+from accounts.models import Organization, User
 from asksage_admin.lib.amounts import ACCEPTED_FORMATS, MAX_TOKENS
 from asksage_admin.lib.errors import DomainError
 from asksage_admin.lib.forms import AMOUNT_REQUIRED
@@ -21,10 +21,19 @@ def check_column(column: str) -> str:
     return column
 
 
-def check_floor(org: Organization, column: str, value: int, field: str = "value") -> int:
-    """A parsed amount (a form's `TokenAmountField`) against the organization's floor."""
+def member_floor(org: Organization, kind: str, user: User | None = None) -> int:
+    """The organization's floor, except for a banned member: 0, so that no save, import,
+    preset or policy forces tokens back onto someone who cannot use them."""
+    return 0 if user is not None and user.is_banned else org.floor(kind)
+
+
+def check_floor(
+    org: Organization, column: str, value: int, field: str = "value", user: User | None = None
+) -> int:
+    """A parsed amount (a form's `TokenAmountField`) against the organization's floor (the
+    member's, when `user` is given)."""
     check_amount(value, field, allow_zero=True)
-    floor = org.floor(MAX_COLUMNS[column])
+    floor = member_floor(org, MAX_COLUMNS[column], user)
     if value < floor:
         raise DomainError(
             errors={field: [f"At least {floor:,}: the organization's minimum per user."]}

@@ -21,7 +21,7 @@ from tokens.alerts import pool_alert_after_commit
 from tokens.models import COLUMN_LABELS, MAX_COLUMNS, AllocationBatch, PendingEdit
 from tokens.selectors import allocated, batch_signature, pools
 from tokens.services import notifications
-from tokens.services._core import check_column, check_floor
+from tokens.services._core import check_column, check_floor, member_floor
 
 
 @transaction.atomic
@@ -43,7 +43,7 @@ def pending_edit_set(
     tabs) updates one pending edit instead of racing to create two.
     """
     check_column(column)
-    check_floor(org, column, value)
+    check_floor(org, column, value, user=membership.user)
     with transaction.atomic():
         locked = (
             Membership.objects.select_for_update(no_key=True)
@@ -149,13 +149,13 @@ def _change_errors(*, org: Organization, column: str, targets: list[Target]) -> 
     below the floor; when the rows together exceed the pool, every increase fails too.
     """
     kind = MAX_COLUMNS[column]
-    floor = org.floor(kind)
     errors: dict[int, str] = {}
     delta = 0
     for user, membership, expected, new in targets:
         if membership is None or membership.organization_id != org.pk:
             errors[user.pk] = f"{user.email} is no longer in {org.name}."
             continue
+        floor = member_floor(org, kind, user)
         current = getattr(membership, column)
         if current != expected:
             errors[user.pk] = (

@@ -76,6 +76,8 @@ def _month_used(membership: Membership, kind: str) -> int:
 def _auto_increase_locked(
     *, org: Organization, policy, membership: Membership, kind: str, now
 ) -> int | None:
+    if membership.user.is_banned:
+        return None  # a banned member's floor is 0: no policy gives them tokens back
     column = column_for_kind(kind)
     override = MemberOverride.objects.filter(user_id=membership.user_id).first()
     if override is not None and override.pinned:

@@ -127,9 +127,8 @@ def distribution_plan(
     else:  # floor
         policy = policy_for(org)
         overrides = {o.user_id: o for o in MemberOverride.objects.filter(organization=org)}
-        for m in members:
-            floor, _ceiling = member_bounds(policy, overrides.get(m.user_id), kind)
-            floor = max(floor, org.floor(kind))
+        for m in (m for m in members if not m.user.is_banned):  # their floor is 0
+            floor = max(member_bounds(policy, overrides.get(m.user_id), kind)[0], org.floor(kind))
             current = getattr(m, column)
             if current < floor:
                 rows.append((m.user, m, current, floor))

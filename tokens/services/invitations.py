@@ -3,8 +3,13 @@ in), accept the terms and join with the organization's floors.
 
 The rules are provisioning's (`tokens.organizations`): the invitee is free to join (not in
 another organization, not disabled), and the unallocated pool covers one more member's floors.
-They are checked when inviting, so the admin hears at once, and again when accepting, under
-the organization's lock, because the pool or the person may have changed in between.
+The pool and the admin's own organization are checked when inviting, so the admin hears at
+once; everything is checked again when accepting, under the organization's lock, because the
+pool or the person may have changed in between.
+
+An address held by another organization, or by a disabled account, is invited exactly like a
+new address: telling the admin would let any admin probe who uses the platform elsewhere. The
+invitee alone hears it, on the link's page (`invitee_refusal`).
 
 The link's secret is never stored: the row keeps its SHA-256, as API keys do. The rendered
 email in the outbox (`EmailDelivery`) does hold the link until it is sent; that row is
@@ -49,18 +54,10 @@ def _invitee_errors(org: Organization, email: str) -> list[str]:
         validate_email(email)
     except ValidationError:
         return [f"“{email}” is not a valid email address."]
-    user = User.objects.filter(email__iexact=email).first()
-    if user is not None:
-        if user.is_banned or not user.is_active:
-            return [
-                f"{email} has a disabled account (removed or banned): ask sales to restore it "
-                "before inviting them."
-            ]
-        membership = Membership.objects.filter(user=user).first()
-        if membership is not None:
-            # Another organization's name is not this admin's business.
-            where = org.name if membership.organization_id == org.pk else "another organization"
-            return [f"{email} already belongs to {where}."]
+    # Only the admin's own members are named: another organization's, or a disabled account,
+    # must read as a stranger (see the module's docstring).
+    if Membership.objects.filter(organization=org, user__email__iexact=email).exists():
+        return [f"{email} already belongs to {org.name}."]
     waiting = Invitation.objects.filter(
         organization=org, email=email, accepted_at__isnull=True, revoked_at__isnull=True
     ).first()
@@ -197,6 +194,30 @@ def invitation_refusal(invitation: Invitation) -> str:
     return ""
 
 
+def invitee_refusal(invitation: Invitation) -> str:
+    """Why the invited address cannot join, said to the invitee only (the link's holder);
+    "" while it can. The inviting admin was not told (see the module's docstring)."""
+    org = invitation.organization
+    user = User.objects.filter(email__iexact=invitation.email).first()
+    if user is None:
+        return ""
+    if user.is_banned or not user.is_active:
+        return (
+            f"The account of {invitation.email} is disabled, so it cannot join {org.name}: "
+            "ask the platform's sales team to restore it, then open this link again."
+        )
+    membership = Membership.objects.filter(user=user).first()
+    if membership is not None and membership.organization_id != org.pk:
+        return (
+            "This address already belongs to another organization, and an account belongs to "
+            "one organization only: ask that organization's administrators to remove you, "
+            f"or ask {org.name}'s administrator to invite another address."
+        )
+    if membership is not None:
+        return f"You are already a member of {org.name}."
+    return ""
+
+
 def _inviter_still_admin(invitation: Invitation) -> bool:
     return Membership.objects.filter(
         user_id=invitation.invited_by_id,
@@ -215,7 +236,7 @@ def _locked_usable(raw_token: str) -> Invitation:
     )
     if invitation is None:
         raise DomainError("This invitation link is not valid.")
-    if refusal := invitation_refusal(invitation):
+    if refusal := invitation_refusal(invitation) or invitee_refusal(invitation):
         raise DomainError(refusal)
     return invitation
 

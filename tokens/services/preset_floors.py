@@ -32,7 +32,9 @@ def floor_shortfall(org: Organization, floors: dict[str, int]):
     result = {}
     for kind, floor in floors.items():
         column = column_for_kind(kind)
-        rows = Membership.objects.filter(organization=org, **{f"{column}__lt": floor})
+        rows = Membership.objects.filter(
+            organization=org, user__is_banned=False, **{f"{column}__lt": floor}
+        )
         totals = rows.aggregate(n=Count("pk"), have=Sum(column))
         cost = floor * totals["n"] - (totals["have"] or 0)
         result[kind] = (totals["n"], cost, max(pool[kind] - alloc[kind], 0))
@@ -62,7 +64,9 @@ def raise_to_floors(*, admin: User, org: Organization, floors: dict[str, int], i
     below = Q()
     for kind, floor in floors.items():
         below |= Q(**{f"{column_for_kind(kind)}__lt": floor})
-    members = list(Membership.objects.filter(organization=org).filter(below).select_related("user"))
+    # A banned member's floor is 0 (`_core.member_floor`): a preset raises nobody banned.
+    members = Membership.objects.filter(organization=org, user__is_banned=False).filter(below)
+    members = list(members.select_related("user"))
     for kind, floor in floors.items():
         column = column_for_kind(kind)
         rows = [

@@ -19,6 +19,7 @@ from tokens.filters import UserTableFilter
 from tokens.forms import BulkEditForm, CellEditForm, UserFlagForm
 from tokens.models import COLUMN_LABELS, MAX_COLUMNS, AllocationBatch
 from tokens.services import allocations as allocation_services
+from tokens.services import members as member_services
 from tokens.tables import max_cell_context
 from tokens.views import user_page
 from tokens.views._common import membership_or_404, refusal_text
@@ -273,14 +274,23 @@ def user_flag(request: PanelRequest, user_id: int, flag: str) -> HttpResponse:
         return render(request, "tokens/confirm_ban.html", {"u": membership.user, "active": "users"})
     user, error = membership.user, ""
     try:
-        user = account_services.user_set_flag(
-            actor=request.user,
-            org=request.org,
-            user=membership.user,
-            flag=f"is_{flag}",
-            value=value,
-            ip=client_ip(request),
-        )
+        if flag == "banned":
+            user = member_services.member_banned_set(
+                admin=request.user,
+                org=request.org,
+                membership=membership,
+                value=value,
+                ip=client_ip(request),
+            )
+        else:
+            user = account_services.user_set_flag(
+                actor=request.user,
+                org=request.org,
+                user=membership.user,
+                flag="is_paid",
+                value=value,
+                ip=client_ip(request),
+            )
     except DomainError as exc:
         error = refusal_text(exc)
     state = {
