@@ -2,13 +2,20 @@
 
 from django.contrib.auth.backends import ModelBackend
 
+from accounts.sso import sso_required_for
+
 
 class EmailBackend(ModelBackend):
     """ModelBackend looking users up by email whatever its case.
 
     Banned users still authenticate here so that the login form can tell them why they are
     refused (`LoginForm.confirm_login_allowed`) instead of a generic "wrong password".
+    Members of an organization whose single sign-on is required never do, whatever the door
+    (the login form tells them why before asking this); staff always may (break-glass).
     """
+
+    def user_can_authenticate(self, user) -> bool:
+        return super().user_can_authenticate(user) and not sso_required_for(user)
 
     def authenticate(self, request, username=None, password=None, email=None, **kwargs):
         return super().authenticate(

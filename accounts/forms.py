@@ -2,7 +2,10 @@
 
 from django import forms
 from django.contrib.auth import password_validation
-from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
+
+from accounts.models import User
+from accounts.sso import SSO_REQUIRED_MESSAGE, sso_required_for
 
 
 class RegistrationForm(forms.Form):
@@ -26,12 +29,14 @@ class RegistrationForm(forms.Form):
 
 
 class LoginForm(AuthenticationForm):
-    """Login by email; banned users are told why they cannot log in."""
+    """Login by email; banned users are told why they cannot log in, and members whose
+    organization requires single sign-on are sent to it before their password is checked."""
 
     error_messages = {
         **AuthenticationForm.error_messages,
         "invalid_login": "Email or password is incorrect.",
         "banned": "This account has been banned. Contact your organization's administrator.",
+        "sso_required": SSO_REQUIRED_MESSAGE,
     }
 
     def __init__(self, *args, **kwargs):
@@ -40,8 +45,26 @@ class LoginForm(AuthenticationForm):
         self.fields["username"].widget = forms.EmailInput(
             attrs={"autofocus": True, "autocomplete": "email"}
         )
+        # Email first: the browser may send the email alone (single sign-on routes it); the
+        # server still asks for a password where no identity provider signs the domain in.
+        self.fields["password"].widget.use_required_attribute = lambda initial: False
+
+    def clean(self):
+        email = (self.data.get("username") or "").strip()
+        user = User.objects.filter(email__iexact=email).first() if email else None
+        if user is not None and sso_required_for(user):
+            raise forms.ValidationError(self.error_messages["sso_required"], code="sso_required")
+        return super().clean()
 
     def confirm_login_allowed(self, user) -> None:
         if user.is_banned:
             raise forms.ValidationError(self.error_messages["banned"], code="banned")
         super().confirm_login_allowed(user)
+
+
+class SsoAwarePasswordResetForm(PasswordResetForm):
+    """No reset email for a member whose organization requires single sign-on (their
+    password would not let them in); the page reads the same as for an unknown address."""
+
+    def get_users(self, email):
+        return (user for user in super().get_users(email) if not sso_required_for(user))

@@ -6,7 +6,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.shortcuts import redirect
 from django.urls import reverse
 
-from accounts.mfa import mfa_required_for
+from accounts.mfa import mfa_required_for, session_verified
 
 
 class BannedUserLogoutMiddleware:
@@ -39,7 +39,7 @@ class StaffSecondFactorMiddleware:
             and user is not None
             and user.is_authenticated
             and user.is_staff
-            and not user.is_verified()
+            and not session_verified(request)
             and mfa_required_for(user)
         ):
             return redirect_to_login(request.get_full_path(), reverse("accounts:mfa"))

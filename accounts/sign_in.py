@@ -12,7 +12,9 @@ from django.db.models import Case, CharField, Exists, OuterRef, Value, When
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_otp_webauthn.models import WebAuthnCredential
 
-SIGN_IN_LABELS = {"password": "Password", "none": "Not set"}
+from accounts.models import IdentityProvider, SsoIdentity
+
+SIGN_IN_LABELS = {"sso": "SSO", "password": "Password", "none": "Not set"}
 SECOND_FACTOR_LABELS = {
     "passkey_totp": "Passkey + TOTP",
     "passkey": "Passkey",
@@ -22,8 +24,15 @@ SECOND_FACTOR_LABELS = {
 
 
 def sign_in_method() -> Case:
-    """ "password" or "none", per User row."""
+    """ "sso" (bound to an identity provider, or in an organization that requires it),
+    "password" or "none", per User row."""
+    sso = Exists(SsoIdentity.objects.filter(user=OuterRef("pk"))) | Exists(
+        IdentityProvider.objects.filter(
+            enabled=True, sso_required=True, organization__memberships__user=OuterRef("pk")
+        )
+    )
     return Case(
+        When(sso, then=Value("sso")),
         When(password__startswith=UNUSABLE_PASSWORD_PREFIX, then=Value("none")),
         default=Value("password"),
         output_field=CharField(),

@@ -2,7 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
 from accounts import passkey_views, views
-from accounts.forms import LoginForm
+from accounts.forms import LoginForm, SsoAwarePasswordResetForm
 
 app_name = "accounts"
 
@@ -18,7 +18,7 @@ urlpatterns = [
     ),
     path(
         "accounts/login/",
-        auth_views.LoginView.as_view(
+        views.EmailFirstLoginView.as_view(
             authentication_form=LoginForm, redirect_authenticated_user=True
         ),
         name="login",
@@ -29,6 +29,7 @@ urlpatterns = [
         "accounts/password-reset/",
         auth_views.PasswordResetView.as_view(
             success_url=reverse_lazy("accounts:password_reset_done"),
+            form_class=SsoAwarePasswordResetForm,
             email_template_name="registration/password_reset_email.txt",
         ),
         name="password_reset",
