@@ -18,11 +18,13 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.oidc_provider import fixture
 
 pytestmark = pytest.mark.browser
 
 CLIENT_ID = "harness-client"
 CLIENT_SECRET = "harness-secret"
+POST_CLIENT_ID = "harness-post-client"
 CALLBACK_PATH = "/oidc/callback"
 
 
@@ -78,7 +80,7 @@ def _get_json(url: str) -> dict:
         return json.load(response)
 
 
-def _authorize(page, provider, email: str) -> tuple[dict, str]:
+def _authorize(page, provider, email: str, client_id: str = CLIENT_ID) -> tuple[dict, str]:
     """Logs `email` in through the provider's form; returns the callback's query and the
     PKCE verifier."""
     verifier = secrets.token_urlsafe(48)
@@ -88,7 +90,7 @@ def _authorize(page, provider, email: str) -> tuple[dict, str]:
     _Callbacks.seen.clear()
     query = urllib.parse.urlencode(
         {
-            "client_id": CLIENT_ID,
+            "client_id": client_id,
             "response_type": "code",
             "scope": "openid email profile",
             "redirect_uri": _Callbacks.url,
@@ -108,19 +110,23 @@ def _authorize(page, provider, email: str) -> tuple[dict, str]:
     return params, verifier
 
 
-def _exchange(provider, code: str, verifier: str) -> tuple[int, dict, str]:
-    """POSTs the code to the token endpoint (client_secret_basic): status, body, Date header."""
-    basic = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+def _exchange(provider, code: str, verifier: str, *, post: bool = False) -> tuple[int, dict, str]:
+    """POSTs the code to the token endpoint, the client authenticated by client_secret_basic
+    (or client_secret_post): status, body, Date header."""
     form = {
         "grant_type": "authorization_code",
         "code": code,
         "redirect_uri": _Callbacks.url,
         "code_verifier": verifier,
     }
+    headers = {}
+    if post:
+        form |= {"client_id": POST_CLIENT_ID, "client_secret": CLIENT_SECRET}
+    else:
+        basic = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+        headers["Authorization"] = f"Basic {basic}"
     request = urllib.request.Request(
-        f"{provider.issuer}/token",
-        data=urllib.parse.urlencode(form).encode(),
-        headers={"Authorization": f"Basic {basic}"},
+        f"{provider.issuer}/token", data=urllib.parse.urlencode(form).encode(), headers=headers
     )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
@@ -207,3 +213,36 @@ def test_expired_mode_signs_a_token_that_expired_an_hour_ago(page, provider):
     assert payload["exp"] <= now - 3500
     assert payload["iat"] < payload["exp"]
     assert payload["aud"] == CLIENT_ID
+
+
+def test_a_client_may_authenticate_with_client_secret_post(page, provider):
+    provider.add_client(
+        POST_CLIENT_ID, CLIENT_SECRET, _Callbacks.url, auth_method="client_secret_post"
+    )
+    params, verifier = _authorize(page, provider, "erin@acme.example", client_id=POST_CLIENT_ID)
+
+    status, body, _ = _exchange(provider, params["code"], verifier, post=True)
+
+    assert status == 200, body
+    assert _verified_payload(provider, body["id_token"])["aud"] == POST_CLIENT_ID
+
+
+def test_an_unknown_mode_is_refused():
+    with pytest.raises(ValueError, match="wrong_aud"):
+        fixture.OidcProvider().set_mode("late")
+
+
+def test_a_provider_that_cannot_start_fails_the_test_with_its_output():
+    broken = fixture.OidcProvider(script="no-such-provider.mjs")
+
+    with pytest.raises(
+        pytest.fail.Exception, match="did not print `ready`(.|\\n)*no-such-provider"
+    ):
+        broken.start()
+
+
+def test_a_missing_node_fails_the_test_rather_than_skipping_it(monkeypatch):
+    monkeypatch.setattr(fixture.shutil, "which", lambda program: None)
+
+    with pytest.raises(pytest.fail.Exception, match="`node` is not on PATH"):
+        fixture.OidcProvider().start()

@@ -53,7 +53,8 @@ def install_if_needed() -> None:
 class OidcProvider:
     """The running provider: its issuer, and the control endpoints provider.mjs serves."""
 
-    def __init__(self):
+    def __init__(self, script: str = "provider.mjs"):
+        self.script = script
         self.issuer = ""
         self.process: subprocess.Popen | None = None
         self.output: list[str] = []
@@ -62,8 +63,9 @@ class OidcProvider:
     def start(self) -> None:
         node = _require("node")
         self.process = subprocess.Popen(
-            [node, "provider.mjs", "0"],
+            [node, self.script, "0", "--exit-with-stdin"],
             cwd=HERE,
+            stdin=subprocess.PIPE,  # closed when this process dies: the provider then exits
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -91,6 +93,7 @@ class OidcProvider:
         if self.process is None or self.process.poll() is not None:
             return
         self.process.terminate()
+        self.process.stdin.close()
         try:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -111,10 +114,23 @@ class OidcProvider:
         except urllib.error.HTTPError as error:
             raise AssertionError(f"{method} {path}: {error.code} {error.read()!r}") from error
 
-    def add_client(self, client_id: str, client_secret: str, redirect_uri: str | list[str]):
-        """A confidential client (client_secret_basic), authorization code, response type code."""
+    def add_client(
+        self,
+        client_id: str,
+        client_secret: str,
+        redirect_uri: str | list[str],
+        *,
+        auth_method: str = "client_secret_basic",
+    ) -> dict:
+        """A confidential client, authorization code, response type code; adding an existing
+        client_id replaces it. `auth_method` may be "client_secret_post"."""
         uris = [redirect_uri] if isinstance(redirect_uri, str) else list(redirect_uri)
-        payload = {"client_id": client_id, "client_secret": client_secret, "redirect_uris": uris}
+        payload = {
+            "client_id": client_id,
+            "client_secret": client_secret,
+            "redirect_uris": uris,
+            "token_endpoint_auth_method": auth_method,
+        }
         return self._call("POST", "/__test__/clients", payload)
 
     def set_mode(self, mode: str) -> None:

@@ -1,7 +1,7 @@
 // A real OpenID Connect provider (oidc-provider) on loopback for the tests: the SSO tests talk
 // to it as they would to an identity provider, not to a mock. See README.md beside this file.
 //
-//   node provider.mjs [port]        (or PORT=...; 0 picks a free one)
+//   node provider.mjs [port] [--exit-with-stdin]      (or PORT=...; 0 picks a free one)
 //
 // Prints `ready <issuer>` once listening. Control endpoints under /__test__/ let a test add
 // clients, make the token endpoint lie in one claim (wrong audience, expired) and count hits.
@@ -11,7 +11,8 @@ import { createServer } from 'node:http';
 import Provider from 'oidc-provider';
 
 const HOST = '127.0.0.1';
-const port = Number(process.argv[2] ?? process.env.PORT ?? 0);
+const [portArg, ...flags] = process.argv.slice(2);
+const port = Number(portArg ?? process.env.PORT ?? 0);
 
 // Keys made at start: nothing secret is committed, and each run proves the app reads the JWKS.
 const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -236,6 +237,12 @@ server.listen(port, HOST, () => {
   server.on('request', provider.callback());
   console.log(`ready ${fullIssuer}`);
 });
+
+// Under pytest: stdin is a pipe from the test process, so a killed test run ends us too.
+if (flags.includes('--exit-with-stdin')) {
+  process.stdin.on('end', () => process.exit(0));
+  process.stdin.resume();
+}
 
 for (const signal of ['SIGTERM', 'SIGINT']) {
   process.on(signal, () => process.exit(0));
