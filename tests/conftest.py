@@ -18,6 +18,7 @@ from tests.factories import (
     PurchaseFactory,
     UserFactory,
 )
+from tests.oidc_provider.fixture import oidc_provider  # noqa: F401  (a real OIDC provider)
 
 
 # Here, not in tests/browser/: browser tests live in other folders too, and a run of one
