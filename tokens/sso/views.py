@@ -53,7 +53,8 @@ def _safe_next(request: HttpRequest, url: str) -> str:
 
 
 def start(request: HttpRequest) -> HttpResponse:
-    """POST (or GET ?email=) an address: off to its organization's identity provider."""
+    """POST (or GET ?email=) an address: off to its organization's identity provider, by a
+    page that refreshes to it at once (with a link for a browser that does not)."""
     data = request.POST if request.method == "POST" else request.GET
     email = str(data.get("email", "")).strip()[:254]
     provider = provider_for_email(email) if "@" in email else None
@@ -65,12 +66,16 @@ def start(request: HttpRequest) -> HttpResponse:
     }
     try:
         client = oidc_client(provider)
-        return client.authorize_redirect(
-            request, request.build_absolute_uri(reverse("sso:callback")), login_hint=email
-        )
+        redirect_uri = request.build_absolute_uri(reverse("sso:callback"))
+        # What authlib's authorize_redirect does, but the browser is sent on by this page:
+        # the login form's CSP (form-action 'self') forbids a form's redirect chain to leave
+        # the site, and listing every customer's IdP there would publish them all.
+        found = client.create_authorization_url(redirect_uri, login_hint=email)
+        client.save_authorize_data(request, redirect_uri=redirect_uri, **found)
     except (*IDP_ERRORS, RuntimeError, SecretUnavailable) as exc:
         logger.warning("sso start failed for provider %s: %r", provider.pk, exc)
         return refused(request, IDP_FAILED)
+    return render(request, "sso/redirect.html", {"url": found["url"], "org": provider.organization})
 
 
 def callback(request: HttpRequest) -> HttpResponse:
