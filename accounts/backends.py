@@ -14,13 +14,13 @@ class EmailBackend(ModelBackend):
     (the login form tells them why before asking this); staff always may (break-glass).
     """
 
-    def user_can_authenticate(self, user) -> bool:
-        return super().user_can_authenticate(user) and not sso_required_for(user)
-
     def authenticate(self, request, username=None, password=None, email=None, **kwargs):
-        return super().authenticate(
+        user = super().authenticate(
             request, username=username or email, password=password, **kwargs
         )
+        # Not in `user_can_authenticate`: that also runs for every request of a session
+        # (`get_user`), and would end the sessions single sign-on opened.
+        return None if user is not None and sso_required_for(user) else user
 
 
 def axes_username(request, credentials: dict | None = None) -> str | None:

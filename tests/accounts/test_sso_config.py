@@ -95,6 +95,17 @@ def test_a_password_login_is_refused_in_words_when_sso_is_required(client, idp, 
     assert EmailBackend().authenticate(None, username="pat@acme.gov", password=PASSWORD) is None
 
 
+def test_a_session_single_sign_on_opened_lasts_while_sso_is_required(client, idp, pat):
+    idp.sso_required = True
+    idp.save()
+    client.force_login(pat, backend="accounts.backends.EmailBackend")
+
+    response = client.get(reverse("member:home"))
+
+    assert response.status_code == 200
+    assert response.wsgi_request.user == pat
+
+
 def test_a_password_login_works_while_sso_is_optional(client, idp, pat):
     response = client.post(LOGIN, {"username": "pat@acme.gov", "password": PASSWORD})
 

@@ -19,12 +19,16 @@ def test_a_member_signs_in_through_the_idp_into_their_organization(
     pat = MembershipFactory(
         organization=org_a, user__email="pat@acme.gov", user__name="Pat Person"
     ).user
+    sso_idp.sso_required = True  # password logins refused: the SSO session must still work
+    sso_idp.save()
 
     sign_in(page, live_server, oidc_provider, email="pat@acme.gov")
 
     expect(page).to_have_url(f"{live_server.url}/")
     expect(page.get_by_role("heading", level=1)).to_have_text("My tokens")
     expect(page.locator(".account-org")).to_contain_text("Acme Agency · Member")
+    page.get_by_role("link", name="My tokens").first.click()  # the next request: still in
+    expect(page.get_by_role("heading", level=1)).to_have_text("My tokens")
     identity = SsoIdentity.objects.get(user=pat)
     assert identity.provider == sso_idp and identity.subject.startswith("sub-")
     login = AuditLog.objects.get(action="auth.login", target_user=pat)
