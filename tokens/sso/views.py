@@ -10,7 +10,7 @@ Every failure of the IdP, the network or the token is a 400 page in words, never
 import logging
 
 import requests
-from authlib.integrations.base_client import OAuthError
+from authlib.common.errors import AuthlibBaseError
 from django.contrib.auth import login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -38,7 +38,16 @@ TOKEN_REFUSED = (
 )
 EXPIRED = "This sign-in has expired or was already used. Start again from the login page."
 # What can go wrong between here and the IdP: its answers, the network, the token's checks.
-IDP_ERRORS = (OAuthError, JoseError, requests.RequestException, ValueError, KeyError, TypeError)
+# AuthlibBaseError: every authlib refusal (a state unknown, a code missing, the token
+# endpoint's error); JoseError: the id_token's signature and claims.
+IDP_ERRORS = (
+    AuthlibBaseError,
+    JoseError,
+    requests.RequestException,
+    ValueError,
+    KeyError,
+    TypeError,
+)
 
 
 def refused(request: HttpRequest, message: str, status: int = 400) -> HttpResponse:
