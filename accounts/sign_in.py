@@ -1,10 +1,11 @@
 """How each user signs in and their second factor, as SQL annotations for the user table
 (shown, filtered and sorted in the database, so a page costs the same queries at any size).
 
-The seam for single sign-on: today the only method is a password ("none" while a user created
-by sales has not set one). When SSO (SAML/OIDC) arrives, its link to the user (e.g. an
-identity row) adds a `When(...)` to `sign_in_method()` and an entry to SIGN_IN_LABELS; the
-table, its filter and the exports follow. Passkeys joined `second_factor()` that way.
+Sign-in is "sso" for a user bound to an identity provider (an `SsoIdentity`, OpenID Connect)
+or a member of an organization whose single sign-on is required, else a password ("none"
+while a user created by sales has not set one). A new method adds a `When(...)` to
+`sign_in_method()` and an entry to SIGN_IN_LABELS; the table, its filter and the exports
+follow. Passkeys joined `second_factor()` that way.
 """
 
 from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
