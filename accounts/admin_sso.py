@@ -10,6 +10,8 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin
 from django.urls import reverse
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_post_parameters
 
 from accounts.models import IdentityProvider
 from accounts.sso import domain_claim_errors, identity_provider_save, issuer_errors, parse_domains
@@ -117,6 +119,11 @@ class IdentityProviderAdmin(ServiceErrorsAsMessages, StaffPermissions, admin.Mod
     @admin.display(description="redirect URI to register at the IdP")
     def redirect_uri(self, provider: IdentityProvider) -> str:
         return settings.SITE_URL.rstrip("/") + reverse("sso:callback")
+
+    @method_decorator(sensitive_post_parameters("secret"))
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # The typed secret never reaches an error report.
+        return super().changeform_view(request, object_id, form_url, extra_context)
 
     def save_model(self, request, obj, form, change):
         identity_provider_save(
