@@ -3,10 +3,12 @@ IdP that cannot be reached, a secret that cannot be read, a callback nobody star
 `next` that leaves the site is dropped."""
 
 import pytest
+from authlib.oidc.core import CodeIDToken
 from django.urls import reverse
+from joserfc.errors import JoseError
 
 from tests.factories import IdentityProviderFactory
-from tokens.sso.client import clients_clear
+from tokens.sso.client import claims_options, clients_clear
 from tokens.sso.views import EXPIRED, IDP_FAILED, PENDING
 
 pytestmark = pytest.mark.django_db
@@ -66,3 +68,24 @@ def test_a_next_that_leaves_the_site_is_dropped(client, unreachable):
 
     client.get(START, {"email": "pat@acme.gov", "next": "/panel/users/"})
     assert client.session[PENDING]["next"] == "/panel/users/"
+
+
+def test_an_id_token_for_another_audience_is_refused_even_with_our_azp(org_a):
+    # authlib checks `aud` only when told (by default only `azp`): tokens.sso.client tells it.
+    idp = IdentityProviderFactory(organization=org_a, domains=["acme.gov"])
+    now = 1_800_000_000
+    claims = {
+        "iss": idp.issuer,
+        "sub": "s",
+        "aud": "another-client",
+        "azp": idp.client_id,
+        "exp": now + 60,
+        "iat": now,
+        "nonce": "n",
+    }
+    params = {"nonce": "n", "client_id": idp.client_id}
+
+    CodeIDToken(claims, {}, None, params).validate(now=now)  # authlib's default lets it in
+    with pytest.raises(JoseError):
+        CodeIDToken(claims, {}, claims_options(idp), params).validate(now=now)
+    CodeIDToken({**claims, "aud": idp.client_id}, {}, claims_options(idp), params).validate(now=now)
