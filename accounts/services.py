@@ -331,7 +331,7 @@ def membership_user_errors(user: User) -> list[str]:
     return []
 
 
-def _end_sessions(user: User) -> None:
+def user_sessions_end(*, user: User) -> None:
     """Delete the user's sessions (the middleware would also refuse them on their next request)."""
     for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator():
         if str(session.get_decoded().get("_auth_user_id")) == str(user.pk):
@@ -364,5 +364,5 @@ def user_set_flag(
         ip=ip,
     )
     if flag == "is_banned" and value:
-        _end_sessions(user)
+        user_sessions_end(user=user)
     return user

@@ -66,7 +66,9 @@ HASHED = [
 _BATCH, _CREATED = HASHED.index("batch_id"), HASHED.index("created_at")
 
 
-def _content(values: Sequence) -> str:
+def values_content(values: Sequence) -> str:
+    """The canonical text of a row's HASHED values, in that order (the checker reads them
+    straight from the database, without building rows)."""
     values = list(values)
     values[_BATCH] = str(values[_BATCH]) if values[_BATCH] else None
     values[_CREATED] = values[_CREATED].astimezone(dt.UTC).isoformat(timespec="microseconds")
@@ -75,7 +77,7 @@ def _content(values: Sequence) -> str:
 
 def content(row) -> str:
     """The canonical text of a row: every field but the hash itself."""
-    return _content([getattr(row, name) for name in HASHED])
+    return values_content([getattr(row, name) for name in HASHED])
 
 
 def row_hash(row) -> str:

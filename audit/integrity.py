@@ -10,7 +10,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from audit.chain import GENESIS, HASHED, _content
+from audit.chain import GENESIS, HASHED, values_content
 from audit.models import AuditChain, AuditLog
 
 
@@ -62,7 +62,7 @@ def _walk(key: str, rows, expected_seq: int, expected_prev: str) -> tuple[Verdic
             return broken(pk, seq, problem), 0, ""
         if prev_hash != expected_prev:
             return broken(pk, seq, "it does not link to the previous row"), 0, ""
-        if hashlib.sha256(_content(values).encode()).hexdigest() != stored:
+        if hashlib.sha256(values_content(values).encode()).hexdigest() != stored:
             return broken(pk, seq, "its content was altered"), 0, ""
         expected_seq, expected_prev, checked = expected_seq + 1, stored, checked + 1
     return None, expected_seq - 1, expected_prev

@@ -91,7 +91,7 @@ def _sealed_rows(
         old, new = str(200_000 + n % 7 * 50_000), str(250_000 + n % 5 * 50_000)
         values = [key, seq, prev, org_id, actor_id, "", "allocation.changed", target,
                   "max_inference_tokens", old, new, None, {}, None, created]  # fmt: skip
-        digest = hashlib.sha256(chain._content(values).encode()).hexdigest()
+        digest = hashlib.sha256(chain.values_content(values).encode()).hexdigest()
         rows.append((org_id, actor_id, "", "allocation.changed", target, "max_inference_tokens",
                      old, new, None, "{}", None, created, key, seq, prev, digest))  # fmt: skip
         prev = digest

@@ -68,10 +68,9 @@ def _out(row) -> ActivityOut:
     )
 
 
-def _after(cursor: str) -> tuple[dt.datetime, int]:
-    value, pk = cursors.decode(cursor, "-created_at")
+def _created_at(value) -> dt.datetime:
     try:
-        return dt.datetime.fromisoformat(str(value)), pk
+        return dt.datetime.fromisoformat(str(value))
     except ValueError:
         raise UsageError(400, "invalid_cursor", "This cursor is not valid: start again.") from None
 
@@ -94,11 +93,14 @@ def list_activity(request: HttpRequest, filters: Query[ActivityFilters]) -> Acti
     rows = filterset.qs
     if filters.batch:
         rows = rows.filter(batch_id=filters.batch)
-    if filters.cursor:
-        rows = cursors.after(rows, "created_at", True, *_after(filters.cursor))
-    items, more = cursors.page(rows, "created_at", True, filters.limit)
-    last = items[-1] if more else None
-    next_cursor = (
-        cursors.encode("-created_at", last.created_at.isoformat(), last.pk) if last else None
+    items, next_cursor = cursors.keyset_page(
+        rows,
+        sort="-created_at",
+        field="created_at",
+        descending=True,
+        cursor=filters.cursor,
+        limit=filters.limit,
+        value_of=lambda row: row.created_at.isoformat(),
+        load=_created_at,
     )
     return ActivityPage(items=[_out(row) for row in items], next_cursor=next_cursor)

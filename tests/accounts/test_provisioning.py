@@ -13,7 +13,9 @@ from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 from tokens import organizations
 from tokens.models import PendingEdit, Purchase
 
-pytestmark = pytest.mark.django_db
+# Pinned mid-month: a purchase provisioned "this month" and the test reading this month must
+# not straddle a month's end.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("mid_month")]
 
 
 @pytest.fixture

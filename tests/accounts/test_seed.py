@@ -16,6 +16,7 @@ from accounts.models import Membership, Organization, User
 from analytics.selectors.forecast import forecast
 from asksage_admin.lib.months import current_month
 from audit.models import AuditLog
+from tests.conftest import MID_MONTH
 from tests.factories import UserFactory
 from tokens.management.commands.seed_demo import PASSWORD
 from tokens.models import (
@@ -79,8 +80,15 @@ def assert_usage_within_each_max(**filters) -> None:
 
 @pytest.fixture(scope="class")
 def demo_output(django_db_setup, django_db_blocker):
-    """Seed once for the class (about a second) inside a transaction rolled back at its end."""
-    with django_db_blocker.unblock(), transaction.atomic():
+    """Seed once for the class (about a second) inside a transaction rolled back at its end.
+
+    The clock stays pinned mid-month for the whole class: its tests read "this month" after
+    the seed wrote it, and a month's end between the two would empty it."""
+    with (
+        time_machine.travel(MID_MONTH, tick=True),
+        django_db_blocker.unblock(),
+        transaction.atomic(),
+    ):
         yield seed("seed_demo")
         transaction.set_rollback(True)
 

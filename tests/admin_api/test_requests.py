@@ -6,6 +6,7 @@ import pytest
 from audit.models import AuditLog
 from tests.admin_api.conftest import bearer
 from tests.factories import max_of
+from tokens.admin_api import cursors
 from tokens.models import EmailDelivery, TokenRequest
 
 pytestmark = pytest.mark.django_db
@@ -33,6 +34,20 @@ def test_it_lists_pending_requests_with_cursor_pages(api, reader, bobs_request, 
     rest = api.get("/token-requests", reader, cursor=first_page["next_cursor"]).json()
     assert [r["id"] for r in rest["items"]] == [second.pk] and rest["next_cursor"] is None
     assert api.get("/token-requests", reader, status="denied").json()["items"] == []
+
+
+def test_a_request_cursor_pages_by_id_alone(api, reader, bobs_request, bob, org_a):
+    # The id is the whole key of this sort: the cursor's value is not read, as before
+    # keyset_page() served every list.
+    second = TokenRequest.objects.create(
+        organization=org_a, user=bob, kind="embedding", amount=5, reason="x", current_max=0
+    )
+    odd_value = cursors.encode("id", "not-an-id", bobs_request.pk)
+    page = api.get("/token-requests", reader, cursor=odd_value).json()
+    assert [r["id"] for r in page["items"]] == [second.pk] and page["next_cursor"] is None
+    other_sort = cursors.encode("-created_at", bobs_request.pk, bobs_request.pk)
+    response = api.get("/token-requests", reader, cursor=other_sort)
+    assert response.status_code == 400 and response.json()["error"] == "invalid_cursor"
 
 
 def test_approving_raises_the_limit_and_names_the_key(api, writer, bobs_request, bob):

@@ -17,6 +17,10 @@ from tests.factories import (
     utc_today,
 )
 
+# Pinned mid-month: rows laid out around "today" and the export's ranges must read the same
+# day.
+pytestmark = pytest.mark.usefixtures("mid_month")
+
 
 @pytest.fixture
 def usage(org_a, org_b, bob, dave):

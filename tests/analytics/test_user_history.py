@@ -2,10 +2,15 @@
 
 import datetime as dt
 
+import pytest
 from django.urls import reverse
 
 from audit.models import AuditLog
 from tests.factories import DailyUsageFactory, utc_today
+
+# Pinned mid-month: rows laid out around "today" and the page's days and month must read the
+# same day.
+pytestmark = pytest.mark.usefixtures("mid_month")
 
 
 def url(user) -> str:

@@ -18,6 +18,10 @@ from tokens.services import policy as policy_services
 from tokens.services import purchases as purchase_services
 from tokens.services import requests as request_services
 
+# Pinned mid-month: an alert recorded "this month" and the policy reading this month (and
+# hours-old increases) must not straddle a month's end.
+pytestmark = pytest.mark.usefixtures("mid_month")
+
 
 def use(user, org, used, kind="inference"):
     MonthlyUsageFactory(user=user, organization=org, kind=kind, used=used)

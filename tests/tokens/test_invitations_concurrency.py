@@ -19,7 +19,9 @@ from tokens.models import EmailDelivery, Invitation
 from tokens.organizations import membership_set_role
 from tokens.services.invitations import invitation_accept, invitation_create
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Pinned mid-month: the cast's purchases start this month and an invitation's pool check
+# reads this month, so no month may end between the fixtures and the threads' race.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("mid_month")]
 
 
 def test_the_same_link_accepted_twice_at_once_joins_once(alice, org_a):

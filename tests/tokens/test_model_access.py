@@ -20,6 +20,9 @@ from tokens.usage_api import postgres
 from tokens.usage_api.results import UsageRequest
 
 URL = "/api/v1/usage"
+# Pinned mid-month: a report and the reading of "this month" (`used`) must not fall on two
+# sides of a month's end.
+pytestmark = pytest.mark.usefixtures("mid_month")
 
 
 @pytest.fixture

@@ -12,7 +12,9 @@ from tokens.models import DailyUsage, OrgDailyUsage, UsageEvent
 from tokens.services import api_keys as api_key_services
 from tokens.services import model_access as services
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Pinned mid-month: a report and the reading of "this month" must not fall on two sides of a
+# month's end.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("mid_month")]
 
 URL = "/api/v1/usage"
 

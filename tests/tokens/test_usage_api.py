@@ -18,6 +18,10 @@ from tokens.services import auto_increase as auto_increase_services
 from tokens.usage_api import keys, recording
 from tokens.usage_api.protocol import MAX_BODY_BYTES
 
+# Pinned mid-month: a report and the reading of "this month" (`used`) must not fall on two
+# sides of a month's end.
+pytestmark = pytest.mark.usefixtures("mid_month")
+
 URL = "/api/v1/usage"
 MAX_TOKENS = 2**53 - 1
 NO_KEY = ""  # idempotency_key=NO_KEY: send no Idempotency-Key header at all

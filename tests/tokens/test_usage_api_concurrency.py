@@ -22,7 +22,9 @@ from tests.factories import set_max, used
 from tokens.models import DailyUsage, MonthlyUsage, UsageEvent
 from tokens.services import api_keys as api_key_services
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Pinned mid-month: reports and the readings of "this month" (`used`) must not fall on two
+# sides of a month's end while the threads race.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("mid_month")]
 
 URL = "/api/v1/usage"
 

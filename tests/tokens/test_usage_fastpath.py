@@ -33,7 +33,9 @@ from tokens.services.model_access import model_access_set
 from tokens.usage_api import fastpath, pool, recording
 from tokens.usage_api.results import UsageRequest
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Pinned mid-month: a report and the reading of "this month" (`used`) must not fall on two
+# sides of a month's end.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("mid_month")]
 
 URL = "/api/v1/usage"
 FAST = connection.vendor == "postgresql"  # else the ASGI application is Django itself

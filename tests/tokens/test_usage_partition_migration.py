@@ -18,6 +18,9 @@ from tokens.models import UsageEvent, UsageEventKey
 from tokens.services import api_keys
 
 BEFORE = [("tokens", "0016_org_daily_usage_backfill")]
+# Pinned mid-month: "this month" is read before the migration runs and after it; a month's end
+# between the two would move the partitions and the keys kept from under the assertions.
+pytestmark = pytest.mark.usefixtures("mid_month")
 
 
 def _migrate(targets) -> None:

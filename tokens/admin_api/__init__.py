@@ -8,7 +8,7 @@ the panel calls.
     errors      the `{"error", "detail"}` answers (the usage API's shape) for every refusal
     auth        organization API keys with a scope, and the per-key rate limit
     schemas     request and answer bodies
-    cursors     opaque cursors for keyset pagination
+    cursors     opaque cursors, and keyset_page(): the one pager of every list
     queries     a query parameter the operation does not declare is a 400, not ignored
     users       users with limits and usage; limits set in batches, and undone
     requests    token requests: list, approve, deny

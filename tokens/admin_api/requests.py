@@ -58,11 +58,9 @@ def list_requests(request: HttpRequest, filters: Query[RequestFilters]) -> Token
     rows = selectors.token_requests(org, "all")
     if filters.status != "all":
         rows = rows.filter(status=filters.status)
-    if filters.cursor:
-        _, pk = cursors.decode(filters.cursor, "id")
-        rows = rows.filter(pk__gt=pk)
-    items, more = cursors.page(rows, "pk", False, filters.limit)
-    next_cursor = cursors.encode("id", items[-1].pk, items[-1].pk) if more else None
+    items, next_cursor = cursors.keyset_page(
+        rows, sort="id", field="pk", cursor=filters.cursor, limit=filters.limit
+    )
     return TokenRequestPage(items=[_out(row) for row in items], next_cursor=next_cursor)
 
 

@@ -79,17 +79,16 @@ def list_users(request: HttpRequest, filters: Query[UserFilters]) -> UserPage:
     }
     rows = UserTableFilter(data, queryset=selectors.user_table_rows(org)).qs
     name = filters.sort.lstrip("-")
-    field, descending = SORTS[name], filters.sort.startswith("-")
-    if filters.cursor:
-        kind = str if name in TEXT_SORTS else int
-        value, pk = cursors.decode(filters.cursor, filters.sort, kind)
-        rows = cursors.after(rows, field, descending, value, pk)
-    items, more = cursors.page(rows, field, descending, filters.limit)
-    last = items[-1] if items and more else None
-    next_cursor = None
-    if last is not None:
-        value = _sort_value(last, name)
-        next_cursor = cursors.encode(filters.sort, value, last.pk)
+    items, next_cursor = cursors.keyset_page(
+        rows,
+        sort=filters.sort,
+        field=SORTS[name],
+        descending=filters.sort.startswith("-"),
+        cursor=filters.cursor,
+        limit=filters.limit,
+        value_of=lambda row: _sort_value(row, name),
+        kind=str if name in TEXT_SORTS else int,
+    )
     return UserPage(items=[_user(row) for row in items], next_cursor=next_cursor)
 
 

@@ -10,11 +10,11 @@ from tokens.scim import resources as r
 from tokens.scim.auth import scim_view
 from tokens.scim.errors import ScimError, bad_request, not_found, scim_response
 from tokens.scim.services import scim_role_set
-from tokens.scim.users import _members
+from tokens.scim.users import members_of
 
 
 def _all(key: ApiKey) -> list[Membership]:
-    return list(_members(key).order_by("user_id"))
+    return list(members_of(key).order_by("user_id"))
 
 
 @scim_view("GET", "POST")
@@ -76,7 +76,7 @@ def _patch(request: HttpRequest, key: ApiKey, pk: str, body: dict) -> None:
 
 
 def _apply(request: HttpRequest, key: ApiKey, role: str, kind: str, ids: list[int]) -> None:
-    by_user = {m.user_id: m for m in _members(key).filter(user_id__in=ids)}
+    by_user = {m.user_id: m for m in members_of(key).filter(user_id__in=ids)}
     for user_id in ids:
         membership = by_user.get(user_id)
         if membership is None:

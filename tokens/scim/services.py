@@ -13,7 +13,7 @@ from django.db import transaction
 from django.db.models import Q
 
 from accounts.models import Membership, Organization, User
-from accounts.services import _end_sessions, organization_lock, user_email_errors
+from accounts.services import organization_lock, user_email_errors, user_sessions_end
 from audit.services import audit_record
 from tokens.models import ApiKey
 from tokens.organizations import membership_batch_errors, new_member_pool_errors
@@ -77,7 +77,7 @@ def _set_banned(key: ApiKey, membership: Membership, banned: bool, ip: str | Non
     user.save(update_fields=["is_banned"])
     _audit(key, "user.banned", user, column="banned", old=not banned, new=banned, ip=ip)
     if banned:
-        _end_sessions(user)
+        user_sessions_end(user=user)
     membership.user = user
 
 

@@ -16,7 +16,8 @@ FILTER = re.compile(r'^\s*userName\s+eq\s+"([^"]{1,254})"\s*$', re.IGNORECASE)
 MAX_PAGE = 200
 
 
-def _members(key: ApiKey):
+def members_of(key: ApiKey):
+    """The key's organization's members with their users: every SCIM lookup starts here."""
     return Membership.objects.filter(organization_id=key.organization_id).select_related("user")
 
 
@@ -24,7 +25,7 @@ def _membership(key: ApiKey, pk: str) -> Membership:
     """One of the key's organization's members; any other id (another org's) is a 404."""
     if not r.is_id(pk):
         raise not_found("User")
-    membership = _members(key).filter(user_id=int(pk)).first()
+    membership = members_of(key).filter(user_id=int(pk)).first()
     if membership is None:
         raise not_found("User")
     return membership
@@ -53,7 +54,7 @@ def users(request: HttpRequest, key: ApiKey, body: dict) -> HttpResponse:
             ip=request.scim_ip,
         )
         return scim_response(r.user_resource(request, membership), 201)
-    members = _members(key).order_by("user_id")
+    members = members_of(key).order_by("user_id")
     if raw_filter := request.GET.get("filter", ""):
         match = FILTER.match(raw_filter)
         if match is None or r.text_problem(match.group(1)):

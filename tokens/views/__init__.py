@@ -1,6 +1,8 @@
 """Management pages of the Admin Panel, one page a module.
 
 - `users`: User Management — the table, inline cells, batches, bulk edits, Paid/Banned flags.
+- `members`: User Management's people — invitations, a member's role, removal.
+- `user_page`: the User Management context both of them render (table, pools, invitations).
 - `distribution`: Token Distribution — presets, actions, reclamation, overrides, options,
   purchase requests.
 - `requests`: Token Requests — the tabs and the approve/deny decisions.

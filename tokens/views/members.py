@@ -19,21 +19,16 @@ from tokens.forms import ConfirmForm, InviteForm, RoleForm, add_domain_errors
 from tokens.models import Invitation
 from tokens.services import invitations as invitation_services
 from tokens.services import members as member_services
+from tokens.views import user_page
 from tokens.views._common import membership_or_404, refusal_text
-from tokens.views.users import (
-    PAGE,
-    _page_params,
-    _table_context,
-    _table_url,
-    _workspace,
-    invitations_context,
-)
 
 
 def _whole_page(request: PanelRequest, **extra) -> dict:
     """The User Management page as a GET would show it, plus what the answer adds."""
-    context = _workspace(request, active="users", **_table_context(request, request.GET))
-    context.update(invitations_context(request), **extra)
+    context = user_page.workspace(
+        request, active="users", **user_page.table_context(request, request.GET)
+    )
+    context.update(user_page.invitations_context(request), **extra)
     return context
 
 
@@ -41,12 +36,14 @@ def _answer_invitations(
     request: PanelRequest, *, form: InviteForm | None = None, ok: str = "", error: str = ""
 ) -> HttpResponse:
     def context() -> dict:
-        section = invitations_context(request, form=form, notice=error or ok, ok=not error)
+        section = user_page.invitations_context(
+            request, form=form, notice=error or ok, ok=not error
+        )
         return _whole_page(request, **section) if error and not request.htmx else section
 
     return respond(
         request,
-        template=PAGE,
+        template=user_page.PAGE,
         fragment="invitations",
         context=context,
         redirect_to=reverse("tokens:users"),
@@ -116,15 +113,10 @@ def _answer_table(request: PanelRequest, *, ok: str = "", error: str = "") -> Ht
     """The user table (and the pool summary, out of band) after a role change or a removal."""
     return respond(
         request,
-        template=PAGE,
+        template=user_page.PAGE,
         fragment=("user-table", "workspace-oob"),
-        context=lambda: _workspace(
-            request,
-            table_error=error,
-            table_notice=ok,
-            **_table_context(request, _page_params(request)),
-        ),
-        redirect_to=_table_url(request),
+        context=lambda: user_page.after_post(request, table_error=error, table_notice=ok),
+        redirect_to=user_page.table_url(request),
         ok=ok,
         error=error,
     )
@@ -163,7 +155,7 @@ def member_remove(request: PanelRequest, user_id: int) -> HttpResponse:
         return render(
             request,
             "tokens/confirm_remove.html",
-            {"u": membership.user, "active": "users", "next": _table_url(request)},
+            {"u": membership.user, "active": "users", "next": user_page.table_url(request)},
         )
     who = f"{membership.user.get_full_name()} ({membership.user.email})"
     try:

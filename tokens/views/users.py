@@ -1,10 +1,7 @@
 """User Management: the user table, its inline Max cells, batches, bulk edits and flags."""
 
 import uuid
-from urllib.parse import urlsplit
 
-from django.conf import settings
-from django.core.paginator import EmptyPage, PageNotAnInteger
 from django.http import HttpResponse, HttpResponseBadRequest, QueryDict
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -19,113 +16,23 @@ from asksage_admin.lib.htmx import page_or_partial, respond
 from asksage_admin.lib.http import client_ip
 from tokens import selectors
 from tokens.filters import UserTableFilter
-from tokens.forms import BulkEditForm, CellEditForm, InviteForm, UserFlagForm
+from tokens.forms import BulkEditForm, CellEditForm, UserFlagForm
 from tokens.models import COLUMN_LABELS, MAX_COLUMNS, AllocationBatch
 from tokens.services import allocations as allocation_services
-from tokens.tables import CountedPaginator, UserTable, max_cell_context
+from tokens.tables import max_cell_context
+from tokens.views import user_page
 from tokens.views._common import membership_or_404, refusal_text
-
-PAGE = "tokens/users.html"
-# A redirect target longer than this is not one of our pages: it must not become a header.
-MAX_NEXT_URL = 2000
-
-
-def _workspace(request: PanelRequest, **extra) -> dict:
-    """Pool summary and save bar: what every allocation response refreshes."""
-    pending_columns, delta = selectors.pending_summary(request.user, request.org)
-    context = {
-        "pools": selectors.pool_statuses(request.org, pending_delta=delta),
-        "pending_columns": pending_columns,
-        "column_labels": COLUMN_LABELS,
-    }
-    context.update(extra)
-    return context
-
-
-def _table_context(request: PanelRequest, params: QueryDict) -> dict:
-    """The table for a query string: from the GET itself, or after a POST from the page's URL.
-
-    Every sort, filter, search and page lives in `params`, so a view can be bookmarked.
-    """
-    filterset = UserTableFilter(params, queryset=selectors.user_table_rows(request.org))
-    rows = filterset.qs if filterset.is_valid() else filterset.queryset.none()
-    table = UserTable(
-        rows,
-        request=request,
-        order_by=params.get("sort") or ("name",),
-        exclude=() if request.can_edit else ("actions",),
-    )
-    table.query = params  # django-tables2 renders the table with a context of its own
-    query = params.urlencode()
-    table.url = reverse("tokens:users") + (f"?{query}" if query else "")
-    # Unfiltered, the rows are the members: counted from the membership index alone.
-    filtered = any(params.get(name) for name in filterset.filters)
-    paging = {
-        "paginator_class": CountedPaginator,
-        "per_page": 50,
-        "count": None if filtered else selectors.member_count(request.org),
-    }
-    try:
-        table.paginate(page=params.get("page", 1), **paging)
-    except PageNotAnInteger:
-        table.paginate(page=1, **paging)
-    except EmptyPage:
-        table.paginate(page=table.paginator.num_pages, **paging)
-    page_rows = list(table.page.object_list.data)
-    table.pending = selectors.pending_edits_for(
-        request.user, request.org, [row.pk for row in page_rows]
-    )
-    return {
-        "table": table,
-        "filter": filterset,
-        "total": table.paginator.count,
-        "table_query": params,
-        "table_url": table.url,
-    }
-
-
-def invitations_context(
-    request: PanelRequest, *, form: InviteForm | None = None, notice: str = "", ok: bool = True
-) -> dict:
-    """The Invitations section: who was invited and has not joined, and the invite form."""
-    return {
-        "invitations": selectors.open_invitations(request.org),
-        "invite_form": form or InviteForm(),
-        "role_choices": Membership.Role.choices,
-        "invitation_ttl_hours": settings.INVITATION_TTL_HOURS,
-        "invite_notice": notice,
-        "invite_ok": ok,
-    }
-
-
-def _page_params(request: PanelRequest) -> QueryDict:
-    """The query string of the page an htmx POST came from (HX-Current-URL)."""
-    current = (request.htmx.current_url_abs_path if request.htmx else None) or ""
-    return QueryDict(urlsplit(current).query)
-
-
-def _table_url(request: PanelRequest) -> str:
-    """The table view the form came from (`next`); only ever the user table."""
-    target = request.POST.get("next", "")
-    if (
-        not target.startswith(reverse("tokens:users"))
-        or "//" in target
-        or "\\" in target
-        or len(target) > MAX_NEXT_URL
-    ):
-        target = reverse("tokens:users")
-    return target
 
 
 @require_GET
 @org_admin_required
 def user_table(request: PanelRequest) -> HttpResponse:
     """The user table; sorting, filtering and paging swap only `#user-table` under htmx."""
-    context = _workspace(
+    context = user_page.workspace(
         request,
         active="users",
-        **_table_context(request, request.GET),
-        **invitations_context(request),
+        **user_page.table_context(request, request.GET),
+        **user_page.invitations_context(request),
     )
     if not request.htmx or request.htmx.history_restore_request:
         last = request.session.pop("last_batch", None)
@@ -133,7 +40,7 @@ def user_table(request: PanelRequest) -> HttpResponse:
             context["last_batch"] = AllocationBatch.objects.filter(
                 organization=request.org, pk=last
             ).first()
-    return page_or_partial(request, PAGE, "user-table", context)
+    return page_or_partial(request, user_page.PAGE, "user-table", context)
 
 
 def _cell_context(request: PanelRequest, membership: Membership, column: str, **extra) -> dict:
@@ -141,7 +48,7 @@ def _cell_context(request: PanelRequest, membership: Membership, column: str, **
     edit = selectors.pending_edits_for(request.user, request.org, [membership.user_id]).get(
         (membership.user_id, column)
     )
-    context = _workspace(request, **max_cell_context(membership.user, column, edit))
+    context = user_page.workspace(request, **max_cell_context(membership.user, column, edit))
     context.update(request=request, **extra)
     return context
 
@@ -160,7 +67,9 @@ def max_cell(request: PanelRequest, user_id: int, column: str) -> HttpResponse:
         return bad
     membership = membership_or_404(request, user_id)
     if request.method == "GET":
-        return render(request, f"{PAGE}#max-cell", _cell_context(request, membership, column))
+        return render(
+            request, f"{user_page.PAGE}#max-cell", _cell_context(request, membership, column)
+        )
     form = CellEditForm(request.POST)
     edit, error = None, ""
     if form.is_valid():
@@ -181,7 +90,7 @@ def max_cell(request: PanelRequest, user_id: int, column: str) -> HttpResponse:
         # 422 swaps (base.html's htmx config): the error shows at the cell, still editing.
         return respond(
             request,
-            template=PAGE,
+            template=user_page.PAGE,
             fragment="max-editor",
             context=lambda: _cell_context(
                 request,
@@ -202,7 +111,7 @@ def max_cell(request: PanelRequest, user_id: int, column: str) -> HttpResponse:
         text = f"{label} for {who} is unchanged."
     return respond(
         request,
-        template=PAGE,
+        template=user_page.PAGE,
         fragment=("max-cell", "workspace-oob"),
         context=lambda: _cell_context(request, membership, column),
         redirect_to=reverse("tokens:users"),
@@ -217,7 +126,7 @@ def max_cell_edit(request: PanelRequest, user_id: int, column: str) -> HttpRespo
     if bad := _column_or_400(column):
         return bad
     context = _cell_context(request, membership_or_404(request, user_id), column, editing=True)
-    return render(request, f"{PAGE}#max-editor", context)
+    return render(request, f"{user_page.PAGE}#max-editor", context)
 
 
 def _after_batch(
@@ -230,18 +139,17 @@ def _after_batch(
         request.session["last_batch"] = str(batch.id)  # the Undo button after the redirect
     return respond(
         request,
-        template=PAGE,
+        template=user_page.PAGE,
         fragment="batch-response",
-        context=lambda: _workspace(
+        context=lambda: user_page.after_post(
             request,
             last_batch=batch,
             changes=changes,
             batch_error=error,
             batch_info=info,
             saved_text=saved,
-            **_table_context(request, _page_params(request)),
         ),
-        redirect_to=_table_url(request),
+        redirect_to=user_page.table_url(request),
         ok=info or saved,
         error=error,
     )
@@ -354,10 +262,10 @@ def user_flag(request: PanelRequest, user_id: int, flag: str) -> HttpResponse:
     if not form.is_valid():  # only text the databases cannot store
         return respond(
             request,
-            template=PAGE,
+            template=user_page.PAGE,
             fragment=f"{flag}-cell",
             context=lambda: {"u": membership.user},
-            redirect_to=_table_url(request),
+            redirect_to=user_page.table_url(request),
             error=refusal_text(form),
         )
     value, confirmed = form.cleaned_data["value"], form.cleaned_data["confirmed"]
@@ -381,10 +289,10 @@ def user_flag(request: PanelRequest, user_id: int, flag: str) -> HttpResponse:
     }[flag]
     return respond(
         request,
-        template=PAGE,
+        template=user_page.PAGE,
         fragment=f"{flag}-cell",
         context=lambda: {"u": user},
-        redirect_to=_table_url(request),
+        redirect_to=user_page.table_url(request),
         ok=f"{user.get_full_name()} is now {state}.",
         error=error,
     )
