@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import IdentityProvider, IdentityProviderDomain, Membership, User
-from accounts.sso_secrets import secret_store
+from accounts.sso_secrets import secret_rotate, secret_store
 from asksage_admin.lib.errors import DomainError
 from audit.services import audit_record
 
@@ -110,6 +110,8 @@ def identity_provider_save(
     if new_secret.strip():
         provider.client_secret = secret_store(new_secret)
         changed.append("client_secret")
+    else:  # after a SECRET_KEY rotation, a save re-encrypts under the new key
+        provider.client_secret = secret_rotate(provider.client_secret)
     provider.updated_at = timezone.now()  # a new authlib client (tokens.sso.client)
     provider.save()
     old = sorted(provider.domains.values_list("domain", flat=True))

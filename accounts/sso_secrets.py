@@ -61,7 +61,12 @@ def secret_read(stored: str) -> str:
 
 
 def secret_rotate(stored: str) -> str:
-    """Re-encrypt under the current SECRET_KEY (a reference stays as it is)."""
+    """Re-encrypted under the current SECRET_KEY if it was under a fallback; unchanged if it
+    already is (or is a reference)."""
     if not stored or is_reference(stored):
         return stored
-    return _keys().rotate(stored.encode()).decode()
+    try:
+        _fernet(settings.SECRET_KEY).decrypt(stored.encode())
+    except InvalidToken:
+        return _keys().rotate(stored.encode()).decode()
+    return stored

@@ -223,6 +223,27 @@ def test_the_secret_is_write_only_and_a_blank_keeps_the_stored_one(staff_client,
     assert "sso_required" in row.column and "client_secret" not in row.column
 
 
+def test_saving_a_provider_re_encrypts_its_secret_under_the_new_secret_key(
+    client, sam, settings, org_a
+):
+    settings.SECRET_KEY = "old-key-" + "x" * 50
+    idp = IdentityProviderFactory(organization=org_a, domains=["acme.gov"])
+    old = idp.client_secret
+    settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = (
+        "new-key-" + "y" * 50,
+        [settings.SECRET_KEY],
+    )
+    url = reverse("admin:accounts_identityprovider_change", args=[idp.pk])
+    client.force_login(sam)
+
+    client.post(url, provider_form(org_a, secret="", domains="acme.gov"))
+
+    idp.refresh_from_db()
+    settings.SECRET_KEY_FALLBACKS = []
+    assert idp.client_secret != old
+    assert secret_read(idp.client_secret) == "s3cret"
+
+
 def test_a_domain_of_another_organization_is_refused_in_words(staff_client, idp, org_b):
     response = staff_client.post(ADD_URL, provider_form(org_b, domains="birds.gov\nACME.gov"))
 
