@@ -7,6 +7,7 @@ from playwright.sync_api import expect
 
 from accounts.models import Membership, SsoIdentity
 from audit.models import AuditLog
+from tests.browser.test_accessibility import serious_violations
 from tests.factories import MembershipFactory
 from tests.tokens.sso_e2e import sign_in
 
@@ -52,3 +53,25 @@ def test_a_newcomer_is_created_in_the_right_organization_and_keys_are_fetched_on
     stats = oidc_provider.stats()
     assert (stats["discovery_requests"], stats["jwks_requests"]) == (1, 1), stats
     assert stats["token_requests"] == 2
+
+
+def test_single_sign_on_works_from_the_keyboard_and_its_pages_pass_axe(
+    page, live_server, oidc_provider, sso_idp, org_a, carol
+):
+    page.goto(f"{live_server.url}/accounts/login/")
+    assert serious_violations(page) == []
+    page.get_by_label("Email").fill("carol@example.com")
+    page.keyboard.press("Tab")  # the password, left empty
+    page.keyboard.press("Tab")  # Log in
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name="Continue with single sign-on")).to_be_focused()
+    page.keyboard.press("Enter")
+
+    # example.com has no identity provider: the page says so, on the email field.
+    expect(page.get_by_text("No single sign-on is set up for this address")).to_be_visible()
+    page.get_by_label("Email").fill("carol@acme.gov")
+    page.get_by_label("Email").press("Enter")  # the email alone: on to the IdP
+    oidc_provider.login_in_browser(page, "carol@example.com")  # org B's address at org A's IdP
+
+    expect(page.get_by_role("heading", level=1)).to_have_text("Single sign-on refused")
+    assert serious_violations(page) == []
