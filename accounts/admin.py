@@ -307,3 +307,6 @@ class UserAdmin(ServiceErrorsAsMessages, StaffPermissions, auth_admin.UserAdmin)
             StaffPasswordChangeForm, actor=request.user
         )
         return super(UserAdmin, for_request).user_change_password(request, id, form_url)
+
+
+from accounts import admin_sso  # noqa: E402, F401  (registers the SSO page)

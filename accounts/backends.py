@@ -2,18 +2,25 @@
 
 from django.contrib.auth.backends import ModelBackend
 
+from accounts.sso import sso_required_for
+
 
 class EmailBackend(ModelBackend):
     """ModelBackend looking users up by email whatever its case.
 
     Banned users still authenticate here so that the login form can tell them why they are
     refused (`LoginForm.confirm_login_allowed`) instead of a generic "wrong password".
+    Members of an organization whose single sign-on is required never do, whatever the door
+    (the login form tells them why before asking this); staff always may (break-glass).
     """
 
     def authenticate(self, request, username=None, password=None, email=None, **kwargs):
-        return super().authenticate(
+        user = super().authenticate(
             request, username=username or email, password=password, **kwargs
         )
+        # Not in `user_can_authenticate`: that also runs for every request of a session
+        # (`get_user`), and would end the sessions single sign-on opened.
+        return None if user is not None and sso_required_for(user) else user
 
 
 def axes_username(request, credentials: dict | None = None) -> str | None:

@@ -8,7 +8,7 @@ from django.http import HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 
-from accounts.mfa import mfa_required_for
+from accounts.mfa import mfa_required_for, session_verified
 from accounts.models import AUDITOR_READ_ONLY, Membership
 
 
@@ -35,7 +35,7 @@ def org_admin_required(view: Callable) -> Callable:
         membership = _membership(request)
         if membership is None or not membership.can_view_panel:
             return render(request, "403.html", status=403)
-        if not request.user.is_verified() and mfa_required_for(request.user, membership):
+        if not session_verified(request) and mfa_required_for(request.user, membership):
             return redirect_to_login(request.get_full_path(), reverse("accounts:mfa"))
         if not membership.is_admin and request.method not in SAFE_METHODS:
             return render(request, "403.html", {"reason": AUDITOR_READ_ONLY}, status=403)

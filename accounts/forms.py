@@ -1,5 +1,7 @@
 """Registration and login forms."""
 
+from itertools import chain
+
 from django import forms
 from django.contrib.auth import password_validation
 from django.contrib.auth.forms import AuthenticationForm
@@ -7,6 +9,7 @@ from django.contrib.auth.forms import PasswordResetForm as DjangoPasswordResetFo
 from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
 
 from accounts.models import User
+from accounts.sso import SSO_REQUIRED_MESSAGE, sso_required_for
 
 
 class RegistrationForm(forms.Form):
@@ -34,12 +37,14 @@ class TermsForm(forms.Form):
 
 
 class LoginForm(AuthenticationForm):
-    """Login by email; banned users are told why they cannot log in."""
+    """Login by email; banned users are told why they cannot log in, and members whose
+    organization requires single sign-on are sent to it before their password is checked."""
 
     error_messages = {
         **AuthenticationForm.error_messages,
         "invalid_login": "Email or password is incorrect.",
         "banned": "This account has been banned. Contact your organization's administrator.",
+        "sso_required": SSO_REQUIRED_MESSAGE,
     }
 
     def __init__(self, *args, **kwargs):
@@ -48,6 +53,16 @@ class LoginForm(AuthenticationForm):
         self.fields["username"].widget = forms.EmailInput(
             attrs={"autofocus": True, "autocomplete": "email"}
         )
+        # Email first: the browser may send the email alone (single sign-on routes it); the
+        # server still asks for a password where no identity provider signs the domain in.
+        self.fields["password"].widget.use_required_attribute = lambda initial: False
+
+    def clean(self):
+        email = (self.data.get("username") or "").strip()
+        user = User.objects.filter(email__iexact=email).first() if email else None
+        if user is not None and sso_required_for(user):
+            raise forms.ValidationError(self.error_messages["sso_required"], code="sso_required")
+        return super().clean()
 
     def confirm_login_allowed(self, user) -> None:
         if user.is_banned:
@@ -59,10 +74,14 @@ class PasswordResetForm(DjangoPasswordResetForm):
     """Django's, plus the users created without a password (by SCIM, or by sales leaving it
     unset) who never signed in: the reset link is how they set their first one. Django skips
     every unusable password; a staff member's deliberate "disable password login" on an account
-    that has signed in before still holds."""
+    that has signed in before still holds. No email goes to a member whose organization
+    requires single sign-on (a password would not let them in); the page reads the same as
+    for an unknown address."""
 
     def get_users(self, email):
-        yield from super().get_users(email)
-        yield from User.objects.filter(
+        never_signed_in = User.objects.filter(
             email__iexact=email, is_active=True, is_banned=False, last_login__isnull=True
         ).filter(password__startswith=UNUSABLE_PASSWORD_PREFIX)
+        for user in chain(super().get_users(email), never_signed_in):
+            if not sso_required_for(user):
+                yield user

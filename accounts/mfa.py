@@ -15,7 +15,7 @@ from django_otp import login as otp_login
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.models import Membership, User
+from accounts.models import IdentityProvider, Membership, User
 from accounts.passkeys import has_passkey, passkeys_of
 from asksage_admin.lib.durations import in_words
 from asksage_admin.lib.errors import DomainError
@@ -36,6 +36,24 @@ def mfa_required_for(user: User, membership: Membership | None = None) -> bool:
     if membership is None:
         membership = Membership.objects.filter(user=user).first()
     return bool(membership and membership.can_view_panel)
+
+
+def session_verified(request) -> bool:
+    """This session passed a second factor: a code or passkey here (django-otp), or a single
+    sign-on through a provider whose second factor the organization trusts (the agency's IdP
+    enforces MFA or a CAC). Every second-factor check asks this, nothing else."""
+    user = request.user
+    if user.is_verified():
+        return True
+    provider_id = request.session.get("sso_provider")
+    if not provider_id or user.is_staff:
+        return False
+    return IdentityProvider.objects.filter(
+        pk=provider_id,
+        enabled=True,
+        trust_idp_mfa=True,
+        organization__memberships__user=user,
+    ).exists()
 
 
 def has_totp(user: User) -> bool:

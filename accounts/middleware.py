@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from django_htmx.http import HttpResponseClientRedirect
 
-from accounts.mfa import mfa_required_for
+from accounts.mfa import mfa_required_for, session_verified
 
 
 class BannedUserLogoutMiddleware:
@@ -42,7 +42,7 @@ class StaffSecondFactorMiddleware:
             and user is not None
             and user.is_authenticated
             and user.is_staff
-            and not user.is_verified()
+            and not session_verified(request)
             and mfa_required_for(user)
         ):
             return redirect_to_login(request.get_full_path(), reverse("accounts:mfa"))

@@ -249,3 +249,88 @@ class Membership(models.Model):
     def can_view_panel(self) -> bool:
         """Admins and read-only auditors see the Admin Panel; only admins change anything."""
         return self.role in {self.Role.ADMIN, self.Role.AUDITOR}
+
+
+class IdentityProvider(models.Model):
+    """An organization's OpenID Connect identity provider (single sign-on), set up by sales.
+
+    The client secret is stored encrypted (`accounts.secrets`) or as a reference to an
+    environment variable (`env:NAME`), never in clear. The email domains it signs in are
+    `IdentityProviderDomain` rows, unique across organizations: one organization's IdP can
+    never sign in an address of another's domain.
+    """
+
+    organization = models.OneToOneField(
+        Organization, on_delete=models.PROTECT, related_name="identity_provider"
+    )
+    enabled = models.BooleanField(default=True)
+    issuer = models.URLField(
+        max_length=300,
+        help_text="The IdP's issuer URL (its /.well-known/openid-configuration is read).",
+    )
+    client_id = models.CharField(max_length=300)
+    client_secret = models.TextField(
+        blank=True, help_text="Encrypted (Fernet), or a reference “env:VARIABLE_NAME”."
+    )
+    sso_required = models.BooleanField(
+        "SSO required",
+        default=False,
+        help_text="Members may not sign in with a password (staff are never blocked).",
+    )
+    jit_enabled = models.BooleanField(
+        "create members on first sign-in",
+        default=False,
+        help_text="A person of an allowed domain with no account becomes a member at the "
+        "organization's floors, if the unallocated pool covers them.",
+    )
+    require_verified_email = models.BooleanField(
+        default=True,
+        help_text="Refuse an id_token without email_verified=true (turn off for Entra ID, "
+        "which sends no such claim).",
+    )
+    trust_idp_mfa = models.BooleanField(
+        "trust the IdP's second factor",
+        default=True,
+        help_text="An SSO session counts as second-factor verified (the IdP enforces MFA).",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "identity provider (SSO)"
+
+    def __str__(self) -> str:
+        return f"SSO for {self.organization}"
+
+
+class IdentityProviderDomain(models.Model):
+    """An email domain an identity provider signs in; unique, so no two organizations can
+    claim it."""
+
+    provider = models.ForeignKey(IdentityProvider, on_delete=models.CASCADE, related_name="domains")
+    domain = models.CharField(max_length=253, unique=True)
+
+    def __str__(self) -> str:
+        return self.domain
+
+
+class SsoIdentity(models.Model):
+    """A user's subject (`sub`) at an identity provider: bound at the first sign-in (matched
+    by email), then the only key later sign-ins match on."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="sso_identities")
+    provider = models.ForeignKey(
+        IdentityProvider, on_delete=models.CASCADE, related_name="identities"
+    )
+    subject = models.CharField(max_length=255)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_login = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "subject"], name="sso_identity_unique"),
+            models.UniqueConstraint(fields=["provider", "user"], name="sso_identity_one_per_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} at {self.provider_id}"

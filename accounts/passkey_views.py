@@ -40,7 +40,7 @@ def _next(request) -> str:
 
 def _must_verify_first(request) -> bool:
     """Someone with a second factor manages passkeys only once this session passed it."""
-    return not request.user.is_verified() and mfa_services.is_enrolled(request.user)
+    return not mfa_services.session_verified(request) and mfa_services.is_enrolled(request.user)
 
 
 def _to_mfa(request) -> HttpResponse:

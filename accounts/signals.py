@@ -30,7 +30,11 @@ def _organization_of(user: User | None) -> Organization | None:
 @receiver(user_logged_in, dispatch_uid="audit_login")
 def audit_login(sender, request, user, **kwargs) -> None:
     if _over_http(request):
-        audit.audit_login(user=user, organization=_organization_of(user), ip=client_ip(request))
+        # A single sign-on (tokens.sso.views) says so on the row.
+        via = {"via": "sso"} if getattr(request, "sso_provider_id", None) else {}
+        audit.audit_login(
+            user=user, organization=_organization_of(user), ip=client_ip(request), **via
+        )
 
 
 def _failures_from_address(request) -> int:

@@ -33,6 +33,10 @@ SALES_PERMISSIONS = [
     "accounts.view_user",
     "accounts.add_user",
     "accounts.change_user",
+    # An organization's single sign-on (OpenID Connect): sales set it up with the customer.
+    "accounts.view_identityprovider",
+    "accounts.add_identityprovider",
+    "accounts.change_identityprovider",
     "tokens.view_purchase",
     "tokens.add_purchase",
     "tokens.view_purchaserequest",

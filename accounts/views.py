@@ -2,15 +2,18 @@
 `tokens.member_views`: it shows the pools' numbers)."""
 
 from base64 import b32encode
+from urllib.parse import urlencode
 
 import segno
 from axes.helpers import get_cool_off
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth.views import LoginView
 from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django_otp_webauthn.templatetags.otp_webauthn import get_configuration
 
@@ -20,9 +23,32 @@ from accounts.decorators import member_required
 from accounts.forms import RegistrationForm
 from accounts.http import AuthedRequest
 from accounts.passkeys import has_passkey
+from accounts.sso import provider_for_email
 from asksage_admin.lib.durations import in_words
 from asksage_admin.lib.errors import DomainError
 from asksage_admin.lib.http import client_ip
+
+NO_SSO_FOR_DOMAIN = "No single sign-on is set up for this address: enter your password."
+
+
+class EmailFirstLoginView(LoginView):
+    """The login page, email first: an address whose domain has an identity provider goes
+    to it (the "Continue with single sign-on" button, or the email sent without a password);
+    any other address logs in with its password as before."""
+
+    def post(self, request, *args, **kwargs):
+        email = request.POST.get("username", "").strip()
+        wants_sso = "sso" in request.POST
+        if wants_sso or not request.POST.get("password"):
+            if email and provider_for_email(email) is not None:
+                query = {"email": email, "next": self.get_redirect_url()}
+                return redirect(f"{reverse('sso:start')}?{urlencode(query)}")
+            if wants_sso:
+                form = self.get_form()
+                form.errors.clear()
+                form.add_error("username", NO_SSO_FOR_DOMAIN)
+                return self.form_invalid(form)
+        return super().post(request, *args, **kwargs)
 
 
 def register(request: AuthedRequest) -> HttpResponse:

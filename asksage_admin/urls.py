@@ -22,7 +22,10 @@ urlpatterns = [
     path("staff/", admin.site.urls),
     path("api/v1/admin/", admin_api.urls),  # before the usage API's JSON 404 for the rest
     path("api/v1/", include("tokens.usage_api.urls")),
-    path("scim/v2/", include("tokens.scim.urls")),  # SCIM provisioning (an IdP's key)
+    path("scim/v2/", include("tokens.scim.urls")),
+    path(
+        "sso/", include("tokens.sso.urls")
+    ),  # single sign-on (OpenID Connect)  # SCIM provisioning (an IdP's key)
     path("panel/", include("tokens.urls")),
     path("panel/", include("analytics.urls")),
     path("", include("tokens.member_urls")),

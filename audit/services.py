@@ -55,10 +55,10 @@ def audit_bulk(rows: list[AuditLog]) -> None:
 
 
 @transaction.atomic
-def audit_login(*, user, organization, ip: str | None) -> AuditLog:
+def audit_login(*, user, organization, ip: str | None, **details: Any) -> AuditLog:
     """`organization`: the user's (None: on the platform's chain)."""
     return audit_record(
-        action=LOGIN, organization=organization, actor=user, target_user=user, ip=ip
+        action=LOGIN, organization=organization, actor=user, target_user=user, ip=ip, **details
     )
 
 

@@ -18,6 +18,8 @@ from tests.factories import (
     PurchaseFactory,
     UserFactory,
 )
+from tests.oidc_provider.fixture import oidc_provider  # noqa: F401  (a real OIDC provider)
+from tests.tokens.sso_e2e import sso_idp  # noqa: F401  (org A's IdP: that provider)
 
 
 # Here, not in tests/browser/: browser tests live in other folders too, and a run of one

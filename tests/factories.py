@@ -6,7 +6,8 @@ import factory
 from django.db.models import F
 from django.utils import timezone
 
-from accounts.models import Membership, Organization, User
+from accounts.models import IdentityProvider, Membership, Organization, User
+from accounts.sso_secrets import secret_store
 from asksage_admin.lib.months import current_month
 from tokens.models import DailyUsage, MonthlyUsage, PlatformModel, Purchase, UsageEvent
 from tokens.rollup import org_daily_usage_add
@@ -50,6 +51,25 @@ class MembershipFactory(factory.django.DjangoModelFactory):
     role = Membership.Role.MEMBER
     max_inference_tokens = 200_000
     max_embedding_tokens = 0
+
+
+class IdentityProviderFactory(factory.django.DjangoModelFactory):
+    """An organization's OpenID Connect provider; `domains=["acme.gov"]` adds its domains."""
+
+    class Meta:
+        model = IdentityProvider
+        skip_postgeneration_save = True
+
+    organization = factory.SubFactory(OrganizationFactory)
+    issuer = "https://idp.example.net"
+    client_id = "admin-console"
+    client_secret = factory.LazyFunction(lambda: secret_store("s3cret"))
+    jit_enabled = True
+
+    @factory.post_generation
+    def domains(obj, create, extracted, **kwargs):  # noqa: N805 - factory_boy's hook signature
+        for domain in extracted or ():
+            obj.domains.create(domain=domain)
 
 
 class PlatformModelFactory(factory.django.DjangoModelFactory):

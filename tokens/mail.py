@@ -34,6 +34,7 @@ KINDS = frozenset(
         "purchase_recorded",
         "pool_alert",
         "invitation",
+        "sso_pool_alert",
     }
 )
 

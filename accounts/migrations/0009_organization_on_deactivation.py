@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0007_organization_models_restricted'),
+        ('accounts', '0008_identity_providers'),
     ]
 
     operations = [

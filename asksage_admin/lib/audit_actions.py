@@ -59,6 +59,10 @@ class AuditAction(models.TextChoices):
     MODEL_RESTRICTED = "model.restricted", "Model restriction changed"
     EXPORT = "export.csv", "Export downloaded"
     STAFF_DENIED = "staff.denied", "Staff action refused"
+    SSO_CONFIGURED = "sso.configured", "Single sign-on set up or changed"
+    SSO_LINKED = "sso.linked", "Single sign-on identity bound to a user"
+    SSO_REFUSED = "sso.refused", "Single sign-on refused"
+    ALERT_SSO_POOL = "alert.sso_pool", "Sign-in refused: pool too small for a new member"
     USAGE_EVENTS_DROPPED = "usage.events_dropped", "Usage events of a month dropped (retention)"
 
 
@@ -82,6 +86,7 @@ FAMILIES: dict[str, str] = {
     "model": "Models",
     "export": "Exports",
     "staff": "Refused staff actions",
+    "sso": "Single sign-on",
     "usage": "Usage retention",
 }
 

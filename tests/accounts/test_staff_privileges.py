@@ -50,9 +50,9 @@ def as_user(client, user: User):
 
 
 def test_the_migration_creates_the_groups_sales_and_sales_lead():
-    # The latest group migration syncs the groups with today's roles (tokens 0023: the model
-    # catalogue for sales; 0014 and accounts 0004 keep their own).
-    migration = importlib.import_module("tokens.migrations.0023_model_catalogue")
+    # The latest group migration syncs the groups with today's roles (accounts 0008: single
+    # sign-on for sales; tokens 0023, 0014 and accounts 0004 keep their own).
+    migration = importlib.import_module("accounts.migrations.0008_identity_providers")
     Group.objects.filter(name__in=["Sales", "Sales lead"]).delete()
 
     migration.sync_groups(django_apps, None)

@@ -22,7 +22,12 @@ from django_otp_webauthn.models import WebAuthnCredential
 
 from accounts.models import User
 from audit.models import AuditLog
-from tests.factories import MembershipFactory, PlatformModelFactory, UserFactory
+from tests.factories import (
+    IdentityProviderFactory,
+    MembershipFactory,
+    PlatformModelFactory,
+    UserFactory,
+)
 from tokens.models import AllocationBatch, ApiKey, Notification, TokenRequest
 from tokens.services.invitations import invitation_create
 from tokens.services.model_access import model_access_set
@@ -77,6 +82,10 @@ OWN_PASSKEY = {"accounts:passkey_remove"}
 # An invitation link: open to anyone holding it, so the sweep's made-up token must answer 404
 # to everyone (the real links' refusals are tested in tests/tokens/test_invitation_accept.py).
 INVITATION_LINK = {"member:invitation"}
+# Single sign-on's doors: the start needs an address with an identity provider, the callback
+# a sign-in this session started; the sweep's visitors have neither, so everyone reads a 400
+# refusal in words (the flow itself: tests/tokens/test_sso_flow.py, tests/browser/test_sso.py).
+SSO = {"sso:start", "sso:callback"}
 # Parameters that carry an object of org A: carol must get 404 for them.
 ORG_A_PARAMS = {
     "user_id",
@@ -209,6 +218,8 @@ def cast(org_a, alice, bob, carol, sam):
     invitation = invitation_create(
         admin=alice, org=org_a, email="invited@example.com", role="admin"
     )
+    # Org A signs in through an identity provider: its /staff/ page is swept too.
+    IdentityProviderFactory(organization=org_a, domains=["acme.gov"], sso_required=True)
     sallys_passkey = WebAuthnCredential.objects.create(
         user=sally, name="Sally's key", credential_id=b"sally", public_key=b"k", confirmed=True
     )
@@ -258,6 +269,8 @@ def expected(name: str, path: str, role: str, method: str, used: set[str]) -> se
         return {404}
     if name in INVITATION_LINK:
         return {404}
+    if name in SSO:
+        return {400}
     if name in OWN_PASSKEY:
         return {302, 405} if role == "anonymous" else {404, 405}
     if name in MEMBER_OWN:

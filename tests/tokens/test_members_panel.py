@@ -8,9 +8,15 @@ from django.db import transaction
 from django.urls import reverse
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.models import Membership, User
+from accounts.models import Membership, SsoIdentity, User
 from audit.models import AuditLog
-from tests.factories import MembershipFactory, UserFactory, max_of, set_max
+from tests.factories import (
+    IdentityProviderFactory,
+    MembershipFactory,
+    UserFactory,
+    max_of,
+    set_max,
+)
 from tokens.models import EmailDelivery, Invitation, MonthlyUsage
 from tokens.selectors import pool_statuses
 from tokens.services.invitations import invitation_create
@@ -240,6 +246,18 @@ def test_the_table_shows_and_filters_sign_in_and_second_factor(alice_client, ali
     assert "Nora Nopass" in unset and "Not set" in unset and "bob@example.com" not in unset
     ordered = alice_client.get(USERS, {"sort": "-second_factor"}, headers=HX).content.decode()
     assert ordered.index("bob@example.com") < ordered.index("alice@example.com")
+
+
+def test_the_sign_in_column_shows_and_filters_single_sign_on(alice_client, bob, org_a):
+    idp = IdentityProviderFactory(organization=org_a, domains=["acme.gov"])
+    pat = MembershipFactory(organization=org_a, user__name="Pat Single").user
+    SsoIdentity.objects.create(user=pat, provider=idp, subject="sub-pat")
+
+    sso = alice_client.get(USERS, {"sign_in": "sso"}, headers=HX).content.decode()
+
+    assert "Pat Single" in sso and ">SSO<" in sso and "bob@example.com" not in sso
+    password = alice_client.get(USERS, {"sign_in": "password"}, headers=HX).content.decode()
+    assert "bob@example.com" in password and "Pat Single" not in password
 
 
 def test_an_auditor_sees_roles_as_text_and_no_remove_buttons(client, org_a, alice, bob):

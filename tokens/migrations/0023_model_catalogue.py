@@ -10,7 +10,44 @@ import django.utils.timezone
 from django.contrib.auth.management import create_permissions
 from django.db import migrations, models
 
-from accounts.staff_roles import sync_staff_groups
+from accounts.staff_roles import SALES, SALES_LEAD, sync_staff_groups
+
+# The groups as they were when this migration was written (accounts 0008 re-syncs to later
+# ones: the permissions it adds do not exist yet here).
+_SALES_AT_0023 = [
+    "accounts.view_organization",
+    "accounts.add_organization",
+    "accounts.change_organization",
+    "accounts.view_membership",
+    "accounts.add_membership",
+    "accounts.change_membership",
+    "accounts.delete_membership",
+    "accounts.view_user",
+    "accounts.add_user",
+    "accounts.change_user",
+    "tokens.view_purchase",
+    "tokens.add_purchase",
+    "tokens.view_purchaserequest",
+    "tokens.change_purchaserequest",
+    "tokens.view_monthlyusage",
+    "tokens.view_usageevent",
+    "tokens.view_tokenrequest",
+    "tokens.view_allocationpolicy",
+    "tokens.view_emaildelivery",
+    "tokens.view_platformmodel",
+    "tokens.add_platformmodel",
+    "tokens.change_platformmodel",
+]
+GROUPS_AT_0023 = {
+    SALES: _SALES_AT_0023,
+    SALES_LEAD: [
+        *_SALES_AT_0023,
+        "accounts.reset_second_factor",
+        "accounts.set_user_password",
+        "audit.view_auditlog",
+        "tokens.view_periodicrun",
+    ],
+}
 
 
 def sync_groups(apps, schema_editor):
@@ -22,7 +59,9 @@ def sync_groups(apps, schema_editor):
         app_config.models_module = models_module or True
         create_permissions(app_config, apps=apps, verbosity=0)
         app_config.models_module = models_module
-    sync_staff_groups(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"))
+    sync_staff_groups(
+        apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"), GROUPS_AT_0023
+    )
 
 
 class Migration(migrations.Migration):

@@ -1,0 +1,142 @@
+"""Single sign-on's identity side: which identity provider an address belongs to, who must
+use it, and sales' changes to a provider (audited). The sign-in flow itself needs the
+membership rules and the pools, so it lives in `tokens.sso`.
+"""
+
+import ipaddress
+import re
+from urllib.parse import urlsplit
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import IdentityProvider, IdentityProviderDomain, Membership, User
+from accounts.sso_secrets import secret_rotate, secret_store
+from asksage_admin.lib.errors import DomainError
+from audit.services import audit_record
+
+SSO_REQUIRED_MESSAGE = (
+    "Your organization signs in through single sign-on: use Continue with single sign-on."
+)
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
+
+
+def email_domain(email: str) -> str:
+    return (email or "").strip().lower().rpartition("@")[2]
+
+
+def provider_for_email(email: str) -> IdentityProvider | None:
+    """The enabled provider that signs in this address's domain, if any."""
+    domain = email_domain(email)
+    if not domain:
+        return None
+    return (
+        IdentityProvider.objects.select_related("organization")
+        .filter(enabled=True, domains__domain=domain)
+        .first()
+    )
+
+
+def sso_required_for(user: User) -> bool:
+    """A member of an organization whose provider requires SSO; staff never (break-glass)."""
+    if user is None or user.is_staff or not user.pk:
+        return False
+    org_id = Membership.objects.filter(user=user).values_list("organization_id", flat=True)
+    return IdentityProvider.objects.filter(
+        organization_id__in=org_id, enabled=True, sso_required=True
+    ).exists()
+
+
+def issuer_errors(issuer: str) -> list[str]:
+    """https only; http for a loopback host (a test provider on this machine)."""
+    parts = urlsplit(issuer or "")
+    host = (parts.hostname or "").lower()
+    if parts.scheme == "https" and host:
+        return []
+    if parts.scheme == "http" and _is_loopback(host):
+        return []
+    return ["The issuer must be an https:// URL (http:// only for 127.0.0.1, localhost or ::1)."]
+
+
+def _is_loopback(host: str) -> bool:
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_domains(text: str) -> tuple[list[str], list[str]]:
+    """One domain per line (commas and spaces too) → (domains, errors in words)."""
+    domains, errors = [], []
+    for raw in re.split(r"[\s,;]+", text or ""):
+        domain = raw.strip().lower().removeprefix("@")
+        if not domain:
+            continue
+        if not _DOMAIN.match(domain):
+            errors.append(f"“{raw}” is not a domain name (e.g. agency.gov).")
+        elif domain not in domains:
+            domains.append(domain)
+    return domains, errors
+
+
+def domain_claim_errors(domains: list[str], provider: IdentityProvider | None) -> list[str]:
+    """Domains another organization's provider already signs in."""
+    taken = IdentityProviderDomain.objects.filter(domain__in=domains).select_related(
+        "provider__organization"
+    )
+    if provider is not None and provider.pk:
+        taken = taken.exclude(provider=provider)
+    return [
+        f"{d.domain} is already used by the single sign-on of another organization." for d in taken
+    ]
+
+
+@transaction.atomic
+def identity_provider_save(
+    *,
+    actor: User,
+    provider: IdentityProvider,
+    domains: list[str],
+    new_secret: str = "",
+    changed: list[str] = (),
+) -> IdentityProvider:
+    """Create or update a provider, its domains and (when typed) its secret; audited with the
+    changed field names, never the secret's value."""
+    creating = provider.pk is None
+    changed = [f for f in changed if f not in {"client_secret", "domains"}]
+    if new_secret.strip():
+        provider.client_secret = secret_store(new_secret)
+        changed.append("client_secret")
+    else:  # after a SECRET_KEY rotation, a save re-encrypts under the new key
+        provider.client_secret = secret_rotate(provider.client_secret)
+    provider.updated_at = timezone.now()  # a new authlib client (tokens.sso.client)
+    provider.save()
+    old = sorted(provider.domains.values_list("domain", flat=True))
+    if old != sorted(domains):
+        provider.domains.exclude(domain__in=domains).delete()
+        try:
+            with transaction.atomic():
+                IdentityProviderDomain.objects.bulk_create(
+                    IdentityProviderDomain(provider=provider, domain=d)
+                    for d in domains
+                    if d not in old
+                )
+        except IntegrityError as exc:  # claimed by another organization meanwhile
+            raise DomainError(errors={"domains": domain_claim_errors(domains, provider)}) from exc
+        changed.append("domains")
+    audit_record(
+        action="sso.configured",
+        organization=provider.organization,
+        actor=actor,
+        column="created" if creating else ",".join(changed),
+        old=", ".join(old),
+        new=", ".join(sorted(domains)),
+        issuer=provider.issuer,
+        enabled=provider.enabled,
+        sso_required=provider.sso_required,
+        jit_enabled=provider.jit_enabled,
+    )
+    return provider

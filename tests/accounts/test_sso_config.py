@@ -1,0 +1,319 @@
+"""Single sign-on's identity side: routing an address to its provider from the login page,
+"SSO required" against every password door (staff exempt: break-glass), secrets at rest,
+the /staff/ page that configures a provider, the SSO session's second factor and the
+user table's sign-in column."""
+
+import pytest
+from django.contrib.auth.models import Group
+from django.test import RequestFactory
+from django.urls import reverse
+
+from accounts.backends import EmailBackend
+from accounts.mfa import session_verified
+from accounts.models import IdentityProvider, IdentityProviderDomain, SsoIdentity, User
+from accounts.sign_in import sign_in_method
+from accounts.sso import SSO_REQUIRED_MESSAGE, provider_for_email, sso_required_for
+from accounts.sso_secrets import SecretUnavailable, secret_read, secret_rotate, secret_store
+from audit.models import AuditLog
+from tests.factories import PASSWORD, IdentityProviderFactory, MembershipFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+LOGIN = reverse("accounts:login")
+ADD_URL = reverse("admin:accounts_identityprovider_add")
+
+
+@pytest.fixture
+def idp(org_a):
+    return IdentityProviderFactory(organization=org_a, domains=["acme.gov"])
+
+
+@pytest.fixture
+def pat(org_a):
+    return MembershipFactory(organization=org_a, user__email="pat@acme.gov").user
+
+
+# --- Routing from the login page ----------------------------------------------------------
+
+
+def test_an_address_routes_to_the_enabled_provider_of_its_domain(idp, org_b):
+    IdentityProviderFactory(organization=org_b, domains=["birds.gov"], enabled=False)
+
+    assert provider_for_email("Pat@ACME.gov") == idp
+    assert provider_for_email("pat@birds.gov") is None  # disabled
+    assert provider_for_email("pat@elsewhere.gov") is None
+
+
+def test_the_email_alone_goes_to_single_sign_on(client, idp):
+    response = client.post(LOGIN, {"username": "pat@acme.gov", "password": "", "next": "/x/"})
+
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("sso:start") + "?email=pat%40acme.gov")
+    assert "next=%2Fx%2F" in response.url
+
+
+def test_the_continue_button_goes_to_single_sign_on_even_with_a_password(client, idp):
+    response = client.post(LOGIN, {"username": "pat@acme.gov", "password": "x", "sso": "1"})
+
+    assert response.status_code == 302 and response.url.startswith(reverse("sso:start"))
+
+
+def test_an_unknown_domain_without_a_password_is_asked_for_it(client, idp):
+    response = client.post(LOGIN, {"username": "pat@elsewhere.gov", "password": ""})
+
+    assert response.status_code == 200
+    assert "This field is required." in response.content.decode()
+
+
+def test_the_continue_button_with_an_unknown_domain_says_so(client, idp):
+    response = client.post(LOGIN, {"username": "pat@elsewhere.gov", "sso": "1"})
+
+    assert response.status_code == 200
+    assert "No single sign-on is set up for this address" in response.content.decode()
+
+
+def test_the_login_page_offers_single_sign_on_without_requiring_a_password(client):
+    page = client.get(LOGIN).content.decode()
+
+    assert "Continue with single sign-on" in page
+    assert 'name="password" autocomplete="current-password" required' not in page
+    assert 'type="password" name="password" autocomplete="current-password" id=' in page
+
+
+# --- SSO required -------------------------------------------------------------------------
+
+
+def test_a_password_login_is_refused_in_words_when_sso_is_required(client, idp, pat):
+    idp.sso_required = True
+    idp.save()
+
+    response = client.post(LOGIN, {"username": "pat@acme.gov", "password": PASSWORD})
+
+    assert response.status_code == 200
+    assert SSO_REQUIRED_MESSAGE.replace("'", "&#x27;") in response.content.decode()
+    assert "_auth_user_id" not in client.session
+    assert EmailBackend().authenticate(None, username="pat@acme.gov", password=PASSWORD) is None
+
+
+def test_a_session_single_sign_on_opened_lasts_while_sso_is_required(client, idp, pat):
+    idp.sso_required = True
+    idp.save()
+    client.force_login(pat, backend="accounts.backends.EmailBackend")
+
+    response = client.get(reverse("member:home"))
+
+    assert response.status_code == 200
+    assert response.wsgi_request.user == pat
+
+
+def test_a_password_login_works_while_sso_is_optional(client, idp, pat):
+    response = client.post(LOGIN, {"username": "pat@acme.gov", "password": PASSWORD})
+
+    assert response.status_code == 302 and response.url == reverse("member:home")
+
+
+def test_staff_are_never_held_to_sso_required(client, idp):
+    # Break-glass: sales sign in with their own password (+ second factor) whatever the IdP.
+    idp.sso_required = True
+    idp.save()
+    sid = UserFactory(email="sid@acme.gov", is_staff=True)
+
+    assert not sso_required_for(sid)
+    assert EmailBackend().authenticate(None, username="sid@acme.gov", password=PASSWORD) == sid
+
+
+def test_no_password_reset_is_sent_to_a_member_who_must_use_sso(client, idp, pat, mailoutbox):
+    idp.sso_required = True
+    idp.save()
+
+    response = client.post(reverse("accounts:password_reset"), {"email": "pat@acme.gov"})
+
+    assert response.url == reverse("accounts:password_reset_done")  # reads as for anyone
+    assert mailoutbox == []
+
+
+# --- Secrets ------------------------------------------------------------------------------
+
+
+def test_a_secret_is_stored_encrypted_and_reads_back(idp):
+    stored = secret_store("top-secret-value")
+
+    assert "top-secret-value" not in stored
+    assert secret_read(stored) == "top-secret-value"
+
+
+def test_a_secret_survives_a_secret_key_rotation_through_the_fallbacks(settings):
+    settings.SECRET_KEY = "old-key-" + "x" * 50
+    stored = secret_store("top-secret-value")
+    settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = (
+        "new-key-" + "y" * 50,
+        [settings.SECRET_KEY],
+    )
+
+    assert secret_read(stored) == "top-secret-value"
+    rotated = secret_rotate(stored)
+    settings.SECRET_KEY_FALLBACKS = []
+    assert secret_read(rotated) == "top-secret-value"
+    with pytest.raises(SecretUnavailable):
+        secret_read(stored)
+
+
+def test_an_env_reference_is_read_from_the_environment_at_sign_in(monkeypatch):
+    stored = secret_store("env:ACME_IDP_SECRET")
+    assert stored == "env:ACME_IDP_SECRET"
+    with pytest.raises(SecretUnavailable, match="ACME_IDP_SECRET is not set"):
+        secret_read(stored)
+
+    monkeypatch.setenv("ACME_IDP_SECRET", "from-the-vault")
+    assert secret_read(stored) == "from-the-vault"
+
+
+# --- The /staff/ page ---------------------------------------------------------------------
+
+
+def provider_form(org, **overrides) -> dict:
+    data = {
+        "organization": org.pk,
+        "enabled": "on",
+        "issuer": "https://login.acme.gov/realms/acme",
+        "client_id": "console",
+        "secret": "shh-its-a-secret",
+        "domains": "acme.gov\nAgency.Acme.gov",
+        "jit_enabled": "on",
+        "require_verified_email": "on",
+        "trust_idp_mfa": "on",
+    }
+    data.update(overrides)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def test_sales_configure_a_provider_audited_with_the_secret_encrypted(client, sales, org_a):
+    client.force_login(sales)
+
+    response = client.post(ADD_URL, provider_form(org_a))
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    idp = IdentityProvider.objects.get(organization=org_a)
+    assert "shh-its-a-secret" not in idp.client_secret
+    assert secret_read(idp.client_secret) == "shh-its-a-secret"
+    assert sorted(idp.domains.values_list("domain", flat=True)) == [
+        "acme.gov",
+        "agency.acme.gov",
+    ]
+    row = AuditLog.objects.get(action="sso.configured")
+    assert (row.actor, row.organization, row.column) == (sales, org_a, "created")
+    assert "shh-its-a-secret" not in str(row.details) + row.new_value
+
+
+def test_the_secret_is_write_only_and_a_blank_keeps_the_stored_one(staff_client, idp):
+    url = reverse("admin:accounts_identityprovider_change", args=[idp.pk])
+    stored = idp.client_secret
+
+    page = staff_client.get(url).content.decode()
+    assert stored not in page and "s3cret" not in page
+    assert "/sso/callback/" in page  # the redirect URI to register at the IdP
+
+    data = provider_form(idp.organization, secret="", domains="acme.gov", sso_required="on")
+    response = staff_client.post(url, data)
+
+    assert response.status_code == 302
+    idp.refresh_from_db()
+    assert idp.client_secret == stored and idp.sso_required
+    row = AuditLog.objects.filter(action="sso.configured").latest("id")
+    assert "sso_required" in row.column and "client_secret" not in row.column
+
+
+def test_saving_a_provider_re_encrypts_its_secret_under_the_new_secret_key(
+    client, sam, settings, org_a
+):
+    settings.SECRET_KEY = "old-key-" + "x" * 50
+    idp = IdentityProviderFactory(organization=org_a, domains=["acme.gov"])
+    old = idp.client_secret
+    settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = (
+        "new-key-" + "y" * 50,
+        [settings.SECRET_KEY],
+    )
+    url = reverse("admin:accounts_identityprovider_change", args=[idp.pk])
+    client.force_login(sam)
+
+    client.post(url, provider_form(org_a, secret="", domains="acme.gov"))
+
+    idp.refresh_from_db()
+    settings.SECRET_KEY_FALLBACKS = []
+    assert idp.client_secret != old
+    assert secret_read(idp.client_secret) == "s3cret"
+
+
+def test_a_domain_of_another_organization_is_refused_in_words(staff_client, idp, org_b):
+    response = staff_client.post(ADD_URL, provider_form(org_b, domains="birds.gov\nACME.gov"))
+
+    assert response.status_code == 200
+    assert "acme.gov is already used by the single sign-on of another organization." in (
+        response.content.decode()
+    )
+    assert not IdentityProvider.objects.filter(organization=org_b).exists()
+    assert IdentityProviderDomain.objects.get(domain="acme.gov").provider == idp
+
+
+@pytest.mark.parametrize(
+    ("issuer", "accepted"),
+    [
+        ("https://login.microsoftonline.com/tenant-id/v2.0", True),
+        ("http://127.0.0.1:9000", True),
+        ("http://localhost:9000/oidc", True),
+        ("http://[::1]:9000", True),
+        ("http://idp.acme.gov", False),
+        ("ftp://idp.acme.gov", False),
+    ],
+)
+def test_the_issuer_must_be_https_except_on_loopback(staff_client, org_a, issuer, accepted):
+    response = staff_client.post(ADD_URL, provider_form(org_a, issuer=issuer))
+
+    assert (response.status_code == 302) is accepted
+    if not accepted:
+        assert "The issuer must be an https:// URL" in response.content.decode()
+
+
+def test_a_domain_that_is_not_one_is_refused(staff_client, org_a):
+    response = staff_client.post(ADD_URL, provider_form(org_a, domains="acme.gov\nnot a domain"))
+
+    assert response.status_code == 200
+    assert "“not” is not a domain name" in response.content.decode()
+
+
+def test_the_sales_group_may_add_and_change_providers_but_never_delete(sales):
+    perms = {p.codename for p in Group.objects.get(name="Sales").permissions.all()}
+
+    assert {"view_identityprovider", "add_identityprovider", "change_identityprovider"} <= perms
+    assert "delete_identityprovider" not in perms
+
+
+# --- Second factor and the sign-in column -------------------------------------------------
+
+
+def sso_request(user, provider_id):
+    request = RequestFactory().get("/")
+    request.user, request.session = user, {"sso_provider": provider_id}
+    request.user.is_verified = lambda: False
+    return request
+
+
+def test_an_sso_session_counts_as_verified_when_the_organization_trusts_its_idp(idp, alice, carol):
+    assert session_verified(sso_request(alice, idp.pk))
+    assert not session_verified(sso_request(carol, idp.pk))  # not this provider's org
+    idp.trust_idp_mfa = False
+    idp.save()
+    assert not session_verified(sso_request(alice, idp.pk))
+
+
+def test_the_sign_in_column_says_sso_for_bound_users_and_sso_required_members(idp, pat, bob):
+    def method(user):
+        return User.objects.annotate(m=sign_in_method()).get(pk=user.pk).m
+
+    assert method(pat) == "password"
+    SsoIdentity.objects.create(user=pat, provider=idp, subject="s")
+    assert method(pat) == "sso"
+    assert method(bob) == "password"
+    idp.sso_required = True
+    idp.save()
+    assert method(bob) == "sso"

@@ -1,0 +1,52 @@
+"""Shared by the end-to-end SSO tests: org A's identity provider pointed at the real test
+provider (tests/oidc_provider), and a person signing in through the login page."""
+
+import re
+
+import pytest
+
+from accounts.sso_secrets import secret_store
+from tests.factories import IdentityProviderFactory
+from tokens.sso.client import clients_clear
+
+CLIENT_ID = "admin-console"
+CLIENT_SECRET = "console-secret"
+DOMAIN = "acme.gov"
+
+
+@pytest.fixture
+def sso_idp(oidc_provider, live_server, org_a, alice):
+    """org A signs in acme.gov through the test provider; this live server is its client."""
+    oidc_provider.reset()
+    oidc_provider.add_client(CLIENT_ID, CLIENT_SECRET, f"{live_server.url}/sso/callback/")
+    clients_clear()  # a fresh database may reuse a provider id: no client from a past test
+    org_a.min_inference_tokens, org_a.min_embedding_tokens = 100_000, 0
+    org_a.save()
+    return IdentityProviderFactory(
+        organization=org_a,
+        issuer=oidc_provider.issuer,
+        client_id=CLIENT_ID,
+        client_secret=secret_store(CLIENT_SECRET),
+        domains=[DOMAIN],
+    )
+
+
+def sign_in(page, live_server, oidc_provider, *, email: str, idp_email: str | None = None):
+    """Email first on the login page, "Continue with single sign-on", then the provider's
+    form (as `idp_email`, the account at the IdP, by default the same). Returns the callback
+    URLs the browser visited."""
+    callbacks: list[str] = []
+    page.on("request", lambda r: callbacks.append(r.url) if "/sso/callback/" in r.url else None)
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.get_by_label("Email").fill(email)
+    page.get_by_role("button", name="Continue with single sign-on").click()
+    oidc_provider.login_in_browser(page, idp_email or email)
+    page.wait_for_load_state()
+    return callbacks
+
+
+def refusal_text(page) -> str:
+    return page.get_by_role("alert").inner_text()
+
+
+HOME = re.compile(r".*/$")
