@@ -2,6 +2,8 @@
 real OpenID Connect provider on loopback (tests/oidc_provider): email first on the login
 page, the IdP's form, and back into the right organization."""
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -40,6 +42,10 @@ def test_a_newcomer_is_created_in_the_right_organization_and_keys_are_fetched_on
     page, browser, live_server, oidc_provider, sso_idp, org_a, org_b
 ):
     sign_in(page, live_server, oidc_provider, email="newcomer@acme.gov")
+    # A newcomer has not accepted the terms yet: one page, then on to their own page.
+    expect(page).to_have_url(re.compile(r"/accounts/terms/"))
+    page.get_by_label("I accept the terms and conditions").check()
+    page.get_by_role("button", name="Accept and continue").click()
     expect(page).to_have_url(f"{live_server.url}/")
 
     membership = Membership.objects.select_related("user").get(user__email="newcomer@acme.gov")
@@ -49,7 +55,7 @@ def test_a_newcomer_is_created_in_the_right_organization_and_keys_are_fetched_on
     # A second person, another browser: the app reuses the provider's metadata and keys.
     other = browser.new_context().new_page()
     sign_in(other, live_server, oidc_provider, email="second@acme.gov")
-    expect(other).to_have_url(f"{live_server.url}/")
+    expect(other).to_have_url(re.compile(r"/accounts/terms/"))
     stats = oidc_provider.stats()
     assert (stats["discovery_requests"], stats["jwks_requests"]) == (1, 1), stats
     assert stats["token_requests"] == 2
