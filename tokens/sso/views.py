@@ -19,7 +19,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from joserfc.errors import JoseError
 
 from accounts.models import IdentityProvider
-from accounts.sso import provider_for_email
+from accounts.sso import SSO_SESSION_KEY, provider_for_email
 from accounts.sso_secrets import SecretUnavailable
 from asksage_admin.lib.http import client_ip
 from tokens.sso.client import LEEWAY_SECONDS, claims_options, oidc_client
@@ -116,5 +116,5 @@ def callback(request: HttpRequest) -> HttpResponse:
         return refused(request, exc.message, status=403)
     request.sso_provider_id = provider.pk  # the login's audit row says "via sso"
     login(request, user, backend="accounts.backends.EmailBackend")
-    request.session["sso_provider"] = provider.pk
+    request.session[SSO_SESSION_KEY] = provider.pk
     return redirect(_safe_next(request, pending.get("next") or "") or "member:home")
