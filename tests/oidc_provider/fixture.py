@@ -16,7 +16,7 @@ HERE = Path(__file__).resolve().parent
 READY = re.compile(r"^ready (http://127\.0\.0\.1:\d+)$")
 START_TIMEOUT = 30  # seconds; a cold node start with oidc-provider takes about one
 NPM_TIMEOUT = 300
-MODES = ("normal", "wrong_aud", "expired")
+MODES = ("normal", "wrong_aud", "expired", "old_key")
 
 
 def _require(program: str) -> str:
@@ -134,10 +134,17 @@ class OidcProvider:
         return self._call("POST", "/__test__/clients", payload)
 
     def set_mode(self, mode: str) -> None:
-        """normal | wrong_aud (id_token aud is another client) | expired (exp an hour ago)."""
+        """normal | wrong_aud (id_token aud is another client) | expired (exp an hour ago) |
+        old_key (signed by the key the last `rotate_keys` dropped, with its kid)."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
         self._call("POST", "/__test__/mode", {"mode": mode})
+
+    def rotate_keys(self) -> dict:
+        """A new signing key with a new kid; the current one leaves the JWKS. Returns
+        {"kid": new, "dropped": old}. `reset()` keeps the new key (the app's clients are
+        built afresh for each test and fetch the JWKS again)."""
+        return self._call("POST", "/__test__/rotate_keys")
 
     def stats(self) -> dict:
         """Hits since the last reset: jwks_requests, discovery_requests, token_requests."""
