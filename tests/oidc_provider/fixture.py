@@ -121,15 +121,19 @@ class OidcProvider:
         redirect_uri: str | list[str],
         *,
         auth_method: str = "client_secret_basic",
+        post_logout_redirect_uri: str = "",
     ) -> dict:
         """A confidential client, authorization code, response type code; adding an existing
-        client_id replaces it. `auth_method` may be "client_secret_post"."""
+        client_id replaces it. `auth_method` may be "client_secret_post";
+        `post_logout_redirect_uri`, where the end-session endpoint may send the browser."""
         uris = [redirect_uri] if isinstance(redirect_uri, str) else list(redirect_uri)
         payload = {
             "client_id": client_id,
             "client_secret": client_secret,
             "redirect_uris": uris,
             "token_endpoint_auth_method": auth_method,
+            "post_logout_redirect_uris": [post_logout_redirect_uri]
+            * bool(post_logout_redirect_uri),
         }
         return self._call("POST", "/__test__/clients", payload)
 
@@ -153,6 +157,13 @@ class OidcProvider:
     def reset(self) -> None:
         """Back to mode `normal` with every counter at zero (clients stay)."""
         self._call("POST", "/__test__/reset")
+
+    def logout_in_browser(self, page, *, timeout: float = 10_000) -> None:
+        """On the provider's logout page (where the app sent `page`): "Yes, sign me out", and
+        wait until the provider has sent the browser back to the post_logout_redirect_uri."""
+        page.wait_for_url(f"{self.issuer}/session/end**", timeout=timeout)
+        page.get_by_role("button", name="Yes, sign me out").click()
+        page.wait_for_url(lambda url: not url.startswith(self.issuer), timeout=timeout)
 
     def login_in_browser(self, page, email: str, *, timeout: float = 10_000) -> None:
         """On the provider's login form (where the app sent `page`): sign in as `email`, and

@@ -224,6 +224,7 @@ async function control(ctx) {
       response_types: ['code'],
       token_endpoint_auth_method: body.token_endpoint_auth_method ?? 'client_secret_basic',
       subject_type: 'pairwise',
+      post_logout_redirect_uris: body.post_logout_redirect_uris ?? [],
     });
     return reply(ctx, 201, { client_id: clientId });
   }

@@ -20,6 +20,7 @@ from joserfc.errors import JoseError
 
 from accounts.models import IdentityProvider
 from accounts.sso import SSO_SESSION_KEY, provider_for_email
+from accounts.sso_logout import sso_logout_remember
 from accounts.sso_secrets import SecretUnavailable
 from asksage_admin.lib.http import client_ip
 from tokens.sso.client import LEEWAY_SECONDS, claims_options, oidc_client
@@ -117,4 +118,9 @@ def callback(request: HttpRequest) -> HttpResponse:
     request.sso_provider_id = provider.pk  # the login's audit row says "via sso"
     login(request, user, backend="accounts.backends.EmailBackend")
     request.session[SSO_SESSION_KEY] = provider.pk
+    sso_logout_remember(
+        request.session,
+        endpoint=client.load_server_metadata().get("end_session_endpoint"),
+        id_token=token.get("id_token"),
+    )
     return redirect(_safe_next(request, pending.get("next") or "") or "member:home")
