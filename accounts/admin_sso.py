@@ -89,7 +89,7 @@ class IdentityProviderAdmin(ServiceErrorsAsMessages, StaffPermissions, admin.Mod
     list_filter = ["enabled", "sso_required", "jit_enabled"]
     list_select_related = ["organization"]
     search_fields = ["organization__name", "domains__domain", "issuer"]
-    readonly_fields = ["redirect_uri", "created_at", "updated_at"]
+    readonly_fields = ["redirect_uri", "post_logout_redirect_uri", "created_at", "updated_at"]
     fieldsets = [
         (None, {"fields": ["organization", "enabled", "issuer", "client_id", "secret"]}),
         ("Who signs in", {"fields": ["domains", "jit_enabled", "require_verified_email"]}),
@@ -102,7 +102,10 @@ class IdentityProviderAdmin(ServiceErrorsAsMessages, StaffPermissions, admin.Mod
                 "may use their passwords again.",
             },
         ),
-        ("Registration at the IdP", {"fields": ["redirect_uri", "created_at", "updated_at"]}),
+        (
+            "Registration at the IdP",
+            {"fields": ["redirect_uri", "post_logout_redirect_uri", "created_at", "updated_at"]},
+        ),
     ]
 
     def get_readonly_fields(self, request, obj=None):
@@ -119,6 +122,10 @@ class IdentityProviderAdmin(ServiceErrorsAsMessages, StaffPermissions, admin.Mod
     @admin.display(description="redirect URI to register at the IdP")
     def redirect_uri(self, provider: IdentityProvider) -> str:
         return settings.SITE_URL.rstrip("/") + reverse("sso:callback")
+
+    @admin.display(description="post-logout redirect URI to register at the IdP")
+    def post_logout_redirect_uri(self, provider: IdentityProvider) -> str:
+        return settings.SITE_URL.rstrip("/") + reverse("accounts:login")
 
     @method_decorator(sensitive_post_parameters("secret"))
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):

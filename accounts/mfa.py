@@ -17,6 +17,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import IdentityProvider, Membership, User
 from accounts.passkeys import has_passkey, passkeys_of
+from accounts.sso import SSO_SESSION_KEY
 from asksage_admin.lib.durations import in_words
 from asksage_admin.lib.errors import DomainError
 from audit.services import audit_record
@@ -45,7 +46,7 @@ def session_verified(request) -> bool:
     user = request.user
     if user.is_verified():
         return True
-    provider_id = request.session.get("sso_provider")
+    provider_id = request.session.get(SSO_SESSION_KEY)
     if not provider_id or user.is_staff:
         return False
     return IdentityProvider.objects.filter(

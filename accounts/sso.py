@@ -7,6 +7,7 @@ import ipaddress
 import re
 from urllib.parse import urlsplit
 
+from django.contrib.sessions.models import Session
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -20,6 +21,8 @@ SSO_REQUIRED_MESSAGE = (
 )
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
+# Set in the session by a single sign-on (tokens.sso.views): the provider that opened it.
+SSO_SESSION_KEY = "sso_provider"
 
 
 def email_domain(email: str) -> str:
@@ -106,6 +109,7 @@ def identity_provider_save(
     """Create or update a provider, its domains and (when typed) its secret; audited with the
     changed field names, never the secret's value."""
     creating = provider.pk is None
+    was_required = not creating and _required_before(provider)
     changed = [f for f in changed if f not in {"client_secret", "domains"}]
     if new_secret.strip():
         provider.client_secret = secret_store(new_secret)
@@ -139,4 +143,47 @@ def identity_provider_save(
         sso_required=provider.sso_required,
         jit_enabled=provider.jit_enabled,
     )
+    if provider.enabled and provider.sso_required and not was_required:
+        ended = password_sessions_end(org=provider.organization)
+        audit_record(
+            action="sso.sessions_ended",
+            organization=provider.organization,
+            actor=actor,
+            new=ended,
+            provider=provider.pk,
+        )
     return provider
+
+
+def _required_before(provider: IdentityProvider) -> bool:
+    """Whether the stored provider already required SSO (row locked: two saves at once
+    cannot both see it off and both end the sessions)."""
+    stored = (
+        IdentityProvider.objects.select_for_update()
+        .filter(pk=provider.pk)
+        .values_list("enabled", "sso_required")
+        .first()
+    )
+    return bool(stored and all(stored))
+
+
+def password_sessions_end(*, org) -> int:
+    """End the live sessions the organization's members opened with a password, once SSO
+    becomes required: the password door is shut, so must be what came through it. Sessions
+    opened by single sign-on stay; staff are never touched (break-glass). Returns how many."""
+    members = {
+        str(pk)
+        for pk in Membership.objects.filter(organization=org, user__is_staff=False).values_list(
+            "user_id", flat=True
+        )
+    }
+    if not members:
+        return 0
+    ended = []
+    for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator():
+        data = session.get_decoded()
+        if str(data.get("_auth_user_id")) in members and SSO_SESSION_KEY not in data:
+            ended.append(session.pk)
+    for start in range(0, len(ended), 500):
+        Session.objects.filter(pk__in=ended[start : start + 500]).delete()
+    return len(ended)

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
-from accounts import passkey_views, terms_views, views
+from accounts import passkey_views, sso_logout, terms_views, views
 from accounts.forms import LoginForm, PasswordResetForm
 
 app_name = "accounts"
@@ -24,7 +24,7 @@ urlpatterns = [
         ),
         name="login",
     ),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/logout/", sso_logout.LogoutView.as_view(), name="logout"),
     path("accounts/mfa/", views.mfa, name="mfa"),
     path(
         "accounts/password-reset/",

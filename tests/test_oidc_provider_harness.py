@@ -246,3 +246,29 @@ def test_a_missing_node_fails_the_test_rather_than_skipping_it(monkeypatch):
 
     with pytest.raises(pytest.fail.Exception, match="`node` is not on PATH"):
         fixture.OidcProvider().start()
+
+
+def test_rotate_keys_signs_with_a_new_kid_and_drops_the_old_key_from_the_jwks(page, provider):
+    before = _get_json(f"{provider.issuer}/jwks")["keys"]
+
+    rotated = provider.rotate_keys()
+
+    [key] = _get_json(f"{provider.issuer}/jwks")["keys"]
+    assert [k["kid"] for k in before] == [rotated["dropped"]]
+    assert key["kid"] == rotated["kid"] != rotated["dropped"]
+    params, verifier = _authorize(page, provider, "fay@acme.example")
+    id_token = _exchange(provider, params["code"], verifier)[1]["id_token"]
+    assert json.loads(_b64url_decode(id_token.split(".")[0]))["kid"] == rotated["kid"]
+    assert _verified_payload(provider, id_token)["email"] == "fay@acme.example"
+
+
+def test_old_key_mode_signs_with_the_key_the_rotation_dropped(page, provider):
+    rotated = provider.rotate_keys()
+    provider.set_mode("old_key")
+
+    params, verifier = _authorize(page, provider, "gus@acme.example")
+    id_token = _exchange(provider, params["code"], verifier)[1]["id_token"]
+
+    assert json.loads(_b64url_decode(id_token.split(".")[0]))["kid"] == rotated["dropped"]
+    with pytest.raises(ValueError):  # no key of that kid in the JWKS
+        _verified_payload(provider, id_token)

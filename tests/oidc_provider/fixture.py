@@ -16,7 +16,7 @@ HERE = Path(__file__).resolve().parent
 READY = re.compile(r"^ready (http://127\.0\.0\.1:\d+)$")
 START_TIMEOUT = 30  # seconds; a cold node start with oidc-provider takes about one
 NPM_TIMEOUT = 300
-MODES = ("normal", "wrong_aud", "expired")
+MODES = ("normal", "wrong_aud", "expired", "old_key")
 
 
 def _require(program: str) -> str:
@@ -121,23 +121,34 @@ class OidcProvider:
         redirect_uri: str | list[str],
         *,
         auth_method: str = "client_secret_basic",
+        post_logout_redirect_uri: str = "",
     ) -> dict:
         """A confidential client, authorization code, response type code; adding an existing
-        client_id replaces it. `auth_method` may be "client_secret_post"."""
+        client_id replaces it. `auth_method` may be "client_secret_post";
+        `post_logout_redirect_uri`, where the end-session endpoint may send the browser."""
         uris = [redirect_uri] if isinstance(redirect_uri, str) else list(redirect_uri)
         payload = {
             "client_id": client_id,
             "client_secret": client_secret,
             "redirect_uris": uris,
             "token_endpoint_auth_method": auth_method,
+            "post_logout_redirect_uris": [post_logout_redirect_uri]
+            * bool(post_logout_redirect_uri),
         }
         return self._call("POST", "/__test__/clients", payload)
 
     def set_mode(self, mode: str) -> None:
-        """normal | wrong_aud (id_token aud is another client) | expired (exp an hour ago)."""
+        """normal | wrong_aud (id_token aud is another client) | expired (exp an hour ago) |
+        old_key (signed by the key the last `rotate_keys` dropped, with its kid)."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
         self._call("POST", "/__test__/mode", {"mode": mode})
+
+    def rotate_keys(self) -> dict:
+        """A new signing key with a new kid; the current one leaves the JWKS. Returns
+        {"kid": new, "dropped": old}. `reset()` keeps the new key (the app's clients are
+        built afresh for each test and fetch the JWKS again)."""
+        return self._call("POST", "/__test__/rotate_keys")
 
     def stats(self) -> dict:
         """Hits since the last reset: jwks_requests, discovery_requests, token_requests."""
@@ -146,6 +157,13 @@ class OidcProvider:
     def reset(self) -> None:
         """Back to mode `normal` with every counter at zero (clients stay)."""
         self._call("POST", "/__test__/reset")
+
+    def logout_in_browser(self, page, *, timeout: float = 10_000) -> None:
+        """On the provider's logout page (where the app sent `page`): "Yes, sign me out", and
+        wait until the provider has sent the browser back to the post_logout_redirect_uri."""
+        page.wait_for_url(f"{self.issuer}/session/end**", timeout=timeout)
+        page.get_by_role("button", name="Yes, sign me out").click()
+        page.wait_for_url(lambda url: not url.startswith(self.issuer), timeout=timeout)
 
     def login_in_browser(self, page, email: str, *, timeout: float = 10_000) -> None:
         """On the provider's login form (where the app sent `page`): sign in as `email`, and

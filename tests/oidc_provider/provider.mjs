@@ -15,16 +15,22 @@ const [portArg, ...flags] = process.argv.slice(2);
 const port = Number(portArg ?? process.env.PORT ?? 0);
 
 // Keys made at start: nothing secret is committed, and each run proves the app reads the JWKS.
-const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-const signingJwk = {
-  ...privateKey.export({ format: 'jwk' }),
-  kid: `test-${randomBytes(6).toString('hex')}`,
-  alg: 'RS256',
-  use: 'sig',
-};
+// POST /__test__/rotate_keys makes a new one (new kid) and drops the current one from the JWKS.
+function newSigningKey() {
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const jwk = {
+    ...privateKey.export({ format: 'jwk' }),
+    kid: `test-${randomBytes(6).toString('hex')}`,
+    alg: 'RS256',
+    use: 'sig',
+  };
+  return { privateKey, jwk };
+}
+let signingKey = newSigningKey();
+let droppedKey = null; // the key the last rotation dropped: mode `old_key` signs with it
 
 const clients = new Map();
-const MODES = new Set(['normal', 'wrong_aud', 'expired']);
+const MODES = new Set(['normal', 'wrong_aud', 'expired', 'old_key']);
 const WRONG_AUDIENCE = 'another-client';
 let mode = 'normal';
 let stats = { jwks_requests: 0, discovery_requests: 0, token_requests: 0 };
@@ -121,7 +127,6 @@ const issuer = `http://${HOST}`; // completed with the port once listening
 const configuration = {
   adapter: MapAdapter,
   clients: [],
-  jwks: { keys: [signingJwk] },
   findAccount,
   pairwiseIdentifier,
   subjectTypes: ['public', 'pairwise'],
@@ -146,7 +151,8 @@ function b64url(value) {
 }
 
 // Re-signs the id_token with the provider's own key and kid: the signature stays valid, so
-// only the claim a test chose is wrong.
+// only the claim a test chose is wrong. In `old_key`, signs it with the key the last rotation
+// dropped (and its kid): claims right, key no longer in the JWKS.
 function tamper(idToken) {
   const [header, payload] = idToken.split('.').slice(0, 2).map((part) => {
     return JSON.parse(Buffer.from(part, 'base64url').toString());
@@ -158,9 +164,11 @@ function tamper(idToken) {
     payload.exp = now - 3600;
     if (payload.auth_time) payload.auth_time = now - 7200;
   }
+  const key = mode === 'old_key' ? droppedKey : signingKey;
+  header.kid = key.jwk.kid;
   const signingInput = `${b64url(header)}.${b64url(payload)}`;
-  const signature = sign('sha256', Buffer.from(signingInput), privateKey).toString('base64url');
-  return `${signingInput}.${signature}`;
+  const signature = sign('sha256', Buffer.from(signingInput), key.privateKey);
+  return `${signingInput}.${signature.toString('base64url')}`;
 }
 
 async function readJson(ctx) {
@@ -183,6 +191,12 @@ async function control(ctx) {
     stats = { jwks_requests: 0, discovery_requests: 0, token_requests: 0 };
     return reply(ctx, 200, { mode, ...stats });
   }
+  if (route === 'POST /__test__/rotate_keys') {
+    droppedKey = signingKey;
+    signingKey = newSigningKey();
+    current = build(signingKey);
+    return reply(ctx, 200, { kid: signingKey.jwk.kid, dropped: droppedKey.jwk.kid });
+  }
   let body;
   try {
     body = await readJson(ctx);
@@ -191,6 +205,9 @@ async function control(ctx) {
   }
   if (route === 'POST /__test__/mode') {
     if (!MODES.has(body.mode)) return reply(ctx, 400, { error: `mode must be one of ${[...MODES]}` });
+    if (body.mode === 'old_key' && !droppedKey) {
+      return reply(ctx, 400, { error: 'mode old_key needs a rotate_keys first' });
+    }
     mode = body.mode;
     return reply(ctx, 200, { mode });
   }
@@ -207,34 +224,46 @@ async function control(ctx) {
       response_types: ['code'],
       token_endpoint_auth_method: body.token_endpoint_auth_method ?? 'client_secret_basic',
       subject_type: 'pairwise',
+      post_logout_redirect_uris: body.post_logout_redirect_uris ?? [],
     });
     return reply(ctx, 201, { client_id: clientId });
   }
   return reply(ctx, 404, { error: `no control endpoint ${route}` });
 }
 
+// One Provider per signing key: a rotation builds a new one with the new key alone (the JWKS
+// then lists only it). Clients, grants and sessions live in the module's Maps (MapAdapter)
+// and the cookie keys stay, so a browser's provider session survives the rotation.
+let fullIssuer = '';
+let current = null;
+
+async function hooks(ctx, next) {
+  if (ctx.path.startsWith('/__test__/')) return control(ctx);
+  if (ctx.path === '/.well-known/openid-configuration') stats.discovery_requests += 1;
+  if (ctx.path === '/jwks') stats.jwks_requests += 1;
+  const isToken = ctx.path === '/token';
+  if (isToken) stats.token_requests += 1;
+  await next();
+  if (isToken && mode !== 'normal' && ctx.body?.id_token) {
+    ctx.body = { ...ctx.body, id_token: tamper(ctx.body.id_token) };
+  }
+  // The dev login page imports a web font from Google: the tests run offline.
+  if (typeof ctx.body === 'string' && ctx.body.includes('fonts.googleapis.com')) {
+    ctx.body = ctx.body.replace(/@import url\(https:\/\/fonts\.googleapis\.com[^)]*\);/g, '');
+  }
+}
+
+function build(key) {
+  const provider = new Provider(fullIssuer, { ...configuration, jwks: { keys: [key.jwk] } });
+  provider.use(hooks);
+  return { provider, handle: provider.callback() };
+}
+
 const server = createServer();
 server.listen(port, HOST, () => {
-  const fullIssuer = `${issuer}:${server.address().port}`;
-  const provider = new Provider(fullIssuer, configuration);
-
-  provider.use(async (ctx, next) => {
-    if (ctx.path.startsWith('/__test__/')) return control(ctx);
-    if (ctx.path === '/.well-known/openid-configuration') stats.discovery_requests += 1;
-    if (ctx.path === '/jwks') stats.jwks_requests += 1;
-    const isToken = ctx.path === '/token';
-    if (isToken) stats.token_requests += 1;
-    await next();
-    if (isToken && mode !== 'normal' && ctx.body?.id_token) {
-      ctx.body = { ...ctx.body, id_token: tamper(ctx.body.id_token) };
-    }
-    // The dev login page imports a web font from Google: the tests run offline.
-    if (typeof ctx.body === 'string' && ctx.body.includes('fonts.googleapis.com')) {
-      ctx.body = ctx.body.replace(/@import url\(https:\/\/fonts\.googleapis\.com[^)]*\);/g, '');
-    }
-  });
-
-  server.on('request', provider.callback());
+  fullIssuer = `${issuer}:${server.address().port}`;
+  current = build(signingKey);
+  server.on('request', (req, res) => current.handle(req, res));
   console.log(`ready ${fullIssuer}`);
 });
 

@@ -18,7 +18,12 @@ DOMAIN = "acme.gov"
 def sso_idp(oidc_provider, live_server, org_a, alice):
     """org A signs in acme.gov through the test provider; this live server is its client."""
     oidc_provider.reset()
-    oidc_provider.add_client(CLIENT_ID, CLIENT_SECRET, f"{live_server.url}/sso/callback/")
+    oidc_provider.add_client(
+        CLIENT_ID,
+        CLIENT_SECRET,
+        f"{live_server.url}/sso/callback/",
+        post_logout_redirect_uri=f"{live_server.url}/accounts/login/",
+    )
     clients_clear()  # a fresh database may reuse a provider id: no client from a past test
     org_a.min_inference_tokens, org_a.min_embedding_tokens = 100_000, 0
     org_a.save()

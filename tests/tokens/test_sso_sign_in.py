@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 import time_machine
+from django.urls import reverse
 
 from accounts.models import Membership, SsoIdentity, User
 from audit.models import AuditLog
@@ -177,3 +178,19 @@ def test_a_registered_user_without_an_organization_joins_it_just_in_time(idp, or
 
     assert sso_sign_in(provider=idp, claims=claims("pat@acme.gov")) == pat
     assert Membership.objects.get(user=pat).organization == org_a
+
+
+def test_the_admins_alert_is_its_own_kind_and_links_to_the_users_page(client, idp, org_a, alice):
+    org_a.min_inference_tokens = 5_000_000  # above the 4M pool
+    org_a.save()
+
+    refusal(idp, claims("new@acme.gov"))
+
+    alert = Notification.objects.get(recipient=alice)
+    assert alert.kind == Notification.Kind.SSO_POOL_SHORT
+    assert alert.link == reverse("tokens:users")
+    client.force_login(alice)
+    page = client.get(reverse("member:notifications")).content.decode()
+    assert f'<a href="{reverse("tokens:users")}">new@acme.gov could not join through single' in page
+    assert "Free tokens on the Users page" in page
+    assert "Single sign-on refused ·" in page and "Usage alert" not in page

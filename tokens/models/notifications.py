@@ -20,6 +20,7 @@ class Notification(models.Model):
         REQUEST_DENIED = "request_denied", "Request denied"
         LIMIT_CHANGED = "limit_changed", "Limit changed"
         USAGE_ALERT = "usage_alert", "Usage alert"
+        SSO_POOL_SHORT = "sso_pool_short", "Single sign-on refused"
 
     recipient = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"

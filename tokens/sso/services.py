@@ -196,10 +196,11 @@ def _alert_pool_short(*, provider: IdentityProvider, org: Organization, email: s
     notify(
         recipient_ids=list(admin_ids),
         org=org,
-        kind=Notification.Kind.USAGE_ALERT,
-        text=f"{email} could not join through single sign-on: {reason}",
+        kind=Notification.Kind.SSO_POOL_SHORT,
+        text=f"{email} could not join through single sign-on: {reason} Free tokens on the "
+        "Users page (or buy more), then ask them to sign in again.",
         key=key,
-        link=reverse("tokens:distribution"),
+        link=reverse("tokens:users"),
     )
     email_queue(
         kind="sso_pool_alert",

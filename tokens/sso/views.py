@@ -19,7 +19,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from joserfc.errors import JoseError
 
 from accounts.models import IdentityProvider
-from accounts.sso import provider_for_email
+from accounts.sso import SSO_SESSION_KEY, provider_for_email
+from accounts.sso_logout import sso_logout_remember
 from accounts.sso_secrets import SecretUnavailable
 from asksage_admin.lib.http import client_ip
 from tokens.sso.client import LEEWAY_SECONDS, claims_options, oidc_client
@@ -116,5 +117,10 @@ def callback(request: HttpRequest) -> HttpResponse:
         return refused(request, exc.message, status=403)
     request.sso_provider_id = provider.pk  # the login's audit row says "via sso"
     login(request, user, backend="accounts.backends.EmailBackend")
-    request.session["sso_provider"] = provider.pk
+    request.session[SSO_SESSION_KEY] = provider.pk
+    sso_logout_remember(
+        request.session,
+        endpoint=client.load_server_metadata().get("end_session_endpoint"),
+        id_token=token.get("id_token"),
+    )
     return redirect(_safe_next(request, pending.get("next") or "") or "member:home")
