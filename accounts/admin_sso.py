@@ -15,12 +15,14 @@ from django.views.decorators.debug import sensitive_post_parameters
 
 from accounts.models import IdentityProvider
 from accounts.sso import domain_claim_errors, identity_provider_save, issuer_errors, parse_domains
+from accounts.sso_secrets import is_reference
 from asksage_admin.lib.admin import ServiceErrorsAsMessages, StaffPermissions
 
 SECRET_HELP = (
     "Typed once, stored encrypted, never shown again; leave blank to keep the stored one. "
     "Or “env:VARIABLE_NAME” to read it from the server's environment at sign-in."
 )
+NO_SECRET = "Enter the client secret the identity provider gave."
 
 
 class IdentityProviderForm(forms.ModelForm):
@@ -50,9 +52,18 @@ class IdentityProviderForm(forms.ModelForm):
             "require_verified_email",
             "trust_idp_mfa",
         ]
+        labels = {"client_id": "Client ID"}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        secret = self.fields["secret"]
+        if stored := self.instance.client_secret:
+            # Says that one is there (and which variable), never what it is.
+            kind = stored if is_reference(stored) else "an encrypted secret"
+            secret.help_text = f"Stored: {kind}. {SECRET_HELP}"
+        else:
+            secret.required = True  # the admin marks it so
+            secret.error_messages["required"] = NO_SECRET
         if self.instance.pk and not self.is_bound:
             self.initial["domains"] = "\n".join(
                 self.instance.domains.order_by("domain").values_list("domain", flat=True)
@@ -76,7 +87,7 @@ class IdentityProviderForm(forms.ModelForm):
     def clean_secret(self) -> str:
         secret = self.cleaned_data["secret"]
         if not secret and not self.instance.client_secret:
-            raise forms.ValidationError("Enter the client secret the identity provider gave.")
+            raise forms.ValidationError(NO_SECRET)
         if secret.startswith("env:") and not secret[4:].replace("_", "").isalnum():
             raise forms.ValidationError("After “env:”, the name of an environment variable.")
         return secret
@@ -107,6 +118,13 @@ class IdentityProviderAdmin(ServiceErrorsAsMessages, StaffPermissions, admin.Mod
             {"fields": ["redirect_uri", "post_logout_redirect_uri", "created_at", "updated_at"]},
         ),
     ]
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is not None:
+            return self.fieldsets
+        # Not saved yet: no dates to show (they would read "now"); the redirect URI stays.
+        *rest, (title, options) = self.fieldsets
+        return [*rest, (title, {**options, "fields": ["redirect_uri"]})]
 
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))

@@ -161,6 +161,13 @@ def _try_again(retry_at: dt.datetime) -> str:
     return f"Too many wrong codes. Try again in {wait}."
 
 
+def _wrong_code_message(devices) -> str:
+    """Someone with only recovery codes (a passkey user) has no "current code" to retry."""
+    if any(isinstance(device, TOTPDevice) for device in devices):
+        return "That code is not valid. Try the current code again."
+    return "That recovery code is not valid or was already used. Check it and try again."
+
+
 def mfa_verify(*, request, user: User, token: str, ip: str | None = None) -> None:
     """Check a code from the authenticator or a recovery code, and mark the session verified.
 
@@ -188,7 +195,7 @@ def mfa_verify(*, request, user: User, token: str, ip: str | None = None) -> Non
                     return
             failures = max((d.throttling_failure_count for d in devices), default=0)
             _audit_own_step("mfa.failed", user, ip=ip, failures=failures)
-            message = "That code is not valid. Try the current code again."
+            message = _wrong_code_message(devices)
             retry_at = _retry_at(devices)
             if retry_at is not None and retry_at - timezone.now() >= NOTICEABLE_WAIT:
                 message = f"That code is not valid. {_try_again(retry_at)}"

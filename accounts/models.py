@@ -132,7 +132,8 @@ class Organization(models.Model):
         choices=OnDeactivation,
         default=OnDeactivation.RETURN,
         help_text="Return: a banned member's maxima go to 0 and the tokens back to the pool; "
-        "re-activation gives the floors again, if the pool covers them.",
+        "re-activation gives the floors again, if the pool covers them. Keep: the maxima "
+        "stay as they were, held for the member while they cannot use them.",
     )
 
     class Meta:
@@ -298,6 +299,7 @@ class IdentityProvider(models.Model):
 
     class Meta:
         verbose_name = "identity provider (SSO)"
+        verbose_name_plural = "identity providers (SSO)"
 
     def __str__(self) -> str:
         return f"SSO for {self.organization}"

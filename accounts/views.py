@@ -47,6 +47,9 @@ class EmailFirstLoginView(LoginView):
                 form = self.get_form()
                 form.errors.clear()
                 form.add_error("username", NO_SSO_FOR_DOMAIN)
+                # The message says "enter your password": the cursor waits there.
+                form.fields["username"].widget.attrs.pop("autofocus", None)
+                form.fields["password"].widget.attrs["autofocus"] = True
                 return self.form_invalid(form)
         return super().post(request, *args, **kwargs)
 

@@ -78,7 +78,7 @@ def test_a_passkey_only_user_passes_the_second_factor_with_a_recovery_code(clien
     code = _new_recovery_codes(alice)[0]
     client.force_login(alice)
     page = client.get(f"{MFA}?next={PANEL}").content.decode()
-    assert "Lost your passkey? Enter one of your recovery codes." in page
+    assert "Lost your passkey? Enter one of the recovery codes you saved" in page
     assert 'name="token"' in page and "Recovery code" in page
 
     response = client.post(MFA, {"token": code, "next": PANEL})
@@ -88,3 +88,17 @@ def test_a_passkey_only_user_passes_the_second_factor_with_a_recovery_code(clien
     assert json.dumps(row.details).count("recovery code") == 1
     assert not StaticToken.objects.filter(token=code).exists()  # once only
     assert StaticDevice.objects.filter(user=alice).count() == 1
+
+
+def test_a_wrong_recovery_code_is_named_as_such_not_as_an_app_code(client, alice):
+    WebAuthnCredential.objects.create(
+        user=alice, name="Lost key", credential_id=b"c", public_key=b"k", confirmed=True
+    )
+    _new_recovery_codes(alice)
+    client.force_login(alice)
+
+    page = client.post(MFA, {"token": "not-a-code"}).content.decode()
+
+    assert "That recovery code is not valid or was already used." in page
+    assert "current code" not in page  # there is no app whose code changes
+    assert ">Use recovery code</button>" in page

@@ -72,6 +72,14 @@ def test_the_continue_button_with_an_unknown_domain_says_so(client, idp):
     assert "No single sign-on is set up for this address" in response.content.decode()
 
 
+def test_after_no_sso_for_the_domain_the_cursor_waits_in_the_password(client, idp):
+    page = client.post(LOGIN, {"username": "pat@elsewhere.gov", "sso": "1"}).content.decode()
+
+    username = page.split('name="username"', 1)[1].split(">", 1)[0]
+    password = page.split('name="password"', 1)[1].split(">", 1)[0]
+    assert "autofocus" not in username and "autofocus" in password
+
+
 def test_the_login_page_offers_single_sign_on_without_requiring_a_password(client):
     page = client.get(LOGIN).content.decode()
 
@@ -317,3 +325,33 @@ def test_the_sign_in_column_says_sso_for_bound_users_and_sso_required_members(id
     idp.sso_required = True
     idp.save()
     assert method(bob) == "sso"
+
+
+# --- The provider's pages in /staff/ ------------------------------------------------------
+
+
+def test_the_provider_page_says_a_secret_is_stored_never_what_it_is(staff_client, idp, org_b):
+    url = reverse("admin:accounts_identityprovider_change", args=[idp.pk])
+    assert "Stored: an encrypted secret." in staff_client.get(url).content.decode()
+
+    env = IdentityProviderFactory(organization=org_b, client_secret="env:BIRDS_OIDC_SECRET")
+    url = reverse("admin:accounts_identityprovider_change", args=[env.pk])
+    assert "Stored: env:BIRDS_OIDC_SECRET." in staff_client.get(url).content.decode()
+
+
+def test_a_new_provider_marks_its_secret_required_and_shows_no_dates_yet(staff_client, org_a):
+    page = staff_client.get(ADD_URL).content.decode()
+
+    assert '<label class="required" for="id_secret">' in page
+    assert "Client ID" in page and "redirect uri to register at the idp" in page.lower()
+    assert "Created at" not in page and "Updated at" not in page
+    response = staff_client.post(ADD_URL, provider_form(org_a, secret=""))
+    assert "Enter the client secret the identity provider gave." in response.content.decode()
+    assert not IdentityProvider.objects.exists()
+
+
+def test_the_providers_list_is_named_in_the_plural(staff_client, idp):
+    url = reverse("admin:accounts_identityprovider_changelist")
+    page = staff_client.get(url).content.decode()
+
+    assert "Identity providers (SSO)" in page and "provider (SSO)s" not in page

@@ -209,8 +209,8 @@ def invitee_refusal(invitation: Invitation) -> str:
     membership = Membership.objects.filter(user=user).first()
     if membership is not None and membership.organization_id != org.pk:
         return (
-            "This address already belongs to another organization, and an account belongs to "
-            "one organization only: ask that organization's administrators to remove you, "
+            "This address already belongs to another organization, and an account can belong "
+            "to only one: ask that organization's administrators to remove you, "
             f"or ask {org.name}'s administrator to invite another address."
         )
     if membership is not None:
