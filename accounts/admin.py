@@ -271,12 +271,15 @@ class UserAdmin(ServiceErrorsAsMessages, StaffPermissions, auth_admin.UserAdmin)
         org = self.organization(obj)
         for flag in ("is_paid", "is_banned"):
             if flag in form.changed_data:
+                # A ban moves the member's allocation by the organization's policy, and an
+                # un-ban the pool cannot cover is refused in words (ServiceErrorsAsMessages).
                 services.user_set_flag(
                     actor=request.user,
                     org=org,
                     user=obj,
                     flag=flag,
                     value=form.cleaned_data[flag],
+                    ip=client_ip(request),
                 )
         changes = {
             f: form.cleaned_data[f] for f in form.changed_data if f in services.USER_STAFF_FIELDS

@@ -14,6 +14,7 @@ from django.contrib.sessions.models import Session
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from accounts.models import Membership, Organization, User
@@ -23,6 +24,13 @@ from asksage_admin.lib.inputs import parse_email_list  # noqa: F401 (re-exported
 from audit.services import audit_record
 
 _AUDIT_VALUE_MAX = 100  # AuditLog.old_value / new_value
+
+
+# Sent by `user_set_flag` inside its transaction when a member's Banned flag changes, the
+# organization row already locked (kwargs: actor, org, user, banned, ip). The allocation follows
+# the organization's deactivation policy, which needs the pools, a layer above: tokens connects
+# the receiver (`tokens.signals`). A receiver's DomainError rolls the whole change back.
+user_banned_changed = Signal()
 
 
 def _clip(value: object) -> str:
@@ -363,9 +371,15 @@ def user_sessions_end(*, user: User) -> None:
 def user_set_flag(
     *, actor: User, org: Organization | None, user: User, flag: str, value: bool, ip=None
 ) -> User:
-    """Set `is_paid` or `is_banned`. The caller has already scoped `user` to `org`."""
+    """Set `is_paid` or `is_banned`. The caller has already scoped `user` to `org`; a ban or
+    un-ban there moves the member's allocation by the organization's policy, in this
+    transaction (`user_banned_changed`), or is refused with a DomainError."""
     if flag not in {"is_paid", "is_banned"}:
         raise DomainError(f"“{flag}” cannot be changed here.")
+    if flag == "is_banned" and org is not None:
+        # The organization row before the user's, the order of every allocation writer: a ban
+        # moves tokens (`user_banned_changed`), and two orders would deadlock.
+        org = organization_lock(org)
     user = User.objects.select_for_update().get(pk=user.pk)
     old = getattr(user, flag)
     if old == value:
@@ -386,4 +400,6 @@ def user_set_flag(
     )
     if flag == "is_banned" and value:
         user_sessions_end(user=user)
+    if flag == "is_banned" and org is not None:
+        user_banned_changed.send(sender=User, actor=actor, org=org, user=user, banned=value, ip=ip)
     return user

@@ -27,6 +27,7 @@ WALKED = ["asksage_admin/lib", "accounts", "audit", "tokens", "analytics"]
 FUNCTION_LEVEL_ALLOWED = {
     ("accounts.apps", "accounts.signals"),  # AppConfig.ready() connects the signal receivers
     ("tokens.apps", "tokens.queue_health"),  # AppConfig.ready() registers the queue's checks
+    ("tokens.apps", "tokens.signals"),  # AppConfig.ready() connects the ban's receiver
 }
 
 # Upward imports still to remove, as (importing module, imported module). Keep it empty: the

@@ -6,5 +6,6 @@ class TokensConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Registers the task queue's readiness check and depth gauge (/readyz, /metrics).
-        from tokens import queue_health  # noqa: F401
+        # The task queue's readiness check and depth gauge (/readyz, /metrics); the receiver
+        # that moves a banned member's allocation by the organization's policy.
+        from tokens import queue_health, signals  # noqa: F401

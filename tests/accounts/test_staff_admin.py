@@ -411,7 +411,13 @@ def test_banning_and_unpaying_a_user_go_through_the_audited_service(staff_client
     assert (bob.is_paid, bob.is_banned, bob.name) == (False, True, "Robert Member")
     actions = AuditLog.objects.filter(target_user=bob).values_list("action", "organization")
     org = bob.membership.organization.pk
-    assert sorted(actions) == [("user.banned", org), ("user.paid", org), ("user.updated", org)]
+    # The ban returned bob's allocation to the pool (the organization's default policy).
+    assert sorted(actions) == [
+        ("allocation.changed", org),
+        ("user.banned", org),
+        ("user.paid", org),
+        ("user.updated", org),
+    ]
 
 
 def test_staff_cannot_ban_themselves(staff_client, sam):

@@ -189,6 +189,18 @@ def test_banning_asks_to_confirm(admin_page, bob):
     assert bob.is_banned
 
 
+def test_a_ban_refreshes_the_members_max_cells_and_the_pool_without_a_reload(admin_page, bob):
+    page = admin_page
+    pool = page.locator("#pool-summary [data-kind=inference]")
+    expect(pool).to_contain_text("3,600,000")  # 4M, alice and bob at 200K each
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("switch", name=f"Banned: {bob.name}").click()
+    expect(cell(page, bob)).to_have_text("0")
+    expect(cell(page, bob, "Max Embedding Tokens")).to_have_text("0")
+    expect(pool).to_contain_text("3,800,000")  # bob's 200K back in the pool
+    expect(page.locator("#pool-summary")).to_have_count(1)
+
+
 def test_sorting_and_searching_swap_the_table_and_keep_the_url(admin_page, alice, bob):
     page = admin_page
     page.get_by_role("link", name="Max Inference Tokens").click()

@@ -41,6 +41,7 @@ class Plan:
     purchased: int
     allocated: int
     amount: int | None = None
+    banned_left_out: int = 0  # members the plan skips: banned, they cannot use tokens
 
     @property
     def delta(self) -> int:
@@ -66,12 +67,35 @@ class Plan:
         return DISTRIBUTION_ACTIONS.get(self.action, "Reclaim idle allocations")
 
     @property
+    def left_out_note(self) -> str:
+        n = self.banned_left_out
+        if not n:
+            return ""
+        return f"{n} banned member{'s' * (n != 1)} {'are' if n != 1 else 'is'} left out."
+
+    @property
     def shown_rows(self) -> list[dict]:
         """The first 100 rows, for the preview table."""
         return [
             {"email": u.email, "old": old, "new": new, "change": new - old}
             for u, _m, old, new in self.rows[:100]
         ]
+
+
+def _plan_members(org: Organization, user_ids: list[int] | None) -> tuple[list[Membership], int]:
+    """The chosen members (all when none chosen) but the banned ones, and how many those are."""
+    members = Membership.objects.filter(organization=org).select_related("user").order_by("user_id")
+    if user_ids:
+        members = members.filter(user_id__in=user_ids)
+    members = list(members)
+    if user_ids and not members:
+        raise DomainError(errors={"users": ["None of the chosen users is in your organization."]})
+    banned = sum(m.user.is_banned for m in members)
+    members = [m for m in members if not m.user.is_banned]
+    if not members:
+        why = f": the {banned} chosen are banned and cannot use tokens" if banned else ""
+        raise DomainError(f"There is nobody to distribute tokens to{why}.")
+    return members, banned
 
 
 def distribution_plan(
@@ -87,19 +111,15 @@ def distribution_plan(
     split: the unallocated pool divided equally among the chosen users (all when none
     chosen); the remainder goes one token each to the first users by id, so the total never
     exceeds the pool and the same inputs always give the same plan.
+
+    Every action skips banned members, chosen or not: their floor is 0 and they cannot use
+    tokens (a split would strand a share on them). The plan counts them for the preview.
     """
     check_kind(kind)
     if action not in DISTRIBUTION_ACTIONS:
         raise DomainError(errors={"action": ["Choose one of the distribution actions."]})
     column = column_for_kind(kind)
-    members = Membership.objects.filter(organization=org).select_related("user").order_by("user_id")
-    if user_ids:
-        members = members.filter(user_id__in=user_ids)
-    members = list(members)
-    if user_ids and not members:
-        raise DomainError(errors={"users": ["None of the chosen users is in your organization."]})
-    if not members:
-        raise DomainError("There is nobody to distribute tokens to.")
+    members, banned = _plan_members(org, user_ids)
     purchased, total = pools(org)[kind], allocated(org)[kind]
     rows: list[tuple[User, Membership, int, int]] = []
     if action not in {"set", "topup"}:
@@ -127,12 +147,12 @@ def distribution_plan(
     else:  # floor
         policy = policy_for(org)
         overrides = {o.user_id: o for o in MemberOverride.objects.filter(organization=org)}
-        for m in (m for m in members if not m.user.is_banned):  # their floor is 0
+        for m in members:
             floor = max(member_bounds(policy, overrides.get(m.user_id), kind)[0], org.floor(kind))
             current = getattr(m, column)
             if current < floor:
                 rows.append((m.user, m, current, floor))
-    return Plan(action, kind, rows, purchased, total, amount)
+    return Plan(action, kind, rows, purchased, total, amount, banned_left_out=banned)
 
 
 def _plan_errors(plan: Plan) -> None:

@@ -11,7 +11,6 @@ from accounts.models import Membership, Organization, User
 from accounts.services import organization_lock, user_set_flag
 from asksage_admin.lib.errors import DomainError
 from tokens.organizations import membership_remove, membership_set_role
-from tokens.services.deactivation import allocation_after_ban, allocation_after_unban
 
 
 def _not_yourself(admin: User, membership: Membership, what: str) -> None:
@@ -53,10 +52,10 @@ def member_remove(
 def member_banned_set(
     *, admin: User, org: Organization, membership: Membership, value: bool, ip: str | None = None
 ) -> User:
-    """The panel's Banned toggle: the flag, then the allocation the organization's policy
-    gives (returned to the pool, or raised back to the floors on un-ban — refused, nothing
-    changed, when the pool cannot cover them). The organization row is locked as for any
-    allocation write."""
+    """The panel's Banned toggle: the flag, and with it (`tokens.signals`) the allocation the
+    organization's policy gives (returned to the pool, or raised back to the floors on un-ban
+    — refused, nothing changed, when the pool cannot cover them). The organization row is
+    locked as for any allocation write."""
     org = organization_lock(org)
     membership = (
         Membership.objects.select_for_update(of=("self",))
@@ -65,11 +64,6 @@ def member_banned_set(
     )
     if membership is None:
         raise DomainError("That user is not a member of your organization.")
-    before = membership.user.is_banned
-    user = user_set_flag(
+    return user_set_flag(
         actor=admin, org=org, user=membership.user, flag="is_banned", value=value, ip=ip
     )
-    if user.is_banned != before:
-        after = allocation_after_ban if value else allocation_after_unban
-        after(actor=admin, org=org, membership=membership, user=user, ip=ip)
-    return user

@@ -54,6 +54,15 @@ def _cell_context(request: PanelRequest, membership: Membership, column: str, **
     return context
 
 
+def _ban_context(request: PanelRequest, user_id: int) -> dict:
+    """The Banned cell, and what a ban moved (the organization's policy): the member's Max
+    cells and the pool summary, swapped out of band as Save Changes refreshes the pool."""
+    membership = membership_or_404(request, user_id)  # read again: the maxima just changed
+    edits = selectors.pending_edits_for(request.user, request.org, [user_id])
+    cells = [max_cell_context(membership.user, c, edits.get((user_id, c))) for c in MAX_COLUMNS]
+    return user_page.workspace(request, u=membership.user, max_cells=cells)
+
+
 def _column_or_400(column: str) -> HttpResponse | None:
     if column not in MAX_COLUMNS:
         return HttpResponseBadRequest(f"“{column[:40]}” is not an editable column.")
@@ -297,11 +306,12 @@ def user_flag(request: PanelRequest, user_id: int, flag: str) -> HttpResponse:
         "paid": "paid" if user.is_paid else "not paid",
         "banned": "banned" if user.is_banned else "not banned",
     }[flag]
+    banned = flag == "banned"
     return respond(
         request,
         template=user_page.PAGE,
-        fragment=f"{flag}-cell",
-        context=lambda: {"u": user},
+        fragment=("banned-cell", "workspace-oob", "max-cells-oob") if banned else "paid-cell",
+        context=lambda: _ban_context(request, user.pk) if banned else {"u": user},
         redirect_to=user_page.table_url(request),
         ok=f"{user.get_full_name()} is now {state}.",
         error=error,
