@@ -15,14 +15,18 @@ from django.views.decorators.debug import sensitive_post_parameters
 
 from accounts.models import IdentityProvider
 from accounts.sso import domain_claim_errors, identity_provider_save, issuer_errors, parse_domains
-from accounts.sso_secrets import is_reference
+from accounts.sso_secrets import ENV_PREFIX, env_name_errors, is_reference
 from asksage_admin.lib.admin import ServiceErrorsAsMessages, StaffPermissions
 
 SECRET_HELP = (
     "Typed once, stored encrypted, never shown again; leave blank to keep the stored one. "
-    "Or “env:VARIABLE_NAME” to read it from the server's environment at sign-in."
+    "Or “env:OIDC_VARIABLE_NAME” to read it from the server's environment at sign-in."
 )
 NO_SECRET = "Enter the client secret the identity provider gave."
+SECRET_AGAIN = (
+    "The issuer or client ID changed: type the client secret again (the stored one is never "
+    "sent to another provider)."
+)
 
 
 class IdentityProviderForm(forms.ModelForm):
@@ -88,9 +92,21 @@ class IdentityProviderForm(forms.ModelForm):
         secret = self.cleaned_data["secret"]
         if not secret and not self.instance.client_secret:
             raise forms.ValidationError(NO_SECRET)
-        if secret.startswith("env:") and not secret[4:].replace("_", "").isalnum():
-            raise forms.ValidationError("After “env:”, the name of an environment variable.")
+        if is_reference(secret) and (errors := env_name_errors(secret[len(ENV_PREFIX) :])):
+            raise forms.ValidationError(errors)
         return secret
+
+    def clean(self):
+        """A new issuer or client ID needs its secret typed again: the stored one must never be
+        sent to another provider's token endpoint."""
+        data = super().clean()
+        moved = self.instance.pk and (
+            data.get("issuer", self.instance.issuer) != self.instance.issuer
+            or data.get("client_id", self.instance.client_id) != self.instance.client_id
+        )
+        if moved and not data.get("secret") and "secret" not in self.errors:
+            self.add_error("secret", SECRET_AGAIN)
+        return data
 
 
 @admin.register(IdentityProvider)

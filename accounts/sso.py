@@ -23,6 +23,7 @@ _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
 # Set in the session by a single sign-on (tokens.sso.views): the provider that opened it.
 SSO_SESSION_KEY = "sso_provider"
+SSO_START = "sso_start"  # {"email", "next"}: what the login page asked /sso/start/ to do
 
 
 def email_domain(email: str) -> str:

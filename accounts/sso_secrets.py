@@ -15,6 +15,9 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 
 ENV_PREFIX = "env:"
+# Only variables named for this purpose: staff choose the name, and the value is sent to the
+# IdP they configure, so "env:SECRET_KEY" must never be readable this way.
+ENV_NAME_PREFIX = "OIDC_"
 _SALT = b"asksage-admin.sso.client-secret"
 
 
@@ -30,6 +33,17 @@ def _fernet(key: str) -> Fernet:
 def _keys() -> MultiFernet:
     keys = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
     return MultiFernet([_fernet(k) for k in keys])
+
+
+def env_name_errors(name: str) -> list[str]:
+    """A reference names OIDC_<letters, digits, underscores>, nothing else."""
+    if name.startswith(ENV_NAME_PREFIX) and name[len(ENV_NAME_PREFIX) :].replace("_", "").isalnum():
+        return []
+    return [
+        f"After “env:”, the name of an environment variable that starts with {ENV_NAME_PREFIX} "
+        f"(letters, digits and _), e.g. env:{ENV_NAME_PREFIX}ACME_SECRET: no other variable "
+        "of the server may be sent to an identity provider."
+    ]
 
 
 def is_reference(stored: str) -> bool:
@@ -50,6 +64,8 @@ def secret_read(stored: str) -> str:
         return ""
     if is_reference(stored):
         name = stored[len(ENV_PREFIX) :]
+        if env_name_errors(name):
+            raise SecretUnavailable(f"{name} is not a variable that may hold a client secret.")
         value = os.environ.get(name)
         if not value:
             raise SecretUnavailable(f"The environment variable {name} is not set.")

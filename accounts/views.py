@@ -2,7 +2,6 @@
 `tokens.member_views`: it shows the pools' numbers)."""
 
 from base64 import b32encode
-from urllib.parse import urlencode
 
 import segno
 from axes.helpers import get_cool_off
@@ -13,7 +12,6 @@ from django.contrib.auth.views import LoginView
 from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django_otp_webauthn.templatetags.otp_webauthn import get_configuration
 
@@ -23,7 +21,7 @@ from accounts.decorators import member_required
 from accounts.forms import RegistrationForm
 from accounts.http import AuthedRequest
 from accounts.passkeys import has_passkey
-from accounts.sso import provider_for_email
+from accounts.sso import SSO_START, provider_for_email
 from asksage_admin.lib.durations import in_words
 from asksage_admin.lib.errors import DomainError
 from asksage_admin.lib.http import client_ip
@@ -41,8 +39,10 @@ class EmailFirstLoginView(LoginView):
         wants_sso = "sso" in request.POST
         if wants_sso or not request.POST.get("password"):
             if email and provider_for_email(email) is not None:
-                query = {"email": email, "next": self.get_redirect_url()}
-                return redirect(f"{reverse('sso:start')}?{urlencode(query)}")
+                # Through the session, never the URL: a link to /sso/start/ cannot start a
+                # sign-in in someone else's browser (login CSRF).
+                request.session[SSO_START] = {"email": email, "next": self.get_redirect_url()}
+                return redirect("sso:start")
             if wants_sso:
                 form = self.get_form()
                 form.errors.clear()
@@ -54,11 +54,26 @@ class EmailFirstLoginView(LoginView):
         return super().post(request, *args, **kwargs)
 
 
+SSO_DOMAIN_REGISTRATION = (
+    "Your organization signs in through single sign-on: use “Continue with single sign-on” "
+    "on the login page."
+)
+
+
+def _sso_domain_refused(form: RegistrationForm) -> bool:
+    """Registration checks no mailbox: an address of a domain an identity provider signs in
+    could otherwise be registered by someone else before its owner's first sign-in."""
+    if provider_for_email(form.cleaned_data["email"]) is None:
+        return False
+    form.add_error("email", SSO_DOMAIN_REGISTRATION)
+    return True
+
+
 def register(request: AuthedRequest) -> HttpResponse:
     if request.user.is_authenticated:
         return redirect("member:home")
     form = RegistrationForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
+    if request.method == "POST" and form.is_valid() and not _sso_domain_refused(form):
         try:
             data = form.cleaned_data
             user = services.user_register(

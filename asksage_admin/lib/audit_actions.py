@@ -62,6 +62,7 @@ class AuditAction(models.TextChoices):
     SSO_CONFIGURED = "sso.configured", "Single sign-on set up or changed"
     SSO_LINKED = "sso.linked", "Single sign-on identity bound to a user"
     SSO_REFUSED = "sso.refused", "Single sign-on refused"
+    SSO_ACCOUNT_RECLAIMED = "sso.account_reclaimed", "Account reclaimed at its first single sign-on"
     SSO_SESSIONS_ENDED = "sso.sessions_ended", "Password sessions ended: single sign-on required"
     ALERT_SSO_POOL = "alert.sso_pool", "Sign-in refused: pool too small for a new member"
     USAGE_EVENTS_DROPPED = "usage.events_dropped", "Usage events of a month dropped (retention)"

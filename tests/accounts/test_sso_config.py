@@ -48,8 +48,8 @@ def test_the_email_alone_goes_to_single_sign_on(client, idp):
     response = client.post(LOGIN, {"username": "pat@acme.gov", "password": "", "next": "/x/"})
 
     assert response.status_code == 302
-    assert response.url.startswith(reverse("sso:start") + "?email=pat%40acme.gov")
-    assert "next=%2Fx%2F" in response.url
+    assert response.url == reverse("sso:start")  # the address rides in the session, not the URL
+    assert client.session["sso_start"] == {"email": "pat@acme.gov", "next": "/x/"}
 
 
 def test_the_continue_button_goes_to_single_sign_on_even_with_a_password(client, idp):
@@ -167,12 +167,12 @@ def test_a_secret_survives_a_secret_key_rotation_through_the_fallbacks(settings)
 
 
 def test_an_env_reference_is_read_from_the_environment_at_sign_in(monkeypatch):
-    stored = secret_store("env:ACME_IDP_SECRET")
-    assert stored == "env:ACME_IDP_SECRET"
-    with pytest.raises(SecretUnavailable, match="ACME_IDP_SECRET is not set"):
+    stored = secret_store("env:OIDC_ACME_SECRET")
+    assert stored == "env:OIDC_ACME_SECRET"
+    with pytest.raises(SecretUnavailable, match="OIDC_ACME_SECRET is not set"):
         secret_read(stored)
 
-    monkeypatch.setenv("ACME_IDP_SECRET", "from-the-vault")
+    monkeypatch.setenv("OIDC_ACME_SECRET", "from-the-vault")
     assert secret_read(stored) == "from-the-vault"
 
 
@@ -221,7 +221,14 @@ def test_the_secret_is_write_only_and_a_blank_keeps_the_stored_one(staff_client,
     assert stored not in page and "s3cret" not in page
     assert "/sso/callback/" in page  # the redirect URI to register at the IdP
 
-    data = provider_form(idp.organization, secret="", domains="acme.gov", sso_required="on")
+    data = provider_form(
+        idp.organization,
+        issuer=idp.issuer,
+        client_id=idp.client_id,
+        secret="",
+        domains="acme.gov",
+        sso_required="on",
+    )
     response = staff_client.post(url, data)
 
     assert response.status_code == 302
@@ -244,7 +251,8 @@ def test_saving_a_provider_re_encrypts_its_secret_under_the_new_secret_key(
     url = reverse("admin:accounts_identityprovider_change", args=[idp.pk])
     client.force_login(sam)
 
-    client.post(url, provider_form(org_a, secret="", domains="acme.gov"))
+    same = {"issuer": idp.issuer, "client_id": idp.client_id}
+    client.post(url, provider_form(org_a, secret="", domains="acme.gov", **same))
 
     idp.refresh_from_db()
     settings.SECRET_KEY_FALLBACKS = []
@@ -334,9 +342,9 @@ def test_the_provider_page_says_a_secret_is_stored_never_what_it_is(staff_client
     url = reverse("admin:accounts_identityprovider_change", args=[idp.pk])
     assert "Stored: an encrypted secret." in staff_client.get(url).content.decode()
 
-    env = IdentityProviderFactory(organization=org_b, client_secret="env:BIRDS_OIDC_SECRET")
+    env = IdentityProviderFactory(organization=org_b, client_secret="env:OIDC_BIRDS_SECRET")
     url = reverse("admin:accounts_identityprovider_change", args=[env.pk])
-    assert "Stored: env:BIRDS_OIDC_SECRET." in staff_client.get(url).content.decode()
+    assert "Stored: env:OIDC_BIRDS_SECRET." in staff_client.get(url).content.decode()
 
 
 def test_a_new_provider_marks_its_secret_required_and_shows_no_dates_yet(staff_client, org_a):
@@ -355,3 +363,61 @@ def test_the_providers_list_is_named_in_the_plural(staff_client, idp):
     page = staff_client.get(url).content.decode()
 
     assert "Identity providers (SSO)" in page and "provider (SSO)s" not in page
+
+
+# --- What sales may not do with a provider (the review of 2026-12-02) ---------------------
+
+
+@pytest.mark.parametrize("name", ["SECRET_KEY", "DATABASE_URL", "OIDC", "OIDC_A-B"])
+def test_a_secret_reference_may_only_name_an_oidc_variable(staff_client, org_a, monkeypatch, name):
+    monkeypatch.setenv(name, "the server's own secret")
+
+    response = staff_client.post(ADD_URL, provider_form(org_a, secret=f"env:{name}"))
+
+    assert response.status_code == 200
+    assert "starts with OIDC_" in response.content.decode()
+    assert not IdentityProvider.objects.exists()
+    with pytest.raises(SecretUnavailable, match="may hold a client secret"):
+        secret_read(f"env:{name}")  # a reference stored before this rule: never read
+
+
+def test_a_new_issuer_or_client_id_needs_the_secret_typed_again(staff_client, idp):
+    url = reverse("admin:accounts_identityprovider_change", args=[idp.pk])
+    stored = idp.client_secret
+    same = {"issuer": idp.issuer, "client_id": idp.client_id, "domains": "acme.gov"}
+
+    for moved in ({"issuer": "https://evil.example"}, {"client_id": "another"}):
+        response = staff_client.post(
+            url, provider_form(idp.organization, **{**same, **moved}, secret="")
+        )
+        assert response.status_code == 200
+        assert "type the client secret again" in response.content.decode()
+        idp.refresh_from_db()
+        assert (idp.issuer, idp.client_id, idp.client_secret) == (
+            same["issuer"],
+            same["client_id"],
+            stored,
+        )
+
+    data = provider_form(
+        idp.organization, **{**same, "issuer": "https://new.example"}, secret="new"
+    )
+    assert staff_client.post(url, data).status_code == 302
+    idp.refresh_from_db()
+    assert (idp.issuer, secret_read(idp.client_secret)) == ("https://new.example", "new")
+
+
+def test_an_address_of_an_sso_domain_cannot_be_registered(client, idp):
+    response = client.post(
+        reverse("accounts:register"),
+        {
+            "email": "victim@acme.gov",
+            "name": "Not Victim",
+            "password": "a-long-enough-password-2026",
+            "accept_terms": "on",
+        },
+    )
+
+    assert response.status_code == 200
+    assert "signs in through single sign-on" in response.content.decode()
+    assert not User.objects.filter(email__iexact="victim@acme.gov").exists()

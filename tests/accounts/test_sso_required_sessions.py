@@ -39,7 +39,14 @@ def _still_signed_in(client: Client) -> bool:
 
 def _require_sso(staff_client, idp, **overrides):
     url = reverse("admin:accounts_identityprovider_change", args=[idp.pk])
-    data = provider_form(idp.organization, secret="", domains="acme.gov", sso_required="on")
+    data = provider_form(
+        idp.organization,
+        issuer=idp.issuer,  # the same provider: a blank secret keeps the stored one
+        client_id=idp.client_id,
+        secret="",
+        domains="acme.gov",
+        sso_required="on",
+    )
     data.update(overrides)
     response = staff_client.post(url, {k: v for k, v in data.items() if v is not None})
     assert response.status_code == 302, response.content.decode()[:2000]

@@ -39,8 +39,10 @@ def test_the_anonymous_sign_in_refusals_pass_axe_and_fit(page, live_server, alic
     expect(page.get_by_label("Password")).to_be_focused()  # where the message sends them
     assert_clean(page, width)
 
-    page.goto(f"{live_server.url}/sso/start/?email=pat@elsewhere.gov")
-    expect(page.get_by_role("alert")).to_have_text("No single sign-on is set up for this address.")
+    page.goto(f"{live_server.url}/sso/start/?email=pat@elsewhere.gov")  # a link, not the form
+    expect(page.get_by_role("alert")).to_have_text(
+        "Start single sign-on from the login page: type your email there."
+    )
     assert_clean(page, width)
 
     Invitation.objects.create(

@@ -52,7 +52,7 @@ def started(client, oidc_provider, org_a):
     )
 
     def start() -> str:
-        page = client.get("/sso/start/?email=pat@acme.gov").content.decode()
+        page = client.post("/sso/start/", {"email": "pat@acme.gov"}).content.decode()
         url = unescape(re.search(r'url=([^"]+)"', page).group(1))
         return parse_qs(urlsplit(url).query)["state"][0]
 

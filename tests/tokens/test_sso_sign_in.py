@@ -194,3 +194,33 @@ def test_the_admins_alert_is_its_own_kind_and_links_to_the_users_page(client, id
     assert f'<a href="{reverse("tokens:users")}">new@acme.gov could not join through single' in page
     assert "Free tokens on the Users page" in page
     assert "Single sign-on refused ·" in page and "Usage alert" not in page
+
+
+def test_an_account_registered_before_its_owners_first_sign_in_loses_every_way_in(
+    idp, org_a, client
+):
+    """Registration checks no mailbox: whoever registered the address first keeps nothing
+    once the IdP proves it is someone else's (password, second factor, sessions)."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    squatter = UserFactory(email="victim@acme.gov")  # a password of the squatter's choosing
+    TOTPDevice.objects.create(user=squatter, name="theirs", confirmed=True)
+    client.force_login(squatter)
+
+    assert sso_sign_in(provider=idp, claims=claims("victim@acme.gov")) == squatter
+
+    squatter.refresh_from_db()
+    assert not squatter.has_usable_password()
+    assert not TOTPDevice.objects.filter(user=squatter).exists()
+    assert client.get(reverse("member:home")).status_code == 302  # the old session ended
+    assert AuditLog.objects.filter(action="sso.account_reclaimed", target_user=squatter).exists()
+
+
+def test_a_member_the_organization_already_had_keeps_their_password(idp, org_a):
+    pat = MembershipFactory(organization=org_a, user__email="pat@acme.gov").user
+
+    sso_sign_in(provider=idp, claims=claims("pat@acme.gov"))
+
+    pat.refresh_from_db()
+    assert pat.has_usable_password()
+    assert not AuditLog.objects.filter(action="sso.account_reclaimed").exists()

@@ -38,19 +38,19 @@ def test_an_address_without_a_provider_is_refused_in_words(client, unreachable):
 
 
 def test_an_idp_that_cannot_be_reached_is_a_refusal_not_a_500(client, unreachable):
-    response = client.get(START, {"email": "pat@acme.gov"})
+    response = client.post(START, {"email": "pat@acme.gov"})
 
     assert response.status_code == 400
     assert IDP_FAILED.replace("'", "&#x27;") in response.content.decode()
 
 
 def test_a_secret_that_cannot_be_read_is_a_refusal_not_a_500(client, org_a, monkeypatch):
-    monkeypatch.delenv("NO_SUCH_IDP_SECRET", raising=False)
+    monkeypatch.delenv("OIDC_NO_SUCH_SECRET", raising=False)
     IdentityProviderFactory(
-        organization=org_a, client_secret="env:NO_SUCH_IDP_SECRET", domains=["acme.gov"]
+        organization=org_a, client_secret="env:OIDC_NO_SUCH_SECRET", domains=["acme.gov"]
     )
 
-    response = client.get(START, {"email": "pat@acme.gov"})
+    response = client.post(START, {"email": "pat@acme.gov"})
 
     assert response.status_code == 400
 
@@ -63,10 +63,10 @@ def test_a_callback_nobody_started_is_refused(client):
 
 
 def test_a_next_that_leaves_the_site_is_dropped(client, unreachable):
-    client.get(START, {"email": "pat@acme.gov", "next": "https://evil.example/"})
+    client.post(START, {"email": "pat@acme.gov", "next": "https://evil.example/"})
     assert client.session[PENDING]["next"] == ""
 
-    client.get(START, {"email": "pat@acme.gov", "next": "/panel/users/"})
+    client.post(START, {"email": "pat@acme.gov", "next": "/panel/users/"})
     assert client.session[PENDING]["next"] == "/panel/users/"
 
 
@@ -89,3 +89,15 @@ def test_an_id_token_for_another_audience_is_refused_even_with_our_azp(org_a):
     with pytest.raises(JoseError):
         CodeIDToken(claims, {}, claims_options(idp), params).validate(now=now)
     CodeIDToken({**claims, "aud": idp.client_id}, {}, claims_options(idp), params).validate(now=now)
+
+
+def test_a_link_to_the_start_page_cannot_start_a_sign_in(client, org_a):
+    """Login CSRF: a link (GET) naming an address must not start a sign-in in the visitor's
+    browser; only the login page's POST (CSRF-checked) puts the address in the session."""
+    IdentityProviderFactory(organization=org_a, domains=["acme.gov"])
+
+    response = client.get(START, {"email": "attacker@acme.gov"})
+
+    assert response.status_code == 400
+    assert "Start single sign-on from the login page" in response.content.decode()
+    assert "sso_pending" not in client.session

@@ -12,8 +12,9 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.mfa import mfa_reset
 from accounts.models import IdentityProvider, Membership, Organization, SsoIdentity, User
-from accounts.services import organization_lock
+from accounts.services import organization_lock, user_sessions_end
 from accounts.sso import email_domain
 from audit.services import audit_record
 from tokens.alerts import admin_emails, alerts_once, pool_alert_after_commit
@@ -75,9 +76,12 @@ def _sign_in(*, provider: IdentityProvider, org: Organization, claims: dict, ip)
                 f"This account is bound to another single sign-on identity. {CONTACT_ADMIN}",
                 "user_bound_to_another_subject",
             )
+    existed = user is not None
     if user is None:
         user = _jit_create(provider=provider, org=org, email=email, claims=claims, ip=ip)
-    _check_user(provider=provider, org=org, user=user, ip=ip)
+    joined = _check_user(provider=provider, org=org, user=user, ip=ip)
+    if joined and existed:
+        _reclaim(org=org, user=user, ip=ip)
     if identity is None:
         identity = SsoIdentity.objects.create(user=user, provider=provider, subject=subject)
         audit_record(
@@ -110,7 +114,21 @@ def _checked_claims(provider: IdentityProvider, claims: dict) -> tuple[str, str]
     return subject, email
 
 
-def _check_user(*, provider: IdentityProvider, org: Organization, user: User, ip) -> None:
+def _reclaim(*, org: Organization, user: User, ip) -> None:
+    """An account made outside any organization (registration checks no mailbox) joins
+    through its IdP, which has just proved the address is this person's: whatever way in its
+    maker set up ends here — password, second factors, sessions."""
+    user.set_unusable_password()
+    user.save(update_fields=["password"])
+    mfa_reset(actor=user, user=user)
+    user_sessions_end(user=user)
+    audit_record(
+        action="sso.account_reclaimed", organization=org, actor=user, target_user=user, ip=ip
+    )
+
+
+def _check_user(*, provider: IdentityProvider, org: Organization, user: User, ip) -> bool:
+    """Refuses in words; True when the user joined the organization just now."""
     if user.is_staff:
         raise SsoRefused(
             "Staff accounts sign in with their password and second factor, not single sign-on.",
@@ -121,11 +139,13 @@ def _check_user(*, provider: IdentityProvider, org: Organization, user: User, ip
     membership = Membership.objects.filter(user=user).first()
     if membership is None:
         _jit_membership(provider=provider, org=org, user=user, ip=ip)
-    elif membership.organization_id != org.pk:
+        return True
+    if membership.organization_id != org.pk:
         raise SsoRefused(
             f"{user.email} belongs to another organization: it cannot sign in through this one.",
             "other_organization",
         )
+    return False
 
 
 def _jit_create(*, provider, org, email: str, claims: dict, ip) -> User:

@@ -19,7 +19,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from joserfc.errors import JoseError
 
 from accounts.models import IdentityProvider
-from accounts.sso import SSO_SESSION_KEY, provider_for_email
+from accounts.sso import SSO_SESSION_KEY, SSO_START, provider_for_email
 from accounts.sso_logout import sso_logout_remember
 from accounts.sso_secrets import SecretUnavailable
 from asksage_admin.lib.http import client_ip
@@ -38,6 +38,7 @@ TOKEN_REFUSED = (
     "Start again from the login page."
 )
 EXPIRED = "This sign-in has expired or was already used. Start again from the login page."
+START_FROM_LOGIN = "Start single sign-on from the login page: type your email there."
 # What can go wrong between here and the IdP: its answers, the network, the token's checks.
 # AuthlibBaseError: every authlib refusal (a state unknown, a code missing, the token
 # endpoint's error); JoseError: the id_token's signature and claims.
@@ -63,9 +64,16 @@ def _safe_next(request: HttpRequest, url: str) -> str:
 
 
 def start(request: HttpRequest) -> HttpResponse:
-    """POST (or GET ?email=) an address: off to its organization's identity provider, by a
-    page that refreshes to it at once (with a link for a browser that does not)."""
-    data = request.POST if request.method == "POST" else request.GET
+    """POST an address (CSRF-checked), or GET after the login page put it in the session:
+    off to its organization's identity provider, by a page that refreshes to it at once
+    (with a link for a browser that does not). A GET never reads the address from the URL:
+    a link could otherwise start a sign-in to the sender's account in the victim's browser."""
+    if request.method == "POST":
+        data = request.POST
+    else:
+        data = request.session.pop(SSO_START, None)
+        if not isinstance(data, dict):
+            return refused(request, START_FROM_LOGIN)
     email = str(data.get("email", "")).strip()[:254]
     provider = provider_for_email(email) if "@" in email else None
     if provider is None:
