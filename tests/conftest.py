@@ -62,6 +62,17 @@ def _session_clock():
         yield traveller
 
 
+@pytest.fixture(autouse=True)
+def _real_clock_beside_the_oidc_provider(request, _session_clock):
+    """The test OIDC provider (a node process) dates its tokens by the real clock: under
+    TEST_CLOCK its tests run on the real clock, so the app and the IdP agree on "now"."""
+    if _session_clock is None or "oidc_provider" not in request.fixturenames:
+        yield
+        return
+    with time_machine.travel(time_machine.escape_hatch.time.time(), tick=True):
+        yield
+
+
 @pytest.fixture
 def mid_month():
     """Pins the clock to MID_MONTH (ticking) for tests whose data is laid out around today."""
