@@ -44,19 +44,16 @@ def allocation_after_ban(
     """Under "return", the banned member's maxima go to 0 (their tokens to the pool)."""
     if org.on_deactivation != Organization.OnDeactivation.RETURN:
         return
+    who = {
+        "actor": actor,
+        "actor_label": actor_label,
+        "org": org,
+        "membership": membership,
+        "user": user,
+    }
     for column in MAX_COLUMNS:
         if getattr(membership, column):
-            result = _apply(
-                actor=actor,
-                actor_label=actor_label,
-                org=org,
-                membership=membership,
-                user=user,
-                column=column,
-                new=0,
-                source="deactivation",
-                ip=ip,
-            )
+            result = _apply(**who, column=column, new=0, source="deactivation", ip=ip)
             if not result.ok:  # only a concurrent change could: the caller's lock forbids it
                 raise DomainError(" ".join(sorted(set(result.errors.values()))))
 
@@ -72,22 +69,19 @@ def allocation_after_unban(
 ) -> None:
     """Each max below the organization's floor rises to it, or nothing happens: a DomainError
     in words, and the caller's transaction rolls back (the ban stays)."""
+    who = {
+        "actor": actor,
+        "actor_label": actor_label,
+        "org": org,
+        "membership": membership,
+        "user": user,
+    }
     refusals = []
     for column, kind in MAX_COLUMNS.items():
         floor = org.floor(kind)
         if getattr(membership, column) >= floor:
             continue
-        result = _apply(
-            actor=actor,
-            actor_label=actor_label,
-            org=org,
-            membership=membership,
-            user=user,
-            column=column,
-            new=floor,
-            source="reactivation",
-            ip=ip,
-        )
+        result = _apply(**who, column=column, new=floor, source="reactivation", ip=ip)
         refusals += sorted(set(result.errors.values()))
     if refusals:
         raise DomainError(
