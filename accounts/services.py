@@ -352,6 +352,8 @@ def organization_update(
 
 def membership_user_errors(user: User) -> list[str]:
     """Why this registered user cannot join an organization, if they cannot."""
+    if user.is_banned:
+        return [f"{user.email} is banned: lift the ban before adding them to an organization."]
     if user.terms_accepted_at is None:
         return [f"{user.email} has not accepted the terms and conditions."]
     existing = Membership.objects.filter(user=user).select_related("organization").first()

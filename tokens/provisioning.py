@@ -123,6 +123,8 @@ def _provisioned_users(
         user = found.get(email)
         if user is None:
             message = f"{email} has not registered yet: every user must register first."
+        elif user.is_banned:
+            message = f"{email} is banned: lift the ban before adding them to an organization."
         elif user.terms_accepted_at is None:
             message = f"{email} has not accepted the terms and conditions."
         elif email in member_of:

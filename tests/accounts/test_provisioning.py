@@ -267,6 +267,31 @@ def test_adding_a_member_is_refused_when_the_pool_cannot_cover_their_floor(sam, 
     ]
 
 
+def test_adding_a_banned_user_is_refused_and_adds_nothing(sam, alice, bob):
+    """A ban is lifted on purpose, not by being added somewhere (staff, provisioning, invites)."""
+    nina = UserFactory(email="nina@example.com", is_banned=True)
+    org = alice.membership.organization
+
+    with pytest.raises(DomainError) as caught:
+        organizations.membership_add(actor=sam, org=org, user=nina)
+
+    assert caught.value.errors["user"] == [
+        "nina@example.com is banned: lift the ban before adding them to an organization."
+    ]
+    assert not Membership.objects.filter(user=nina).exists()
+    assert not AuditLog.objects.filter(action="membership.added").exists()
+
+
+def test_provisioning_names_a_banned_user(sam, newcomers):
+    UserFactory(email="quinn@example.com", is_banned=True)
+
+    errors = refusal(sam, user_emails=["omar@example.com", "quinn@example.com"])
+
+    assert errors["user_emails"] == [
+        "quinn@example.com is banned: lift the ban before adding them to an organization."
+    ]
+
+
 def test_the_last_admin_cannot_become_a_member(sam, alice, bob):
     with pytest.raises(DomainError, match="alice@example.com cannot stop being an admin"):
         organizations.membership_set_role(actor=sam, membership=alice.membership, role="member")

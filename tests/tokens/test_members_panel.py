@@ -286,9 +286,9 @@ def test_the_admin_sees_the_same_answer_for_a_stranger_and_another_organizations
     UserFactory(email="gone@example.com", is_banned=True)
     answers, now = set(), time.time()
     for email in ("nina@example.com", "carol@example.com", "gone@example.com"):
-        # A stopped clock: the list shows each invitation's expiry to the second, and three
-        # posts may straddle a second boundary.
-        with time_machine.travel(now, tick=False), transaction.atomic():  # each from the same state: the list shows one invitation
+        # Each from the same state (the list shows one invitation) on a stopped clock: the
+        # list shows each invitation's expiry to the second, and posts may straddle one.
+        with time_machine.travel(now, tick=False), transaction.atomic():
             response = alice_client.post(
                 reverse("tokens:invite"), {"email": email, "role": "member"}, headers=HX
             )
