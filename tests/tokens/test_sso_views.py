@@ -9,7 +9,7 @@ from joserfc.errors import JoseError
 
 from tests.factories import IdentityProviderFactory
 from tokens.sso.client import claims_options, clients_clear
-from tokens.sso.views import EXPIRED, IDP_FAILED, PENDING
+from tokens.sso.views import EXPIRED, IDP_MISBEHAVED, PENDING
 
 pytestmark = pytest.mark.django_db
 
@@ -37,11 +37,11 @@ def test_an_address_without_a_provider_is_refused_in_words(client, unreachable):
     assert "No single sign-on is set up for this address." in response.content.decode()
 
 
-def test_an_idp_that_cannot_be_reached_is_a_refusal_not_a_500(client, unreachable):
+def test_an_idp_that_cannot_be_reached_is_a_502_in_words_not_a_500(client, unreachable):
     response = client.post(START, {"email": "pat@acme.gov"})
 
-    assert response.status_code == 400
-    assert IDP_FAILED.replace("'", "&#x27;") in response.content.decode()
+    assert response.status_code == 502
+    assert IDP_MISBEHAVED.replace("'", "&#x27;") in response.content.decode()
 
 
 def test_a_secret_that_cannot_be_read_is_a_refusal_not_a_500(client, org_a, monkeypatch):
@@ -62,7 +62,8 @@ def test_a_callback_nobody_started_is_refused(client):
     assert EXPIRED in response.content.decode()
 
 
-def test_a_next_that_leaves_the_site_is_dropped(client, unreachable):
+def test_a_next_that_leaves_the_site_is_dropped(client, fake_provider):
+    # An IdP that answers: a 502 (an IdP unreachable) keeps no session, as any 5xx.
     client.post(START, {"email": "pat@acme.gov", "next": "https://evil.example/"})
     assert client.session[PENDING]["next"] == ""
 
