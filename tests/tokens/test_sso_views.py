@@ -2,7 +2,10 @@
 IdP that cannot be reached, a secret that cannot be read, a callback nobody started; and a
 `next` that leaves the site is dropped."""
 
+import datetime as dt
+
 import pytest
+import time_machine
 from authlib.oidc.core import CodeIDToken
 from django.urls import reverse
 from joserfc.errors import JoseError
@@ -102,3 +105,22 @@ def test_a_link_to_the_start_page_cannot_start_a_sign_in(client, org_a):
     assert response.status_code == 400
     assert "Start single sign-on from the login page" in response.content.decode()
     assert "sso_pending" not in client.session
+
+
+def test_too_many_sign_ins_started_from_one_address_are_a_429_in_words(client, settings, org_a):
+    settings.SSO_START_RATE = "3/m"
+    IdentityProviderFactory(organization=org_a, domains=["acme.gov"])
+
+    with time_machine.travel(dt.datetime(2026, 6, 17, 10, 30, tzinfo=dt.UTC), tick=False) as clock:
+        for _ in range(3):
+            assert client.post(START, {"email": "nobody@elsewhere.gov"}).status_code == 400
+        response = client.post(START, {"email": "pat@acme.gov"})
+
+        assert response.status_code == 429
+        assert "Too many sign-ins were started from your network" in response.content.decode()
+        assert 0 < int(response["Retry-After"]) <= 60
+        assert "sso_pending" not in client.session
+        # Another address is counted on its own; this one may start again a minute later.
+        assert client.post(START, {"email": "x@e.gov"}, REMOTE_ADDR="10.0.0.9").status_code == 400
+        clock.shift(61)
+        assert client.post(START, {"email": "nobody@elsewhere.gov"}).status_code == 400
