@@ -1,19 +1,23 @@
 """Random callbacks at single sign-on's door (hypothesis), against the real test provider
 (tests/oidc_provider): whatever the query string, and whether or not it carries the state
 this session's sign-in started with, the answer is a refusal in words, never a 500, and
-nobody is signed in."""
+nobody is signed in. And random discovery documents from an IdP (tests/tokens/fake_idp.py):
+a sign-in starts, or the IdP is said to misbehave (502), never a 500."""
 
+import json
 import re
 from html import unescape
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from django.core.cache import cache
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from accounts.sso_secrets import secret_store
 from tests.factories import IdentityProviderFactory
-from tests.security.test_fuzz_http import nasty, urlencoded
+from tests.security.test_fuzz_http import json_values, nasty, urlencoded
+from tests.tokens.fake_idp import DISCOVERY
 from tokens.sso.client import clients_clear
 
 pytestmark = pytest.mark.django_db
@@ -38,8 +42,9 @@ queries = st.fixed_dictionaries(
 
 
 @pytest.fixture
-def started(client, oidc_provider, org_a):
+def started(client, oidc_provider, org_a, settings):
     """A sign-in started by this session: returns a function giving the real state."""
+    settings.SSO_START_RATE = "100000/m"  # one start per example, from one address
     oidc_provider.reset()
     oidc_provider.add_client("fuzz", "fuzz-secret", "http://testserver/sso/callback/")
     clients_clear()
@@ -73,3 +78,44 @@ def test_random_callbacks_are_refused_in_words_and_sign_no_one_in(
     assert response.status_code == 400, response.status_code
     assert "Single sign-on refused" in response.content.decode()
     assert "_auth_user_id" not in client.session
+
+
+endpoint_values = json_values | st.sampled_from(
+    ["https://idp.example.net/x", "http://idp.example.net/x", "http://127.0.0.1:1/x", "", "/x"]
+)
+discovery_fields = st.fixed_dictionaries(
+    {},
+    optional=dict.fromkeys(
+        (
+            "issuer",
+            "authorization_endpoint",
+            "token_endpoint",
+            "jwks_uri",
+            "end_session_endpoint",
+            "id_token_signing_alg_values_supported",
+            "verify",
+            "proxies",
+            "hooks",
+            "code_challenge_method",
+        ),
+        endpoint_values,
+    ),
+)
+
+
+@FUZZ
+@given(changes=discovery_fields, whole=st.none() | json_values)
+def test_random_discovery_documents_start_a_sign_in_or_are_a_502_never_a_500(
+    client, fake_idp, fake_provider, settings, changes, whole
+):
+    settings.SSO_START_RATE = "100000/m"
+    clients_clear()  # each example fetches its document afresh
+    cache.clear()  # and no failure of the last one is remembered
+    document = fake_idp.discovery(**changes) if whole is None else whole
+    fake_idp.answer(DISCOVERY, 200, json.dumps(document).encode())
+
+    response = client.post("/sso/start/", {"email": "pat@acme.gov"})
+
+    assert response.status_code in {200, 502}, response.status_code
+    if response.status_code == 200:
+        assert "code_challenge_method=S256" in response.content.decode()
