@@ -1,8 +1,9 @@
 """Random callbacks at single sign-on's door (hypothesis), against the real test provider
 (tests/oidc_provider): whatever the query string, and whether or not it carries the state
 this session's sign-in started with, the answer is a refusal in words, never a 500, and
-nobody is signed in. And random discovery documents from an IdP (tests/tokens/fake_idp.py):
-a sign-in starts, or the IdP is said to misbehave (502), never a 500."""
+nobody is signed in. And random discovery documents and token answers from an IdP
+(tests/tokens/fake_idp.py): a sign-in starts, or is refused in words (400, or 502 for an IdP
+that misbehaves), never a 500."""
 
 import json
 import re
@@ -119,3 +120,38 @@ def test_random_discovery_documents_start_a_sign_in_or_are_a_502_never_a_500(
     assert response.status_code in {200, 502}, response.status_code
     if response.status_code == 200:
         assert "code_challenge_method=S256" in response.content.decode()
+
+
+token_answers = (
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "access_token": json_values,
+            "token_type": st.just("Bearer") | json_values,
+            "id_token": st.just("a.b.c") | json_values,
+            "expires_in": json_values,
+            "error": json_values,
+            "scope": json_values,
+        },
+    )
+    | json_values
+)
+
+
+@FUZZ
+@given(answer=token_answers)
+def test_random_token_answers_are_refused_in_words_never_a_500(
+    client, fake_idp, fake_provider, settings, answer
+):
+    settings.SSO_START_RATE = "100000/m"
+    clients_clear()
+    cache.clear()
+    page = client.post("/sso/start/", {"email": "pat@acme.gov"}).content.decode()
+    url = unescape(re.search(r'url=([^"]+)"', page).group(1))
+    state = parse_qs(urlsplit(url).query)["state"][0]
+    fake_idp.answer("/token", 200, json.dumps(answer).encode())
+
+    response = client.get("/sso/callback/", {"code": "c", "state": state})
+
+    assert response.status_code in {400, 502}, response.status_code
+    assert "_auth_user_id" not in client.session

@@ -160,12 +160,20 @@ def test_fields_of_the_discovery_document_never_configure_the_session(
 
 @pytest.mark.parametrize(
     "token",
-    [{"access_token": "a", "token_type": "Bearer", "id_token": 5}, {"access_token": ["a"]}],
-    ids=["id_token a number", "access_token a list"],
+    [
+        {"access_token": "a", "token_type": "Bearer", "id_token": 5},
+        {"access_token": ["a"]},
+        ["a list"],
+        "<html>a gateway's page</html>",
+    ],
+    ids=["id_token a number", "access_token a list", "a list", "not JSON"],
 )
 def test_a_token_answer_with_wrong_fields_is_a_502(client, fake_idp, fake_provider, token):
     state = started_state(client)
-    fake_idp.answer_json("/token", token)
+    if isinstance(token, str):
+        fake_idp.answer("/token", 200, token.encode(), {"Content-Type": "text/html"})
+    else:
+        fake_idp.answer_json("/token", token)
 
     response = client.get(CALLBACK, {"code": "c", "state": state})
 

@@ -132,14 +132,15 @@ def jwks_checked(document: object) -> dict:
 
 
 def token_response_checked(response: requests.Response) -> requests.Response:
-    """authlib's hook on the token endpoint's answer: an id_token, when there is one, is a
-    string (authlib would fail on anything else with an error of its own)."""
+    """authlib's hook on the token endpoint's answer (its errors included): a JSON object,
+    whose id_token and access_token, when there, are strings."""
     try:
         body = response.json()
     except ValueError:
-        return response  # authlib refuses it in words (not a JSON object)
-    if isinstance(body, dict) and not isinstance(body.get("id_token", ""), str):
-        raise IdpMisbehaved("the token endpoint's id_token is not a string")
-    if isinstance(body, dict) and not isinstance(body.get("access_token", ""), str):
-        raise IdpMisbehaved("the token endpoint's access_token is not a string")
+        body = None
+    if not isinstance(body, dict):
+        raise IdpMisbehaved(f"the token endpoint answered {response.status_code}, not JSON")
+    for name in ("id_token", "access_token"):
+        if not isinstance(body.get(name, ""), str):
+            raise IdpMisbehaved(f"the token endpoint's {name} is not a string")
     return response
