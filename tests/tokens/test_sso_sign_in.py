@@ -250,6 +250,22 @@ def test_a_claim_longer_than_its_column_is_refused_in_words(idp, data):
     assert AuditLog.objects.get(action="sso.refused").details["reason"] == "claim_too_long"
 
 
+@pytest.mark.parametrize(
+    "data", [claims("pat@acme.gov", sub="s\x00b"), claims("p\x00t@acme.gov")], ids=["sub", "email"]
+)
+def test_a_claim_with_a_nul_is_refused_in_words(idp, data):
+    error = refusal(idp, data)
+
+    assert error.reason == "claim_unusable"
+    assert not SsoIdentity.objects.exists()
+
+
+def test_a_name_with_a_nul_is_kept_without_it(idp):
+    user = sso_sign_in(provider=idp, claims=claims("pat@acme.gov", name="Pat\x00 Person"))
+
+    assert user.name == "Pat Person"
+
+
 def test_a_claim_as_long_as_its_column_signs_in(idp):
     user = sso_sign_in(provider=idp, claims=claims("pat@acme.gov", sub="s" * 255))
 

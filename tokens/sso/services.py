@@ -51,7 +51,7 @@ def sso_sign_in(*, provider: IdentityProvider, claims: dict, ip: str | None = No
                 organization=org,
                 ip=ip,
                 reason=exc.reason,
-                email=str(claims.get("email") or "")[:254],
+                email=str(claims.get("email") or "").replace("\x00", "")[:254],
                 provider=provider.pk,
             )
     raise refusal
@@ -134,6 +134,12 @@ def _checked_claims(provider: IdentityProvider, claims: dict) -> tuple[str, str]
             + CONTACT_ADMIN,
             "claim_too_long",
         )
+    if "\x00" in subject + email:  # PostgreSQL keeps no NUL in a text column
+        raise SsoRefused(
+            "Your identity provider sent an identifier or email address this site cannot "
+            "keep. " + CONTACT_ADMIN,
+            "claim_unusable",
+        )
     if provider.require_verified_email and claims.get("email_verified") not in (True, "true"):
         raise SsoRefused(
             "Your identity provider has not verified your email address. " + CONTACT_ADMIN,
@@ -186,7 +192,7 @@ def _jit_create(*, provider, org, email: str, claims: dict, ip) -> User:
     """A person of an allowed domain with no account: a new user, if the organization lets
     its provider create members (the membership comes next, in `_check_user`)."""
     _jit_errors(provider=provider, org=org, email=email, ip=ip)
-    name = str(claims.get("name") or "").strip() or email
+    name = str(claims.get("name") or "").replace("\x00", "").strip() or email
     user = User.objects.create_user(email=email, password=None, name=name[:150])
     audit_record(
         action="user.created", organization=org, actor=user, target_user=user, ip=ip, via="sso"
