@@ -17,7 +17,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import IdentityProvider, Membership, User
 from accounts.passkeys import has_passkey, passkeys_of
-from accounts.sso import SSO_SESSION_KEY
+from accounts.sso import SSO_MFA_KEY, SSO_SESSION_KEY
 from asksage_admin.lib.durations import in_words
 from asksage_admin.lib.errors import DomainError
 from audit.services import audit_record
@@ -41,13 +41,14 @@ def mfa_required_for(user: User, membership: Membership | None = None) -> bool:
 
 def session_verified(request) -> bool:
     """This session passed a second factor: a code or passkey here (django-otp), or a single
-    sign-on through a provider whose second factor the organization trusts (the agency's IdP
-    enforces MFA or a CAC). Every second-factor check asks this, nothing else."""
+    sign-on through a provider whose second factor the organization trusts, and whose id_token
+    showed a multi-factor sign-in (`amr`, accounts.sso.amr_shows_mfa). Every second-factor
+    check asks this, nothing else."""
     user = request.user
     if user.is_verified():
         return True
     provider_id = request.session.get(SSO_SESSION_KEY)
-    if not provider_id or user.is_staff:
+    if not provider_id or not request.session.get(SSO_MFA_KEY) or user.is_staff:
         return False
     return IdentityProvider.objects.filter(
         pk=provider_id,

@@ -31,7 +31,9 @@ def _organization_of(user: User | None) -> Organization | None:
 def audit_login(sender, request, user, **kwargs) -> None:
     if _over_http(request):
         # A single sign-on (tokens.sso.views) says so on the row.
-        via = {"via": "sso"} if getattr(request, "sso_provider_id", None) else {}
+        via = {}
+        if getattr(request, "sso_provider_id", None):
+            via = {"via": "sso", "idp_mfa": bool(getattr(request, "sso_idp_mfa", False))}
         audit.audit_login(
             user=user, organization=_organization_of(user), ip=client_ip(request), **via
         )

@@ -11,7 +11,13 @@ from django.contrib.sessions.models import Session
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.models import IdentityProvider, IdentityProviderDomain, Membership, User
+from accounts.models import (
+    IdentityProvider,
+    IdentityProviderDomain,
+    Membership,
+    SsoIdentity,
+    User,
+)
 from accounts.sso_secrets import secret_rotate, secret_store
 from asksage_admin.lib.errors import DomainError
 from audit.services import audit_record
@@ -24,6 +30,8 @@ LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
 # Set in the session by a single sign-on (tokens.sso.views): the provider that opened it.
 SSO_SESSION_KEY = "sso_provider"
 SSO_START = "sso_start"  # {"email", "next"}: what the login page asked /sso/start/ to do
+# Set beside SSO_SESSION_KEY when the id_token's `amr` showed a multi-factor sign-in at the IdP.
+SSO_MFA_KEY = "sso_idp_mfa"
 
 
 def email_domain(email: str) -> str:
@@ -40,6 +48,17 @@ def provider_for_email(email: str) -> IdentityProvider | None:
         .filter(enabled=True, domains__domain=domain)
         .first()
     )
+
+
+def amr_shows_mfa(amr: object) -> bool:
+    """Whether an id_token's `amr` (RFC 8176: a list of method names) proves a multi-factor
+    sign-in: it says "mfa", or names two distinct methods (which covers a second factor such
+    as otp, hwk, sc or swk beside a password). Anything else proves nothing: no claim, not a
+    list, one method alone (["pwd"], or ["otp"] repeated)."""
+    if not isinstance(amr, list):
+        return False
+    methods = {method for method in amr if isinstance(method, str) and method}
+    return "mfa" in methods or len(methods) >= 2
 
 
 def sso_required_for(user: User) -> bool:
@@ -110,7 +129,8 @@ def identity_provider_save(
     """Create or update a provider, its domains and (when typed) its secret; audited with the
     changed field names, never the secret's value."""
     creating = provider.pk is None
-    was_required = not creating and _required_before(provider)
+    stored = None if creating else _stored(provider)
+    was_required = bool(stored and stored["enabled"] and stored["sso_required"])
     changed = [f for f in changed if f not in {"client_secret", "domains"}]
     if new_secret.strip():
         provider.client_secret = secret_store(new_secret)
@@ -119,6 +139,8 @@ def identity_provider_save(
         provider.client_secret = secret_rotate(provider.client_secret)
     provider.updated_at = timezone.now()  # a new authlib client (tokens.sso.client)
     provider.save()
+    if stored and stored["issuer"].rstrip("/") != provider.issuer.rstrip("/"):
+        _identities_unlink(actor=actor, provider=provider, old_issuer=stored["issuer"])
     old = sorted(provider.domains.values_list("domain", flat=True))
     if old != sorted(domains):
         provider.domains.exclude(domain__in=domains).delete()
@@ -156,16 +178,33 @@ def identity_provider_save(
     return provider
 
 
-def _required_before(provider: IdentityProvider) -> bool:
-    """Whether the stored provider already required SSO (row locked: two saves at once
-    cannot both see it off and both end the sessions)."""
-    stored = (
+def _stored(provider: IdentityProvider) -> dict | None:
+    """What the stored provider says before this save, its row locked: two saves at once
+    cannot both see SSO not yet required and both end the sessions, nor both see the old
+    issuer."""
+    return (
         IdentityProvider.objects.select_for_update()
         .filter(pk=provider.pk)
-        .values_list("enabled", "sso_required")
+        .values("enabled", "sso_required", "issuer")
         .first()
     )
-    return bool(stored and all(stored))
+
+
+def _identities_unlink(*, actor: User, provider: IdentityProvider, old_issuer: str) -> None:
+    """A new issuer is a new namespace of subjects: its `sub` for one person may be the old
+    issuer's `sub` for another. Every bound identity goes; each person binds again at their
+    next sign-in, matched by their verified email."""
+    removed = provider.identities.all().delete()[1].get(SsoIdentity._meta.label, 0)
+    audit_record(
+        action="sso.identities_unlinked",
+        organization=provider.organization,
+        actor=actor,
+        column="issuer",
+        old=old_issuer,
+        new=provider.issuer,
+        count=removed,
+        provider=provider.pk,
+    )
 
 
 def password_sessions_end(*, org) -> int:

@@ -399,6 +399,16 @@ USAGE_API_POOL_TIMEOUT = env_float("USAGE_API_POOL_TIMEOUT", 2.0, minimum=0.1)
 # Django's cache (per worker process with the default local-memory cache).
 ADMIN_API_RATE = f"{env_int('ADMIN_API_RATE_PER_MINUTE', 120, minimum=1)}/m"
 
+# Single sign-on (tokens.sso): what the app accepts from an identity provider. Each call to
+# it (discovery, JWKS, token endpoint) ends within SSO_IDP_TIMEOUT seconds in all, follows no
+# redirect and reads at most SSO_IDP_MAX_BYTES; a failed discovery or JWKS fetch is not tried
+# again for SSO_IDP_RETRY_AFTER seconds (counted in Django's cache). /sso/start/ answers 429
+# past SSO_START_RATE sign-ins per client address (a sliding minute, in Django's cache too).
+SSO_IDP_TIMEOUT = env_float("SSO_IDP_TIMEOUT", 10.0, minimum=0.1)
+SSO_IDP_MAX_BYTES = env_int("SSO_IDP_MAX_BYTES", 1024 * 1024, minimum=1024)
+SSO_IDP_RETRY_AFTER = env_int("SSO_IDP_RETRY_AFTER", 30, minimum=0)
+SSO_START_RATE = f"{env_int('SSO_START_RATE_PER_MINUTE', 20, minimum=1)}/m"
+
 # Domain settings.
 PLATFORM_MIN_INFERENCE_TOKENS = env_int("PLATFORM_MIN_INFERENCE_TOKENS", 200000, minimum=0)
 PLATFORM_MIN_EMBEDDING_TOKENS = env_int("PLATFORM_MIN_EMBEDDING_TOKENS", 0, minimum=0)

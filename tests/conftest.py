@@ -8,6 +8,7 @@ import shutil
 import pytest
 import time_machine
 from django.contrib.auth.models import Group, Permission
+from django.core.cache import cache
 
 from accounts.staff_roles import SALES, SALES_LEAD, sync_staff_groups
 from tests.browser.conftest import CHROMIUM
@@ -19,6 +20,7 @@ from tests.factories import (
     UserFactory,
 )
 from tests.oidc_provider.fixture import oidc_provider  # noqa: F401  (a real OIDC provider)
+from tests.tokens.fake_idp import fake_idp, fake_provider  # noqa: F401  (an IdP that misbehaves)
 from tests.tokens.sso_e2e import sso_idp  # noqa: F401  (org A's IdP: that provider)
 
 
@@ -174,3 +176,10 @@ def _second_factor(request, settings):
 def _fast_password_hashing(settings):
     """PBKDF2 is slow by design; tests create hundreds of users."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """Each test starts with an empty cache: rate limits (/sso/start/, the admin API) and an
+    IdP's remembered failure are counted there, and a fresh database reuses ids."""
+    cache.clear()

@@ -272,3 +272,8 @@ def test_old_key_mode_signs_with_the_key_the_rotation_dropped(page, provider):
     assert json.loads(_b64url_decode(id_token.split(".")[0]))["kid"] == rotated["dropped"]
     with pytest.raises(ValueError):  # no key of that kid in the JWKS
         _verified_payload(provider, id_token)
+
+
+def test_an_amr_that_is_not_a_list_of_strings_is_refused(provider):
+    with pytest.raises(AssertionError, match="amr must be a list of strings"):
+        provider.set_amr("mfa")

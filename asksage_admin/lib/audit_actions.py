@@ -64,6 +64,10 @@ class AuditAction(models.TextChoices):
     SSO_REFUSED = "sso.refused", "Single sign-on refused"
     SSO_ACCOUNT_RECLAIMED = "sso.account_reclaimed", "Account reclaimed at its first single sign-on"
     SSO_SESSIONS_ENDED = "sso.sessions_ended", "Password sessions ended: single sign-on required"
+    SSO_IDENTITIES_UNLINKED = (
+        "sso.identities_unlinked",
+        "Single sign-on identities unbound: the issuer changed",
+    )
     ALERT_SSO_POOL = "alert.sso_pool", "Sign-in refused: pool too small for a new member"
     USAGE_EVENTS_DROPPED = "usage.events_dropped", "Usage events of a month dropped (retention)"
 

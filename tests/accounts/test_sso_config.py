@@ -12,7 +12,13 @@ from accounts.backends import EmailBackend
 from accounts.mfa import session_verified
 from accounts.models import IdentityProvider, IdentityProviderDomain, SsoIdentity, User
 from accounts.sign_in import sign_in_method
-from accounts.sso import SSO_REQUIRED_MESSAGE, provider_for_email, sso_required_for
+from accounts.sso import (
+    SSO_MFA_KEY,
+    SSO_REQUIRED_MESSAGE,
+    amr_shows_mfa,
+    provider_for_email,
+    sso_required_for,
+)
 from accounts.sso_secrets import SecretUnavailable, secret_read, secret_rotate, secret_store
 from audit.models import AuditLog
 from tests.factories import PASSWORD, IdentityProviderFactory, MembershipFactory, UserFactory
@@ -307,9 +313,12 @@ def test_the_sales_group_may_add_and_change_providers_but_never_delete(sales):
 # --- Second factor and the sign-in column -------------------------------------------------
 
 
-def sso_request(user, provider_id):
+def sso_request(user, provider_id, *, idp_mfa=True):
+    """A session single sign-on opened; `idp_mfa`: the id_token's amr showed a second factor."""
     request = RequestFactory().get("/")
     request.user, request.session = user, {"sso_provider": provider_id}
+    if idp_mfa:
+        request.session[SSO_MFA_KEY] = True
     request.user.is_verified = lambda: False
     return request
 
@@ -320,6 +329,37 @@ def test_an_sso_session_counts_as_verified_when_the_organization_trusts_its_idp(
     idp.trust_idp_mfa = False
     idp.save()
     assert not session_verified(sso_request(alice, idp.pk))
+
+
+def test_a_trusted_idp_counts_only_when_its_amr_showed_a_second_factor(idp, alice):
+    assert idp.trust_idp_mfa
+    assert not session_verified(sso_request(alice, idp.pk, idp_mfa=False))
+
+
+@pytest.mark.parametrize(
+    ("amr", "shows"),
+    [
+        (["pwd", "mfa"], True),  # Entra ID
+        (["mfa"], True),
+        (["pwd", "mfa", "otp"], True),  # Okta
+        (["pwd", "otp"], True),  # Keycloak's amr mapper
+        (["hwk", "pin"], True),
+        (["sc", "pin"], True),
+        (["pwd", "swk"], True),
+        (["pwd", "kba"], True),  # two distinct methods
+        (["pwd"], False),
+        (["otp"], False),
+        (["otp", "otp"], False),
+        ([], False),
+        (None, False),
+        ("mfa", False),  # not a list
+        ({"mfa": True}, False),
+        ([5, "pwd"], False),
+        (["pwd", ""], False),
+    ],
+)
+def test_the_amr_rule_for_a_multi_factor_sign_in(amr, shows):
+    assert amr_shows_mfa(amr) is shows
 
 
 def test_the_sign_in_column_says_sso_for_bound_users_and_sso_required_members(idp, pat, bob):
@@ -405,6 +445,54 @@ def test_a_new_issuer_or_client_id_needs_the_secret_typed_again(staff_client, id
     assert staff_client.post(url, data).status_code == 302
     idp.refresh_from_db()
     assert (idp.issuer, secret_read(idp.client_secret)) == ("https://new.example", "new")
+
+
+def test_a_new_issuer_unbinds_every_identity_of_the_provider_audited(
+    staff_client, idp, pat, carol, org_b
+):
+    """Subjects are the issuer's: the new one's `sub` for one person may be the old one's for
+    another. Everyone binds again at their next sign-in, by their verified email."""
+    other = IdentityProviderFactory(organization=org_b, domains=["birds.gov"])
+    SsoIdentity.objects.create(user=pat, provider=idp, subject="pat-at-old")
+    kept = SsoIdentity.objects.create(user=carol, provider=other, subject="carol-elsewhere")
+    url = reverse("admin:accounts_identityprovider_change", args=[idp.pk])
+    data = provider_form(
+        idp.organization, issuer="https://new.example", client_id=idp.client_id, domains="acme.gov"
+    )
+
+    assert staff_client.post(url, data).status_code == 302
+
+    assert list(SsoIdentity.objects.all()) == [kept]
+    row = AuditLog.objects.get(action="sso.identities_unlinked")
+    assert (row.old_value, row.new_value) == ("https://idp.example.net", "https://new.example")
+    assert row.details["count"] == 1 and row.organization == idp.organization
+
+
+def test_a_save_that_keeps_the_issuer_keeps_the_identities(staff_client, idp, pat):
+    SsoIdentity.objects.create(user=pat, provider=idp, subject="pat-at-idp")
+    url = reverse("admin:accounts_identityprovider_change", args=[idp.pk])
+    data = provider_form(
+        idp.organization,
+        issuer=idp.issuer + "/",
+        client_id=idp.client_id,
+        secret="",
+        domains="acme.gov",
+        sso_required="on",
+    )
+
+    assert staff_client.post(url, data).status_code == 302
+
+    assert SsoIdentity.objects.filter(user=pat).exists()
+    assert not AuditLog.objects.filter(action="sso.identities_unlinked").exists()
+
+
+def test_the_trust_switch_says_it_needs_the_idps_amr(staff_client, idp):
+    url = reverse("admin:accounts_identityprovider_change", args=[idp.pk])
+
+    page = staff_client.get(url).content.decode()
+
+    assert "only when the IdP's id_token shows a multi-factor sign-in" in page
+    assert "Keycloak needs an “amr” mapper" in page
 
 
 def test_an_address_of_an_sso_domain_cannot_be_registered(client, idp):

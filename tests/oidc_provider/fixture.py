@@ -144,6 +144,11 @@ class OidcProvider:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
         self._call("POST", "/__test__/mode", {"mode": mode})
 
+    def set_amr(self, amr: list[str] | None) -> None:
+        """Every id_token from now on carries this `amr` claim (RFC 8176, e.g. ["pwd", "mfa"]);
+        None: none (the default, and after `reset()`)."""
+        self._call("POST", "/__test__/amr", {"amr": amr})
+
     def rotate_keys(self) -> dict:
         """A new signing key with a new kid; the current one leaves the JWKS. Returns
         {"kid": new, "dropped": old}. `reset()` keeps the new key (the app's clients are
@@ -155,7 +160,7 @@ class OidcProvider:
         return self._call("GET", "/__test__/stats")
 
     def reset(self) -> None:
-        """Back to mode `normal` with every counter at zero (clients stay)."""
+        """Back to mode `normal`, no `amr`, every counter at zero (clients stay)."""
         self._call("POST", "/__test__/reset")
 
     def logout_in_browser(self, page, *, timeout: float = 10_000) -> None:

@@ -33,6 +33,7 @@ const clients = new Map();
 const MODES = new Set(['normal', 'wrong_aud', 'expired', 'old_key']);
 const WRONG_AUDIENCE = 'another-client';
 let mode = 'normal';
+let amr = null; // POST /__test__/amr: the `amr` claim (RFC 8176) every id_token then carries
 let stats = { jwks_requests: 0, discovery_requests: 0, token_requests: 0 };
 
 // One Map per model, no expiry: the process lives as long as one pytest session. `Client`
@@ -152,11 +153,12 @@ function b64url(value) {
 
 // Re-signs the id_token with the provider's own key and kid: the signature stays valid, so
 // only the claim a test chose is wrong. In `old_key`, signs it with the key the last rotation
-// dropped (and its kid): claims right, key no longer in the JWKS.
+// dropped (and its kid): claims right, key no longer in the JWKS. With an `amr` set, adds it.
 function tamper(idToken) {
   const [header, payload] = idToken.split('.').slice(0, 2).map((part) => {
     return JSON.parse(Buffer.from(part, 'base64url').toString());
   });
+  if (amr) payload.amr = amr;
   if (mode === 'wrong_aud') payload.aud = WRONG_AUDIENCE;
   if (mode === 'expired') {
     const now = Math.floor(Date.now() / 1000);
@@ -188,6 +190,7 @@ async function control(ctx) {
   if (route === 'GET /__test__/stats') return reply(ctx, 200, stats);
   if (route === 'POST /__test__/reset') {
     mode = 'normal';
+    amr = null;
     stats = { jwks_requests: 0, discovery_requests: 0, token_requests: 0 };
     return reply(ctx, 200, { mode, ...stats });
   }
@@ -202,6 +205,13 @@ async function control(ctx) {
     body = await readJson(ctx);
   } catch (error) {
     return reply(ctx, 400, { error: `invalid JSON: ${error.message}` });
+  }
+  if (route === 'POST /__test__/amr') {
+    const strings = Array.isArray(body.amr) && body.amr.every((m) => typeof m === 'string');
+    const ok = body.amr === null || strings;
+    if (!ok) return reply(ctx, 400, { error: 'amr must be a list of strings, or null' });
+    amr = body.amr;
+    return reply(ctx, 200, { amr });
   }
   if (route === 'POST /__test__/mode') {
     if (!MODES.has(body.mode)) return reply(ctx, 400, { error: `mode must be one of ${[...MODES]}` });
@@ -244,7 +254,7 @@ async function hooks(ctx, next) {
   const isToken = ctx.path === '/token';
   if (isToken) stats.token_requests += 1;
   await next();
-  if (isToken && mode !== 'normal' && ctx.body?.id_token) {
+  if (isToken && (mode !== 'normal' || amr) && ctx.body?.id_token) {
     ctx.body = { ...ctx.body, id_token: tamper(ctx.body.id_token) };
   }
   // The dev login page imports a web font from Google: the tests run offline.

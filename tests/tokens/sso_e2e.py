@@ -2,8 +2,11 @@
 provider (tests/oidc_provider), and a person signing in through the login page."""
 
 import re
+from html import unescape
+from urllib.parse import urljoin
 
 import pytest
+import requests
 
 from accounts.sso_secrets import secret_store
 from tests.factories import IdentityProviderFactory
@@ -55,3 +58,27 @@ def refusal_text(page) -> str:
 
 
 HOME = re.compile(r".*/$")
+
+
+def idp_login_over_http(authorize_url: str, email: str, *, app: str = "http://testserver") -> str:
+    """The test provider's login form, without a browser: from the authorization URL the
+    app sent the browser to, sign in as `email` and return the callback URL (on `app`) the
+    provider then sends the browser to (not followed: the test client opens it)."""
+    http = requests.Session()
+    url, form = authorize_url, None
+    for _ in range(10):
+        if form is None:
+            response = http.get(url, allow_redirects=False, timeout=10)
+        else:
+            response = http.post(url, data=form, allow_redirects=False, timeout=10)
+        form = None
+        if response.is_redirect:
+            url = urljoin(url, response.headers["Location"])
+            if url.startswith(app):
+                return url
+            continue
+        action = re.search(r'<form[^>]*action="([^"]+)"', response.text)
+        assert action, f"no login form at {url}: {response.status_code} {response.text[:300]}"
+        url = urljoin(url, unescape(action.group(1)))
+        form = {"prompt": "login", "login": email, "password": "any password"}
+    raise AssertionError(f"the provider never sent the browser back to {app}")

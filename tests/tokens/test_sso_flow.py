@@ -98,6 +98,7 @@ def test_an_admin_signed_in_through_a_trusted_idp_opens_the_panel_without_a_code
     page, live_server, oidc_provider, sso_idp, org_a
 ):
     MembershipFactory(organization=org_a, user__email="ada@acme.gov", role="admin")
+    oidc_provider.set_amr(["pwd", "mfa"])  # the IdP's proof of a second factor (as Entra ID's)
 
     sign_in(page, live_server, oidc_provider, email="ada@acme.gov")
     page.goto(f"{live_server.url}{reverse('tokens:users')}")

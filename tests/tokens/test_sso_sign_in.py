@@ -12,6 +12,7 @@ from accounts.models import Membership, SsoIdentity, User
 from audit.models import AuditLog
 from tests.factories import IdentityProviderFactory, MembershipFactory, UserFactory
 from tokens.models import AlertSent, EmailDelivery, Notification
+from tokens.sso import services
 from tokens.sso.services import SsoRefused, sso_sign_in
 
 pytestmark = pytest.mark.django_db
@@ -224,3 +225,88 @@ def test_a_member_the_organization_already_had_keeps_their_password(idp, org_a):
     pat.refresh_from_db()
     assert pat.has_usable_password()
     assert not AuditLog.objects.filter(action="sso.account_reclaimed").exists()
+
+
+# --- Claims that do not fit, and a race lost -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        claims("pat@acme.gov", sub="s" * 256),
+        claims("p" * 250 + "@acme.gov"),
+    ],
+    ids=["sub past 255", "email past 254"],
+)
+def test_a_claim_longer_than_its_column_is_refused_in_words(idp, data):
+    users = User.objects.count()
+
+    error = refusal(idp, data)
+
+    assert error.reason == "claim_too_long"
+    assert "longer than" in error.message
+    assert User.objects.count() == users
+    assert not SsoIdentity.objects.exists()
+    assert AuditLog.objects.get(action="sso.refused").details["reason"] == "claim_too_long"
+
+
+@pytest.mark.parametrize(
+    "data", [claims("pat@acme.gov", sub="s\x00b"), claims("p\x00t@acme.gov")], ids=["sub", "email"]
+)
+def test_a_claim_with_a_nul_is_refused_in_words(idp, data):
+    error = refusal(idp, data)
+
+    assert error.reason == "claim_unusable"
+    assert not SsoIdentity.objects.exists()
+
+
+def test_a_name_with_a_nul_is_kept_without_it(idp):
+    user = sso_sign_in(provider=idp, claims=claims("pat@acme.gov", name="Pat\x00 Person"))
+
+    assert user.name == "Pat Person"
+
+
+def test_a_claim_as_long_as_its_column_signs_in(idp):
+    user = sso_sign_in(provider=idp, claims=claims("pat@acme.gov", sub="s" * 255))
+
+    assert SsoIdentity.objects.get(user=user).subject == "s" * 255
+
+
+def _first_read_misses(monkeypatch):
+    """The first look-up of the identity and the user sees neither, as a sign-in does that
+    read just before another committed them; later look-ups see the database."""
+    real = services._known
+    calls = []
+
+    def known(*args):
+        calls.append(args)
+        return (None, None) if len(calls) == 1 else real(*args)
+
+    monkeypatch.setattr(services, "_known", known)
+    return calls
+
+
+def test_a_sign_in_that_lost_the_race_to_create_the_user_signs_in_the_winners_user(
+    idp, org_a, monkeypatch
+):
+    winner = sso_sign_in(provider=idp, claims=claims("ann@acme.gov", sub="sub-ann"))
+    calls = _first_read_misses(monkeypatch)
+
+    loser = sso_sign_in(provider=idp, claims=claims("ann@acme.gov", sub="sub-ann"))
+
+    assert loser == winner and len(calls) == 2
+    assert User.objects.filter(email="ann@acme.gov").count() == 1
+    assert SsoIdentity.objects.filter(user=winner).count() == 1
+    assert Membership.objects.filter(user=winner).count() == 1
+    assert AuditLog.objects.filter(action="user.created", target_user=winner).count() == 1
+
+
+def test_a_sign_in_that_loses_twice_asks_to_try_again(idp, monkeypatch):
+    sso_sign_in(provider=idp, claims=claims("ann@acme.gov", sub="sub-ann"))
+    monkeypatch.setattr(services, "_known", lambda *args: (None, None))
+
+    error = refusal(idp, claims("ann@acme.gov", sub="sub-ann"))
+
+    assert error.reason == "concurrent_sign_in"
+    assert "Try again" in error.message
+    assert User.objects.filter(email="ann@acme.gov").count() == 1

@@ -2,14 +2,17 @@
 IdP that cannot be reached, a secret that cannot be read, a callback nobody started; and a
 `next` that leaves the site is dropped."""
 
+import datetime as dt
+
 import pytest
+import time_machine
 from authlib.oidc.core import CodeIDToken
 from django.urls import reverse
 from joserfc.errors import JoseError
 
 from tests.factories import IdentityProviderFactory
 from tokens.sso.client import claims_options, clients_clear
-from tokens.sso.views import EXPIRED, IDP_FAILED, PENDING
+from tokens.sso.views import EXPIRED, IDP_MISBEHAVED, PENDING
 
 pytestmark = pytest.mark.django_db
 
@@ -37,11 +40,11 @@ def test_an_address_without_a_provider_is_refused_in_words(client, unreachable):
     assert "No single sign-on is set up for this address." in response.content.decode()
 
 
-def test_an_idp_that_cannot_be_reached_is_a_refusal_not_a_500(client, unreachable):
+def test_an_idp_that_cannot_be_reached_is_a_502_in_words_not_a_500(client, unreachable):
     response = client.post(START, {"email": "pat@acme.gov"})
 
-    assert response.status_code == 400
-    assert IDP_FAILED.replace("'", "&#x27;") in response.content.decode()
+    assert response.status_code == 502
+    assert IDP_MISBEHAVED.replace("'", "&#x27;") in response.content.decode()
 
 
 def test_a_secret_that_cannot_be_read_is_a_refusal_not_a_500(client, org_a, monkeypatch):
@@ -62,7 +65,8 @@ def test_a_callback_nobody_started_is_refused(client):
     assert EXPIRED in response.content.decode()
 
 
-def test_a_next_that_leaves_the_site_is_dropped(client, unreachable):
+def test_a_next_that_leaves_the_site_is_dropped(client, fake_provider):
+    # An IdP that answers: a 502 (an IdP unreachable) keeps no session, as any 5xx.
     client.post(START, {"email": "pat@acme.gov", "next": "https://evil.example/"})
     assert client.session[PENDING]["next"] == ""
 
@@ -101,3 +105,22 @@ def test_a_link_to_the_start_page_cannot_start_a_sign_in(client, org_a):
     assert response.status_code == 400
     assert "Start single sign-on from the login page" in response.content.decode()
     assert "sso_pending" not in client.session
+
+
+def test_too_many_sign_ins_started_from_one_address_are_a_429_in_words(client, settings, org_a):
+    settings.SSO_START_RATE = "3/m"
+    IdentityProviderFactory(organization=org_a, domains=["acme.gov"])
+
+    with time_machine.travel(dt.datetime(2026, 6, 17, 10, 30, tzinfo=dt.UTC), tick=False) as clock:
+        for _ in range(3):
+            assert client.post(START, {"email": "nobody@elsewhere.gov"}).status_code == 400
+        response = client.post(START, {"email": "pat@acme.gov"})
+
+        assert response.status_code == 429
+        assert "Too many sign-ins were started from your network" in response.content.decode()
+        assert 0 < int(response["Retry-After"]) <= 60
+        assert "sso_pending" not in client.session
+        # Another address is counted on its own; this one may start again a minute later.
+        assert client.post(START, {"email": "x@e.gov"}, REMOTE_ADDR="10.0.0.9").status_code == 400
+        clock.shift(61)
+        assert client.post(START, {"email": "nobody@elsewhere.gov"}).status_code == 400

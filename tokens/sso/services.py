@@ -8,7 +8,7 @@ Nothing here touches a user of another organization: an address outside the prov
 domains, or a user whose membership is elsewhere, is refused.
 """
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -24,6 +24,8 @@ from tokens.organizations import new_member_pool_errors
 from tokens.services.notifications import notify
 
 CONTACT_ADMIN = "Contact your organization's administrator."
+SUBJECT_MAX = SsoIdentity._meta.get_field("subject").max_length
+EMAIL_MAX = User._meta.get_field("email").max_length
 
 
 class SsoRefused(Exception):
@@ -39,8 +41,7 @@ def sso_sign_in(*, provider: IdentityProvider, claims: dict, ip: str | None = No
     with transaction.atomic():
         org = organization_lock(provider.organization)
         try:
-            with transaction.atomic():  # a refusal undoes whatever the attempt wrote
-                return _sign_in(provider=provider, org=org, claims=claims, ip=ip)
+            return _sign_in_or_read_again(provider=provider, org=org, claims=claims, ip=ip)
         except SsoRefused as exc:
             refusal = exc
             if exc.alert:
@@ -50,18 +51,44 @@ def sso_sign_in(*, provider: IdentityProvider, claims: dict, ip: str | None = No
                 organization=org,
                 ip=ip,
                 reason=exc.reason,
-                email=str(claims.get("email") or "")[:254],
+                email=str(claims.get("email") or "").replace("\x00", "")[:254],
                 provider=provider.pk,
             )
     raise refusal
 
 
-def _sign_in(*, provider: IdentityProvider, org: Organization, claims: dict, ip) -> User:
-    subject, email = _checked_claims(provider, claims)
+def _sign_in_or_read_again(**kwargs) -> User:
+    """A sign-in that lost a race (another sign-in, or a registration of the same address,
+    created the user or the identity between our read and our write: a unique key refuses
+    ours) reads again and signs in the account the winner created. Once only: losing twice
+    asks the person to try again."""
+    try:
+        with transaction.atomic():  # a refusal or a lost race undoes what the attempt wrote
+            return _sign_in(**kwargs)
+    except IntegrityError:
+        pass
+    try:
+        with transaction.atomic():
+            return _sign_in(**kwargs)
+    except IntegrityError:
+        raise SsoRefused(
+            "Your account was being set up by another sign-in at the same moment. "
+            "Try again from the login page.",
+            "concurrent_sign_in",
+        ) from None
+
+
+def _known(provider: IdentityProvider, subject: str, email: str):
+    """The identity already bound to this subject, and the user holding this address."""
     identity = (
         SsoIdentity.objects.select_related("user").filter(provider=provider, subject=subject)
     ).first()
-    holder = User.objects.filter(email__iexact=email).first()
+    return identity, User.objects.filter(email__iexact=email).first()
+
+
+def _sign_in(*, provider: IdentityProvider, org: Organization, claims: dict, ip) -> User:
+    subject, email = _checked_claims(provider, claims)
+    identity, holder = _known(provider, subject, email)
     if identity is not None:
         if holder is not None and holder.pk != identity.user_id:
             raise SsoRefused(
@@ -99,6 +126,19 @@ def _checked_claims(provider: IdentityProvider, claims: dict) -> tuple[str, str]
         raise SsoRefused(
             "Your identity provider did not send your email address. " + CONTACT_ADMIN,
             "no_email",
+        )
+    if len(subject) > SUBJECT_MAX or len(email) > EMAIL_MAX:
+        raise SsoRefused(
+            f"Your identity provider sent an identifier longer than {SUBJECT_MAX} characters "
+            f"or an email address longer than {EMAIL_MAX}, which this site cannot keep. "
+            + CONTACT_ADMIN,
+            "claim_too_long",
+        )
+    if "\x00" in subject + email:  # PostgreSQL keeps no NUL in a text column
+        raise SsoRefused(
+            "Your identity provider sent an identifier or email address this site cannot "
+            "keep. " + CONTACT_ADMIN,
+            "claim_unusable",
         )
     if provider.require_verified_email and claims.get("email_verified") not in (True, "true"):
         raise SsoRefused(
@@ -152,7 +192,7 @@ def _jit_create(*, provider, org, email: str, claims: dict, ip) -> User:
     """A person of an allowed domain with no account: a new user, if the organization lets
     its provider create members (the membership comes next, in `_check_user`)."""
     _jit_errors(provider=provider, org=org, email=email, ip=ip)
-    name = str(claims.get("name") or "").strip() or email
+    name = str(claims.get("name") or "").replace("\x00", "").strip() or email
     user = User.objects.create_user(email=email, password=None, name=name[:150])
     audit_record(
         action="user.created", organization=org, actor=user, target_user=user, ip=ip, via="sso"
