@@ -232,7 +232,7 @@ class Membership(models.Model):
             # Not `total_used`: every usage report adds to it, and an indexed column changing
             # makes the update write a new entry in every index; unindexed, the updates are
             # HOT (fillfactor 80, migration 0012). Sorting by Total usage sorts the
-            # organization's members instead (benchmarks/README.md: a few ms at 100,000).
+            # organization's members instead: 47 ms at 100,000 (benchmarks/README.md).
         ]
 
     def __str__(self) -> str:

@@ -2,8 +2,8 @@
 (membership_org_total_idx, for User Management's sort by Total usage), each of those updates
 wrote a new entry in every index of the table (non-HOT: 2k of 318k HOT in a benchmark run).
 Unindexed, they are HOT updates, and PostgreSQL's pages keep room for them (fillfactor 80).
-The sort by Total usage now sorts the organization's members (a top-N heapsort: measured in
-benchmarks/README.md, far below the page's other costs)."""
+User Management's sort by Total usage now sorts the organization's members: at 100,000 its
+query takes 47 ms instead of 2 ms (benchmarks/README.md, 2026-12-02)."""
 
 from django.db import migrations
 
