@@ -12,6 +12,7 @@ For other parts of the app (layer 0, so any app may import it):
 - `register_queue_depth(name, callback)`: a task queue's depth, read at each scrape.
 """
 
+import functools
 import logging
 import os
 import re
@@ -66,14 +67,32 @@ def usage_reported(outcome: str, reason: str = "") -> None:
         outcome = "other"
     if reason and not _CODE.fullmatch(reason):
         reason = "other"
-    USAGE_REPORTS.labels(outcome=outcome, reason=reason).inc()
+    _usage_reports(outcome, reason).inc()
 
 
 def request_observed(*, view: str, method: str, status: int, seconds: float) -> None:
     """Count one request Django answered (asksage_admin.ops.middleware)."""
     method = method if method in _METHODS else "other"
-    REQUESTS.labels(view=view, method=method, status=f"{status // 100}xx").inc()
-    LATENCY.labels(view=view).observe(seconds)
+    _requests(view, method, f"{status // 100}xx").inc()
+    _latency(view).observe(seconds)
+
+
+# Each series' child, looked up once per process: `labels()` checks and locks on every call,
+# which cost the usage API's fast path more than the counting (a few µs a report). The label
+# values are bounded by the code (above), so are these caches.
+@functools.cache
+def _usage_reports(outcome: str, reason: str):
+    return USAGE_REPORTS.labels(outcome=outcome, reason=reason)
+
+
+@functools.cache
+def _requests(view: str, method: str, status: str):
+    return REQUESTS.labels(view=view, method=method, status=status)
+
+
+@functools.cache
+def _latency(view: str):
+    return LATENCY.labels(view=view)
 
 
 _queue_depths: dict[str, Callable[[], int]] = {}
