@@ -137,7 +137,8 @@ def user_table_rows(org: Organization):
     Month columns are LEFT JOINs on MonthlyUsage's unique (user, kind, month, organization)
     index, so a page costs one query whatever the sort, and sorting stays a single indexed
     plan. The lifetime total is the membership's maintained `total_used` (kept by the usage
-    API in the recording transaction), so sorting by it reads an index, not a sum per user.
+    API in the recording transaction), so sorting by it sorts one column, not a sum per user
+    (unindexed on purpose: each report's update of it stays HOT, see accounts 0011).
     Only usage recorded in this organization counts: a member who moved here from another
     organization brings none of it.
     """
