@@ -350,10 +350,15 @@ def organization_update(
 # --- Memberships --------------------------------------------------------------------------
 
 
+def banned_join_error(email: str) -> str:
+    """Why a banned user joins no organization: a ban is lifted on purpose, not by an add."""
+    return f"{email} is banned: lift the ban before adding them to an organization."
+
+
 def membership_user_errors(user: User) -> list[str]:
     """Why this registered user cannot join an organization, if they cannot."""
     if user.is_banned:
-        return [f"{user.email} is banned: lift the ban before adding them to an organization."]
+        return [banned_join_error(user.email)]
     if user.terms_accepted_at is None:
         return [f"{user.email} has not accepted the terms and conditions."]
     existing = Membership.objects.filter(user=user).select_related("organization").first()

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
 from accounts.models import Membership, Organization, User
+from accounts.services import banned_join_error
 from asksage_admin.lib.amounts import MAX_TOKENS
 from asksage_admin.lib.wording import counted
 from tokens.models import BLOCK, TokenKind
@@ -124,7 +125,7 @@ def _provisioned_users(
         if user is None:
             message = f"{email} has not registered yet: every user must register first."
         elif user.is_banned:
-            message = f"{email} is banned: lift the ban before adding them to an organization."
+            message = banned_join_error(email)
         elif user.terms_accepted_at is None:
             message = f"{email} has not accepted the terms and conditions."
         elif email in member_of:

@@ -62,20 +62,17 @@ def _sign_in_or_read_again(**kwargs) -> User:
     created the user or the identity between our read and our write: a unique key refuses
     ours) reads again and signs in the account the winner created. Once only: losing twice
     asks the person to try again."""
-    try:
-        with transaction.atomic():  # a refusal or a lost race undoes what the attempt wrote
-            return _sign_in(**kwargs)
-    except IntegrityError:
-        pass
-    try:
-        with transaction.atomic():
-            return _sign_in(**kwargs)
-    except IntegrityError:
-        raise SsoRefused(
-            "Your account was being set up by another sign-in at the same moment. "
-            "Try again from the login page.",
-            "concurrent_sign_in",
-        ) from None
+    for _attempt in range(2):
+        try:
+            with transaction.atomic():  # a refusal or a lost race undoes what the attempt wrote
+                return _sign_in(**kwargs)
+        except IntegrityError:
+            continue
+    raise SsoRefused(
+        "Your account was being set up by another sign-in at the same moment. "
+        "Try again from the login page.",
+        "concurrent_sign_in",
+    )
 
 
 def _known(provider: IdentityProvider, subject: str, email: str):
