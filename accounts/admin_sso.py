@@ -61,8 +61,9 @@ class IdentityProviderForm(forms.ModelForm):
             "trust_idp_mfa": "An SSO session counts as second-factor verified only when the "
             "IdP's id_token shows a multi-factor sign-in: its “amr” claim contains “mfa”, or "
             "two different methods (e.g. “pwd” and “otp”, “hwk”, “sc” or “swk”). Otherwise "
-            "the member passes this site's own second factor, as when this is off. Entra ID "
-            "and Okta send amr; Keycloak needs an “amr” mapper on the client.",
+            "the member passes this site's own second factor, as when this is off. Okta sends "
+            "amr; check that Entra ID's id_tokens carry it (README); Keycloak needs an “amr” "
+            "mapper on the client.",
         }
 
     def __init__(self, *args, **kwargs):
