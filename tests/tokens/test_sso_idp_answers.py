@@ -38,7 +38,9 @@ def started_state(client) -> str:
 
 def assert_idp_misbehaved(response):
     assert response.status_code == 502
-    assert SAYS_IDP_MISBEHAVED in response.content.decode()
+    page = response.content.decode()
+    assert SAYS_IDP_MISBEHAVED in page
+    assert "<h1>Single sign-on unavailable</h1>" in page.replace("\n", "")
 
 
 @pytest.mark.parametrize(

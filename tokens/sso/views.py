@@ -48,6 +48,7 @@ IDP_MISBEHAVED = (
     "Your organization's sign-in provider is not answering correctly. Try again in a few "
     "minutes; if it keeps failing, contact your organization's administrator."
 )
+IDP_UNAVAILABLE = "Single sign-on unavailable"  # the 502 page's heading: nothing was refused
 TOO_MANY_STARTS = (
     "Too many sign-ins were started from your network just now. Wait a minute, then try "
     "again from the login page."
@@ -74,8 +75,12 @@ class StartThrottle(SimpleRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": client_ip(request) or "-"}
 
 
-def refused(request: HttpRequest, message: str, status: int = 400) -> HttpResponse:
-    return render(request, "sso/refused.html", {"message": message}, status=status)
+def refused(
+    request: HttpRequest, message: str, status: int = 400, heading: str = ""
+) -> HttpResponse:
+    """A sign-in refused (or, with `heading`, one that could not happen) in words."""
+    context = {"message": message, "heading": heading}
+    return render(request, "sso/refused.html", context, status=status)
 
 
 def idp_down(request: HttpRequest, provider: IdentityProvider, exc: Exception) -> HttpResponse:
@@ -84,7 +89,7 @@ def idp_down(request: HttpRequest, provider: IdentityProvider, exc: Exception) -
         # Django keeps no session change under a 5xx answer: a callback's spent state (and
         # its pending sign-in) must stay spent, so that the URL cannot be replayed.
         request.session.save()
-    return refused(request, IDP_MISBEHAVED, status=502)
+    return refused(request, IDP_MISBEHAVED, status=502, heading=IDP_UNAVAILABLE)
 
 
 def _safe_next(request: HttpRequest, url: str) -> str:

@@ -18,6 +18,8 @@ from tokens.models import COLUMN_LABELS
 from tokens.tables import CountedPaginator, UserTable
 
 PAGE = "tokens/users.html"
+PER_PAGE = 50  # rows a page of the user table shows
+MAX_PAGE = 10**7  # past any organization's last page
 # A redirect target longer than this is not one of our pages: it must not become a header.
 MAX_NEXT_URL = 2000
 
@@ -41,20 +43,28 @@ def table_context(request: PanelRequest, params: QueryDict) -> dict:
     """
     filterset = UserTableFilter(params, queryset=selectors.user_table_rows(request.org))
     rows = filterset.qs if filterset.is_valid() else filterset.queryset.none()
+    # Unfiltered, the rows are the members: counted from the membership index alone.
+    filtered = any(params.get(name) for name in filterset.filters)
+    sort = params.get("sort") or "name"
+    through = _rows_through(params)
+    if not filtered and sort.lstrip("-") == "total_used" and through is not None:
+        rows = rows.filter(
+            pk__in=selectors.members_first_by_total_used(
+                request.org, descending=sort.startswith("-"), first=through
+            )
+        )
     table = UserTable(
         rows,
         request=request,
-        order_by=params.get("sort") or ("name",),
+        order_by=sort,
         exclude=() if request.can_edit else ("actions",),
     )
     table.query = params  # django-tables2 renders the table with a context of its own
     query = params.urlencode()
     table.url = reverse("tokens:users") + (f"?{query}" if query else "")
-    # Unfiltered, the rows are the members: counted from the membership index alone.
-    filtered = any(params.get(name) for name in filterset.filters)
     paging = {
         "paginator_class": CountedPaginator,
-        "per_page": 50,
+        "per_page": PER_PAGE,
         "count": None if filtered else selectors.member_count(request.org),
     }
     try:
@@ -74,6 +84,18 @@ def table_context(request: PanelRequest, params: QueryDict) -> dict:
         "table_query": params,
         "table_url": table.url,
     }
+
+
+def _rows_through(params: QueryDict) -> int | None:
+    """How many rows the requested page reaches to, as django-tables2 will resolve it: the
+    first page's for a number that is not one; None (every row) for one below 1 or absurdly
+    high, which it shows as the last page (a number past the end but sane is clamped lower,
+    so it is covered)."""
+    try:
+        page = int(params.get("page", 1))
+    except ValueError:
+        return PER_PAGE
+    return page * PER_PAGE if 1 <= page <= MAX_PAGE else None
 
 
 def invitations_context(
