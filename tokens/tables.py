@@ -14,6 +14,7 @@ from asksage_admin.lib.amounts import format_tokens
 from tokens.models import COLUMN_LABELS, KIND_HELP, MAX_COLUMNS
 
 CELLS = "tokens/users.html#{}"
+PER_PAGE = 50  # rows a page of the user table shows
 
 
 def render_cell(partial: str, context: dict, request, csrf_token: str | None = None) -> str:
@@ -167,7 +168,7 @@ class UserTable(tables.Table):
         attrs = {"class": "data-table user-table", "id": "users-grid"}
         row_attrs = {"data-user": lambda record: record.pk}
         order_by_field = "sort"
-        per_page = 50
+        per_page = PER_PAGE
         empty_text = "No users match these filters."
 
     def __init__(self, *args, pending=None, request=None, selected=(), **kwargs):

@@ -15,10 +15,9 @@ from tokens import selectors
 from tokens.filters import UserTableFilter
 from tokens.forms import InviteForm
 from tokens.models import COLUMN_LABELS
-from tokens.tables import CountedPaginator, UserTable
+from tokens.tables import PER_PAGE, CountedPaginator, UserTable
 
 PAGE = "tokens/users.html"
-PER_PAGE = 50  # rows a page of the user table shows
 MAX_PAGE = 10**7  # past any organization's last page
 # A redirect target longer than this is not one of our pages: it must not become a header.
 MAX_NEXT_URL = 2000
