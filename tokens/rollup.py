@@ -65,11 +65,42 @@ def org_daily_usage_add(
         cursor.execute(
             f"INSERT INTO {table} (organization_id, day, kind, model, tokens, events) "
             "VALUES (%s, %s, %s, %s, %s, %s) "
-            "ON CONFLICT (organization_id, day, kind, model) DO UPDATE SET "
+            "ON CONFLICT (organization_id, day, kind, model, shard) DO UPDATE SET "
             f"tokens = {table}.tokens + excluded.tokens, events = {table}.events + excluded.events",
             [organization_id, connection.ops.adapt_datefield_value(day), kind, model]
             + [tokens, events],
         )
+
+
+# Days this far back get no more usage: a usage statement writes the UTC day it starts on
+# and commits within seconds, so yesterday may still be written just after midnight.
+FOLD_AFTER_DAYS = 2
+
+
+@transaction.atomic
+def org_daily_usage_fold(*, today: dt.date) -> int:
+    """Fold the rollup's shards (see OrgDailyUsage) of days before `today` − FOLD_AFTER_DAYS + 1
+    into shard 0: one row per organization, day, kind and model again, so the statistics of
+    past days read as few rows as before. Sums are unchanged; returns the rows folded away.
+
+    Its rows are locked first (PostgreSQL); no usage statement writes those days any more.
+    """
+    table = connection.ops.quote_name(OrgDailyUsage._meta.db_table)
+    before = connection.ops.adapt_datefield_value(today - dt.timedelta(days=FOLD_AFTER_DAYS - 1))
+    past_shards = f"FROM {table} WHERE day < %s AND shard <> 0"
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"SELECT 1 {past_shards} FOR UPDATE", [before])
+        cursor.execute(
+            f"INSERT INTO {table} (organization_id, day, kind, model, shard, tokens, events) "
+            "SELECT organization_id, day, kind, model, 0, SUM(tokens), SUM(events) "
+            f"{past_shards} GROUP BY organization_id, day, kind, model "
+            "ON CONFLICT (organization_id, day, kind, model, shard) DO UPDATE SET "
+            f"tokens = {table}.tokens + excluded.tokens, events = {table}.events + excluded.events",
+            [before],
+        )
+        cursor.execute(f"DELETE {past_shards}", [before])
+        return cursor.rowcount
 
 
 @dataclass(frozen=True)

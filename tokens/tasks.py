@@ -26,6 +26,7 @@ from tokens.models import TokenKind
 from tokens.partitions import partitions_sweep
 from tokens.periodic import day_period, hour_period, month_period, run_once, scheduled_at
 from tokens.retention import usage_retention_apply
+from tokens.rollup import org_daily_usage_fold
 from tokens.services import auto_increase as auto_increase_services
 from tokens.services import distribution as distribution_services
 
@@ -133,6 +134,20 @@ def usage_partitions_sweep(context: TaskContext) -> str:
     return run_once(
         job="usage_partitions", period=day_period(when), work=lambda: usage_partitions_summary(when)
     )
+
+
+@cron("30 0 * * *", sentry_monitor_config=None)
+@task(takes_context=True)
+def org_daily_usage_fold_nightly(context: TaskContext) -> str:
+    """Nightly: the organization rollup's shards of past days folded into one row each
+    (`tokens.rollup.org_daily_usage_fold`)."""
+    when = scheduled_at(context)
+
+    def work() -> str:
+        folded = org_daily_usage_fold(today=when.astimezone(dt.UTC).date())
+        return f"Folded {folded} organization rollup row(s) into shard 0."
+
+    return run_once(job="org_daily_usage_fold", period=day_period(when), work=work)
 
 
 @cron("45 3 * * *", sentry_monitor_config=None)

@@ -151,3 +151,28 @@ def test_one_report_sent_at_once_from_both_sides_of_midnight_counts_once(key_a, 
     assert len({r.json()["event_id"] for r in answers}) == 1
     assert sum(1 for r in answers if not r.json()["replayed"]) == 1
     assert UsageEvent.objects.filter(user=bob).count() == 1
+
+
+def test_events_inserted_in_one_statement_each_claim_their_key_with_their_answer(
+    record_keyed, org_a, bob
+):
+    """PostgreSQL claims keys once per INSERT statement (a statement-level trigger reading
+    the new events): every event of a multi-row insert claims its own key, with its own
+    answer, the 1st's also in the previous month; an unkeyed event claims nothing."""
+    moments = {"multi-a": LAST_MINUTE, "multi-b": FIRST_MINUTE, "": FIRST_MINUTE}
+    if connection.vendor == "postgresql":
+        events = UsageEvent.objects.bulk_create(
+            UsageEventFactory.build(
+                organization=org_a, user=bob, created_at=when, idempotency_key=key
+            )
+            for key, when in moments.items()
+        )
+        ids = {event.idempotency_key: event.pk for event in events}
+    else:
+        ids = {key: record_keyed(org_a, bob, when, key) for key, when in moments.items() if key}
+    claims = UsageEventKey.objects.order_by("idempotency_key", "month")
+    assert [(k.idempotency_key, k.month, k.id) for k in claims] == [
+        ("multi-a", JAN, ids["multi-a"]),
+        ("multi-b", JAN, ids["multi-b"]),
+        ("multi-b", FEB, ids["multi-b"]),
+    ]

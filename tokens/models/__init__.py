@@ -33,7 +33,14 @@ from .policies import (
 )
 from .pools import Purchase, PurchaseRequest
 from .requests import TokenRequest
-from .usage import DailyUsage, MonthlyUsage, OrgDailyUsage, UsageEvent, UsageEventKey
+from .usage import (
+    ORG_DAILY_SHARDS,
+    DailyUsage,
+    MonthlyUsage,
+    OrgDailyUsage,
+    UsageEvent,
+    UsageEventKey,
+)
 
 __all__ = [
     "BLOCK",
@@ -58,6 +65,7 @@ __all__ = [
     "MonthlyUsage",
     "Notification",
     "OrgDailyUsage",
+    "ORG_DAILY_SHARDS",
     "PendingEdit",
     "PlatformModel",
     "Preset",

@@ -31,7 +31,9 @@ daily rollup written by the same statement, so in the same transaction:
     daily    the day's rollup per user, an upsert
     org      the day's rollup per organization (what the statistics read): the batch summed
              per (organization, kind, model) first, as one statement's upsert may touch a row
-             only once, and in key order, so concurrent batches lock shared rows in one order
+             only once, and in key order, so concurrent batches lock shared rows in one order;
+             in this connection's shard (its backend's pid), so that concurrent statements do
+             not wait for each other's commit on these few rows
     touch    the key's last-used time, at most once a minute, skipping a row being touched
 
 `settle` reads a report's row into an answer (a `UsageResult`, or a `UsageError` to raise)
@@ -55,6 +57,7 @@ from typing import NamedTuple
 from accounts.models import Membership, Organization, User
 from asksage_admin.lib.months import month_start
 from tokens.models import (
+    ORG_DAILY_SHARDS,
     AllocationPolicy,
     ApiKey,
     DailyUsage,
@@ -147,10 +150,10 @@ WITH r AS MATERIALIZED (
   ON CONFLICT (user_id, kind, model, day, organization_id)
   DO UPDATE SET tokens = d.tokens + excluded.tokens, events = d.events + 1
 ), org AS (
-  INSERT INTO {orgdaily} AS o (organization_id, day, kind, model, tokens, events)
-  SELECT org_id, %(day)s, kind, model, SUM(tokens), COUNT(*) FROM counted
-  GROUP BY org_id, kind, model ORDER BY org_id, kind, model
-  ON CONFLICT (organization_id, day, kind, model)
+  INSERT INTO {orgdaily} AS o (organization_id, day, kind, model, shard, tokens, events)
+  SELECT org_id, %(day)s, kind, model, pg_backend_pid() %% {shards}, SUM(tokens), COUNT(*)
+  FROM counted GROUP BY org_id, kind, model ORDER BY org_id, kind, model
+  ON CONFLICT (organization_id, day, kind, model, shard)
   DO UPDATE SET tokens = o.tokens + excluded.tokens, events = o.events + excluded.events
 ), touch AS (
   UPDATE {apikey} SET last_used_at = %(now)s WHERE id IN (
@@ -218,8 +221,10 @@ def _one_line(sql: str) -> str:
     return re.sub(r" AS (\w+)(?=,| FROM )", r" \1", line)
 
 
-BATCH_SQL = _one_line(_STATEMENT.format(skip_locked="SKIP LOCKED", **_TABLES))
-ONE_SQL = _one_line(_STATEMENT.format(skip_locked="", **_TABLES))
+BATCH_SQL = _one_line(
+    _STATEMENT.format(skip_locked="SKIP LOCKED", shards=ORG_DAILY_SHARDS, **_TABLES)
+)
+ONE_SQL = _one_line(_STATEMENT.format(skip_locked="", shards=ORG_DAILY_SHARDS, **_TABLES))
 assert "--" not in _STATEMENT and len(BATCH_SQL) < 4096
 
 # The first usages of a month: their rows, created race-free (a concurrent creator wins

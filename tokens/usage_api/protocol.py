@@ -25,9 +25,13 @@ CONTENT_TYPE = "application/json"
 CACHE_CONTROL = "no-store"
 
 
+# One encoder for every answer: json.dumps with an option builds a new one each call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False)
+
+
 def encode(data: dict) -> bytes:
     """An answer's body. UTF-8 as is (JSON's own encoding): details quote names with “ ”."""
-    return json.dumps(data, ensure_ascii=False).encode()
+    return _ENCODER.encode(data).encode()
 
 
 def error_answer(error: UsageError) -> tuple[int, bytes, dict[str, str]]:

@@ -5,6 +5,9 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
+# One encoder (json.dumps with an option builds a new one each call): a fingerprint a report.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+
 
 @dataclass(frozen=True)
 class UsageRequest:
@@ -18,9 +21,7 @@ class UsageRequest:
     @property
     def fingerprint(self) -> str:
         """Hash of what the request asks, to tell a retry from a reused idempotency key."""
-        body = json.dumps(
-            [self.email, self.kind, self.tokens, self.model], separators=(",", ":")
-        ).encode()
+        body = _COMPACT.encode([self.email, self.kind, self.tokens, self.model]).encode()
         return hashlib.sha256(body).hexdigest()
 
 
@@ -61,7 +62,8 @@ class UsageResult:
             "kind": self.request.kind,
             "tokens": self.request.tokens,
             "model": self.request.model,
-            "month": f"{self.month:%Y-%m}",
+            # Not f"{month:%Y-%m}": strftime costs more than the rest of the answer's dict.
+            "month": f"{self.month.year:04d}-{self.month.month:02d}",
             **self.balance.as_dict(),
             "replayed": self.replayed,
         }

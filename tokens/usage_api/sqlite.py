@@ -131,7 +131,7 @@ _DAILY_CONFLICT = (
 )
 _ORG_DAILY = table(OrgDailyUsage)
 _ORG_DAILY_CONFLICT = (
-    "ON CONFLICT (organization_id, day, kind, model) DO UPDATE "
+    "ON CONFLICT (organization_id, day, kind, model, shard) DO UPDATE "
     f"SET tokens = {_ORG_DAILY}.tokens + excluded.tokens, events = {_ORG_DAILY}.events + 1"
 )
 
